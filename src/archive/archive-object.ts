@@ -1,0 +1,96 @@
+import { ARCHIVE_TRAILER, FILE_NAMES, RecordType, SEGMENT_HEADER, segmentFileName } from '../format/constants';
+import { crc32c } from '../format/crc';
+import { decodeArchiveTrailer, encodeArchiveTrailer } from '../format/archive-trailer';
+import { HEADER_BYTES } from '../format/record';
+import { ByteSource, ScanResult, scanSegment } from '../segment/segment-scanner';
+import { ChronoError } from '../errors';
+
+export function archiveKey(segmentId: number): string {
+  return FILE_NAMES.archiveSegmentsPrefix + segmentFileName(segmentId);
+}
+
+export function bufferSource(b: Buffer): ByteSource {
+  return { size: b.length, read: (p, l) => b.subarray(p, p + l) };
+}
+
+/**
+ * The archive form of a sealed segment: its header and every record except copy-forward
+ * records (their data is archived already, at the origin) and the SEAL; then an offset table
+ * mapping each kept record's primary offset to its offset here; then the trailer. Each written
+ * block version is therefore archived exactly once.
+ */
+export function buildArchiveObject(segment: Buffer, blockSizeBytes: number, segmentId: number, volumeId: Buffer): Buffer {
+  const scan = scanSegment(bufferSource(segment), { blockSizeBytes, volumeId, verifyData: true, segmentId });
+  if (!scan.sealed) {
+    throw new ChronoError('CORRUPT_LOG', `segment ${segmentId} cannot be archived: ${scan.corruptReason ?? 'it is not sealed'}`, { segment: segmentId });
+  }
+  const kept = scan.records.filter((r) => r.header.type !== RecordType.COPY && r.header.type !== RecordType.COPY_ZERO);
+  const parts: Buffer[] = [segment.subarray(0, SEGMENT_HEADER.lengthBytes)];
+  const table = Buffer.alloc(kept.length * ARCHIVE_TRAILER.entryBytes);
+  let at = SEGMENT_HEADER.lengthBytes;
+  kept.forEach((r, i) => {
+    const len = HEADER_BYTES + r.header.payloadLength;
+    parts.push(segment.subarray(r.offset, r.offset + len));
+    table.writeUInt32LE(r.offset, i * ARCHIVE_TRAILER.entryBytes);
+    table.writeUInt32LE(at, i * ARCHIVE_TRAILER.entryBytes + 4);
+    at += len;
+  });
+  parts.push(table);
+  let crc = 0;
+  for (const p of parts) crc = crc32c(p, crc);
+  parts.push(encodeArchiveTrailer({ entryCount: kept.length, tableOffset: at, objectCrc: crc }));
+  return Buffer.concat(parts);
+}
+
+/** Primary offsets and archive offsets of the kept records, sorted. */
+export interface OffsetTable {
+  primary: Uint32Array;
+  archive: Uint32Array;
+  tableOffset: number;
+}
+
+export function parseOffsetTable(tail: Buffer, tableOffset: number, entryCount: number): OffsetTable {
+  const primary = new Uint32Array(entryCount);
+  const archive = new Uint32Array(entryCount);
+  for (let i = 0; i < entryCount; i++) {
+    primary[i] = tail.readUInt32LE(i * ARCHIVE_TRAILER.entryBytes);
+    archive[i] = tail.readUInt32LE(i * ARCHIVE_TRAILER.entryBytes + 4);
+  }
+  return { primary, archive, tableOffset };
+}
+
+/** Maps an offset inside a kept record from primary coordinates to archive coordinates. */
+export function toArchiveOffset(t: OffsetTable, primaryOffset: number): number | undefined {
+  let lo = 0;
+  let hi = t.primary.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (t.primary[mid] <= primaryOffset) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found < 0 ? undefined : t.archive[found] + (primaryOffset - t.primary[found]);
+}
+
+export interface ParsedArchiveObject {
+  scan: ScanResult;
+  table: OffsetTable;
+}
+
+/** Validates a whole archived object (trailer, object CRC, every record) and scans it. */
+export function parseArchiveObject(obj: Buffer, blockSizeBytes: number, segmentId: number, volumeId: Buffer | undefined): ParsedArchiveObject {
+  const ctx = { segment: segmentId, archive: true };
+  if (obj.length < SEGMENT_HEADER.lengthBytes + ARCHIVE_TRAILER.lengthBytes) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId} is truncated`, ctx);
+  const trailer = decodeArchiveTrailer(obj.subarray(obj.length - ARCHIVE_TRAILER.lengthBytes), ctx);
+  const tableEnd = trailer.tableOffset + trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
+  if (tableEnd !== obj.length - ARCHIVE_TRAILER.lengthBytes) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId}: table length mismatch`, ctx);
+  if (crc32c(obj.subarray(0, tableEnd)) !== trailer.objectCrc) throw new ChronoError('BAD_CHECKSUM', `archived segment ${segmentId}: object checksum mismatch`, ctx);
+  const table = parseOffsetTable(obj.subarray(trailer.tableOffset, tableEnd), trailer.tableOffset, trailer.entryCount);
+  const scan = scanSegment(bufferSource(obj.subarray(0, trailer.tableOffset)), { blockSizeBytes, volumeId, verifyData: true, segmentId });
+  if (scan.corruptAt !== undefined || scan.tornAt !== undefined || scan.records.length !== trailer.entryCount) {
+    throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} is damaged${scan.corruptReason ? `: ${scan.corruptReason}` : ''}`, ctx);
+  }
+  return { scan, table };
+}

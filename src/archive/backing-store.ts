@@ -1,0 +1,17 @@
+/**
+ * Where history lives once it leaves the working set. Object-store shaped (an S3 implementation
+ * is planned): whole-object puts that appear atomically, ranged reads, listing by prefix.
+ */
+export interface BackingStore {
+  readonly description: string;
+  /** Stores `data` under `key`, replacing any object there; visible whole or not at all. */
+  put(key: string, data: Buffer): Promise<void>;
+  /** Exactly `length` bytes at `offset`; fails with ARCHIVE_MISSING if the object is absent. */
+  getRange(key: string, offset: number, length: number): Promise<Buffer>;
+  get(key: string): Promise<Buffer>;
+  /** Object size, or undefined when absent. */
+  size(key: string): Promise<number | undefined>;
+  /** Keys starting with `prefix`, sorted. */
+  list(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<void>;
+}

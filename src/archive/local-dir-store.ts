@@ -1,0 +1,88 @@
+import * as path from 'node:path';
+import { ChronoError, isChronoError } from '../errors';
+import { writeFileDurable } from '../storage/durable-file';
+import { FileSystem } from '../storage/file-system';
+import { NodeFileSystem } from '../storage/node-file-system';
+import { BackingStore } from './backing-store';
+
+/** A backing store in a local directory; keys map to relative paths. Durable puts. */
+export class LocalDirStore implements BackingStore {
+  readonly description: string;
+  constructor(private readonly root: string, private readonly fs: FileSystem = new NodeFileSystem()) {
+    this.description = `dir:${root}`;
+  }
+
+  private pathOf(key: string): string {
+    if (key.includes('..') || key.startsWith('/')) throw new ChronoError('BAD_ARGUMENT', `bad archive key: ${key}`);
+    return path.join(this.root, key);
+  }
+
+  private reachable(): void {
+    if (!this.fs.exists(this.root)) {
+      throw new ChronoError('ARCHIVE_UNAVAILABLE', `archive directory ${this.root} is not reachable`, { root: this.root });
+    }
+  }
+
+  async put(key: string, data: Buffer): Promise<void> {
+    this.reachable();
+    const p = this.pathOf(key);
+    this.fs.mkdirp(path.dirname(p));
+    writeFileDurable(this.fs, p, data);
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    this.reachable();
+    const p = this.pathOf(key);
+    let h;
+    try {
+      h = this.fs.open(p, 'read');
+    } catch (err) {
+      if (isChronoError(err, 'IO') && err.details.errno === 'ENOENT') {
+        throw new ChronoError('ARCHIVE_MISSING', `archive object missing: ${key}`, { key });
+      }
+      throw err;
+    }
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      const n = h.read(buf, 0, length, offset);
+      if (n !== length) throw new ChronoError('ARCHIVE_MISSING', `archive object ${key} is shorter than expected`, { key, offset, length });
+      return buf;
+    } finally {
+      h.close();
+    }
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const size = await this.size(key);
+    if (size === undefined) throw new ChronoError('ARCHIVE_MISSING', `archive object missing: ${key}`, { key });
+    return this.getRange(key, 0, size);
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    this.reachable();
+    const p = this.pathOf(key);
+    if (!this.fs.exists(p)) return undefined;
+    const h = this.fs.open(p, 'read');
+    try {
+      return h.size();
+    } finally {
+      h.close();
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    this.reachable();
+    const dir = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
+    return this.fs
+      .list(path.join(this.root, dir))
+      .filter((n) => !n.endsWith('.tmp'))
+      .map((n) => dir + n)
+      .filter((k) => k.startsWith(prefix))
+      .sort();
+  }
+
+  async delete(key: string): Promise<void> {
+    this.reachable();
+    this.fs.remove(this.pathOf(key));
+  }
+}

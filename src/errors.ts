@@ -1,0 +1,51 @@
+/**
+ * The one error class. Codes are stable: scripts and the FUSE/NBD edges map them, and tests
+ * assert them. Never reuse a code for a different meaning.
+ */
+export type ErrorCode =
+  | 'BAD_ARGUMENT' // invalid size, offset, option value
+  | 'OUT_OF_RANGE' // read/write past the end of the volume
+  | 'UNKNOWN_POINT' // event id/label/seq/time that does not resolve
+  | 'NOT_A_VOLUME' // directory has no superblock
+  | 'EXISTS' // init over an existing volume
+  | 'LOCKED' // another process owns the volume
+  | 'BAD_MAGIC'
+  | 'BAD_VERSION'
+  | 'BAD_LENGTH'
+  | 'BAD_CHECKSUM'
+  | 'BAD_FLAGS'
+  | 'CORRUPT_LOG' // damage in the middle of the log (not a torn tail)
+  | 'CORRUPT_BLOCK' // a block's data fails its checksum: never served
+  | 'FOREIGN_SEGMENT' // a segment that belongs to another volume
+  | 'ARCHIVE_MISSING' // an archived object that should exist does not
+  | 'ARCHIVE_UNAVAILABLE' // the backing store cannot be reached
+  | 'ARCHIVE_MISMATCH' // read-back verification of an upload failed
+  | 'NO_ARCHIVE' // the volume has no backing store configured
+  | 'WRITER_FAILED' // an earlier I/O error poisoned this writer
+  | 'READ_ONLY'
+  | 'IO' // an I/O error from the file system
+  | 'CLOSED'
+  | 'DAEMON' // control-socket failure
+  | 'UNSUPPORTED';
+
+export class ChronoError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'ChronoError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isChronoError(err: unknown, code?: ErrorCode): err is ChronoError {
+  return err instanceof ChronoError && (code === undefined || err.code === code);
+}
+
+/** Wrap a Node fs error so callers see one error class. */
+export function ioError(op: string, path: string, err: unknown): ChronoError {
+  if (err instanceof ChronoError) return err;
+  const e = err as NodeJS.ErrnoException;
+  return new ChronoError('IO', `${op} ${path}: ${e?.message ?? String(err)}`, { op, path, errno: e?.code }, err);
+}

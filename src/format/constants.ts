@@ -1,0 +1,107 @@
+/**
+ * On-disk format constants. This file mirrors docs/FORMAT.md table for table: change one, change
+ * the other, and never change the meaning of a value that has been written to disk. All integers
+ * are little-endian.
+ */
+
+export const FORMAT_VERSION = 1;
+
+// Superblock: `<dir>/superblock`, and `volume.cvsb` in the archive.
+export const SUPERBLOCK = {
+  magic: Buffer.from('CHRVOLSB', 'ascii'),
+  lengthBytes: 128,
+  off: {
+    magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, volumeSizeBytes: 32,
+    blockSizeBytes: 40, segmentSizeBytes: 44, workingSetSegments: 48, createdMs: 56, crc: 124,
+  },
+} as const;
+
+// Segment header: first 64 bytes of every segment file and archived segment object.
+export const SEGMENT_HEADER = {
+  magic: Buffer.from('CHRVOLSG', 'ascii'),
+  lengthBytes: 64,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, segmentId: 32, firstSeq: 40, createdMs: 48, crc: 60 },
+} as const;
+
+// Record header: 64 bytes, followed by payloadLength bytes.
+export const RECORD_HEADER = {
+  magic: 0x43525643, // "CVRC" read as a little-endian u32
+  lengthBytes: 64,
+  off: {
+    magic: 0, version: 4, type: 5, headerLength: 6, flags: 8, blockCount: 12, seq: 16, timeMs: 24,
+    firstBlock: 32, payloadLength: 40, originSegment: 44, originOffset: 48, crc: 60,
+  },
+} as const;
+
+/** Record types. Values are written to disk: never renumber, only add. */
+export const RecordType = {
+  WRITE: 1, // blockCount × (crc32c u32, data)
+  ZERO: 2, // blockCount blocks of zeros, no payload
+  TRIM: 3, // discarded blocks: read as zeros, no payload
+  EVENT: 4, // sync event: eventId u32, kind u8, reserved u8, labelLength u16, label utf-8
+  COPY: 5, // copy-forward of live WRITE data; seq/time are the original version's
+  COPY_ZERO: 6, // copy-forward of a live ZERO/TRIM
+  SEAL: 7, // last record of a sealed segment: recordCount u32, reserved u32, lastSeq u64, bodyCrc u32
+} as const;
+export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
+
+/** Per-block unit inside WRITE/COPY payloads: crc32c of the data, then the data. */
+export const BLOCK_CRC_BYTES = 4;
+
+export const EVENT_PAYLOAD = { off: { eventId: 0, kind: 4, reserved: 5, labelLength: 6, label: 8 }, maxLabelBytes: 255 } as const;
+/** Consistency kinds of sync events. Written to disk. */
+export const EventKind = { app: 1, crash: 2 } as const;
+export type EventKindName = keyof typeof EventKind;
+
+export const SEAL_PAYLOAD = { lengthBytes: 20, off: { recordCount: 0, lastSeq: 8, bodyCrc: 16 } } as const;
+
+// Archive footer trailer: last 32 bytes of an archived segment object.
+export const ARCHIVE_TRAILER = {
+  magic: 0x46415643, // "CVAF"
+  lengthBytes: 32,
+  off: { magic: 0, version: 4, headerLength: 6, flags: 8, entryCount: 12, tableOffset: 16, objectCrc: 24, crc: 28 },
+  /** Offset-table entry: primaryOffset u32, archiveOffset u32. */
+  entryBytes: 8,
+} as const;
+
+// Index run file: `<dir>/index/run-<first>-<last>.cvidx`.
+export const INDEX_RUN = {
+  magic: Buffer.from('CHRVOLIX', 'ascii'),
+  lengthBytes: 64,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, entryCount: 16, timeCount: 24, firstSeq: 32, lastSeq: 40, bodyCrc: 48, crc: 60 },
+  /** Bytes per version: block f64, seq f64, segment u32, offset u32. */
+  entryBytes: 24,
+  /** Bytes per time-table entry: timeMs f64, seq f64. */
+  timeEntryBytes: 16,
+} as const;
+
+// Manifest: `<dir>/index/MANIFEST`, replaced durably.
+export const MANIFEST = {
+  magic: Buffer.from('CHRVOLMF', 'ascii'),
+  lengthBytes: 32,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, bodyLength: 16, bodyCrc: 20, crc: 28 },
+} as const;
+
+/** Location segment value for versions with no data (ZERO/TRIM). */
+export const ZERO_SEGMENT = 0xffffffff;
+
+export const FILE_NAMES = {
+  superblock: 'superblock',
+  lock: 'LOCK',
+  config: 'config.json',
+  segmentsDir: 'segments',
+  indexDir: 'index',
+  manifest: 'MANIFEST',
+  controlSocket: 'control.sock',
+  archiveSuperblock: 'volume.cvsb',
+  archiveSegmentsPrefix: 'segments/',
+} as const;
+
+export function segmentFileName(id: number): string {
+  return `${id.toString(16).padStart(8, '0')}.cvseg`;
+}
+
+export function parseSegmentFileName(name: string): number | undefined {
+  const m = /^([0-9a-f]{8})\.cvseg$/.exec(name);
+  return m ? parseInt(m[1], 16) : undefined;
+}

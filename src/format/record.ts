@@ -1,0 +1,148 @@
+import { ChronoError } from '../errors';
+import {
+  BLOCK_CRC_BYTES, EVENT_PAYLOAD, EventKind, EventKindName, FORMAT_VERSION, RECORD_HEADER, RecordType,
+  RecordTypeValue, SEAL_PAYLOAD,
+} from './constants';
+import { crc32c } from './crc';
+import { checkHeader } from './header-check';
+
+export interface RecordHeader {
+  type: RecordTypeValue;
+  blockCount: number;
+  seq: number;
+  timeMs: number;
+  firstBlock: number;
+  payloadLength: number;
+  originSegment: number;
+  originOffset: number;
+}
+
+const O = RECORD_HEADER.off;
+export const HEADER_BYTES = RECORD_HEADER.lengthBytes;
+
+export function hasBlockData(type: number): boolean {
+  return type === RecordType.WRITE || type === RecordType.COPY;
+}
+
+/** Types whose payload is covered by the header CRC (small metadata payloads). */
+function payloadInHeaderCrc(type: number): boolean {
+  return type === RecordType.EVENT || type === RecordType.SEAL;
+}
+
+export function unitBytes(blockSizeBytes: number): number {
+  return BLOCK_CRC_BYTES + blockSizeBytes;
+}
+
+export function recordBytes(h: Pick<RecordHeader, 'payloadLength'>): number {
+  return HEADER_BYTES + h.payloadLength;
+}
+
+/**
+ * Writes a record header into `out` at `at`. For EVENT/SEAL records the payload must already sit
+ * right after the header, since the header CRC covers it.
+ */
+export function writeRecordHeader(out: Buffer, at: number, h: RecordHeader): void {
+  out.writeUInt32LE(RECORD_HEADER.magic, at + O.magic);
+  out.writeUInt8(FORMAT_VERSION, at + O.version);
+  out.writeUInt8(h.type, at + O.type);
+  out.writeUInt16LE(HEADER_BYTES, at + O.headerLength);
+  out.writeUInt32LE(0, at + O.flags);
+  out.writeUInt32LE(h.blockCount, at + O.blockCount);
+  out.writeBigUInt64LE(BigInt(h.seq), at + O.seq);
+  out.writeBigUInt64LE(BigInt(h.timeMs), at + O.timeMs);
+  out.writeBigUInt64LE(BigInt(h.firstBlock), at + O.firstBlock);
+  out.writeUInt32LE(h.payloadLength, at + O.payloadLength);
+  out.writeUInt32LE(h.originSegment, at + O.originSegment);
+  out.writeUInt32LE(h.originOffset, at + O.originOffset);
+  out.fill(0, at + 52, at + O.crc);
+  let crc = crc32c(out.subarray(at, at + O.crc));
+  if (payloadInHeaderCrc(h.type)) crc = crc32c(out.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.payloadLength), crc);
+  out.writeUInt32LE(crc, at + O.crc);
+}
+
+/** Cheap pre-check used when scanning for torn tails and resynchronising after damage. */
+export function looksLikeRecord(b: Buffer, at: number): boolean {
+  return at + HEADER_BYTES <= b.length && b.readUInt32LE(at + O.magic) === RECORD_HEADER.magic;
+}
+
+/**
+ * Decodes and validates a header. `payload` is needed for EVENT/SEAL (CRC covers it); pass the
+ * bytes after the header when available.
+ */
+export function readRecordHeader(b: Buffer, at: number, payload: Buffer | undefined, context: Record<string, unknown>): RecordHeader {
+  if (at + HEADER_BYTES > b.length) throw new ChronoError('BAD_LENGTH', 'record header: truncated', context);
+  const type = b.readUInt8(at + O.type) as RecordTypeValue;
+  const payloadLength = b.readUInt32LE(at + O.payloadLength);
+  const covered = payloadInHeaderCrc(type) ? payload?.subarray(0, payloadLength) : undefined;
+  if (payloadInHeaderCrc(type) && (!covered || covered.length < payloadLength)) {
+    throw new ChronoError('BAD_LENGTH', 'record payload: truncated', context);
+  }
+  checkHeader({
+    what: 'record header',
+    magicOk: b.readUInt32LE(at + O.magic) === RECORD_HEADER.magic,
+    version: b.readUInt8(at + O.version),
+    headerLength: b.readUInt16LE(at + O.headerLength),
+    expectedLength: HEADER_BYTES,
+    flags: b.readUInt32LE(at + O.flags),
+    covered: b.subarray(at, at + O.crc),
+    storedCrc: b.readUInt32LE(at + O.crc),
+    coveredExtra: covered,
+  }, context);
+  if (type < RecordType.WRITE || type > RecordType.SEAL) throw new ChronoError('CORRUPT_LOG', `unknown record type ${type}`, context);
+  return {
+    type,
+    blockCount: b.readUInt32LE(at + O.blockCount),
+    seq: Number(b.readBigUInt64LE(at + O.seq)),
+    timeMs: Number(b.readBigUInt64LE(at + O.timeMs)),
+    firstBlock: Number(b.readBigUInt64LE(at + O.firstBlock)),
+    payloadLength,
+    originSegment: b.readUInt32LE(at + O.originSegment),
+    originOffset: b.readUInt32LE(at + O.originOffset),
+  };
+}
+
+/** The byte offset of the first block unit, relative to the record start. */
+export const FIRST_UNIT_OFFSET = HEADER_BYTES;
+
+export interface EventPayload {
+  eventId: number;
+  kind: EventKindName;
+  label: string;
+}
+
+export function encodeEventPayload(e: EventPayload): Buffer {
+  const label = Buffer.from(e.label, 'utf8');
+  if (label.length > EVENT_PAYLOAD.maxLabelBytes) throw new ChronoError('BAD_ARGUMENT', `label longer than ${EVENT_PAYLOAD.maxLabelBytes} bytes`);
+  const b = Buffer.alloc(EVENT_PAYLOAD.off.label + label.length);
+  b.writeUInt32LE(e.eventId, EVENT_PAYLOAD.off.eventId);
+  b.writeUInt8(EventKind[e.kind], EVENT_PAYLOAD.off.kind);
+  b.writeUInt16LE(label.length, EVENT_PAYLOAD.off.labelLength);
+  label.copy(b, EVENT_PAYLOAD.off.label);
+  return b;
+}
+
+export function decodeEventPayload(b: Buffer, context: Record<string, unknown>): EventPayload {
+  const kindValue = b.readUInt8(EVENT_PAYLOAD.off.kind);
+  const kind = (Object.keys(EventKind) as EventKindName[]).find((k) => EventKind[k] === kindValue);
+  const len = b.readUInt16LE(EVENT_PAYLOAD.off.labelLength);
+  if (!kind || EVENT_PAYLOAD.off.label + len > b.length) throw new ChronoError('CORRUPT_LOG', 'event payload malformed', context);
+  return { eventId: b.readUInt32LE(EVENT_PAYLOAD.off.eventId), kind, label: b.toString('utf8', EVENT_PAYLOAD.off.label, EVENT_PAYLOAD.off.label + len) };
+}
+
+export interface SealPayload { recordCount: number; lastSeq: number; bodyCrc: number }
+
+export function encodeSealPayload(s: SealPayload): Buffer {
+  const b = Buffer.alloc(SEAL_PAYLOAD.lengthBytes);
+  b.writeUInt32LE(s.recordCount, SEAL_PAYLOAD.off.recordCount);
+  b.writeBigUInt64LE(BigInt(s.lastSeq), SEAL_PAYLOAD.off.lastSeq);
+  b.writeUInt32LE(s.bodyCrc, SEAL_PAYLOAD.off.bodyCrc);
+  return b;
+}
+
+export function decodeSealPayload(b: Buffer): SealPayload {
+  return {
+    recordCount: b.readUInt32LE(SEAL_PAYLOAD.off.recordCount),
+    lastSeq: Number(b.readBigUInt64LE(SEAL_PAYLOAD.off.lastSeq)),
+    bodyCrc: b.readUInt32LE(SEAL_PAYLOAD.off.bodyCrc),
+  };
+}

@@ -1,0 +1,130 @@
+import * as path from 'node:path';
+import { FILE_NAMES } from '../format/constants';
+import { decodeIndexRun, encodeIndexRun } from '../format/index-run-file';
+import { ManifestBody, decodeManifest, encodeManifest } from '../format/manifest';
+import { writeFileDurable } from '../storage/durable-file';
+import { FileSystem } from '../storage/file-system';
+import { Memtable } from './memtable';
+import { Location, SortedRun } from './sorted-run';
+import { TimeTable } from './time-table';
+
+export type { Location } from './sorted-run';
+
+/**
+ * "Latest version of block b at or before seq p": a memtable of recent versions over a handful
+ * of sorted runs (size-tiered, so O(log n) runs of O(log n) lookups). Locations are where each
+ * version was first written (its archive location); `reloc` holds where a live version was
+ * copied forward to inside the working set.
+ */
+export class VersionIndex {
+  private runs: SortedRun[] = [];
+  private mem = new Memtable();
+  readonly times = new TimeTable();
+  /** block → current primary copy of its latest version, when it was copied forward. */
+  readonly reloc = new Map<number, Location>();
+
+  constructor(private readonly fs: FileSystem, private readonly dir: string) {}
+
+  get versionCount(): number {
+    return this.runs.reduce((n, r) => n + r.count, 0) + this.mem.count;
+  }
+  get memtableCount(): number {
+    return this.mem.count;
+  }
+  get runCount(): number {
+    return this.runs.length;
+  }
+  /** Bytes held by the sorted runs' arrays. */
+  get runBytes(): number {
+    return this.runs.reduce((n, r) => n + r.count * 24 + r.times.length * 16, 0);
+  }
+
+  add(block: number, seq: number, segment: number, offset: number, timeMs: number): void {
+    this.mem.add(block, seq, segment, offset);
+    this.reloc.delete(block);
+    this.times.note(timeMs, seq);
+  }
+
+  /** Notes a record with no block versions (an event) in the time table. */
+  noteTime(timeMs: number, seq: number): void {
+    this.times.note(timeMs, seq);
+  }
+
+  relocate(block: number, loc: Location): void {
+    this.reloc.set(block, loc);
+  }
+
+  floor(block: number, seqLimit: number): Location | undefined {
+    const m = this.mem.floor(block, seqLimit);
+    if (m) return m;
+    for (let r = this.runs.length - 1; r >= 0; r--) {
+      const run = this.runs[r];
+      if (run.firstSeq > seqLimit) continue;
+      const i = run.floorIndex(block, seqLimit);
+      if (i >= 0) return run.at(i);
+    }
+    return undefined;
+  }
+
+  /** Where to read a version now: its forward copy if it has one, else where it was written. */
+  where(block: number, v: Location): Location {
+    const r = this.reloc.get(block);
+    return r && r.seq === v.seq ? r : v;
+  }
+
+  /** Freezes the memtable into a run file, compacts, then durably points the manifest at it. */
+  checkpoint(body: Omit<ManifestBody, 'runs'>): void {
+    this.fs.mkdirp(this.dir);
+    const obsolete: string[] = [];
+    if (this.mem.count > 0) {
+      const run = this.mem.freeze();
+      const lastRunSeq = this.runs.length ? this.runs[this.runs.length - 1].lastSeq : -1;
+      const t = this.times.sliceAfter(lastRunSeq);
+      run.times = t.times;
+      run.timeSeqs = t.seqs;
+      this.writeRun(run);
+      this.runs.push(run);
+      this.mem = new Memtable();
+      // Size-tiered: merge while the older neighbour is not much bigger, keeping few runs.
+      while (this.runs.length >= 2 && this.runs[this.runs.length - 2].count < 2 * this.runs[this.runs.length - 1].count) {
+        const newer = this.runs.pop()!;
+        const older = this.runs.pop()!;
+        const merged = SortedRun.merge(older, newer);
+        this.writeRun(merged);
+        obsolete.push(older.fileName!, newer.fileName!);
+        this.runs.push(merged);
+      }
+    }
+    writeFileDurable(this.fs, path.join(this.dir, FILE_NAMES.manifest), encodeManifest({ ...body, runs: this.runs.map((r) => r.fileName!) }));
+    for (const name of obsolete) this.fs.remove(path.join(this.dir, name));
+  }
+
+  /** Loads the checkpoint; returns its manifest, or undefined for a volume never checkpointed. */
+  load(): ManifestBody | undefined {
+    const manifestPath = path.join(this.dir, FILE_NAMES.manifest);
+    if (!this.fs.exists(manifestPath)) return undefined;
+    const m = decodeManifest(this.fs.readFile(manifestPath), { file: manifestPath });
+    for (const name of m.runs) {
+      const d = decodeIndexRun(this.fs.readFile(path.join(this.dir, name)), { file: name });
+      this.runs.push(new SortedRun(d.blocks, d.seqs, d.segs, d.offs, d.firstSeq, d.lastSeq, d.times, d.timeSeqs, name));
+      this.times.load(d.times, d.timeSeqs);
+    }
+    return m;
+  }
+
+  /** Removes run files no manifest names (left by a crash between write and manifest). */
+  removeStrayRuns(): void {
+    const live = new Set(this.runs.map((r) => r.fileName));
+    for (const name of this.fs.list(this.dir)) {
+      if (name.startsWith('run-') && !live.has(name)) this.fs.remove(path.join(this.dir, name));
+    }
+  }
+
+  private writeRun(run: SortedRun): void {
+    run.fileName = `run-${run.firstSeq}-${run.lastSeq}.cvidx`;
+    writeFileDurable(this.fs, path.join(this.dir, run.fileName), encodeIndexRun({
+      blocks: run.blocks, seqs: run.seqs, segs: run.segs, offs: run.offs, times: run.times, timeSeqs: run.timeSeqs,
+      firstSeq: run.firstSeq, lastSeq: run.lastSeq,
+    }));
+  }
+}

@@ -1,0 +1,123 @@
+import { ChronoError, isChronoError } from '../errors';
+import { RECORD_HEADER, RecordType, SEGMENT_HEADER } from '../format/constants';
+import { crc32c } from '../format/crc';
+import { decodeSegmentHeader, SegmentHeader } from '../format/segment-header';
+import { HEADER_BYTES, RecordHeader, decodeSealPayload, hasBlockData, readRecordHeader, unitBytes } from '../format/record';
+
+/** Random access to a segment's bytes: a primary file or an archived object loaded whole. */
+export interface ByteSource {
+  size: number;
+  read(position: number, length: number): Buffer;
+}
+
+export interface ScannedRecord {
+  offset: number;
+  header: RecordHeader;
+  /** EVENT payload (always); data units only when scanning with verifyData. */
+  payload?: Buffer;
+}
+
+export interface ScanResult {
+  header: SegmentHeader;
+  records: ScannedRecord[];
+  /** Offset after the last good record. */
+  validEnd: number;
+  sealed: boolean;
+  /** Set when a bad record has no good record after it: a torn tail, safe to cut. */
+  tornAt?: number;
+  /** Set when damage is followed by good records: real corruption. */
+  corruptAt?: number;
+  corruptReason?: string;
+}
+
+export interface ScanOptions {
+  blockSizeBytes: number;
+  volumeId?: Buffer;
+  /** Check every block's CRC (tail replay, verify); otherwise headers only. */
+  verifyData: boolean;
+  segmentId: number;
+}
+
+/**
+ * Walks a segment's records. A bad record is a torn tail only if no valid record header follows
+ * it; otherwise it is corruption and is reported, never skipped over silently.
+ */
+export function scanSegment(src: ByteSource, opts: ScanOptions): ScanResult {
+  const ctx = { segment: opts.segmentId };
+  const header = decodeSegmentHeader(src.read(0, SEGMENT_HEADER.lengthBytes), opts.volumeId, ctx);
+  const records: ScannedRecord[] = [];
+  const unit = unitBytes(opts.blockSizeBytes);
+  let at = SEGMENT_HEADER.lengthBytes;
+  let bodyCrc = 0;
+  let count = 0;
+  while (at < src.size) {
+    let rec: ScannedRecord;
+    try {
+      rec = readOne(src, at, opts, unit, { ...ctx, offset: at });
+    } catch (err) {
+      if (!isChronoError(err)) throw err;
+      const resumesAt = findNextRecord(src, at + 1, opts, unit, ctx);
+      if (resumesAt === undefined) return { header, records, validEnd: at, sealed: false, tornAt: at };
+      return { header, records, validEnd: at, sealed: false, corruptAt: at, corruptReason: err.message };
+    }
+    if (rec.header.type === RecordType.SEAL) {
+      const seal = decodeSealPayload(rec.payload!);
+      if (seal.recordCount !== count || (opts.verifyData && seal.bodyCrc !== bodyCrc)) {
+        return { header, records, validEnd: at, sealed: false, corruptAt: at, corruptReason: 'seal record does not match the segment body' };
+      }
+      return { header, records, validEnd: at + HEADER_BYTES + rec.header.payloadLength, sealed: true };
+    }
+    if (opts.verifyData) bodyCrc = crc32c(src.read(at, HEADER_BYTES + rec.header.payloadLength), bodyCrc);
+    count++;
+    records.push(rec);
+    at += HEADER_BYTES + rec.header.payloadLength;
+  }
+  return { header, records, validEnd: at, sealed: false };
+}
+
+function readOne(src: ByteSource, at: number, opts: ScanOptions, unit: number, ctx: Record<string, unknown>): ScannedRecord {
+  if (at + HEADER_BYTES > src.size) throw new ChronoError('BAD_LENGTH', 'record header runs past the end', ctx);
+  const hb = src.read(at, HEADER_BYTES);
+  const payloadLength = hb.readUInt32LE(RECORD_HEADER.off.payloadLength);
+  const type = hb.readUInt8(RECORD_HEADER.off.type);
+  const inHeaderCrc = type === RecordType.EVENT || type === RecordType.SEAL;
+  if (at + HEADER_BYTES + payloadLength > src.size) throw new ChronoError('BAD_LENGTH', 'record runs past the end', ctx);
+  const small = inHeaderCrc ? src.read(at + HEADER_BYTES, payloadLength) : undefined;
+  const header = readRecordHeader(hb, 0, small, ctx);
+  if (hasBlockData(header.type) && header.payloadLength !== header.blockCount * unit) {
+    throw new ChronoError('BAD_LENGTH', 'data record length does not match its block count', ctx);
+  }
+  let payload = small;
+  if (opts.verifyData && hasBlockData(header.type)) {
+    payload = src.read(at + HEADER_BYTES, payloadLength);
+    for (let i = 0; i < header.blockCount; i++) {
+      const u = i * unit;
+      if (crc32c(payload.subarray(u + 4, u + unit)) !== payload.readUInt32LE(u)) {
+        throw new ChronoError('CORRUPT_BLOCK', `block ${header.firstBlock + i} fails its checksum`, { ...ctx, block: header.firstBlock + i });
+      }
+    }
+  }
+  return { offset: at, header, payload };
+}
+
+function findNextRecord(src: ByteSource, from: number, opts: ScanOptions, unit: number, ctx: Record<string, unknown>): number | undefined {
+  const chunkBytes = 1 << 20;
+  for (let base = from; base < src.size; base += chunkBytes) {
+    const chunk = src.read(base, Math.min(chunkBytes + HEADER_BYTES, src.size - base));
+    for (let i = chunk.indexOf(MAGIC); i >= 0 && i < chunkBytes; i = chunk.indexOf(MAGIC, i + 1)) {
+      try {
+        readOne(src, base + i, { ...opts, verifyData: false }, unit, ctx);
+        return base + i;
+      } catch {
+        // Not a record: data that happens to contain the magic.
+      }
+    }
+  }
+  return undefined;
+}
+
+const MAGIC = (() => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(RECORD_HEADER.magic);
+  return b;
+})();

@@ -1,0 +1,114 @@
+import { ChronoError } from '../errors';
+import { encodeSegmentHeader } from '../format/segment-header';
+import { parseSegmentFileName, segmentFileName } from '../format/constants';
+import { FileHandle, FileSystem } from '../storage/file-system';
+import { ByteSource } from './segment-scanner';
+import { SegmentWriter, SegmentWriterState } from './segment-writer';
+
+export interface SegmentSetOptions {
+  volumeId: Buffer;
+  segmentSizeBytes: number;
+  writeBufferBytes: number;
+}
+
+/**
+ * The segments in primary storage: the sealed ones (oldest first) and the current one. Knows
+ * nothing of blocks; the volume decides what goes where.
+ */
+export class SegmentSet {
+  /** Sealed segments still in primary, oldest first (active ones and any awaiting archive). */
+  readonly sealed: number[] = [];
+  current!: SegmentWriter;
+  private readonly readers = new Map<number, FileHandle>();
+
+  constructor(private readonly fs: FileSystem, private readonly dir: string, private readonly opts: SegmentSetOptions) {}
+
+  static listIds(fs: FileSystem, dir: string): number[] {
+    return fs.list(dir).map(parseSegmentFileName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
+  }
+
+  pathOf(id: number): string {
+    return `${this.dir}/${segmentFileName(id)}`;
+  }
+
+  has(id: number): boolean {
+    return id === this.current?.id || this.sealed.includes(id);
+  }
+
+  get count(): number {
+    return this.sealed.length + (this.current ? 1 : 0);
+  }
+
+  /** Creates a new current segment file, durable (header and directory entry) before use. */
+  startCurrent(id: number, firstSeq: number): void {
+    const h = this.fs.open(this.pathOf(id), 'createNew');
+    const header = encodeSegmentHeader({ volumeId: this.opts.volumeId, segmentId: id, firstSeq, createdMs: Date.now() });
+    this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.opts.writeBufferBytes);
+    this.fs.syncDir(this.dir);
+  }
+
+  resumeCurrent(state: SegmentWriterState): void {
+    const h = this.fs.open(this.pathOf(state.id), 'readWrite');
+    h.truncate(state.end); // cut a torn tail
+    h.sync();
+    this.current = new SegmentWriter(h, this.opts.segmentSizeBytes, this.opts.writeBufferBytes, state);
+  }
+
+  /** Seals the current segment; it joins the sealed list. */
+  sealCurrent(): void {
+    this.current.seal();
+    this.current.close();
+    this.sealed.push(this.current.id);
+  }
+
+  source(id: number): ByteSource {
+    if (id === this.current?.id) {
+      const w = this.current;
+      return { size: w.end, read: (p, l) => this.readExact(id, p, l) };
+    }
+    const h = this.reader(id);
+    return { size: h.size(), read: (p, l) => this.readExact(id, p, l) };
+  }
+
+  readInto(id: number, out: Buffer, outOffset: number, length: number, position: number): void {
+    const n = id === this.current?.id ? this.current.read(out, outOffset, length, position) : this.reader(id).read(out, outOffset, length, position);
+    if (n !== length) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected at ${position}`, { segment: id, offset: position });
+  }
+
+  readExact(id: number, position: number, length: number): Buffer {
+    const b = Buffer.allocUnsafe(length);
+    this.readInto(id, b, 0, length, position);
+    return b;
+  }
+
+  readWhole(id: number): Buffer {
+    const h = this.reader(id);
+    return this.readExact(id, 0, h.size());
+  }
+
+  /** Deletes a sealed segment's primary copy (after it is archived). */
+  recycle(id: number): void {
+    const i = this.sealed.indexOf(id);
+    if (i < 0) throw new ChronoError('BAD_ARGUMENT', `segment ${id} is not sealed in primary`);
+    this.readers.get(id)?.close();
+    this.readers.delete(id);
+    this.fs.remove(this.pathOf(id));
+    this.fs.syncDir(this.dir);
+    this.sealed.splice(i, 1);
+  }
+
+  close(): void {
+    for (const h of this.readers.values()) h.close();
+    this.readers.clear();
+    this.current?.close();
+  }
+
+  private reader(id: number): FileHandle {
+    let h = this.readers.get(id);
+    if (!h) {
+      h = this.fs.open(this.pathOf(id), 'read');
+      this.readers.set(id, h);
+    }
+    return h;
+  }
+}

@@ -1,0 +1,58 @@
+import { ChronoError } from '../errors';
+import { FileHandle, FileSystem, OpenMode } from './file-system';
+
+export type FsOp = 'read' | 'write' | 'sync' | 'open' | 'rename' | 'remove' | 'syncDir';
+
+/**
+ * Wraps a file system and fails chosen operations with EIO: `failWhen` decides per call, so a
+ * test can fail the Nth write, every sync of one file, or everything after a moment.
+ */
+export class FaultyFileSystem implements FileSystem {
+  failWhen: (op: FsOp, path: string) => boolean = () => false;
+  readonly counts: Record<FsOp, number> = { read: 0, write: 0, sync: 0, open: 0, rename: 0, remove: 0, syncDir: 0 };
+
+  constructor(private readonly inner: FileSystem) {}
+
+  private check(op: FsOp, path: string): void {
+    this.counts[op]++;
+    if (this.failWhen(op, path)) throw new ChronoError('IO', `injected EIO on ${op} ${path}`, { op, path, errno: 'EIO' });
+  }
+
+  open(path: string, mode: OpenMode): FileHandle {
+    this.check('open', path);
+    const h = this.inner.open(path, mode);
+    return {
+      read: (b, o, l, p) => (this.check('read', path), h.read(b, o, l, p)),
+      write: (b, o, l, p) => (this.check('write', path), h.write(b, o, l, p)),
+      sync: () => (this.check('sync', path), h.sync()),
+      size: () => h.size(),
+      truncate: (l) => h.truncate(l),
+      close: () => h.close(),
+    };
+  }
+  exists(path: string): boolean {
+    return this.inner.exists(path);
+  }
+  readFile(path: string): Buffer {
+    this.check('read', path);
+    return this.inner.readFile(path);
+  }
+  list(dir: string): string[] {
+    return this.inner.list(dir);
+  }
+  mkdirp(dir: string): void {
+    this.inner.mkdirp(dir);
+  }
+  remove(path: string): void {
+    this.check('remove', path);
+    this.inner.remove(path);
+  }
+  rename(from: string, to: string): void {
+    this.check('rename', from);
+    this.inner.rename(from, to);
+  }
+  syncDir(dir: string): void {
+    this.check('syncDir', dir);
+    this.inner.syncDir(dir);
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The primary store's view of a file system. Synchronous on purpose: the engine never waits on
+ * the libuv threadpool, which a FUSE daemon must not starve (see docs/DESIGN.md).
+ */
+export interface FileHandle {
+  /** Reads up to `length` bytes at `position`; returns the count read (short at end of file). */
+  read(buf: Buffer, bufOffset: number, length: number, position: number): number;
+  /** Writes all of `length` bytes at `position`. */
+  write(buf: Buffer, bufOffset: number, length: number, position: number): void;
+  /** Makes written data durable (fdatasync). */
+  sync(): void;
+  size(): number;
+  truncate(length: number): void;
+  close(): void;
+}
+
+export type OpenMode = 'read' | 'readWrite' | 'createNew';
+
+export interface FileSystem {
+  open(path: string, mode: OpenMode): FileHandle;
+  exists(path: string): boolean;
+  readFile(path: string): Buffer;
+  /** Names in a directory, sorted; empty when it does not exist. */
+  list(dir: string): string[];
+  mkdirp(dir: string): void;
+  remove(path: string): void;
+  rename(from: string, to: string): void;
+  /** Makes a directory's entries (creates, renames, removes) durable. */
+  syncDir(dir: string): void;
+}
+
+export function dirname(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? (i === 0 ? '/' : '.') : path.slice(0, i);
+}

@@ -1,0 +1,119 @@
+import { ChronoError } from '../errors';
+import { FileHandle, FileSystem, OpenMode, dirname } from './file-system';
+
+interface MemFile {
+  data: Buffer;
+  size: number;
+  /** Content as of the last sync: what survives `crash()`. */
+  durable: Buffer;
+}
+
+function enoent(path: string): ChronoError {
+  return new ChronoError('IO', `no such file: ${path}`, { path, errno: 'ENOENT' });
+}
+
+/**
+ * A file system in memory that knows what is durable: `crash()` throws away every byte not
+ * fsync'd and every directory change not followed by a directory fsync, as a power cut would.
+ */
+export class MemoryFileSystem implements FileSystem {
+  private files = new Map<string, MemFile>();
+  private dirs = new Set<string>(['/', '.']);
+  /** Per directory, the entries (name → file) as of its last syncDir. */
+  private durableEntries = new Map<string, Map<string, MemFile>>();
+
+  open(path: string, mode: OpenMode): FileHandle {
+    let f = this.files.get(path);
+    if (mode === 'createNew') {
+      if (f) throw new ChronoError('IO', `exists: ${path}`, { path, errno: 'EEXIST' });
+      if (!this.dirs.has(dirname(path))) throw enoent(dirname(path));
+      f = { data: Buffer.alloc(0), size: 0, durable: Buffer.alloc(0) };
+      this.files.set(path, f);
+    }
+    if (!f) throw enoent(path);
+    const file = f;
+    const writable = mode !== 'read';
+    return {
+      read: (buf, bufOffset, length, position) => {
+        const n = Math.max(0, Math.min(length, file.size - position));
+        file.data.copy(buf, bufOffset, position, position + n);
+        return n;
+      },
+      write: (buf, bufOffset, length, position) => {
+        if (!writable) throw new ChronoError('IO', `read-only handle: ${path}`, { errno: 'EBADF' });
+        const end = position + length;
+        if (end > file.data.length) {
+          const grown = Buffer.alloc(Math.max(end, file.data.length * 2));
+          file.data.copy(grown, 0, 0, file.size);
+          file.data = grown;
+        }
+        buf.copy(file.data, position, bufOffset, bufOffset + length);
+        file.size = Math.max(file.size, end);
+      },
+      sync: () => {
+        file.durable = Buffer.from(file.data.subarray(0, file.size));
+      },
+      size: () => file.size,
+      truncate: (length) => {
+        if (length < file.size) file.data.fill(0, length, file.size);
+        else if (length > file.data.length) {
+          const grown = Buffer.alloc(length);
+          file.data.copy(grown, 0, 0, file.size);
+          file.data = grown;
+        }
+        file.size = length;
+      },
+      close: () => undefined,
+    };
+  }
+  exists(path: string): boolean {
+    return this.files.has(path) || this.dirs.has(path);
+  }
+  readFile(path: string): Buffer {
+    const f = this.files.get(path);
+    if (!f) throw enoent(path);
+    return Buffer.from(f.data.subarray(0, f.size));
+  }
+  list(dir: string): string[] {
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    const names = new Set<string>();
+    for (const p of [...this.files.keys(), ...this.dirs]) {
+      if (p.startsWith(prefix) && p.length > prefix.length) names.add(p.slice(prefix.length).split('/')[0]);
+    }
+    return [...names].sort();
+  }
+  mkdirp(dir: string): void {
+    for (let d = dir; d !== '/' && d !== '.' && !this.dirs.has(d); d = dirname(d)) this.dirs.add(d);
+  }
+  remove(path: string): void {
+    this.files.delete(path);
+  }
+  rename(from: string, to: string): void {
+    const f = this.files.get(from);
+    if (!f) throw enoent(from);
+    this.files.delete(from);
+    this.files.set(to, f);
+  }
+  syncDir(dir: string): void {
+    const entries = new Map<string, MemFile>();
+    for (const [p, f] of this.files) if (dirname(p) === dir) entries.set(p, f);
+    this.durableEntries.set(dir, entries);
+  }
+
+  /** Simulates power loss: only fsync'd bytes in directory entries that were fsync'd remain. */
+  crash(): void {
+    const survivors = new Map<string, MemFile>();
+    for (const [p, f] of this.files) {
+      const durableDir = this.durableEntries.get(dirname(p));
+      // A file whose directory was never synced since it appeared is lost; so is one renamed away.
+      const kept = durableDir ? durableDir.get(p) : undefined;
+      if (kept === f) survivors.set(p, { data: Buffer.from(f.durable), size: f.durable.length, durable: f.durable });
+    }
+    for (const entries of this.durableEntries.values()) {
+      for (const [p, f] of entries) {
+        if (!survivors.has(p)) survivors.set(p, { data: Buffer.from(f.durable), size: f.durable.length, durable: f.durable });
+      }
+    }
+    this.files = survivors;
+  }
+}

@@ -1,0 +1,105 @@
+import * as fs from 'node:fs';
+import { ioError } from '../errors';
+import { FileHandle, FileSystem, OpenMode } from './file-system';
+
+class NodeFileHandle implements FileHandle {
+  constructor(private readonly fd: number, private readonly path: string) {}
+  read(buf: Buffer, bufOffset: number, length: number, position: number): number {
+    let done = 0;
+    try {
+      while (done < length) {
+        const n = fs.readSync(this.fd, buf, bufOffset + done, length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } catch (err) {
+      throw ioError('read', this.path, err);
+    }
+    return done;
+  }
+  write(buf: Buffer, bufOffset: number, length: number, position: number): void {
+    let done = 0;
+    try {
+      while (done < length) done += fs.writeSync(this.fd, buf, bufOffset + done, length - done, position + done);
+    } catch (err) {
+      throw ioError('write', this.path, err);
+    }
+  }
+  sync(): void {
+    try {
+      fs.fdatasyncSync(this.fd);
+    } catch (err) {
+      throw ioError('fdatasync', this.path, err);
+    }
+  }
+  size(): number {
+    return fs.fstatSync(this.fd).size;
+  }
+  truncate(length: number): void {
+    try {
+      fs.ftruncateSync(this.fd, length);
+    } catch (err) {
+      throw ioError('truncate', this.path, err);
+    }
+  }
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}
+
+const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx' };
+
+export class NodeFileSystem implements FileSystem {
+  open(path: string, mode: OpenMode): FileHandle {
+    try {
+      return new NodeFileHandle(fs.openSync(path, FLAGS[mode], 0o644), path);
+    } catch (err) {
+      throw ioError('open', path, err);
+    }
+  }
+  exists(path: string): boolean {
+    return fs.existsSync(path);
+  }
+  readFile(path: string): Buffer {
+    try {
+      return fs.readFileSync(path);
+    } catch (err) {
+      throw ioError('read', path, err);
+    }
+  }
+  list(dir: string): string[] {
+    try {
+      return fs.readdirSync(dir).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioError('readdir', dir, err);
+    }
+  }
+  mkdirp(dir: string): void {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+  remove(path: string): void {
+    try {
+      fs.rmSync(path, { force: true });
+    } catch (err) {
+      throw ioError('unlink', path, err);
+    }
+  }
+  rename(from: string, to: string): void {
+    try {
+      fs.renameSync(from, to);
+    } catch (err) {
+      throw ioError('rename', from, err);
+    }
+  }
+  syncDir(dir: string): void {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } catch (err) {
+      throw ioError('fsync', dir, err);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}

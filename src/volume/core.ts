@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import { ArchiveReader } from '../archive/archive-reader';
+import { BackingStore } from '../archive/backing-store';
+import { Superblock } from '../format/superblock';
+import { VersionIndex } from '../index/version-index';
+import { SegmentSet } from '../segment/segment-set';
+import { FileSystem } from '../storage/file-system';
+import { BlockReader } from './block-reader';
+import { EventList } from './events';
+import { VolumeDir } from './volume-dir';
+
+export interface VolumeCounters {
+  /** User bytes written (data and zeros), the denominator of write amplification. */
+  bytesWritten: number;
+  /** Bytes of block data rewritten by copy-forward. */
+  copyForwardBytes: number;
+  versions: number;
+}
+
+/** The state the volume's parts share. One object, passed explicitly, no globals. */
+export interface Core {
+  sb: Superblock;
+  fs: FileSystem;
+  dir: VolumeDir;
+  segments: SegmentSet;
+  index: VersionIndex;
+  events: EventList;
+  store: BackingStore;
+  archive: ArchiveReader;
+  reader: BlockReader;
+  log: Logger;
+  nextSeq: number;
+  nextEventId: number;
+  lastTimeMs: number;
+  changedSinceEvent: number;
+  counters: VolumeCounters;
+  /** Last archive failure, cleared by the next success; shown in status. */
+  archiveError?: string;
+  maxBlocksPerRecord: number;
+}

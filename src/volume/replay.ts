@@ -1,0 +1,94 @@
+import { ChronoError, isChronoError } from '../errors';
+import { RecordType, SEGMENT_HEADER } from '../format/constants';
+import { crc32c } from '../format/crc';
+import { HEADER_BYTES } from '../format/record';
+import { ManifestBody } from '../format/manifest';
+import { ByteSource, scanSegment } from '../segment/segment-scanner';
+import { SegmentSet } from '../segment/segment-set';
+import { applyRecord } from './apply-record';
+import { Core } from './core';
+
+export interface ReplayReport {
+  replayedRecords: number;
+  tornTailCutBytes: number;
+  segments: number;
+}
+
+/**
+ * Rebuilds in-memory state on open. The index comes from its checkpoint; only the log after the
+ * checkpoint's position is replayed (with every block CRC checked, since a torn tail must be
+ * found). Sealed segments before it are walked header by header for copy-forward records alone,
+ * which rebuild where live blocks now sit. A torn tail is cut; damage before the tail is fatal.
+ */
+export function replay(core: Core, manifest: ManifestBody | undefined): ReplayReport {
+  const { fs, dir, sb } = core;
+  const ids = SegmentSet.listIds(fs, dir.segmentsDir);
+  const covered = manifest?.covered ?? { segment: ids[0] ?? 1, offset: 0 };
+  const report: ReplayReport = { replayedRecords: 0, tornTailCutBytes: 0, segments: ids.length };
+  let resume: { id: number; end: number; recordCount: number; bodyCrc: number; lastSeq: number } | undefined;
+  for (const id of ids) {
+    const last = id === ids[ids.length - 1];
+    const path = core.segments.pathOf(id);
+    const h = fs.open(path, 'read');
+    const size = h.size();
+    const src: ByteSource = {
+      size,
+      read: (p, l) => {
+        const b = Buffer.allocUnsafe(l);
+        const n = h.read(b, 0, l, p);
+        return n === l ? b : b.subarray(0, n);
+      },
+    };
+    try {
+      if (last && size <= SEGMENT_HEADER.lengthBytes && !headerValid(core, src, id)) {
+        // Crash while starting this segment: nothing was ever appended to it.
+        h.close();
+        fs.remove(path);
+        fs.syncDir(dir.segmentsDir);
+        break;
+      }
+      const tail = id >= covered.segment;
+      const scan = scanSegment(src, { blockSizeBytes: sb.blockSizeBytes, volumeId: sb.volumeId, verifyData: tail, segmentId: id });
+      if (scan.corruptAt !== undefined || (!scan.sealed && !last)) {
+        throw new ChronoError('CORRUPT_LOG', `segment ${id} is damaged at offset ${scan.corruptAt ?? scan.validEnd}: ${scan.corruptReason ?? 'unsealed segment before the last'}; run 'chronovol verify' for details`, { segment: id, offset: scan.corruptAt ?? scan.validEnd });
+      }
+      for (const r of scan.records) {
+        const copy = r.header.type === RecordType.COPY || r.header.type === RecordType.COPY_ZERO;
+        const fresh = tail && (id > covered.segment || r.offset >= covered.offset);
+        if (fresh || copy) applyRecord(core, id, r.offset, r.header, r.payload);
+        if (fresh) report.replayedRecords++;
+      }
+      if (scan.sealed) core.segments.sealed.push(id);
+      else {
+        if (scan.tornAt !== undefined) {
+          report.tornTailCutBytes = size - scan.tornAt;
+          core.log.info({ segment: id, offset: scan.tornAt, bytes: report.tornTailCutBytes }, 'cut a torn tail');
+        }
+        const bodyCrc = scan.records.reduce((crc, r) => crcOfRecord(src, r.offset, r.header.payloadLength, crc), 0);
+        resume = { id, end: scan.validEnd, recordCount: scan.records.length, bodyCrc, lastSeq: core.nextSeq - 1 };
+      }
+    } finally {
+      h.close();
+    }
+  }
+  if (resume) core.segments.resumeCurrent(resume);
+  else {
+    const lastId = core.segments.sealed[core.segments.sealed.length - 1] ?? Math.max(0, covered.segment - 1);
+    core.segments.startCurrent(lastId + 1, core.nextSeq);
+  }
+  return report;
+}
+
+function headerValid(core: Core, src: ByteSource, id: number): boolean {
+  try {
+    scanSegment({ ...src, size: Math.min(src.size, SEGMENT_HEADER.lengthBytes) }, { blockSizeBytes: core.sb.blockSizeBytes, volumeId: core.sb.volumeId, verifyData: false, segmentId: id });
+    return true;
+  } catch (err) {
+    if (isChronoError(err) && err.code !== 'FOREIGN_SEGMENT') return false;
+    throw err;
+  }
+}
+
+function crcOfRecord(src: ByteSource, offset: number, payloadLength: number, crc: number): number {
+  return crc32c(src.read(offset, HEADER_BYTES + payloadLength), crc);
+}

@@ -1,0 +1,45 @@
+import { FILE_NAMES } from '../format/constants';
+import { CacheStats } from './block-reader';
+import { Core } from './core';
+
+export interface VolumeStatus {
+  volume: { id: string; sizeBytes: number; blockSizeBytes: number; segmentSizeBytes: number; workingSetSegments: number; createdAt: string };
+  segments: { current: number; active: number[]; awaitingArchive: number[]; inPrimary: number; primaryLimit: number };
+  archive: { location: string; segments: number | null; bytes: number | null; error: string | null };
+  log: { lastSeq: number; versions: number; events: number; bytesWritten: number; copyForwardBytes: number; copyForwardWriteAmp: number };
+  index: { versions: number; runs: number; memtableVersions: number; runBytes: number; relocatedBlocks: number };
+  cache: CacheStats;
+}
+
+export async function volumeStatus(core: Core): Promise<VolumeStatus> {
+  const { sb, segments, index, counters } = core;
+  const k = sb.workingSetSegments;
+  const sealed = segments.sealed;
+  const awaiting = sealed.length + 1 > k ? sealed.slice(0, sealed.length + 1 - k) : [];
+  let archiveSegments: number | null = null;
+  let archiveBytes: number | null = null;
+  let error = core.archiveError ?? null;
+  try {
+    const keys = await core.store.list(FILE_NAMES.archiveSegmentsPrefix);
+    archiveSegments = keys.length;
+    archiveBytes = 0;
+    for (const key of keys) archiveBytes += (await core.store.size(key)) ?? 0;
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  return {
+    volume: { id: sb.volumeId.toString('hex'), sizeBytes: sb.volumeSizeBytes, blockSizeBytes: sb.blockSizeBytes, segmentSizeBytes: sb.segmentSizeBytes, workingSetSegments: k, createdAt: new Date(sb.createdMs).toISOString() },
+    segments: { current: segments.current.id, active: sealed.slice(awaiting.length), awaitingArchive: awaiting, inPrimary: segments.count, primaryLimit: k + 1 },
+    archive: { location: core.store.description, segments: archiveSegments, bytes: archiveBytes, error },
+    log: {
+      lastSeq: core.nextSeq - 1,
+      versions: counters.versions,
+      events: core.events.all.length,
+      bytesWritten: counters.bytesWritten,
+      copyForwardBytes: counters.copyForwardBytes,
+      copyForwardWriteAmp: counters.bytesWritten ? (counters.bytesWritten + counters.copyForwardBytes) / counters.bytesWritten : 1,
+    },
+    index: { versions: index.versionCount, runs: index.runCount, memtableVersions: index.memtableCount, runBytes: index.runBytes, relocatedBlocks: index.reloc.size },
+    cache: core.reader.stats(),
+  };
+}

@@ -1,0 +1,245 @@
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import { ArchiveReader } from '../archive/archive-reader';
+import { BackingStore } from '../archive/backing-store';
+import { LocalDirStore } from '../archive/local-dir-store';
+import { ChronoError, isChronoError } from '../errors';
+import { EventKindName, FILE_NAMES, RecordType } from '../format/constants';
+import { HEADER_BYTES, encodeEventPayload, unitBytes } from '../format/record';
+import { encodeSuperblock, newVolumeId } from '../format/superblock';
+import { VersionIndex } from '../index/version-index';
+import { silentLogger } from '../log';
+import { DEFAULTS } from '../options';
+import { SegmentSet } from '../segment/segment-set';
+import { writeFileDurable } from '../storage/durable-file';
+import { FileSystem } from '../storage/file-system';
+import { NodeFileSystem } from '../storage/node-file-system';
+import { applyRecord } from './apply-record';
+import { BlockReader } from './block-reader';
+import { checkpoint } from './checkpoint';
+import { Core } from './core';
+import { EventList, LIVE_SEQ, Point, SyncEvent } from './events';
+import { replay, ReplayReport } from './replay';
+import { blocksPerSegment, planGeometry } from './sizing';
+import { ensureSpace, drainEvictions } from './turnover';
+import { VolumeDir } from './volume-dir';
+import { VolumeStatus, volumeStatus } from './volume-status';
+import { VolumeWriter } from './volume-writer';
+
+export interface CreateOptions {
+  sizeBytes: number;
+  blockSizeBytes?: number;
+  segmentSizeBytes?: number;
+  workingSetSegments?: number;
+  /** Archive directory; default `<dir>/archive`. */
+  archive?: string;
+}
+
+export interface OpenOptions {
+  fs?: FileSystem;
+  /** Overrides the configured archive (tests, fault injection). */
+  store?: BackingStore;
+  cacheBytes?: number;
+  log?: Logger;
+  /** Recorded in LOCK, so a second opener learns who holds the volume. */
+  role?: string;
+  socket?: string;
+}
+
+/**
+ * A chronovol volume: the orchestrator. It owns the lock and sequences mutations; what each
+ * step means lives in its own module (writer, turnover, replay, reader, checkpoint).
+ */
+export class Volume {
+  private serial: Promise<unknown> = Promise.resolve();
+  private failure?: ChronoError;
+  private closed = false;
+  private readonly writer: VolumeWriter;
+
+  private constructor(private readonly core: Core, readonly replayReport: ReplayReport) {
+    this.writer = new VolumeWriter(core);
+  }
+
+  static async create(dir: string, c: CreateOptions, o: OpenOptions = {}): Promise<void> {
+    const fs = o.fs ?? new NodeFileSystem();
+    const vd = new VolumeDir(fs, dir);
+    if (vd.isVolume()) throw new ChronoError('EXISTS', `${dir} already holds a volume`, { dir });
+    const g = planGeometry({
+      volumeSizeBytes: c.sizeBytes,
+      blockSizeBytes: c.blockSizeBytes ?? DEFAULTS.blockSizeBytes,
+      segmentSizeBytes: c.segmentSizeBytes ?? DEFAULTS.segmentSizeBytes,
+      workingSetSegments: c.workingSetSegments,
+    });
+    const sb = { volumeId: newVolumeId(), ...g, createdMs: Date.now() };
+    const archive = path.resolve(c.archive ?? path.join(dir, 'archive'));
+    const store = o.store ?? new LocalDirStore(archive, fs);
+    if (!o.store) fs.mkdirp(archive);
+    if ((await store.size(FILE_NAMES.archiveSuperblock)) !== undefined) {
+      throw new ChronoError('EXISTS', `archive ${store.description} already belongs to a volume; recover from it with 'chronovol recover', or choose another`);
+    }
+    fs.mkdirp(vd.segmentsDir);
+    fs.mkdirp(vd.indexDir);
+    vd.writeConfig({ archive });
+    const bytes = encodeSuperblock(sb);
+    // The archive learns the geometry first, so it is self-sufficient from its first segment on.
+    await store.put(FILE_NAMES.archiveSuperblock, bytes);
+    writeFileDurable(fs, vd.superblockPath, bytes);
+  }
+
+  static async open(dir: string, o: OpenOptions = {}): Promise<Volume> {
+    const fs = o.fs ?? new NodeFileSystem();
+    const vd = new VolumeDir(fs, dir);
+    const sb = vd.readSuperblock();
+    vd.lock({ pid: process.pid, role: o.role, socket: o.socket });
+    try {
+      const store = o.store ?? new LocalDirStore(vd.readConfig().archive, fs);
+      const index = new VersionIndex(fs, vd.indexDir);
+      const segments = new SegmentSet(fs, vd.segmentsDir, { volumeId: sb.volumeId, segmentSizeBytes: sb.segmentSizeBytes, writeBufferBytes: DEFAULTS.writeBufferBytes });
+      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
+      const manifest = index.load();
+      const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.writeBufferBytes / 2 / unitBytes(sb.blockSizeBytes)), blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) - 1));
+      const core: Core = {
+        sb, fs, dir: vd, segments, index, store, archive,
+        events: new EventList(),
+        reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
+        log: o.log ?? silentLogger(),
+        nextSeq: manifest?.nextSeq ?? 1,
+        nextEventId: manifest?.nextEventId ?? 1,
+        lastTimeMs: manifest?.lastTimeMs ?? 0,
+        changedSinceEvent: manifest?.changedSinceEvent ?? 0,
+        counters: manifest ? { ...manifest.stats } : { bytesWritten: 0, copyForwardBytes: 0, versions: 0 },
+        maxBlocksPerRecord: perRecord,
+      };
+      for (const e of manifest?.events ?? []) core.events.add(e);
+      index.removeStrayRuns();
+      const report = replay(core, manifest);
+      await drainEvictions(core, false); // finish a turnover a crash interrupted
+      return new Volume(core, report);
+    } catch (err) {
+      vd.unlock();
+      throw err;
+    }
+  }
+
+  get sizeBytes(): number {
+    return this.core.sb.volumeSizeBytes;
+  }
+  get blockSizeBytes(): number {
+    return this.core.sb.blockSizeBytes;
+  }
+  get volumeId(): string {
+    return this.core.sb.volumeId.toString('hex');
+  }
+  get createdMs(): number {
+    return this.core.sb.createdMs;
+  }
+  get lastSeq(): number {
+    return this.core.nextSeq - 1;
+  }
+  get events(): readonly SyncEvent[] {
+    return this.core.events.all;
+  }
+  get directory(): VolumeDir {
+    return this.core.dir;
+  }
+
+  resolvePoint(text: string): Point {
+    return this.core.events.resolve(text, this.core.index.times, this.lastSeq, this.core.sb.createdMs);
+  }
+
+  /** Reads `length` bytes at `offset` as of `point` (default: live). */
+  async read(offset: number, length: number, point?: Point): Promise<Buffer> {
+    this.open();
+    this.checkRange(offset, length);
+    const bs = this.core.sb.blockSizeBytes;
+    const first = Math.floor(offset / bs);
+    const end = Math.ceil((offset + length) / bs);
+    const out = Buffer.allocUnsafe((end - first) * bs);
+    await this.core.reader.read(first, end - first, point?.seqLimit ?? LIVE_SEQ, out, 0);
+    const skip = offset - first * bs;
+    return skip === 0 && out.length === length ? out : out.subarray(skip, skip + length);
+  }
+
+  write(offset: number, data: Buffer): Promise<void> {
+    this.checkRange(offset, data.length);
+    return this.mutate(() => this.writer.write(offset, data));
+  }
+
+  /** Zeros a range; `trim` records it as discarded (reads still return zeros). */
+  writeZeroes(offset: number, length: number, trim = false): Promise<void> {
+    this.checkRange(offset, length);
+    return this.mutate(() => this.writer.zero(offset, length, trim ? RecordType.TRIM : RecordType.ZERO));
+  }
+
+  /** Makes every completed write durable. */
+  flush(): Promise<void> {
+    return this.mutate(async () => this.core.segments.current.sync());
+  }
+
+  /** Records a sync event; once this resolves, it and everything before it are durable. */
+  sync(opts: { label?: string; kind?: EventKindName } = {}): Promise<SyncEvent> {
+    return this.mutate(async () => {
+      const core = this.core;
+      const payload = encodeEventPayload({ eventId: core.nextEventId, kind: opts.kind ?? 'app', label: opts.label ?? '' });
+      await ensureSpace(core, HEADER_BYTES + payload.length);
+      const h = { type: RecordType.EVENT, blockCount: 0, seq: core.nextSeq, timeMs: this.writer.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 } as const;
+      const at = core.segments.current.append(h, (buf, pos) => payload.copy(buf, pos));
+      core.segments.current.sync();
+      applyRecord(core, core.segments.current.id, at, h, payload);
+      return core.events.all[core.events.all.length - 1];
+    });
+  }
+
+  async status(): Promise<VolumeStatus> {
+    this.open();
+    return volumeStatus(this.core);
+  }
+
+  /** Checkpoints the index (so the next open replays nothing) and releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.serial.catch(() => undefined);
+    this.closed = true;
+    try {
+      if (!this.failure) checkpoint(this.core);
+    } finally {
+      this.core.segments.close();
+      this.core.dir.unlock();
+    }
+  }
+
+  /** For tools (verify, recover, tests): the parts, read-only by convention. */
+  get internals(): Core {
+    return this.core;
+  }
+
+  private open(): void {
+    if (this.closed) throw new ChronoError('CLOSED', 'volume is closed');
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw new ChronoError('BAD_ARGUMENT', `invalid offset/length ${offset}/${length}`);
+    }
+    if (offset + length > this.core.sb.volumeSizeBytes) {
+      throw new ChronoError('OUT_OF_RANGE', `range ${offset}+${length} runs past the end of the ${this.core.sb.volumeSizeBytes}-byte volume`, { offset, length });
+    }
+  }
+
+  /** Runs mutations one at a time; an I/O error poisons the volume for writing. */
+  private mutate<T>(op: () => Promise<T>): Promise<T> {
+    this.open();
+    const run = async (): Promise<T> => {
+      if (this.failure) throw new ChronoError('WRITER_FAILED', `volume stopped accepting writes after an I/O error: ${this.failure.message}; close and reopen it`, {}, this.failure);
+      try {
+        return await op();
+      } catch (err) {
+        if (isChronoError(err, 'IO') || isChronoError(err, 'WRITER_FAILED')) this.failure = err;
+        throw err;
+      }
+    };
+    const p = this.serial.then(run, run);
+    this.serial = p.catch(() => undefined);
+    return p;
+  }
+}
