@@ -56,6 +56,7 @@ export class TimeTable {
   }
 
   load(times: Float64Array, seqs: Float64Array): void {
-    for (let i = 0; i < times.length; i++) this.note(times[i], seqs[i]);
+    // The newest entry of one run may be repeated, updated, at the start of the next.
+    for (let i = 0; i < times.length; i++) if (!this.n || seqs[i] > this.seqs[this.n - 1]) this.note(times[i], seqs[i]);
   }
 }

@@ -22,6 +22,8 @@ export class VersionIndex {
   readonly times = new TimeTable();
   /** block → current primary copy of its latest version, when it was copied forward. */
   readonly reloc = new Map<number, Location>();
+  /** Time-table entries up to this seq are in run files already. */
+  private timesPersistedSeq = -1;
 
   constructor(private readonly fs: FileSystem, private readonly dir: string) {}
 
@@ -76,17 +78,18 @@ export class VersionIndex {
   checkpoint(body: Omit<ManifestBody, 'runs'>): void {
     this.fs.mkdirp(this.dir);
     const obsolete: string[] = [];
-    if (this.mem.count > 0) {
-      const run = this.mem.freeze();
-      const lastRunSeq = this.runs.length ? this.runs[this.runs.length - 1].lastSeq : -1;
-      const t = this.times.sliceAfter(lastRunSeq);
-      run.times = t.times;
-      run.timeSeqs = t.seqs;
+    const t = this.times.sliceAfter(this.timesPersistedSeq);
+    if (this.mem.count > 0 || t.times.length > 0) {
+      const frozen = this.mem.freeze();
+      // A run may hold only time entries (events with no writes since the last checkpoint).
+      const seqs = [frozen.firstSeq, frozen.lastSeq, t.seqs[0] ?? -1, t.seqs[t.seqs.length - 1] ?? -1].filter((x) => x >= 0);
+      const run = new SortedRun(frozen.blocks, frozen.seqs, frozen.segs, frozen.offs, Math.min(...seqs), Math.max(...seqs), t.times, t.seqs);
+      if (t.seqs.length) this.timesPersistedSeq = t.seqs[t.seqs.length - 1];
       this.writeRun(run);
       this.runs.push(run);
       this.mem = new Memtable();
       // Size-tiered: merge while the older neighbour is not much bigger, keeping few runs.
-      while (this.runs.length >= 2 && this.runs[this.runs.length - 2].count < 2 * this.runs[this.runs.length - 1].count) {
+      while (this.runs.length >= 2 && this.runs[this.runs.length - 2].count <= 2 * this.runs[this.runs.length - 1].count) {
         const newer = this.runs.pop()!;
         const older = this.runs.pop()!;
         const merged = SortedRun.merge(older, newer);
@@ -108,6 +111,7 @@ export class VersionIndex {
       const d = decodeIndexRun(this.fs.readFile(path.join(this.dir, name)), { file: name });
       this.runs.push(new SortedRun(d.blocks, d.seqs, d.segs, d.offs, d.firstSeq, d.lastSeq, d.times, d.timeSeqs, name));
       this.times.load(d.times, d.timeSeqs);
+      if (d.timeSeqs.length) this.timesPersistedSeq = Math.max(this.timesPersistedSeq, d.timeSeqs[d.timeSeqs.length - 1]);
     }
     return m;
   }
