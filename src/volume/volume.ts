@@ -97,7 +97,7 @@ export class Volume {
       const segments = new SegmentSet(fs, vd.segmentsDir, { volumeId: sb.volumeId, segmentSizeBytes: sb.segmentSizeBytes, writeBufferBytes: DEFAULTS.writeBufferBytes });
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
       const manifest = index.load();
-      const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.writeBufferBytes / 2 / unitBytes(sb.blockSizeBytes)), blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) - 1));
+      const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.writeBufferBytes / 2 / unitBytes(sb.blockSizeBytes)), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
       const core: Core = {
         sb, fs, dir: vd, segments, index, store, archive,
         events: new EventList(),

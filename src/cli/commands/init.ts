@@ -1,0 +1,30 @@
+import { Command } from 'commander';
+import * as path from 'node:path';
+import { parseSize } from '../../options';
+import { Volume } from '../../volume/volume';
+import { VolumeDir } from '../../volume/volume-dir';
+import { NodeFileSystem } from '../../storage/node-file-system';
+import { formatBytes, printJson } from '../output';
+
+export function register(program: Command): void {
+  program
+    .command('init')
+    .description('create a volume: a directory holding its working set, index and settings')
+    .argument('<dir>', 'volume directory (created if missing)')
+    .requiredOption('--size <bytes>', 'volume size, e.g. 10G, 512M (fixed for life)', parseSize)
+    .option('--block-size <bytes>', 'block size, a power of two from 512 to 64K (default 4K)', parseSize)
+    .option('--segment-size <bytes>', 'log segment size (default 64M)', parseSize)
+    .option('--working-set <K>', 'segments kept in primary storage (default: 2x the volume, plus 2)', (v) => parseInt(v, 10))
+    .option('--archive <path>', 'backing-store directory for history (default <dir>/archive)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  chronovol init /srv/vol1 --size 20G --archive /mnt/backup/vol1\n')
+    .action(async (dir: string, o) => {
+      const abs = path.resolve(dir);
+      await Volume.create(abs, { sizeBytes: o.size, blockSizeBytes: o.blockSize, segmentSizeBytes: o.segmentSize, workingSetSegments: o.workingSet, archive: o.archive });
+      const vd = new VolumeDir(new NodeFileSystem(), abs);
+      const sb = vd.readSuperblock();
+      const result = { dir: abs, volumeId: sb.volumeId.toString('hex'), sizeBytes: sb.volumeSizeBytes, blockSizeBytes: sb.blockSizeBytes, segmentSizeBytes: sb.segmentSizeBytes, workingSetSegments: sb.workingSetSegments, archive: vd.readConfig().archive };
+      if (o.json) return printJson(result);
+      process.stdout.write(`created ${formatBytes(sb.volumeSizeBytes)} volume in ${abs}\n  working set: ${sb.workingSetSegments} segments of ${formatBytes(sb.segmentSizeBytes)} (primary stays under ${formatBytes((sb.workingSetSegments + 1) * sb.segmentSizeBytes)})\n  archive: ${result.archive}\n`);
+    });
+}

@@ -1,0 +1,36 @@
+import { Command } from 'commander';
+import { controlCall } from '../../control/control-client';
+import { VolumeStatus } from '../../volume/volume-status';
+import { formatBytes, printJson } from '../output';
+import { openForCli, resolveTarget } from '../target';
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('segments by state, working set, archive, versions, write amplification')
+    .argument('<target>', 'volume directory or mountpoint')
+    .option('--json', 'print as JSON')
+    .action(async (target: string, o) => {
+      const t = resolveTarget(target);
+      let s: VolumeStatus;
+      if (t.daemonSocket) s = (await controlCall(t.daemonSocket, { method: 'status' })) as VolumeStatus;
+      else {
+        const vol = await openForCli(t.volumeDir!, 'status');
+        try {
+          s = await vol.status();
+        } finally {
+          await vol.close();
+        }
+      }
+      if (o.json) return printJson(s);
+      const lines = [
+        `volume      ${s.volume.id}  ${formatBytes(s.volume.sizeBytes)}, ${s.volume.blockSizeBytes}-byte blocks, created ${s.volume.createdAt}`,
+        `segments    current ${s.segments.current}; active ${s.segments.active.length}; awaiting archive ${s.segments.awaitingArchive.length}; in primary ${s.segments.inPrimary} of at most ${s.segments.primaryLimit} (working set K=${s.volume.workingSetSegments} x ${formatBytes(s.volume.segmentSizeBytes)})`,
+        `archive     ${s.archive.location}: ${s.archive.segments ?? '?'} segments, ${s.archive.bytes === null ? '?' : formatBytes(s.archive.bytes)}${s.archive.error ? `  ERROR: ${s.archive.error}` : ''}`,
+        `log         seq ${s.log.lastSeq}; ${s.log.versions} block versions; ${s.log.events} events; ${formatBytes(s.log.bytesWritten)} written`,
+        `copy-fwd    ${formatBytes(s.log.copyForwardBytes)} copied forward; write amplification ${s.log.copyForwardWriteAmp.toFixed(3)}`,
+        `index       ${s.index.versions} versions in ${s.index.runs} runs + ${s.index.memtableVersions} in memory; ${s.index.relocatedBlocks} live blocks relocated`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}

@@ -1,0 +1,45 @@
+import { Command } from 'commander';
+import { spawnSync } from 'node:child_process';
+import { ChronoError } from '../../errors';
+import { controlCall } from '../../control/control-client';
+import { SyncEvent } from '../../volume/events';
+import { printJson } from '../output';
+import { openForCli, resolveTarget } from '../target';
+
+function fsfreeze(flag: '-f' | '-u', mountpoint: string): void {
+  const r = spawnSync('fsfreeze', [flag, mountpoint], { encoding: 'utf8' });
+  if (r.status !== 0) throw new ChronoError('IO', `fsfreeze ${flag} ${mountpoint} failed: ${(r.stderr || r.error?.message || '').trim()}`);
+}
+
+export function register(program: Command): void {
+  program
+    .command('sync')
+    .description('record a sync event (a consistency point); everything before it is durable when this returns')
+    .argument('<target>', 'volume directory or the mountpoint of a running `chronovol mount`')
+    .option('--label <label>', 'name for the event (shows in events/ and works as a point)')
+    .option('--freeze <fs-mountpoint>', 'fsfreeze this filesystem (mounted from live/volume.img) around the event, so the image mounts cleanly')
+    .option('--kind <kind>', "consistency kind: 'app' or 'crash'", 'app')
+    .option('--json', 'print the event as JSON')
+    .action(async (target: string, o) => {
+      if (o.kind !== 'app' && o.kind !== 'crash') throw new ChronoError('BAD_ARGUMENT', `--kind must be app or crash, got ${o.kind}`);
+      const t = resolveTarget(target);
+      let event: SyncEvent;
+      if (o.freeze) fsfreeze('-f', o.freeze);
+      try {
+        if (t.daemonSocket) {
+          event = (await controlCall(t.daemonSocket, { method: 'sync', params: { label: o.label, kind: o.kind } })) as SyncEvent;
+        } else {
+          const vol = await openForCli(t.volumeDir!, 'sync');
+          try {
+            event = await vol.sync({ label: o.label, kind: o.kind });
+          } finally {
+            await vol.close();
+          }
+        }
+      } finally {
+        if (o.freeze) fsfreeze('-u', o.freeze); // always thaw, also on error
+      }
+      if (o.json) printJson(event);
+      else process.stdout.write(`event ${event.id} at seq ${event.seq} (${new Date(event.timeMs).toISOString()})${event.label ? ` '${event.label}'` : ''}\n`);
+    });
+}

@@ -1,0 +1,42 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ChronoError } from '../errors';
+import { FILE_NAMES } from '../format/constants';
+import { createLogger } from '../log';
+import { NodeFileSystem } from '../storage/node-file-system';
+import { Volume } from '../volume/volume';
+import { VolumeDir } from '../volume/volume-dir';
+
+export interface Target {
+  volumeDir?: string;
+  /** Control socket of a daemon that owns the volume: use it instead of opening the volume. */
+  daemonSocket?: string;
+}
+
+/** A volume directory, or the mountpoint of a running `chronovol mount`. */
+export function resolveTarget(p: string): Target {
+  const abs = path.resolve(p);
+  const vd = new VolumeDir(new NodeFileSystem(), abs);
+  if (vd.isVolume()) return { volumeDir: abs, daemonSocket: vd.lockOwner()?.socket };
+  const statusFile = path.join(abs, 'status.json');
+  if (fs.existsSync(statusFile)) {
+    const s = JSON.parse(fs.readFileSync(statusFile, 'utf8')) as { daemon?: { controlSocket?: string; volumeDir?: string } };
+    if (s.daemon?.controlSocket) return { volumeDir: s.daemon.volumeDir, daemonSocket: s.daemon.controlSocket };
+  }
+  throw new ChronoError('NOT_A_VOLUME', `${p} is neither a chronovol volume directory nor a chronovol mountpoint`);
+}
+
+export function volumeDirOf(p: string): string {
+  const t = resolveTarget(p);
+  if (!t.volumeDir) throw new ChronoError('NOT_A_VOLUME', `${p} is not a volume directory`);
+  return t.volumeDir;
+}
+
+/** Opens a volume for a CLI command; a daemon holding it yields a LOCKED error naming it. */
+export async function openForCli(dir: string, role: string, cacheBytes = 0): Promise<Volume> {
+  return Volume.open(dir, { role, log: createLogger(process.env.CHRONOVOL_LOG ?? 'warn'), cacheBytes });
+}
+
+export function controlSocketFor(dir: string): string {
+  return path.join(dir, FILE_NAMES.controlSocket);
+}

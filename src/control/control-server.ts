@@ -1,0 +1,85 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import { ChronoError } from '../errors';
+import { Volume } from '../volume/volume';
+import { ControlReply, ControlRequest } from './control-protocol';
+
+export type SyncHook = (params: Record<string, unknown>) => Promise<unknown>;
+
+/**
+ * Serves CLI requests for a volume a daemon holds open. Exports stream in chunks so a large
+ * image never sits in memory whole.
+ */
+export class ControlServer {
+  private server?: net.Server;
+
+  constructor(private readonly volume: Volume, private readonly socketPath: string, private readonly log: Logger, private readonly syncHook?: SyncHook) {}
+
+  async listen(): Promise<void> {
+    if (fs.existsSync(this.socketPath)) fs.rmSync(this.socketPath, { force: true }); // stale: we hold the lock
+    this.server = net.createServer((sock) => this.serve(sock));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.socketPath, () => resolve());
+    });
+    fs.chmodSync(this.socketPath, 0o600);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    fs.rmSync(this.socketPath, { force: true });
+  }
+
+  private serve(sock: net.Socket): void {
+    let buf = '';
+    sock.on('error', () => undefined);
+    sock.on('data', (chunk) => {
+      buf += chunk.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      this.handle(line, sock).catch((err: Error) => {
+        const e = err instanceof ChronoError ? err : new ChronoError('DAEMON', err.message);
+        const reply: ControlReply = { ok: false, error: { code: e.code, message: e.message } };
+        sock.end(JSON.stringify(reply) + '\n');
+      });
+    });
+  }
+
+  private async handle(line: string, sock: net.Socket): Promise<void> {
+    const req = JSON.parse(line) as ControlRequest;
+    const p = req.params ?? {};
+    const v = this.volume;
+    const reply = (result: unknown): void => void sock.end(JSON.stringify({ ok: true, result } satisfies ControlReply) + "\n");
+    switch (req.method) {
+      case 'ping':
+        return reply({ pid: process.pid });
+      case 'events':
+        return reply(v.events);
+      case 'status':
+        return reply(await v.status());
+      case 'sync': {
+        this.log.info({ label: p.label }, 'sync requested over the control socket');
+        return reply(this.syncHook ? await this.syncHook(p) : await v.sync({ label: p.label as string | undefined, kind: (p.kind as 'app' | 'crash') ?? 'app' }));
+      }
+      case 'export': {
+        const point = v.resolvePoint(String(p.at ?? 'live'));
+        const offset = Number(p.offset ?? 0);
+        const length = p.length === undefined ? v.sizeBytes - offset : Number(p.length);
+        if (offset < 0 || length < 0 || offset + length > v.sizeBytes) throw new ChronoError('OUT_OF_RANGE', `range ${offset}+${length} runs past the end of the volume`);
+        sock.write(JSON.stringify({ ok: true, result: { point: point.name }, length } satisfies ControlReply) + '\n');
+        const chunk = 1 << 20;
+        for (let at = offset; at < offset + length; at += chunk) {
+          const data = await v.read(at, Math.min(chunk, offset + length - at), point);
+          if (!sock.write(data)) await new Promise((r) => sock.once('drain', r));
+        }
+        sock.end();
+        return;
+      }
+      default:
+        throw new ChronoError('UNSUPPORTED', `unknown control method ${String(req.method)}`);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+import { RecordType } from '../format/constants';
+import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
+import { Location } from '../index/version-index';
+import { applyRecord } from './apply-record';
+import { Core } from './core';
+import { LIVE_SEQ } from './events';
+import { ensureSpace } from './turnover';
+
+/**
+ * Writes every live block that is not in the working set into it, as copy-forward records
+ * fetched from the archive. After recovery this restores the guarantee that the working set
+ * alone rebuilds the live volume.
+ */
+export async function materializeLive(core: Core, progress?: (done: number, total: number) => void): Promise<number> {
+  const bs = core.sb.blockSizeBytes;
+  const unit = unitBytes(bs);
+  const total = core.sb.volumeSizeBytes / bs;
+  let copied = 0;
+  let run: Array<{ block: number; v: Location }> = [];
+  const flush = async () => {
+    if (!run.length) return;
+    const first = run[0];
+    const data = first.v.offset !== 0;
+    const payloadLength = data ? run.length * unit : 0;
+    const units = data ? await core.archive.read(first.v.segment, first.v.offset, payloadLength) : undefined;
+    await ensureSpace(core, HEADER_BYTES + payloadLength);
+    const h: RecordHeader = {
+      type: data ? RecordType.COPY : RecordType.COPY_ZERO, blockCount: run.length, seq: first.v.seq, timeMs: 0,
+      firstBlock: first.block, payloadLength, originSegment: first.v.segment, originOffset: first.v.offset,
+    };
+    const at = core.segments.current.append(h, units && ((buf, pos) => units.copy(buf, pos)));
+    applyRecord(core, core.segments.current.id, at, h);
+    copied += run.length;
+    run = [];
+  };
+  for (let block = 0; block < total; block++) {
+    const v = core.index.floor(block, LIVE_SEQ);
+    if (!v || core.segments.has(core.index.where(block, v).segment)) {
+      await flush();
+    } else {
+      const last = run[run.length - 1];
+      const joins = last && last.v.seq === v.seq && last.v.segment === v.segment && last.block === block - 1 &&
+        (v.offset === 0 ? last.v.offset === 0 : last.v.offset !== 0 && v.offset === last.v.offset + unit);
+      if (!joins || run.length >= core.maxBlocksPerRecord) await flush();
+      run.push({ block, v });
+    }
+    if (progress && block % 4096 === 0) progress(block, total);
+  }
+  await flush();
+  core.segments.current.sync();
+  progress?.(total, total);
+  return copied;
+}
