@@ -15,7 +15,9 @@ export const DEFAULTS = {
   minBlockSizeBytes: 512,
   maxBlockSizeBytes: 64 * 1024,
   /** Coalesce small appends before a write(2). */
-  writeBufferBytes: 1024 * 1024,
+  writeBufferBytes: 2 * 1024 * 1024,
+  /** Block data in one record at most (a quarter segment at most, so copy-forward always fits). */
+  maxRecordDataBytes: 1024 * 1024,
   /** Memtable versions before a checkpoint is forced between seals. */
   memtableMaxVersions: 1 << 20,
   blockCacheBytes: 64 * 1024 * 1024,

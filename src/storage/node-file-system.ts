@@ -47,7 +47,7 @@ class NodeFileHandle implements FileHandle {
   }
 }
 
-const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx' };
+const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx+' };
 
 export class NodeFileSystem implements FileSystem {
   open(path: string, mode: OpenMode): FileHandle {

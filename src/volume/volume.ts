@@ -5,7 +5,7 @@ import { BackingStore } from '../archive/backing-store';
 import { LocalDirStore } from '../archive/local-dir-store';
 import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType } from '../format/constants';
-import { HEADER_BYTES, encodeEventPayload, unitBytes } from '../format/record';
+import { HEADER_BYTES, encodeEventPayload } from '../format/record';
 import { encodeSuperblock, newVolumeId } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
@@ -97,7 +97,7 @@ export class Volume {
       const segments = new SegmentSet(fs, vd.segmentsDir, { volumeId: sb.volumeId, segmentSizeBytes: sb.segmentSizeBytes, writeBufferBytes: DEFAULTS.writeBufferBytes });
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
       const manifest = index.load();
-      const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.writeBufferBytes / 2 / unitBytes(sb.blockSizeBytes)), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
+      const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
       const core: Core = {
         sb, fs, dir: vd, segments, index, store, archive,
         events: new EventList(),

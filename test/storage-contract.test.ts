@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as path from 'node:path';
+import { BackingStore } from '../src/archive/backing-store';
+import { FaultyStore } from '../src/archive/faulty-store';
+import { LocalDirStore } from '../src/archive/local-dir-store';
+import { MemoryStore } from '../src/archive/memory-store';
+import { isChronoError } from '../src/errors';
+import { writeFileDurable } from '../src/storage/durable-file';
+import { FaultyFileSystem } from '../src/storage/faulty-file-system';
+import { FileSystem } from '../src/storage/file-system';
+import { MemoryFileSystem } from '../src/storage/memory-file-system';
+import { NodeFileSystem } from '../src/storage/node-file-system';
+import { tmpDir } from './helpers/tmp';
+
+/** One contract, run against every FileSystem implementation. */
+const fileSystems: Array<[string, () => { fs: FileSystem; root: string }]> = [
+  ['node', () => ({ fs: new NodeFileSystem(), root: tmpDir() })],
+  ['memory', () => { const fs = new MemoryFileSystem(); fs.mkdirp('/r'); return { fs, root: '/r' }; }],
+  ['faulty(memory), no faults', () => { const m = new MemoryFileSystem(); m.mkdirp('/r'); return { fs: new FaultyFileSystem(m), root: '/r' }; }],
+];
+
+for (const [name, make] of fileSystems) {
+  describe(`FileSystem contract: ${name}`, () => {
+    test('write at offsets, read back, short read at end of file', () => {
+      const { fs, root } = make();
+      const h = fs.open(path.join(root, 'a'), 'createNew');
+      h.write(Buffer.from('hello'), 0, 5, 0);
+      h.write(Buffer.from('world'), 0, 5, 10);
+      assert.equal(h.size(), 15);
+      const b = Buffer.alloc(20);
+      assert.equal(h.read(b, 0, 20, 0), 15);
+      assert.equal(b.subarray(10, 15).toString(), 'world');
+      assert.deepEqual([...b.subarray(5, 10)], [0, 0, 0, 0, 0]);
+      h.sync();
+      h.truncate(5);
+      assert.equal(h.size(), 5);
+      h.close();
+    });
+    test('createNew refuses an existing file; open of a missing file fails with IO', () => {
+      const { fs, root } = make();
+      fs.open(path.join(root, 'x'), 'createNew').close();
+      assert.throws(() => fs.open(path.join(root, 'x'), 'createNew'), (e) => isChronoError(e, 'IO'));
+      assert.throws(() => fs.open(path.join(root, 'missing'), 'read'), (e) => isChronoError(e, 'IO'));
+    });
+    test('list is sorted; rename and remove', () => {
+      const { fs, root } = make();
+      for (const n of ['b', 'a', 'c']) fs.open(path.join(root, n), 'createNew').close();
+      assert.deepEqual(fs.list(root), ['a', 'b', 'c']);
+      fs.rename(path.join(root, 'a'), path.join(root, 'z'));
+      fs.remove(path.join(root, 'b'));
+      fs.syncDir(root);
+      assert.deepEqual(fs.list(root), ['c', 'z']);
+      assert.deepEqual(fs.list(path.join(root, 'nope')), []);
+    });
+    test('writeFileDurable replaces content whole', () => {
+      const { fs, root } = make();
+      const p = path.join(root, 'f');
+      writeFileDurable(fs, p, Buffer.from('one'));
+      writeFileDurable(fs, p, [Buffer.from('tw'), Buffer.from('o!')]);
+      assert.equal(fs.readFile(p).toString(), 'two!');
+      assert.ok(!fs.exists(`${p}.tmp`));
+    });
+  });
+}
+
+test('MemoryFileSystem.crash keeps only synced bytes in synced directory entries', () => {
+  const fs = new MemoryFileSystem();
+  fs.mkdirp('/d');
+  const h = fs.open('/d/f', 'createNew');
+  h.write(Buffer.from('durable'), 0, 7, 0);
+  h.sync();
+  fs.syncDir('/d');
+  h.write(Buffer.from('-lost'), 0, 5, 7);
+  fs.open('/d/unsynced-entry', 'createNew').close();
+  fs.crash();
+  assert.equal(fs.readFile('/d/f').toString(), 'durable');
+  assert.ok(!fs.exists('/d/unsynced-entry'));
+});
+
+test('FaultyFileSystem fails the chosen operation with IO', () => {
+  const m = new MemoryFileSystem();
+  m.mkdirp('/d');
+  const fs = new FaultyFileSystem(m);
+  fs.failWhen = (op) => op === 'sync';
+  const h = fs.open('/d/f', 'createNew');
+  h.write(Buffer.from('x'), 0, 1, 0);
+  assert.throws(() => h.sync(), (e) => isChronoError(e, 'IO') && e.details.errno === 'EIO');
+});
+
+/** One contract, run against every BackingStore implementation. */
+const stores: Array<[string, () => BackingStore]> = [
+  ['local dir', () => new LocalDirStore(tmpDir())],
+  ['local dir over memory fs', () => { const fs = new MemoryFileSystem(); fs.mkdirp('/a'); return new LocalDirStore('/a', fs); }],
+  ['memory', () => new MemoryStore()],
+  ['faulty(memory), no faults', () => new FaultyStore(new MemoryStore())],
+];
+
+for (const [name, make] of stores) {
+  describe(`BackingStore contract: ${name}`, () => {
+    test('put, size, ranged get, whole get, overwrite', async () => {
+      const s = make();
+      await s.put('segments/1', Buffer.from('0123456789'));
+      assert.equal(await s.size('segments/1'), 10);
+      assert.equal((await s.getRange('segments/1', 3, 4)).toString(), '3456');
+      await s.put('segments/1', Buffer.from('abc'));
+      assert.equal((await s.get('segments/1')).toString(), 'abc');
+    });
+    test('missing objects: size undefined, reads fail with ARCHIVE_MISSING', async () => {
+      const s = make();
+      assert.equal(await s.size('nope'), undefined);
+      await assert.rejects(s.get('nope'), (e) => isChronoError(e, 'ARCHIVE_MISSING'));
+      await s.put('k', Buffer.from('ab'));
+      await assert.rejects(s.getRange('k', 1, 5), (e) => isChronoError(e, 'ARCHIVE_MISSING'));
+    });
+    test('list by prefix, sorted; delete', async () => {
+      const s = make();
+      for (const k of ['segments/b', 'segments/a', 'volume.cvsb']) await s.put(k, Buffer.from(k));
+      assert.deepEqual(await s.list('segments/'), ['segments/a', 'segments/b']);
+      await s.delete('segments/a');
+      assert.deepEqual(await s.list('segments/'), ['segments/b']);
+    });
+  });
+}
+
+test('FaultyStore: outage and corrupted puts', async () => {
+  const s = new FaultyStore(new MemoryStore());
+  s.corruptPuts = true;
+  await s.put('k', Buffer.from('abcd'));
+  assert.notEqual((await s.get('k')).toString(), 'abcd');
+  s.unreachable = true;
+  await assert.rejects(s.get('k'), (e) => isChronoError(e, 'ARCHIVE_UNAVAILABLE'));
+});
+
+test('LocalDirStore reports an unreachable directory as ARCHIVE_UNAVAILABLE', async () => {
+  const s = new LocalDirStore(path.join(tmpDir(), 'gone'));
+  await assert.rejects(s.list('segments/'), (e) => isChronoError(e, 'ARCHIVE_UNAVAILABLE'));
+});
