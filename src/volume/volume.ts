@@ -160,13 +160,13 @@ export class Volume {
     return skip === 0 && out.length === length ? out : out.subarray(skip, skip + length);
   }
 
-  write(offset: number, data: Buffer): Promise<void> {
+  async write(offset: number, data: Buffer): Promise<void> {
     this.checkRange(offset, data.length);
     return this.mutate(() => this.writer.write(offset, data));
   }
 
   /** Zeros a range; `trim` records it as discarded (reads still return zeros). */
-  writeZeroes(offset: number, length: number, trim = false): Promise<void> {
+  async writeZeroes(offset: number, length: number, trim = false): Promise<void> {
     this.checkRange(offset, length);
     return this.mutate(() => this.writer.zero(offset, length, trim ? RecordType.TRIM : RecordType.ZERO));
   }

@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { FaultyStore } from '../src/archive/faulty-store';
+import { LocalDirStore } from '../src/archive/local-dir-store';
+import { recoverFromArchive } from '../src/archive/recover';
+import { isChronoError } from '../src/errors';
+import { FaultyFileSystem } from '../src/storage/faulty-file-system';
+import { MemoryFileSystem } from '../src/storage/memory-file-system';
+import { MemoryStore } from '../src/archive/memory-store';
+import { verifyVolume } from '../src/volume/verify';
+import { Volume } from '../src/volume/volume';
+import { Rng, withSeed } from './helpers/rng';
+import { tmpDir } from './helpers/tmp';
+import { VolumeModel } from './helpers/volume-model';
+import { SMALL, churn, freshVolume } from './helpers/volumes';
+
+test('bad input gets a clear error and loses nothing', async () => {
+  const { dir, vol } = await freshVolume();
+  await vol.write(0, Buffer.from('keep me'));
+  await vol.sync({ label: 'a' });
+  await assert.rejects(vol.write(SMALL.sizeBytes - 2, Buffer.alloc(4)), (e) => isChronoError(e, 'OUT_OF_RANGE'));
+  await assert.rejects(vol.read(SMALL.sizeBytes, 1), (e) => isChronoError(e, 'OUT_OF_RANGE'));
+  await assert.rejects(vol.write(-1, Buffer.alloc(1)), (e) => isChronoError(e, 'BAD_ARGUMENT'));
+  assert.throws(() => vol.resolvePoint('no-such-label'), (e) => isChronoError(e, 'UNKNOWN_POINT'));
+  assert.throws(() => vol.resolvePoint('seq:999999'), (e) => isChronoError(e, 'UNKNOWN_POINT'));
+  assert.throws(() => vol.resolvePoint('1999-01-01T00:00:00Z'), (e) => isChronoError(e, 'UNKNOWN_POINT'));
+  assert.throws(() => vol.resolvePoint('2026-13-45T99:00:00Z'), (e) => isChronoError(e, 'UNKNOWN_POINT'));
+  await assert.rejects(Volume.open(dir), (e) => isChronoError(e, 'LOCKED'), 'a second opener is refused');
+  await assert.rejects(Volume.create(dir, SMALL), (e) => isChronoError(e, 'EXISTS'));
+  assert.equal((await vol.read(0, 7)).toString(), 'keep me');
+  await vol.close();
+  await assert.rejects(Volume.open(tmpDir()), (e) => isChronoError(e, 'NOT_A_VOLUME'));
+  for (const bad of [{ sizeBytes: 1000 }, { sizeBytes: 4096, blockSizeBytes: 1000 }, { sizeBytes: 1 << 20, segmentSizeBytes: 100 }, { sizeBytes: 1 << 30, segmentSizeBytes: 1 << 20, workingSetSegments: 10 }]) {
+    await assert.rejects(Volume.create(path.join(tmpDir(), 'v'), bad), (e) => isChronoError(e, 'BAD_ARGUMENT'), JSON.stringify(bad));
+  }
+  const again = await Volume.open(dir);
+  assert.equal((await again.read(0, 7, again.resolvePoint('a'))).toString(), 'keep me');
+  await again.close();
+});
+
+test('a stale lock from a dead process is taken over', async () => {
+  const { dir, vol } = await freshVolume();
+  await vol.close();
+  fs.writeFileSync(path.join(dir, 'LOCK'), JSON.stringify({ pid: 2 ** 22 + 12345 }));
+  const v = await Volume.open(dir);
+  await v.close();
+});
+
+test('points: event id, label, seq and ISO time all resolve to the right state', async () => {
+  const { vol } = await freshVolume();
+  await vol.write(0, Buffer.alloc(4096, 1));
+  const e1 = await vol.sync({ label: 'one' });
+  await new Promise((r) => setTimeout(r, 15));
+  const between = new Date().toISOString();
+  await new Promise((r) => setTimeout(r, 15));
+  await vol.write(0, Buffer.alloc(4096, 2));
+  const e2 = await vol.sync({ label: 'two' });
+  const first = async (p: string) => (await vol.read(0, 1, vol.resolvePoint(p)))[0];
+  assert.equal(await first('one'), 1);
+  assert.equal(await first(String(e1.id)), 1);
+  assert.equal(await first(`seq:${e1.seq}`), 1);
+  assert.equal(await first(between), 1);
+  assert.equal(await first('two'), 2);
+  assert.equal(await first(`seq:${e2.seq}`), 2);
+  assert.equal(await first('live'), 2);
+  assert.equal(await first('seq:0'), 0);
+  await vol.close();
+});
+
+test('fixed working set: primary never exceeds K + 1 segments; live exports bit-exact with the archive gone', async () => {
+  const rng = Rng.fromEnv();
+  await withSeed(rng, async () => {
+    const { dir, vol, archive } = await freshVolume();
+    const model = new VolumeModel(SMALL.sizeBytes);
+    const k = (await vol.status()).volume.workingSetSegments;
+    for (let round = 0; round < 30; round++) {
+      await churn(vol, model, rng, 10);
+      const segs = fs.readdirSync(path.join(dir, 'segments')).length;
+      assert.ok(segs <= k + 1, `primary holds ${segs} segments, limit ${k + 1}`);
+    }
+    const st = await vol.status();
+    assert.ok(st.archive.segments! > 5, 'history went to the archive');
+    assert.ok(st.log.copyForwardWriteAmp < 1.5, `copy-forward write amplification ${st.log.copyForwardWriteAmp}`);
+    await vol.close();
+    fs.renameSync(archive, `${archive}.away`);
+    const v = await Volume.open(dir);
+    assert.ok((await v.read(0, SMALL.sizeBytes)).equals(model.live), 'live from the working set alone');
+    await v.close();
+    fs.renameSync(`${archive}.away`, archive);
+  });
+});
+
+test('archive size: each written block version is archived once (≤ 1.05 x bytes written + metadata)', async () => {
+  const rng = Rng.fromEnv();
+  await withSeed(rng, async () => {
+    const { vol, archive } = await freshVolume();
+    const model = new VolumeModel(SMALL.sizeBytes);
+    // Block-aligned 4 KiB..64 KiB writes: bytes written = block versions x block size.
+    for (let i = 0; i < 600; i++) {
+      const blocks = 1 + rng.int(16);
+      const first = rng.int(SMALL.sizeBytes / 4096 - blocks);
+      const data = rng.bytes(blocks * 4096);
+      await vol.write(first * 4096, data);
+      model.write(first * 4096, data);
+    }
+    const st = await vol.status();
+    const archivedBytes = fs.readdirSync(path.join(archive, 'segments')).reduce((n, f) => n + fs.statSync(path.join(archive, 'segments', f)).size, 0);
+    assert.ok(st.log.copyForwardBytes > 0, 'copy-forward happened');
+    // The archive cannot exceed what was written plus per-record metadata (64 B header + 4 B CRC a block + 8 B table entry).
+    assert.ok(archivedBytes <= st.log.bytesWritten * 1.05 + 4096, `archive ${archivedBytes} vs written ${st.log.bytesWritten}`);
+    await vol.close();
+  });
+});
+
+test('disaster recovery: delete primary, recover from the archive, every archived event exports bit-exact', async () => {
+  const rng = Rng.fromEnv();
+  await withSeed(rng, async () => {
+    const { dir, vol, archive } = await freshVolume();
+    const model = new VolumeModel(SMALL.sizeBytes);
+    await churn(vol, model, rng, 300, 7);
+    const eventsBefore = [...vol.events];
+    await vol.close();
+    fs.rmSync(dir, { recursive: true });
+    const target = path.join(tmpDir(), 'recovered');
+    const report = await recoverFromArchive(archive, target);
+    assert.ok(report.events > 3, `recovered ${report.events} events`);
+    const v = await Volume.open(target);
+    assert.equal(v.events.length, report.events);
+    for (const e of v.events) {
+      const before = eventsBefore.find((x) => x.id === e.id)!;
+      assert.equal(before.seq, e.seq);
+      assert.ok((await v.read(0, SMALL.sizeBytes, v.resolvePoint(String(e.id)))).equals(model.atSeq.get(e.seq)!), `event ${e.id}`);
+    }
+    const last = v.events[v.events.length - 1];
+    assert.ok((await v.read(0, SMALL.sizeBytes)).equals(model.atSeq.get(last.seq)!) || v.lastSeq > last.seq, 'live is the archived state');
+    assert.ok((await verifyVolume(v.internals)).ok, 'recovered volume verifies');
+    // It is a working volume: writes continue.
+    await v.write(0, Buffer.alloc(4096, 7));
+    await v.sync({ label: 'after-recovery' });
+    await v.close();
+  });
+});
+
+test('a write error stops the writer; reopened, every synced byte is intact', async () => {
+  const mem = new MemoryFileSystem();
+  const ffs = new FaultyFileSystem(mem);
+  const store = new MemoryStore();
+  mem.mkdirp('/v');
+  await Volume.create('/v', SMALL, { fs: ffs, store });
+  const vol = await Volume.open('/v', { fs: ffs, store });
+  await vol.write(0, Buffer.alloc(8192, 3));
+  await vol.sync({ label: 'safe' });
+  ffs.failWhen = (op, p) => op === 'write' && p.includes('segments');
+  await vol.write(8192, Buffer.alloc(4096, 4)).catch(() => undefined); // buffered; fails at flush
+  await assert.rejects(vol.flush(), (e) => isChronoError(e, 'IO'));
+  ffs.failWhen = () => false;
+  await assert.rejects(vol.write(0, Buffer.alloc(1)), (e) => isChronoError(e, 'WRITER_FAILED'), 'refuses further writes');
+  await vol.close();
+  mem.crash();
+  const again = await Volume.open('/v', { fs: mem, store });
+  assert.ok((await again.read(0, 8192, again.resolvePoint('safe'))).equals(Buffer.alloc(8192, 3)));
+  await again.write(0, Buffer.alloc(4096, 5));
+  await again.close();
+});
+
+test('an archive upload that reads back wrong is not trusted: the primary copy stays', async () => {
+  const rng = Rng.fromEnv();
+  await withSeed(rng, async () => {
+    const fsys = new MemoryFileSystem();
+    const store = new FaultyStore(new MemoryStore());
+    fsys.mkdirp('/v');
+    await Volume.create('/v', SMALL, { fs: fsys, store });
+    const vol = await Volume.open('/v', { fs: fsys, store });
+    const model = new VolumeModel(SMALL.sizeBytes);
+    store.corruptPuts = true;
+    let refused = false;
+    try {
+      await churn(vol, model, rng, 400);
+    } catch (err) {
+      assert.ok(isChronoError(err, 'ARCHIVE_UNAVAILABLE'), String(err));
+      refused = true;
+    }
+    assert.ok(refused, 'writes stop once the working set is full and nothing can be archived');
+    const st = await vol.status();
+    assert.ok(st.segments.inPrimary <= st.volume.workingSetSegments + 1);
+    assert.match(st.archive.error ?? '', /reads back different/);
+    // The archive heals: turnover resumes and history is complete.
+    store.corruptPuts = false;
+    await churn(vol, model, rng, 100);
+    assert.ok((await verifyVolume(vol.internals)).ok);
+    await vol.close();
+  });
+});
+
+test('verify passes on a healthy volume with history in the archive', async () => {
+  const rng = Rng.fromEnv();
+  const { vol } = await freshVolume(SMALL, { store: undefined });
+  await churn(vol, new VolumeModel(SMALL.sizeBytes), rng, 200);
+  const r = await verifyVolume(vol.internals);
+  assert.deepEqual(r.problems, []);
+  assert.ok(r.checked.archivedSegments > 0 && r.checked.indexEntries > 0);
+  await vol.close();
+});
+
+test('LocalDirStore is what init configures', async () => {
+  const { vol, archive } = await freshVolume();
+  assert.equal(vol.internals.store.description, new LocalDirStore(archive).description);
+  await vol.close();
+});
