@@ -136,3 +136,18 @@ test('LocalDirStore reports an unreachable directory as ARCHIVE_UNAVAILABLE', as
   const s = new LocalDirStore(path.join(tmpDir(), 'gone'));
   await assert.rejects(s.list('segments/'), (e) => isChronoError(e, 'ARCHIVE_UNAVAILABLE'));
 });
+
+test('MemoryFileSystem: a second crash keeps what survived the first', () => {
+  const fs = new MemoryFileSystem();
+  fs.mkdirp('/d');
+  const h = fs.open('/d/f', 'createNew');
+  h.write(Buffer.from('one'), 0, 3, 0);
+  h.sync();
+  fs.syncDir('/d');
+  fs.crash();
+  const h2 = fs.open('/d/f', 'readWrite');
+  h2.write(Buffer.from('two'), 0, 3, 3);
+  h2.sync();
+  fs.crash();
+  assert.equal(fs.readFile('/d/f').toString(), 'onetwo');
+});

@@ -115,5 +115,8 @@ export class MemoryFileSystem implements FileSystem {
       }
     }
     this.files = survivors;
+    // What survived is, by definition, durable in its directory.
+    this.durableEntries.clear();
+    for (const dir of new Set([...survivors.keys()].map(dirname))) this.syncDir(dir);
   }
 }

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { archiveKey, bufferSource } from '../src/archive/archive-object';
+import { ChronoError, isChronoError } from '../src/errors';
+import { RECORD_HEADER, SUPERBLOCK, segmentFileName } from '../src/format/constants';
+import { crc32c } from '../src/format/crc';
+import { encodeSegmentHeader } from '../src/format/segment-header';
+import { newVolumeId } from '../src/format/superblock';
+import { HEADER_BYTES } from '../src/format/record';
+import { scanSegment } from '../src/segment/segment-scanner';
+import { verifyVolume } from '../src/volume/verify';
+import { Volume } from '../src/volume/volume';
+import { SMALL, freshVolume } from './helpers/volumes';
+
+const BS = 4096;
+
+/** A volume with 64 distinct blocks written and sealed into several segments, closed. */
+async function sealedVolume(): Promise<{ dir: string; archive: string; data: Buffer }> {
+  const { dir, vol, archive } = await freshVolume();
+  const data = Buffer.alloc(SMALL.sizeBytes);
+  for (let b = 0; b < SMALL.sizeBytes / BS; b++) data.fill(b + 1, b * BS, (b + 1) * BS);
+  for (let at = 0; at < data.length; at += 16 * 1024) await vol.write(at, data.subarray(at, at + 16 * 1024));
+  await vol.sync({ label: 'all' });
+  await vol.close();
+  return { dir, archive, data };
+}
+
+function segFiles(dir: string): string[] {
+  return fs.readdirSync(path.join(dir, 'segments')).sort().map((f) => path.join(dir, 'segments', f));
+}
+
+function records(file: string) {
+  const b = fs.readFileSync(file);
+  return scanSegment(bufferSource(b), { blockSizeBytes: BS, verifyData: false, segmentId: 0 }).records;
+}
+
+function flip(file: string, offset: number): void {
+  const b = fs.readFileSync(file);
+  b[offset] ^= 0x5a;
+  fs.writeFileSync(file, b);
+}
+
+const code = (c: string) => (e: unknown) => isChronoError(e) && (e as ChronoError).code === c;
+
+test('corruption: flipped byte in a block of a sealed segment fails reads of that block only', async () => {
+  const { dir, data } = await sealedVolume();
+  const file = segFiles(dir)[0];
+  const rec = records(file).find((r) => r.header.type === 1)!;
+  flip(file, rec.offset + HEADER_BYTES + 4 + 100); // inside the first block's data
+  const vol = await Volume.open(dir);
+  const bad = rec.header.firstBlock;
+  await assert.rejects(vol.read(bad * BS, BS), code('CORRUPT_BLOCK'));
+  await assert.rejects(vol.read(bad * BS, BS, vol.resolvePoint('all')), code('CORRUPT_BLOCK'));
+  const other = (bad + 1) * BS;
+  assert.ok((await vol.read(other, BS)).equals(data.subarray(other, other + BS)), 'undamaged blocks still read');
+  const report = await verifyVolume(vol.internals);
+  assert.ok(!report.ok && report.problems.some((p) => p.kind === 'primary-segment'));
+  await vol.close();
+});
+
+test('corruption: flipped byte in a record header in the middle of the current segment fails open with CORRUPT_LOG', async () => {
+  const { dir, vol } = await freshVolume();
+  for (let i = 0; i < 3; i++) await vol.write(i * BS, Buffer.alloc(BS, i + 1));
+  await vol.flush();
+  // Crash without a checkpoint: copy the files while the volume is open.
+  const copy = `${dir}-copy`;
+  fs.cpSync(dir, copy, { recursive: true });
+  fs.rmSync(path.join(copy, 'LOCK'));
+  await vol.close();
+  const file = segFiles(copy).pop()!;
+  const recs = records(file);
+  fs.rmSync(path.join(copy, 'index'), { recursive: true });
+  fs.mkdirSync(path.join(copy, 'index'));
+  flip(file, recs[0].offset + RECORD_HEADER.off.seq);
+  await assert.rejects(Volume.open(copy), code('CORRUPT_LOG'));
+});
+
+test('corruption: a torn tail (half-written last record) is cut quietly on open', async () => {
+  const { dir, vol } = await freshVolume();
+  await vol.write(0, Buffer.alloc(BS, 9));
+  await vol.sync({ label: 'kept' });
+  await vol.close();
+  const file = segFiles(dir).pop()!;
+  const size = fs.statSync(file).size;
+  // A record header claiming 2 blocks, followed by only part of its payload.
+  const torn = fs.readFileSync(file).subarray(records(file)[0].offset, records(file)[0].offset + HEADER_BYTES + 1000);
+  fs.appendFileSync(file, torn);
+  const v = await Volume.open(dir);
+  assert.equal(v.replayReport.tornTailCutBytes, torn.length);
+  assert.equal(fs.statSync(file).size, size);
+  assert.ok((await v.read(0, BS, v.resolvePoint('kept'))).equals(Buffer.alloc(BS, 9)));
+  await v.write(BS, Buffer.alloc(BS, 1)); // and the log goes on from the cut
+  await v.close();
+});
+
+test('corruption: a truncated sealed segment fails open with CORRUPT_LOG', async () => {
+  const { dir } = await sealedVolume();
+  const file = segFiles(dir)[0];
+  fs.truncateSync(file, fs.statSync(file).size - 500);
+  await assert.rejects(Volume.open(dir), code('CORRUPT_LOG'));
+});
+
+/** A volume whose first segments have moved to the archive. */
+async function archivedVolume(): Promise<{ dir: string; archive: string; first: Buffer }> {
+  const { dir, vol, archive } = await freshVolume();
+  const first = Buffer.alloc(SMALL.sizeBytes, 0xab);
+  await vol.write(0, first);
+  await vol.sync({ label: 'first' });
+  for (let i = 0; i < 40; i++) await vol.write(0, Buffer.alloc(SMALL.sizeBytes, i));
+  assert.ok((await vol.status()).archive.segments! > 2);
+  await vol.close();
+  return { dir, archive, first };
+}
+
+test('corruption: a missing archived segment fails reads of what only it held, and verify reports the gap', async () => {
+  const { dir, archive } = await archivedVolume();
+  fs.rmSync(path.join(archive, archiveKey(1)));
+  const vol = await Volume.open(dir);
+  await assert.rejects(vol.read(0, SMALL.sizeBytes, vol.resolvePoint('first')), code('ARCHIVE_MISSING'));
+  const report = await verifyVolume(vol.internals);
+  assert.ok(report.problems.some((p) => p.kind === 'archive-missing' && p.segment === 1), JSON.stringify(report.problems));
+  await vol.close();
+});
+
+test('corruption: a flipped byte in an archived segment fails reads of that block, and verify reports it', async () => {
+  const { dir, archive } = await archivedVolume();
+  const obj = path.join(archive, archiveKey(1));
+  flip(obj, 64 + HEADER_BYTES + 4 + 10);
+  const vol = await Volume.open(dir);
+  await assert.rejects(vol.read(0, SMALL.sizeBytes, vol.resolvePoint('first')), code('CORRUPT_BLOCK'));
+  const report = await verifyVolume(vol.internals);
+  assert.ok(report.problems.some((p) => p.kind === 'archived-segment' && p.segment === 1));
+  await vol.close();
+});
+
+for (const [name, mutate, want] of [
+  ['bad magic', (b: Buffer) => { b[0] ^= 1; }, 'BAD_MAGIC'],
+  ['newer format version', (b: Buffer) => { b.writeUInt16LE(99, SUPERBLOCK.off.version); }, 'BAD_VERSION'],
+  ['wrong header length', (b: Buffer) => { b.writeUInt16LE(64, SUPERBLOCK.off.headerLength); }, 'BAD_LENGTH'],
+  ['flipped byte', (b: Buffer) => { b[SUPERBLOCK.off.volumeSizeBytes] ^= 1; }, 'BAD_CHECKSUM'],
+  ['reserved flag set (checksum fixed up)', (b: Buffer) => { b.writeUInt32LE(1, SUPERBLOCK.off.flags); b.writeUInt32LE(crc32c(b.subarray(0, SUPERBLOCK.off.crc)), SUPERBLOCK.off.crc); }, 'BAD_FLAGS'],
+] as const) {
+  test(`corruption: superblock with ${name} is refused with ${want}`, async () => {
+    const { dir, vol } = await freshVolume();
+    await vol.close();
+    const p = path.join(dir, 'superblock');
+    const b = fs.readFileSync(p);
+    mutate(b);
+    fs.writeFileSync(p, b);
+    await assert.rejects(Volume.open(dir), code(want));
+  });
+}
+
+test('corruption: a segment from another volume is refused with FOREIGN_SEGMENT', async () => {
+  const { dir } = await sealedVolume();
+  const files = segFiles(dir);
+  const foreign = encodeSegmentHeader({ volumeId: newVolumeId(), segmentId: 1, firstSeq: 1, createdMs: Date.now() });
+  const b = fs.readFileSync(files[0]);
+  foreign.copy(b, 0);
+  fs.writeFileSync(files[0], b);
+  await assert.rejects(Volume.open(dir), code('FOREIGN_SEGMENT'));
+});
+
+test('corruption: a damaged index manifest is reported, not silently ignored', async () => {
+  const { dir } = await sealedVolume();
+  flip(path.join(dir, 'index', 'MANIFEST'), 40);
+  await assert.rejects(Volume.open(dir), code('BAD_CHECKSUM'));
+});
+
+test('corruption: a directory that is not a volume is refused with NOT_A_VOLUME', async () => {
+  const { dir } = await sealedVolume();
+  fs.rmSync(path.join(dir, 'superblock'));
+  await assert.rejects(Volume.open(dir), code('NOT_A_VOLUME'));
+  assert.equal(segmentFileName(1), '00000001.cvseg');
+});
