@@ -1,6 +1,8 @@
 import { RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
+import { DEFAULTS } from '../options';
 import { applyRecord } from './apply-record';
+import { checkpoint } from './checkpoint';
 import { Core } from './core';
 import { LIVE_SEQ } from './events';
 import { ensureSpace } from './turnover';
@@ -52,6 +54,11 @@ export class VolumeWriter {
     if (offset + length > endFull * bs) await this.write(endFull * bs, Buffer.alloc(offset + length - endFull * bs));
   }
 
+  /** Memory stays bounded however long a segment takes to fill. */
+  private boundMemtable(): void {
+    if (this.core.index.memtableCount >= DEFAULTS.memtableMaxVersions) checkpoint(this.core);
+  }
+
   private isZero(blocks: Buffer, i: number): boolean {
     const bs = this.core.sb.blockSizeBytes;
     return this.zeroBlock.compare(blocks, i * bs, (i + 1) * bs) === 0;
@@ -82,6 +89,7 @@ export class VolumeWriter {
       const h: RecordHeader = { type: RecordType.WRITE, blockCount: n, seq: core.nextSeq, timeMs: this.now(), firstBlock: firstBlock + done, payloadLength: n * unit, originSegment: 0, originOffset: 0 };
       const at = core.segments.current.appendBlocks(h, buf, bufOffset + done * bs, bs);
       applyRecord(core, core.segments.current.id, at, h);
+      this.boundMemtable();
       done += n;
     }
   }
@@ -95,6 +103,7 @@ export class VolumeWriter {
       const h: RecordHeader = { type, blockCount: n, seq: core.nextSeq, timeMs: this.now(), firstBlock: firstBlock + done, payloadLength: 0, originSegment: 0, originOffset: 0 };
       const at = core.segments.current.append(h);
       applyRecord(core, core.segments.current.id, at, h);
+      this.boundMemtable();
       done += n;
     }
   }

@@ -1,0 +1,88 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+/** A scratch directory on the same disk as the system temp dir; removed at exit. */
+export function scratch(prefix: string): string {
+  const d = fs.mkdtempSync(path.join(process.env.CHRONOVOL_BENCH_DIR ?? os.tmpdir(), `chronovol-bench-${prefix}-`));
+  process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+export function seconds(since: bigint): number {
+  return Number(process.hrtime.bigint() - since) / 1e9;
+}
+
+/** Drops the page cache (root only) so "cold" reads really go to disk; false where not allowed. */
+export function dropCaches(): boolean {
+  try {
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Incompressible, non-zero data whose every block differs: zero detection must not help. */
+export function patternChunk(bytes: number, salt: number): Buffer {
+  const b = Buffer.allocUnsafe(bytes);
+  let x = (salt * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < bytes; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b.writeUInt32LE(x >>> 0, i);
+  }
+  return b;
+}
+
+/**
+ * The baseline every ingest figure is measured against: append the same bytes, in the same
+ * write sizes, to one file with fdatasync at the same points.
+ */
+export function rawAppend(file: string, writes: Buffer[], syncEveryBytes: number): number {
+  const fd = fs.openSync(file, 'w');
+  const t = process.hrtime.bigint();
+  let since = 0;
+  let at = 0;
+  for (const w of writes) {
+    fs.writeSync(fd, w, 0, w.length, at);
+    at += w.length;
+    since += w.length;
+    if (since >= syncEveryBytes) {
+      fs.fdatasyncSync(fd);
+      since = 0;
+    }
+  }
+  fs.fdatasyncSync(fd);
+  const s = seconds(t);
+  fs.closeSync(fd);
+  fs.rmSync(file);
+  return at / s;
+}
+
+export interface BenchResult {
+  /** Human lines for the report. */
+  lines: string[];
+  /** Figures for the --json object. */
+  figures: Record<string, unknown>;
+}
+
+/**
+ * Uniform random integers (mulberry32). Not an LCG taken modulo a power of two: its low bits
+ * cycle with short periods, which turns "random" overwrites into a sequential sweep.
+ */
+export function uniform(seed: number): (n: number) => number {
+  let s = seed >>> 0;
+  return (n: number) => {
+    let t = (s = (s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+}

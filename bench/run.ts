@@ -1,0 +1,39 @@
+/**
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,...] [-- --scales 1e5,1e6,1e7]`
+ * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
+ */
+import { benchIngest, benchWriteAmp } from './engine-ingest';
+import { benchHistoryScale } from './history-scale';
+import { BenchResult } from './lib';
+
+type Section = { name: string; run: () => Promise<BenchResult> };
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const arg = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const only = arg('--only')?.split(',');
+  const scales = (arg('--scales') ?? '1e5,1e6,1e7').split(',').map(Number);
+  const sections: Section[] = [
+    { name: 'ingest', run: () => benchIngest() },
+    { name: 'wa', run: () => benchWriteAmp() },
+    { name: 'history', run: () => benchHistoryScale(scales) },
+  ];
+  const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+  for (const s of sections) {
+    if (only && !only.includes(s.name)) continue;
+    process.stderr.write(`bench: ${s.name}...\n`);
+    const r = await s.run();
+    for (const line of r.lines) process.stdout.write(line + '\n');
+    Object.assign(figures, r.figures);
+  }
+  if (json) process.stdout.write(JSON.stringify(figures) + '\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
