@@ -35,3 +35,11 @@ export function parseSize(text: string): number {
   if (!Number.isSafeInteger(n)) throw new Error(`not a whole number of bytes: ${text}`);
   return n;
 }
+
+/** "500ms", "30s", "5m", "1h"; a bare number is seconds. */
+export function parseDurationMs(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i.exec(text.trim());
+  if (!m) throw new Error(`not a duration: ${text} (try 30s, 5m)`);
+  const mult: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  return Math.round(Number(m[1]) * mult[(m[2] ?? 's').toLowerCase()]);
+}

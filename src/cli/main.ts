@@ -6,6 +6,8 @@ import * as events from './commands/events';
 import * as exportCmd from './commands/export';
 import * as importCmd from './commands/import';
 import * as init from './commands/init';
+import * as mount from './commands/mount';
+import * as umount from './commands/umount';
 import * as recover from './commands/recover';
 import * as status from './commands/status';
 import * as sync from './commands/sync';
@@ -27,7 +29,7 @@ Quick tour:
   chronovol events /srv/vol
   chronovol export /srv/vol --at first --out first.img`);
 
-for (const cmd of [init, importCmd, write, sync, events, exportCmd, status, verify, recover]) cmd.register(program);
+for (const cmd of [init, importCmd, write, sync, events, exportCmd, status, verify, recover, mount, umount]) cmd.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const json = process.argv.includes('--json');

@@ -5,7 +5,12 @@ import { ChronoError } from '../errors';
 import { Volume } from '../volume/volume';
 import { ControlReply, ControlRequest } from './control-protocol';
 
-export type SyncHook = (params: Record<string, unknown>) => Promise<unknown>;
+export interface ControlHooks {
+  /** Replaces the default sync (e.g. to add fsfreeze); receives the request's params. */
+  sync?: (params: Record<string, unknown>) => Promise<unknown>;
+  /** Asked by `chronovol umount`. */
+  shutdown?: () => void;
+}
 
 /**
  * Serves CLI requests for a volume a daemon holds open. Exports stream in chunks so a large
@@ -14,7 +19,7 @@ export type SyncHook = (params: Record<string, unknown>) => Promise<unknown>;
 export class ControlServer {
   private server?: net.Server;
 
-  constructor(private readonly volume: Volume, private readonly socketPath: string, private readonly log: Logger, private readonly syncHook?: SyncHook) {}
+  constructor(private readonly volume: Volume, private readonly socketPath: string, private readonly log: Logger, private readonly hooks: ControlHooks = {}) {}
 
   async listen(): Promise<void> {
     if (fs.existsSync(this.socketPath)) fs.rmSync(this.socketPath, { force: true }); // stale: we hold the lock
@@ -56,13 +61,18 @@ export class ControlServer {
     switch (req.method) {
       case 'ping':
         return reply({ pid: process.pid });
+      case 'shutdown':
+        if (!this.hooks.shutdown) throw new ChronoError('UNSUPPORTED', 'this daemon cannot be shut down over its control socket');
+        reply({ pid: process.pid });
+        setImmediate(this.hooks.shutdown);
+        return;
       case 'events':
         return reply(v.events);
       case 'status':
         return reply(await v.status());
       case 'sync': {
         this.log.info({ label: p.label }, 'sync requested over the control socket');
-        return reply(this.syncHook ? await this.syncHook(p) : await v.sync({ label: p.label as string | undefined, kind: (p.kind as 'app' | 'crash') ?? 'app' }));
+        return reply(this.hooks.sync ? await this.hooks.sync(p) : await v.sync({ label: p.label as string | undefined, kind: (p.kind as 'app' | 'crash') ?? 'app' }));
       }
       case 'export': {
         const point = v.resolvePoint(String(p.at ?? 'live'));

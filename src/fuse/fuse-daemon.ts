@@ -1,0 +1,139 @@
+import Fuse from 'fuse-native';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import { ControlServer } from '../control/control-server';
+import { ChronoError } from '../errors';
+import { Volume } from '../volume/volume';
+import { makeOps } from './fuse-ops';
+import { lazyUnmount, mountEntry, prepareMountpoint } from './mount-guard';
+import { Tree } from './tree';
+
+/** libfuse 2 caps writes at 4 KiB without big_writes, and fuse-native has no key for it. */
+export const MAX_WRITE_BYTES = 128 * 1024;
+
+class BigWritesFuse extends Fuse {
+  protected override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    // attr_timeout=0: status.json and the event list change while mounted; sizes must not go stale.
+    const extra = `big_writes,max_write=${MAX_WRITE_BYTES},attr_timeout=0`;
+    return base ? `${base},${extra}` : `-o${extra}`;
+  }
+}
+
+export interface FuseDaemonOptions {
+  dir: string;
+  mountpoint: string;
+  cacheBytes: number;
+  autoSyncMs: number;
+  log: Logger;
+}
+
+export interface RequestStats {
+  writes: number;
+  writeBytes: number;
+  maxWriteBytes: number;
+  reads: number;
+  readBytes: number;
+  maxReadBytes: number;
+}
+
+/** One process: the engine, the FUSE tree over it, and the control socket. */
+export class FuseDaemon {
+  private fuse?: Fuse;
+  private control?: ControlServer;
+  private statusJson = Buffer.from('{}\n');
+  private timer?: NodeJS.Timeout;
+  private stopping?: Promise<void>;
+  /** Called when a stop was asked over the control socket (`chronovol umount`). */
+  onStopped?: () => void;
+  readonly requests: RequestStats = { writes: 0, writeBytes: 0, maxWriteBytes: 0, reads: 0, readBytes: 0, maxReadBytes: 0 };
+
+  private constructor(readonly volume: Volume, readonly mountpoint: string, private readonly o: FuseDaemonOptions) {}
+
+  static async start(o: FuseDaemonOptions): Promise<FuseDaemon> {
+    const mountpoint = path.resolve(o.mountpoint);
+    const dir = path.resolve(o.dir);
+    if (dir === mountpoint || dir.startsWith(mountpoint + path.sep)) {
+      throw new ChronoError('BAD_ARGUMENT', 'the volume directory must not be inside the mountpoint: the daemon would touch its own mount');
+    }
+    prepareMountpoint(mountpoint, o.log);
+    const socket = path.join(dir, 'control.sock');
+    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, log: o.log, role: `mount at ${mountpoint}`, socket });
+    const d = new FuseDaemon(volume, mountpoint, { ...o, dir });
+    try {
+      await d.startServing(socket);
+    } catch (err) {
+      await volume.close();
+      throw err;
+    }
+    return d;
+  }
+
+  private async startServing(socket: string): Promise<void> {
+    const startedMs = Date.now();
+    await this.refreshStatus(socket);
+    this.timer = setInterval(() => void this.refreshStatus(socket), 1000);
+    this.timer.unref();
+    const tree = new Tree(this.volume, () => this.statusJson, startedMs);
+    const ops = countRequests(makeOps(this.volume, tree, { autoSyncMs: this.o.autoSyncMs, log: this.o.log }), this.requests);
+    this.control = new ControlServer(this.volume, socket, this.o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()) });
+    await this.control.listen();
+    this.fuse = new BigWritesFuse(this.mountpoint, ops, { timeout: false, maxRead: MAX_WRITE_BYTES, fsname: 'chronovol' });
+    await new Promise<void>((resolve, reject) => this.fuse!.mount((err) => (err ? reject(new ChronoError('IO', `mount at ${this.mountpoint} failed: ${err.message}`)) : resolve())));
+    this.o.log.info({ mountpoint: this.mountpoint, dir: this.o.dir }, 'mounted');
+  }
+
+  private async refreshStatus(socket: string): Promise<void> {
+    try {
+      const status = await this.volume.status();
+      this.statusJson = Buffer.from(JSON.stringify({
+        daemon: { pid: process.pid, volumeDir: this.o.dir, mountpoint: this.mountpoint, controlSocket: socket, autoSyncMs: this.o.autoSyncMs },
+        fuseRequests: this.requests,
+        ...status,
+      }, null, 2) + '\n');
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'status refresh failed');
+    }
+  }
+
+  /** Unmounts (lazily if busy), stops the control socket, checkpoints and closes the volume. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.timer);
+      if (this.fuse) {
+        await new Promise<void>((resolve) => this.fuse!.unmount((err) => {
+          if (err && mountEntry(this.mountpoint)) {
+            this.o.log.warn({ err: err.message }, 'mountpoint busy; detaching lazily');
+            lazyUnmount(this.mountpoint);
+          }
+          resolve();
+        }));
+      }
+      await this.control?.close();
+      await this.volume.close();
+      this.o.log.info({ mountpoint: this.mountpoint }, 'unmounted and closed');
+    })();
+    return this.stopping;
+  }
+}
+
+/** Counts what the kernel actually sends: request sizes prove big_writes took effect. */
+function countRequests(ops: ReturnType<typeof makeOps>, s: RequestStats): ReturnType<typeof makeOps> {
+  const read = ops.read!;
+  const write = ops.write!;
+  return {
+    ...ops,
+    read(p, fd, buf, len, pos, cb) {
+      s.reads++;
+      s.readBytes += len;
+      s.maxReadBytes = Math.max(s.maxReadBytes, len);
+      read(p, fd, buf, len, pos, cb);
+    },
+    write(p, fd, buf, len, pos, cb) {
+      s.writes++;
+      s.writeBytes += len;
+      s.maxWriteBytes = Math.max(s.maxWriteBytes, len);
+      write(p, fd, buf, len, pos, cb);
+    },
+  };
+}

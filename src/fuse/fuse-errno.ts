@@ -1,0 +1,16 @@
+import Fuse from 'fuse-native';
+import { ChronoError, ErrorCode } from '../errors';
+
+/** Stable error codes become errnos here, at the FUSE edge, and nowhere else. */
+const ERRNO: Partial<Record<ErrorCode, number>> = {
+  OUT_OF_RANGE: Fuse.EFBIG, // writing past the fixed size of the image: "File too large"
+  READ_ONLY: Fuse.EROFS,
+  UNKNOWN_POINT: Fuse.ENOENT,
+  BAD_ARGUMENT: Fuse.EINVAL,
+  LOCKED: Fuse.EBUSY,
+};
+
+export function toErrno(err: unknown): number {
+  if (err instanceof ChronoError) return ERRNO[err.code] ?? Fuse.EIO;
+  return Fuse.EIO;
+}

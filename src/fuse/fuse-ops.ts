@@ -1,0 +1,203 @@
+import Fuse, { Ops, Stat } from 'fuse-native';
+import type { Logger } from 'pino';
+import { Point } from '../volume/events';
+import { Volume } from '../volume/volume';
+import { toErrno } from './fuse-errno';
+import { Node, Tree } from './tree';
+
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+
+interface Handle {
+  node: Node;
+  point?: Point;
+  writable: boolean;
+  /** Snapshot of a small file's content, so size and reads agree for this open. */
+  content?: Buffer;
+}
+
+export interface OpsOptions {
+  /** Record a crash-consistent event at an fsync/flush when this long has passed since the last one. */
+  autoSyncMs: number;
+  log: Logger;
+}
+
+/**
+ * The FUSE handlers. Each one answers from memory or the engine and calls back exactly once;
+ * none touches the mount, and none waits on the libuv threadpool (the engine's I/O is
+ * synchronous). Read data is copied into the kernel's buffer synchronously just before the
+ * callback, and write data is copied out of it before any await.
+ */
+export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
+  const handles = new Map<number, Handle>();
+  let nextFd = 10;
+  let lastAutoSyncMs = Date.now();
+  const size = volume.sizeBytes;
+  // Generated files change over time: an open serves the bytes whose size getattr last reported.
+  const lastContent = new Map<string, Buffer>();
+  const contentOf = (path: string, n: Node & { kind: 'file' }): Buffer => {
+    const c = n.content();
+    lastContent.set(path, c);
+    return c;
+  };
+
+  const stat = (n: Node, content?: Buffer): Stat => {
+    const t = new Date(n.mtimeMs);
+    if (n.kind === 'dir') return { mode: 0o40755, size: 4096, nlink: 2, mtime: t, atime: t, ctime: t };
+    if (n.kind === 'image') return { mode: n.writable ? 0o100644 : 0o100444, size, nlink: 1, mtime: t, atime: t, ctime: t, blksize: volume.blockSizeBytes, blocks: Math.ceil(size / 512) };
+    return { mode: 0o100444, size: (content ?? n.content()).length, nlink: 1, mtime: t, atime: t, ctime: t };
+  };
+
+  // A handler that throws must still answer the kernel, or the request hangs.
+  const guard = (name: string, cb: (err: number) => void, fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      o.log.warn({ op: name, err: (err as Error).message }, 'fuse operation failed');
+      cb(toErrno(err));
+    }
+  };
+
+  const durable = async () => {
+    await volume.flush();
+    if (o.autoSyncMs > 0 && Date.now() - lastAutoSyncMs >= o.autoSyncMs) {
+      lastAutoSyncMs = Date.now();
+      await volume.sync({ label: 'auto', kind: 'crash' });
+    }
+  };
+
+  return {
+    getattr(path, cb) {
+      guard('getattr', cb, () => {
+        const n = tree.resolve(path);
+        if (!n) return cb(Fuse.ENOENT);
+        cb(0, stat(n, n.kind === 'file' ? contentOf(path, n) : undefined));
+      });
+    },
+    fgetattr(path, fd, cb) {
+      guard('fgetattr', cb, () => {
+        const h = handles.get(fd);
+        if (!h) return cb(Fuse.EBADF);
+        cb(0, stat(h.node, h.content));
+      });
+    },
+    readdir(path, cb) {
+      guard('readdir', cb, () => {
+        const n = tree.resolve(path);
+        if (!n) return cb(Fuse.ENOENT);
+        if (n.kind !== 'dir') return cb(Fuse.ENOTDIR);
+        cb(0, n.list ? n.list() : []);
+      });
+    },
+    open(path, flags, cb) {
+      guard('open', cb, () => {
+        const n = tree.resolve(path);
+        if (!n) return cb(Fuse.ENOENT);
+        if (n.kind === 'dir') return cb(Fuse.EISDIR);
+        const wantsWrite = (flags & O_ACCMODE) !== O_RDONLY;
+        const writable = n.kind === 'image' && n.writable;
+        if (wantsWrite && !writable) return cb(Fuse.EROFS);
+        const fd = nextFd++;
+        handles.set(fd, { node: n, point: n.kind === 'image' ? n.point : undefined, writable: wantsWrite, content: n.kind === 'file' ? lastContent.get(path) ?? contentOf(path, n) : undefined });
+        cb(0, fd);
+      });
+    },
+    create(path, mode, cb) {
+      cb(tree.resolve(path) ? Fuse.EEXIST : Fuse.EROFS);
+    },
+    release(path, fd, cb) {
+      handles.delete(fd);
+      cb(0);
+    },
+    read(path, fd, buf, len, pos, cb) {
+      guard('read', cb, () => {
+        const h = handles.get(fd);
+        if (!h) return cb(Fuse.EBADF);
+        if (h.content) {
+          const n = Math.max(0, Math.min(len, h.content.length - pos));
+          h.content.copy(buf, 0, pos, pos + n);
+          return cb(n);
+        }
+        if (pos >= size) return cb(0);
+        const n = Math.min(len, size - pos);
+        volume.read(pos, n, h.point).then(
+          (data) => {
+            data.copy(buf, 0, 0, n);
+            cb(n);
+          },
+          (err: Error) => {
+            o.log.error({ path, pos, len, err: err.message }, 'read failed');
+            cb(toErrno(err));
+          },
+        );
+      });
+    },
+    write(path, fd, buf, len, pos, cb) {
+      guard('write', cb, () => {
+        const h = handles.get(fd);
+        if (!h) return cb(Fuse.EBADF);
+        if (!h.writable) return cb(Fuse.EROFS);
+        if (pos + len > size) return cb(Fuse.EFBIG);
+        const data = Buffer.from(buf.subarray(0, len)); // the kernel's buffer is ours only until cb
+        volume.write(pos, data).then(
+          () => cb(len),
+          (err: Error) => {
+            o.log.error({ pos, len, err: err.message }, 'write failed');
+            cb(toErrno(err));
+          },
+        );
+      });
+    },
+    flush(path, fd, cb) {
+      const h = handles.get(fd);
+      if (!h?.writable) return cb(0);
+      durable().then(() => cb(0), (err) => cb(toErrno(err)));
+    },
+    fsync(path, datasync, fd, cb) {
+      const h = handles.get(fd);
+      if (!h?.writable) return cb(0);
+      durable().then(() => cb(0), (err) => cb(toErrno(err)));
+    },
+    truncate(path, newSize, cb) {
+      const n = tree.resolve(path);
+      if (!n) return cb(Fuse.ENOENT);
+      if (n.kind !== 'image' || !n.writable) return cb(Fuse.EROFS);
+      cb(newSize === size ? 0 : Fuse.EPERM); // the image has the volume's fixed size
+    },
+    ftruncate(path, fd, newSize, cb) {
+      const h = handles.get(fd);
+      if (!h) return cb(Fuse.EBADF);
+      if (!h.writable) return cb(Fuse.EROFS);
+      cb(newSize === size ? 0 : Fuse.EPERM);
+    },
+    mkdir(path, mode, cb) {
+      if (tree.resolve(path)) return cb(Fuse.EEXIST);
+      tree.mkdir(path).then(
+        (e) => {
+          o.log.info({ event: e.id, label: e.label }, 'event recorded by mkdir');
+          cb(0);
+        },
+        (err) => cb(toErrno(err)),
+      );
+    },
+    rmdir(path, cb) {
+      cb(tree.resolve(path) ? Fuse.EROFS : Fuse.ENOENT);
+    },
+    unlink(path, cb) {
+      cb(tree.resolve(path) ? Fuse.EROFS : Fuse.ENOENT);
+    },
+    rename(src, dest, cb) {
+      cb(Fuse.EROFS);
+    },
+    chmod(path, mode, cb) {
+      cb(tree.resolve(path) ? Fuse.EROFS : Fuse.ENOENT);
+    },
+    utimens(path, atime, mtime, cb) {
+      cb(tree.resolve(path) ? 0 : Fuse.ENOENT); // touch(1) and cp -p expect this to succeed
+    },
+    statfs(path, cb) {
+      const blocks = Math.ceil(size / 4096);
+      cb(0, { bsize: 4096, frsize: 4096, blocks, bfree: 0, bavail: 0, files: 1000, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 });
+    },
+  };
+}
