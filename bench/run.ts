@@ -3,6 +3,7 @@
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { benchIngest, benchWriteAmp } from './engine-ingest';
+import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
 import { BenchResult } from './lib';
 
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
     { name: 'ingest', run: () => benchIngest() },
     { name: 'wa', run: () => benchWriteAmp() },
     { name: 'history', run: () => benchHistoryScale(scales) },
+    { name: 'fuse', run: () => benchFuse() },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
   for (const s of sections) {

@@ -41,7 +41,7 @@ export const RecordType = {
   EVENT: 4, // sync event: eventId u32, kind u8, reserved u8, labelLength u16, label utf-8
   COPY: 5, // copy-forward of live WRITE data; seq/time are the original version's
   COPY_ZERO: 6, // copy-forward of a live ZERO/TRIM
-  SEAL: 7, // last record of a sealed segment: recordCount u32, reserved u32, lastSeq u64, bodyCrc u32
+  SEAL: 7, // last record of a sealed segment: recordCount u32, reserved u32, lastSeq u64, headersCrc u32
 } as const;
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
 

@@ -78,6 +78,8 @@ export class FuseDaemon {
     const ops = countRequests(makeOps(this.volume, tree, { autoSyncMs: this.o.autoSyncMs, log: this.o.log }), this.requests);
     this.control = new ControlServer(this.volume, socket, this.o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()) });
     await this.control.listen();
+    // timeout: false is load-bearing: with fuse-native's default 15 s timeout a slow request would
+    // be answered EIO while our handler still uses its buffer (fuse-ops.ts reads/writes in place).
     this.fuse = new BigWritesFuse(this.mountpoint, ops, { timeout: false, maxRead: MAX_WRITE_BYTES, fsname: 'chronovol' });
     await new Promise<void>((resolve, reject) => this.fuse!.mount((err) => (err ? reject(new ChronoError('IO', `mount at ${this.mountpoint} failed: ${err.message}`)) : resolve())));
     this.o.log.info({ mountpoint: this.mountpoint, dir: this.o.dir }, 'mounted');

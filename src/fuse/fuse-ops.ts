@@ -25,8 +25,8 @@ export interface OpsOptions {
 /**
  * The FUSE handlers. Each one answers from memory or the engine and calls back exactly once;
  * none touches the mount, and none waits on the libuv threadpool (the engine's I/O is
- * synchronous). Read data is copied into the kernel's buffer synchronously just before the
- * callback, and write data is copied out of it before any await.
+ * synchronous). fuse-native's op timeout is disabled, so a request's buffer belongs to us until
+ * we call back: reads reconstruct blocks straight into it and writes append straight from it.
  */
 export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
   const handles = new Map<number, Handle>();
@@ -120,11 +120,10 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         }
         if (pos >= size) return cb(0);
         const n = Math.min(len, size - pos);
-        volume.read(pos, n, h.point).then(
-          (data) => {
-            data.copy(buf, 0, 0, n);
-            cb(n);
-          },
+        // The request buffer stays ours until cb: fuse-native's op timeout is off (fuse-daemon.ts),
+        // so no late reply can hand it back to the kernel while we still fill it.
+        volume.readInto(buf, pos, n, h.point).then(
+          () => cb(n),
           (err: Error) => {
             o.log.error({ path, pos, len, err: err.message }, 'read failed');
             cb(toErrno(err));
@@ -138,8 +137,8 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         if (!h) return cb(Fuse.EBADF);
         if (!h.writable) return cb(Fuse.EROFS);
         if (pos + len > size) return cb(Fuse.EFBIG);
-        const data = Buffer.from(buf.subarray(0, len)); // the kernel's buffer is ours only until cb
-        volume.write(pos, data).then(
+        // Appended straight from the request buffer, which stays valid until cb (timeout is off).
+        volume.write(pos, buf.subarray(0, len)).then(
           () => cb(len),
           (err: Error) => {
             o.log.error({ pos, len, err: err.message }, 'write failed');

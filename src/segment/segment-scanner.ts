@@ -67,7 +67,7 @@ export function scanSegment(src: ByteSource, opts: ScanOptions): ScanResult {
       }
       return { header, records, validEnd: at + HEADER_BYTES + rec.header.payloadLength, sealed: true };
     }
-    if (opts.verifyData) bodyCrc = crc32c(src.read(at, HEADER_BYTES + rec.header.payloadLength), bodyCrc);
+    if (opts.verifyData) bodyCrc = crc32c(src.read(at, HEADER_BYTES), bodyCrc);
     count++;
     records.push(rec);
     at += HEADER_BYTES + rec.header.payloadLength;

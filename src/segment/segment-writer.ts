@@ -75,7 +75,8 @@ export class SegmentWriter {
     const at = this.bufLen;
     fill?.(this.buf, at + HEADER_BYTES);
     writeRecordHeader(this.buf, at, h);
-    this.state.bodyCrc = crc32c(this.buf.subarray(at, at + len), this.state.bodyCrc);
+    // Block data has its own CRCs: the seal chains headers only, so data is checksummed once.
+    if (h.type !== RecordType.SEAL) this.state.bodyCrc = crc32c(this.buf.subarray(at, at + HEADER_BYTES), this.state.bodyCrc);
     this.bufLen += len;
     const offset = this.state.end;
     this.state.end += len;

@@ -1,10 +1,12 @@
-import { LRUCache } from 'lru-cache';
 import { ArchiveReader } from '../archive/archive-reader';
 import { ChronoError } from '../errors';
 import { crc32c } from '../format/crc';
 import { unitBytes } from '../format/record';
 import { Location, VersionIndex } from '../index/version-index';
 import { SegmentSet } from '../segment/segment-set';
+import { BlockCache, CacheStats } from './block-cache';
+
+export type { CacheStats } from './block-cache';
 
 interface Pending {
   i: number;
@@ -13,24 +15,16 @@ interface Pending {
   at: Location;
 }
 
-export interface CacheStats {
-  hits: number;
-  misses: number;
-  entries: number;
-  bytes: number;
-  maxBytes: number;
-}
-
 /**
  * Reconstructs blocks at a point in time. Every block is checked against its CRC before it is
  * served; damage fails the read with CORRUPT_BLOCK. Reconstructed blocks are cached by version
  * (its origin location), so one version read through many events is cached once.
  */
 export class BlockReader {
-  private readonly cache?: LRUCache<number, Buffer>;
+  private readonly cache?: BlockCache;
   private readonly unit: number;
-  hits = 0;
-  misses = 0;
+  /** Reused for primary reads: they complete within one tick, so one buffer serves them all. */
+  private scratch = Buffer.allocUnsafe(0);
 
   constructor(
     private readonly index: VersionIndex,
@@ -40,13 +34,11 @@ export class BlockReader {
     private readonly cacheBytes: number,
   ) {
     this.unit = unitBytes(blockSizeBytes);
-    if (cacheBytes >= blockSizeBytes) {
-      this.cache = new LRUCache<number, Buffer>({ maxSize: cacheBytes, sizeCalculation: (b) => b.length });
-    }
+    if (cacheBytes >= blockSizeBytes) this.cache = new BlockCache(blockSizeBytes, cacheBytes);
   }
 
   stats(): CacheStats {
-    return { hits: this.hits, misses: this.misses, entries: this.cache?.size ?? 0, bytes: this.cache?.calculatedSize ?? 0, maxBytes: this.cacheBytes };
+    return this.cache?.stats() ?? { hits: 0, misses: 0, entries: 0, bytes: 0, maxBytes: 0 };
   }
 
   /** Fills out[outOffset..] with `count` blocks starting at firstBlock, as of seqLimit. */
@@ -61,14 +53,7 @@ export class BlockReader {
         out.fill(0, outOffset + i * bs, outOffset + (i + 1) * bs);
         continue;
       }
-      const key = cacheKey(v);
-      const hit = this.cache?.get(key);
-      if (hit) {
-        this.hits++;
-        hit.copy(out, outOffset + i * bs);
-        continue;
-      }
-      this.misses++;
+      if (this.cache?.get(cacheKey(v), out, outOffset + i * bs)) continue;
       const at = this.index.where(block, v);
       if (this.segments.has(at.segment)) primary.push({ i, block, version: v, at });
       else if (at !== v && this.segments.has(v.segment)) primary.push({ i, block, version: v, at: v });
@@ -77,8 +62,10 @@ export class BlockReader {
     // Primary reads first, all in this tick: no await may let a turnover recycle a segment under us.
     for (const group of contiguous(primary, this.unit)) {
       const first = group[0];
-      const buf = this.segments.readExact(first.at.segment, first.at.offset, group.length * this.unit);
-      this.deliver(group, buf, out, outOffset);
+      const len = group.length * this.unit;
+      if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(Math.max(len, 256 * 1024));
+      this.segments.readInto(first.at.segment, this.scratch, 0, len, first.at.offset);
+      this.deliver(group, this.scratch, out, outOffset);
     }
     for (const group of contiguous(archived, this.unit)) {
       if (!this.archive) {
@@ -100,7 +87,7 @@ export class BlockReader {
         });
       }
       data.copy(out, outOffset + p.i * bs);
-      this.cache?.set(cacheKey(p.version), Buffer.from(data));
+      this.cache?.set(cacheKey(p.version), data);
     });
   }
 }

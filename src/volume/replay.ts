@@ -64,7 +64,7 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
           report.tornTailCutBytes = size - scan.tornAt;
           core.log.info({ segment: id, offset: scan.tornAt, bytes: report.tornTailCutBytes }, 'cut a torn tail');
         }
-        const bodyCrc = scan.records.reduce((crc, r) => crcOfRecord(src, r.offset, r.header.payloadLength, crc), 0);
+        const bodyCrc = scan.records.reduce((crc, r) => crc32c(src.read(r.offset, HEADER_BYTES), crc), 0);
         resume = { id, end: scan.validEnd, recordCount: scan.records.length, bodyCrc, lastSeq: core.nextSeq - 1 };
       }
     } finally {
@@ -87,8 +87,4 @@ function headerValid(core: Core, src: ByteSource, id: number): boolean {
     if (isChronoError(err) && err.code !== 'FOREIGN_SEGMENT') return false;
     throw err;
   }
-}
-
-function crcOfRecord(src: ByteSource, offset: number, payloadLength: number, crc: number): number {
-  return crc32c(src.read(offset, HEADER_BYTES + payloadLength), crc);
 }

@@ -149,15 +149,26 @@ export class Volume {
 
   /** Reads `length` bytes at `offset` as of `point` (default: live). */
   async read(offset: number, length: number, point?: Point): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(length);
+    await this.readInto(out, offset, length, point);
+    return out;
+  }
+
+  /**
+   * Reads into the caller's buffer. Block-aligned ranges are reconstructed in place, with no
+   * intermediate copy: the FUSE and NBD edges hand in their request buffers.
+   */
+  async readInto(out: Buffer, offset: number, length: number, point?: Point): Promise<void> {
     this.open();
     this.checkRange(offset, length);
     const bs = this.core.sb.blockSizeBytes;
     const first = Math.floor(offset / bs);
     const end = Math.ceil((offset + length) / bs);
-    const out = Buffer.allocUnsafe((end - first) * bs);
-    await this.core.reader.read(first, end - first, point?.seqLimit ?? LIVE_SEQ, out, 0);
-    const skip = offset - first * bs;
-    return skip === 0 && out.length === length ? out : out.subarray(skip, skip + length);
+    const seqLimit = point?.seqLimit ?? LIVE_SEQ;
+    if (offset % bs === 0 && length % bs === 0) return this.core.reader.read(first, end - first, seqLimit, out, 0);
+    const whole = Buffer.allocUnsafe((end - first) * bs);
+    await this.core.reader.read(first, end - first, seqLimit, whole, 0);
+    whole.copy(out, 0, offset - first * bs, offset - first * bs + length);
   }
 
   async write(offset: number, data: Buffer): Promise<void> {

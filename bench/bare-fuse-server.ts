@@ -1,0 +1,62 @@
+/**
+ * The baseline for the FUSE ratios: bare fuse-native with the same options as chronovol's
+ * mount, serving /file from memory and a no-op /sink. Prints "ready" when mounted.
+ */
+import Fuse from 'fuse-native';
+
+const [mnt, sizeArg] = process.argv.slice(2);
+const size = Number(sizeArg);
+const data = Buffer.alloc(size, 0x5a);
+const t = new Date();
+const fileStat = (mode: number) => ({ mode, size, nlink: 1, mtime: t, atime: t, ctime: t });
+
+class BigWritesFuse extends Fuse {
+  protected override _fuseOptions(): string {
+    return `${super._fuseOptions()},big_writes,max_write=131072,attr_timeout=0`;
+  }
+}
+
+const fuse = new BigWritesFuse(mnt, {
+  getattr(path, cb) {
+    if (path === '/') return cb(0, { mode: 0o40755, size: 4096, nlink: 2, mtime: t, atime: t, ctime: t });
+    if (path === '/file') return cb(0, fileStat(0o100444));
+    if (path === '/sink') return cb(0, fileStat(0o100644));
+    cb(Fuse.ENOENT);
+  },
+  readdir(path, cb) {
+    cb(0, ['file', 'sink']);
+  },
+  open(path, flags, cb) {
+    cb(0, path === '/sink' ? 2 : 1);
+  },
+  release(path, fd, cb) {
+    cb(0);
+  },
+  read(path, fd, buf, len, pos, cb) {
+    const n = Math.max(0, Math.min(len, size - pos));
+    data.copy(buf, 0, pos, pos + n);
+    cb(n);
+  },
+  write(path, fd, buf, len, pos, cb) {
+    cb(len);
+  },
+  flush(path, fd, cb) {
+    cb(0);
+  },
+  fsync(path, datasync, fd, cb) {
+    cb(0);
+  },
+  truncate(path, s, cb) {
+    cb(0);
+  },
+}, { timeout: false, maxRead: 131072, fsname: 'bare' });
+
+fuse.mount((err) => {
+  if (err) throw err;
+  process.stdout.write('ready\n');
+});
+const keep = setInterval(() => undefined, 1 << 30);
+process.on('SIGTERM', () => fuse.unmount(() => {
+  clearInterval(keep);
+  process.exit(0);
+}));
