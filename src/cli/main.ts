@@ -5,10 +5,12 @@ import { exitCodeFor } from './output';
 import * as events from './commands/events';
 import * as exportCmd from './commands/export';
 import * as importCmd from './commands/import';
+import * as importLog from './commands/import-log';
 import * as init from './commands/init';
 import * as mount from './commands/mount';
 import * as umount from './commands/umount';
 import * as recover from './commands/recover';
+import * as serve from './commands/serve';
 import * as status from './commands/status';
 import * as sync from './commands/sync';
 import * as verify from './commands/verify';
@@ -29,7 +31,7 @@ Quick tour:
   chronovol events /srv/vol
   chronovol export /srv/vol --at first --out first.img`);
 
-for (const cmd of [init, importCmd, write, sync, events, exportCmd, status, verify, recover, mount, umount]) cmd.register(program);
+for (const cmd of [init, importCmd, importLog, write, sync, events, exportCmd, status, verify, recover, mount, umount, serve]) cmd.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const json = process.argv.includes('--json');

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ControlServer } from '../control/control-server';
 import { ChronoError } from '../errors';
+import { NbdServer } from '../nbd/nbd-server';
 import { Volume } from '../volume/volume';
 import { makeOps } from './fuse-ops';
 import { lazyUnmount, mountEntry, prepareMountpoint } from './mount-guard';
@@ -26,6 +27,8 @@ export interface FuseDaemonOptions {
   cacheBytes: number;
   autoSyncMs: number;
   log: Logger;
+  /** Serve NBD from the same process as well. */
+  nbd?: { listen?: string; socket?: string; syncOnFlush: boolean };
 }
 
 export interface RequestStats {
@@ -40,6 +43,7 @@ export interface RequestStats {
 /** One process: the engine, the FUSE tree over it, and the control socket. */
 export class FuseDaemon {
   private fuse?: Fuse;
+  private nbd?: NbdServer;
   private control?: ControlServer;
   private statusJson = Buffer.from('{}\n');
   private timer?: NodeJS.Timeout;
@@ -49,6 +53,10 @@ export class FuseDaemon {
   readonly requests: RequestStats = { writes: 0, writeBytes: 0, maxWriteBytes: 0, reads: 0, readBytes: 0, maxReadBytes: 0 };
 
   private constructor(readonly volume: Volume, readonly mountpoint: string, private readonly o: FuseDaemonOptions) {}
+
+  get nbdAddresses(): string[] {
+    return this.nbd?.addresses ?? [];
+  }
 
   static async start(o: FuseDaemonOptions): Promise<FuseDaemon> {
     const mountpoint = path.resolve(o.mountpoint);
@@ -82,6 +90,10 @@ export class FuseDaemon {
     // be answered EIO while our handler still uses its buffer (fuse-ops.ts reads/writes in place).
     this.fuse = new BigWritesFuse(this.mountpoint, ops, { timeout: false, maxRead: MAX_WRITE_BYTES, fsname: 'chronovol' });
     await new Promise<void>((resolve, reject) => this.fuse!.mount((err) => (err ? reject(new ChronoError('IO', `mount at ${this.mountpoint} failed: ${err.message}`)) : resolve())));
+    if (this.o.nbd) {
+      this.nbd = new NbdServer(this.volume, { ...this.o.nbd, log: this.o.log });
+      await this.nbd.start();
+    }
     this.o.log.info({ mountpoint: this.mountpoint, dir: this.o.dir }, 'mounted');
   }
 
@@ -111,6 +123,7 @@ export class FuseDaemon {
           resolve();
         }));
       }
+      await this.nbd?.close();
       await this.control?.close();
       await this.volume.close();
       this.o.log.info({ mountpoint: this.mountpoint }, 'unmounted and closed');
