@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,...] [-- --scales 1e5,1e6,1e7]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { benchIngest, benchWriteAmp } from './engine-ingest';
 import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
 import { BenchResult } from './lib';
+import { benchNbd } from './nbd-bench';
 
 type Section = { name: string; run: () => Promise<BenchResult> };
 
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
     { name: 'wa', run: () => benchWriteAmp() },
     { name: 'history', run: () => benchHistoryScale(scales) },
     { name: 'fuse', run: () => benchFuse() },
+    { name: 'nbd', run: () => benchNbd() },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
   for (const s of sections) {

@@ -1,0 +1,88 @@
+import * as net from 'node:net';
+import { NBD } from '../../src/nbd/nbd-protocol';
+import { SocketReader } from '../../src/nbd/socket-reader';
+
+/**
+ * A deliberately small NBD client for protocol tests qemu cannot express: raw options, raw
+ * requests, half-sent requests, bad magic.
+ */
+export class RawNbdClient {
+  private handle = 0n;
+  private constructor(readonly sock: net.Socket, readonly reader: SocketReader) {}
+
+  static async connect(port: number): Promise<RawNbdClient> {
+    const sock = net.createConnection(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    const c = new RawNbdClient(sock, new SocketReader(sock));
+    const hello = await c.reader.read(18);
+    if (hello.readBigUInt64BE(0) !== NBD.INIT_MAGIC || hello.readBigUInt64BE(8) !== NBD.OPTS_MAGIC) throw new Error('bad server hello');
+    const flags = Buffer.alloc(4);
+    flags.writeUInt32BE(NBD.FLAG_C_FIXED_NEWSTYLE | NBD.FLAG_C_NO_ZEROES);
+    sock.write(flags);
+    return c;
+  }
+
+  sendOption(option: number, data: Buffer = Buffer.alloc(0)): void {
+    const h = Buffer.alloc(16);
+    h.writeBigUInt64BE(NBD.OPTS_MAGIC, 0);
+    h.writeUInt32BE(option, 8);
+    h.writeUInt32BE(data.length, 12);
+    this.sock.write(Buffer.concat([h, data]));
+  }
+
+  async optionReply(): Promise<{ option: number; type: number; data: Buffer }> {
+    const h = await this.reader.read(20);
+    if (h.readBigUInt64BE(0) !== NBD.REP_MAGIC) throw new Error('bad option reply magic');
+    return { option: h.readUInt32BE(8), type: h.readUInt32BE(12), data: await this.reader.read(h.readUInt32BE(16)) };
+  }
+
+  /** NBD_OPT_GO; returns size and transmission flags, or the error reply type. */
+  async go(name: string): Promise<{ size: number; flags: number } | { error: number }> {
+    const n = Buffer.from(name);
+    const d = Buffer.alloc(4 + n.length + 2);
+    d.writeUInt32BE(n.length, 0);
+    n.copy(d, 4);
+    this.sendOption(NBD.OPT_GO, d);
+    let info: { size: number; flags: number } | undefined;
+    for (;;) {
+      const r = await this.optionReply();
+      if (r.type === NBD.REP_INFO && r.data.readUInt16BE(0) === NBD.INFO_EXPORT) info = { size: Number(r.data.readBigUInt64BE(2)), flags: r.data.readUInt16BE(10) };
+      else if (r.type === NBD.REP_ACK) return info!;
+      else if (r.type >= 2 ** 31) return { error: r.type };
+    }
+  }
+
+  sendRequest(type: number, offset: number, length: number, data?: Buffer, flags = 0, magic: number = NBD.REQUEST_MAGIC): bigint {
+    const h = Buffer.alloc(28);
+    h.writeUInt32BE(magic, 0);
+    h.writeUInt16BE(flags, 4);
+    h.writeUInt16BE(type, 6);
+    const handle = ++this.handle;
+    h.writeBigUInt64BE(handle, 8);
+    h.writeBigUInt64BE(BigInt(offset), 16);
+    h.writeUInt32BE(length, 24);
+    this.sock.write(data ? Buffer.concat([h, data]) : h);
+    return handle;
+  }
+
+  async reply(readLength = 0): Promise<{ error: number; handle: bigint; data: Buffer }> {
+    const h = await this.reader.read(16);
+    if (h.readUInt32BE(0) !== NBD.SIMPLE_REPLY_MAGIC) throw new Error('bad reply magic');
+    const error = h.readUInt32BE(4);
+    return { error, handle: h.readBigUInt64BE(8), data: error === 0 && readLength ? await this.reader.read(readLength) : Buffer.alloc(0) };
+  }
+
+  /** True once the server has closed the connection. */
+  closed(timeoutMs = 5000): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (this.sock.destroyed || this.sock.readableEnded) return resolve(true);
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.sock.once('close', () => (clearTimeout(t), resolve(true)));
+      this.sock.resume();
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
