@@ -209,3 +209,15 @@ test('LocalDirStore is what init configures', async () => {
   assert.equal(vol.internals.store.description, new LocalDirStore(archive).description);
   await vol.close();
 });
+
+test('regression: a record still fits after the turnover that made room for it filled the new segment (seed 596363808)', async () => {
+  const rng = new Rng(596363808);
+  const { vol } = await freshVolume();
+  for (let i = 0; i < 600; i++) {
+    const blocks = 1 + rng.int(16);
+    const first = rng.int(SMALL.sizeBytes / 4096 - blocks);
+    await vol.write(first * 4096, rng.bytes(blocks * 4096));
+  }
+  assert.ok((await verifyVolume(vol.internals)).ok);
+  await vol.close();
+});

@@ -14,10 +14,13 @@ import { LIVE_SEQ } from './events';
  * that case fails with ARCHIVE_UNAVAILABLE instead of growing primary without bound.
  */
 export async function ensureSpace(core: Core, bytes: number): Promise<void> {
-  if (core.segments.current.remaining() >= bytes) return;
-  await drainEvictions(core, true);
-  rollover(core);
-  await drainEvictions(core, false);
+  // A loop: evicting after the rollover copies live blocks into the new segment, which can
+  // leave it too full for this record. Each pass frees a segment, so it ends.
+  while (core.segments.current.remaining() < bytes) {
+    await drainEvictions(core, true);
+    rollover(core);
+    await drainEvictions(core, false);
+  }
 }
 
 /** Seals the current segment, starts the next, and checkpoints the index over it. */
