@@ -5,6 +5,18 @@
  */
 export interface Location { seq: number; segment: number; offset: number }
 
+/** Answers for a block range, filled newest source first; found: 0 none yet, 1 final. */
+export interface RangeResult {
+  found: Uint8Array;
+  seqs: Float64Array;
+  segs: Uint32Array;
+  offs: Uint32Array;
+}
+
+export function rangeResult(count: number): RangeResult {
+  return { found: new Uint8Array(count), seqs: new Float64Array(count), segs: new Uint32Array(count), offs: new Uint32Array(count) };
+}
+
 export class SortedRun {
   constructor(
     readonly blocks: Float64Array,
@@ -41,6 +53,33 @@ export class SortedRun {
       }
     }
     return found >= 0 && blocks[found] === block ? found : -1;
+  }
+
+  /**
+   * For blocks first … first+count-1 not yet answered (found[i] === 0), the newest version with
+   * seq ≤ seqLimit in this run: one binary search, then a walk over the range.
+   */
+  floorRange(first: number, count: number, seqLimit: number, out: RangeResult): void {
+    const { blocks, seqs } = this;
+    let lo = 0;
+    let hi = blocks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (blocks[mid] < first) lo = mid + 1;
+      else hi = mid;
+    }
+    const end = first + count;
+    for (let i = lo; i < blocks.length && blocks[i] < end; i++) {
+      const k = blocks[i] - first;
+      // Entries of one block run in seq order: the last one within the limit wins.
+      if (out.found[k] !== 1 && seqs[i] <= seqLimit) {
+        out.found[k] = 2;
+        out.seqs[k] = seqs[i];
+        out.segs[k] = this.segs[i];
+        out.offs[k] = this.offs[i];
+      }
+    }
+    for (let k = 0; k < count; k++) if (out.found[k] === 2) out.found[k] = 1;
   }
 
   at(i: number): Location {

@@ -5,10 +5,11 @@ import { ManifestBody, decodeManifest, encodeManifest } from '../format/manifest
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { Memtable } from './memtable';
-import { Location, SortedRun } from './sorted-run';
+import { Location, RangeResult, SortedRun } from './sorted-run';
 import { TimeTable } from './time-table';
 
-export type { Location } from './sorted-run';
+export type { Location, RangeResult } from './sorted-run';
+export { rangeResult } from './sorted-run';
 
 /**
  * "Latest version of block b at or before seq p": a memtable of recent versions over a handful
@@ -66,6 +67,31 @@ export class VersionIndex {
       if (i >= 0) return run.at(i);
     }
     return undefined;
+  }
+
+  /** floor() for a run of consecutive blocks: one search per source instead of one per block. */
+  floorRange(first: number, count: number, seqLimit: number, out: RangeResult): void {
+    out.found.fill(0, 0, count);
+    let left = count;
+    if (this.mem.count > 0) {
+      for (let k = 0; k < count; k++) {
+        const m = this.mem.floor(first + k, seqLimit);
+        if (m) {
+          out.found[k] = 1;
+          out.seqs[k] = m.seq;
+          out.segs[k] = m.segment;
+          out.offs[k] = m.offset;
+          left--;
+        }
+      }
+    }
+    for (let r = this.runs.length - 1; r >= 0 && left > 0; r--) {
+      const run = this.runs[r];
+      if (run.firstSeq > seqLimit) continue;
+      run.floorRange(first, count, seqLimit, out);
+      left = 0;
+      for (let k = 0; k < count; k++) if (out.found[k] !== 1) left++;
+    }
   }
 
   /** Where to read a version now: its forward copy if it has one, else where it was written. */

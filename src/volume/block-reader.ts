@@ -2,36 +2,38 @@ import { ArchiveReader } from '../archive/archive-reader';
 import { ChronoError } from '../errors';
 import { crc32c } from '../format/crc';
 import { unitBytes } from '../format/record';
-import { Location, VersionIndex } from '../index/version-index';
+import { Location, RangeResult, VersionIndex, rangeResult } from '../index/version-index';
 import { SegmentSet } from '../segment/segment-set';
 import { BlockCache, CacheStats } from './block-cache';
 
 export type { CacheStats } from './block-cache';
 
-interface Pending {
-  i: number;
-  block: number;
-  version: Location;
-  at: Location;
-}
+/** Reads up to this many blocks use the cache; larger ones are scans and bypass it. */
+const CACHE_MAX_BLOCKS = 8;
 
 /**
  * Reconstructs blocks at a point in time. Every block is checked against its CRC before it is
  * served; damage fails the read with CORRUPT_BLOCK. Reconstructed blocks are cached by version
  * (its origin location), so one version read through many events is cached once.
+ *
+ * The hot path allocates nothing per block: locations live in typed arrays, primary reads share
+ * one scratch buffer, and a read that needs no archive completes synchronously.
  */
 export class BlockReader {
   private readonly cache?: BlockCache;
   private readonly unit: number;
-  /** Reused for primary reads: they complete within one tick, so one buffer serves them all. */
-  private scratch = Buffer.allocUnsafe(0);
+  private scratch = Buffer.allocUnsafe(256 * 1024);
+  private range: RangeResult = rangeResult(64);
+  /** Where each block of the current request is read from (segment/offset), set per request. */
+  private atSeg = new Uint32Array(64);
+  private atOff = new Uint32Array(64);
 
   constructor(
     private readonly index: VersionIndex,
     private readonly segments: SegmentSet,
     private readonly archive: ArchiveReader | undefined,
     private readonly blockSizeBytes: number,
-    private readonly cacheBytes: number,
+    cacheBytes: number,
   ) {
     this.unit = unitBytes(blockSizeBytes);
     if (cacheBytes >= blockSizeBytes) this.cache = new BlockCache(blockSizeBytes, cacheBytes);
@@ -42,71 +44,103 @@ export class BlockReader {
   }
 
   /** Fills out[outOffset..] with `count` blocks starting at firstBlock, as of seqLimit. */
-  async read(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): Promise<void> {
+  read(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): Promise<void> {
+    const archived = this.readPrimary(firstBlock, count, seqLimit, out, outOffset);
+    return archived.length ? this.readArchived(archived, firstBlock, out, outOffset) : Promise.resolve();
+  }
+
+  /**
+   * Everything that primary storage can answer, synchronously (in one tick, so no turnover can
+   * recycle a segment between lookup and read). Returns the indexes of blocks that need the archive.
+   */
+  readPrimary(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): number[] {
     const bs = this.blockSizeBytes;
-    const primary: Pending[] = [];
-    const archived: Pending[] = [];
+    if (this.range.found.length < count) {
+      this.range = rangeResult(count);
+      this.atSeg = new Uint32Array(count);
+      this.atOff = new Uint32Array(count);
+    }
+    const r = this.range;
+    this.index.floorRange(firstBlock, count, seqLimit, r);
+    const cache = count <= CACHE_MAX_BLOCKS ? this.cache : undefined;
+    const archived: number[] = [];
+    let runStart = -1;
+    const flush = (end: number) => {
+      if (runStart >= 0) this.readUnits(firstBlock, runStart, end, out, outOffset, cache);
+      runStart = -1;
+    };
     for (let i = 0; i < count; i++) {
-      const block = firstBlock + i;
-      const v = this.index.floor(block, seqLimit);
-      if (!v || v.offset === 0) {
+      if (r.found[i] !== 1 || r.offs[i] === 0) {
+        flush(i);
         out.fill(0, outOffset + i * bs, outOffset + (i + 1) * bs);
         continue;
       }
-      if (this.cache?.get(cacheKey(v), out, outOffset + i * bs)) continue;
-      const at = this.index.where(block, v);
-      if (this.segments.has(at.segment)) primary.push({ i, block, version: v, at });
-      else if (at !== v && this.segments.has(v.segment)) primary.push({ i, block, version: v, at: v });
-      else archived.push({ i, block, version: v, at: v });
-    }
-    // Primary reads first, all in this tick: no await may let a turnover recycle a segment under us.
-    for (const group of contiguous(primary, this.unit)) {
-      const first = group[0];
-      const len = group.length * this.unit;
-      if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(Math.max(len, 256 * 1024));
-      this.segments.readInto(first.at.segment, this.scratch, 0, len, first.at.offset);
-      this.deliver(group, this.scratch, out, outOffset);
-    }
-    for (const group of contiguous(archived, this.unit)) {
-      if (!this.archive) {
-        throw new ChronoError('NO_ARCHIVE', `block ${group[0].block} lives only in the archive, which is not configured`, { block: group[0].block });
+      if (cache?.get(cacheKey(r.segs[i], r.offs[i]), out, outOffset + i * bs)) {
+        flush(i);
+        continue;
       }
-      const first = group[0];
-      const buf = await this.archive.read(first.at.segment, first.at.offset, group.length * this.unit);
-      this.deliver(group, buf, out, outOffset);
+      // Its forward copy if it has one in primary, else where it was written, if still in primary.
+      const moved = this.index.reloc.get(firstBlock + i);
+      let seg = r.segs[i];
+      let off = r.offs[i];
+      if (moved && moved.seq === r.seqs[i] && this.segments.has(moved.segment)) {
+        seg = moved.segment;
+        off = moved.offset;
+      } else if (!this.segments.has(seg)) {
+        flush(i);
+        archived.push(i);
+        continue;
+      }
+      this.atSeg[i] = seg;
+      this.atOff[i] = off;
+      // Extend the run while blocks sit back to back in one segment: one pread for all of them.
+      if (runStart >= 0 && (seg !== this.atSeg[i - 1] || off !== this.atOff[i - 1] + this.unit)) flush(i);
+      if (runStart < 0) runStart = i;
+    }
+    flush(count);
+    return archived;
+  }
+
+  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache?: BlockCache): void {
+    const len = (to - from) * this.unit;
+    if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(len);
+    this.segments.readInto(this.atSeg[from], this.scratch, 0, len, this.atOff[from]);
+    const r = this.range;
+    for (let i = from; i < to; i++) {
+      this.deliver(firstBlock + i, r.seqs[i], this.atSeg[i], this.atOff[i], this.scratch, (i - from) * this.unit, out, outOffset + i * this.blockSizeBytes);
+      cache?.set(cacheKey(r.segs[i], r.offs[i]), this.scratch.subarray((i - from) * this.unit + 4, (i - from + 1) * this.unit));
     }
   }
 
-  private deliver(group: Pending[], units: Buffer, out: Buffer, outOffset: number): void {
-    const bs = this.blockSizeBytes;
-    group.forEach((p, k) => {
-      const data = units.subarray(k * this.unit + 4, (k + 1) * this.unit);
-      if (crc32c(data) !== units.readUInt32LE(k * this.unit)) {
-        throw new ChronoError('CORRUPT_BLOCK', `block ${p.block} (version seq ${p.version.seq}, segment ${p.at.segment} offset ${p.at.offset}) fails its checksum; refusing to return damaged data`, {
-          block: p.block, seq: p.version.seq, segment: p.at.segment, offset: p.at.offset,
-        });
+  private async readArchived(indexes: number[], firstBlock: number, out: Buffer, outOffset: number): Promise<void> {
+    if (!this.archive) throw new ChronoError('NO_ARCHIVE', `block ${firstBlock + indexes[0]} lives only in the archive, which is not configured`);
+    // Snapshot locations now: the shared arrays belong to whichever request runs next.
+    const locs: Location[] = indexes.map((i) => ({ seq: this.range.seqs[i], segment: this.range.segs[i], offset: this.range.offs[i] }));
+    for (let g = 0; g < indexes.length; ) {
+      let n = 1;
+      while (g + n < indexes.length && indexes[g + n] === indexes[g] + n && locs[g + n].segment === locs[g].segment && locs[g + n].offset === locs[g].offset + n * this.unit) n++;
+      const units = await this.archive.read(locs[g].segment, locs[g].offset, n * this.unit);
+      for (let k = 0; k < n; k++) {
+        const i = indexes[g + k];
+        const v = locs[g + k];
+        this.deliver(firstBlock + i, v.seq, v.segment, v.offset, units, k * this.unit, out, outOffset + i * this.blockSizeBytes);
+        // Archive reads are slow: always worth keeping.
+        this.cache?.set(cacheKey(v.segment, v.offset), units.subarray(k * this.unit + 4, (k + 1) * this.unit));
       }
-      data.copy(out, outOffset + p.i * bs);
-      this.cache?.set(cacheKey(p.version), data);
-    });
+      g += n;
+    }
+  }
+
+  private deliver(block: number, seq: number, segment: number, offset: number, units: Buffer, at: number, out: Buffer, outAt: number): void {
+    const data = units.subarray(at + 4, at + this.unit);
+    if (crc32c(data) !== units.readUInt32LE(at)) {
+      throw new ChronoError('CORRUPT_BLOCK', `block ${block} (version seq ${seq}, segment ${segment} offset ${offset}) fails its checksum; refusing to return damaged data`, { block, seq, segment, offset });
+    }
+    data.copy(out, outAt);
   }
 }
 
 /** The origin location names a version uniquely: segment ids < 2^21 keep this exact. */
-function cacheKey(v: Location): number {
-  return v.segment * 0x1_0000_0000 + v.offset;
-}
-
-/** Splits into runs of consecutive blocks stored back to back in one segment. */
-function* contiguous(items: Pending[], unit: number): Generator<Pending[]> {
-  let run: Pending[] = [];
-  for (const p of items) {
-    const last = run[run.length - 1];
-    if (last && (p.i !== last.i + 1 || p.at.segment !== last.at.segment || p.at.offset !== last.at.offset + unit)) {
-      yield run;
-      run = [];
-    }
-    run.push(p);
-  }
-  if (run.length) yield run;
+function cacheKey(segment: number, offset: number): number {
+  return segment * 0x1_0000_0000 + offset;
 }
