@@ -12,7 +12,7 @@ const fileStat = (mode: number) => ({ mode, size, nlink: 1, mtime: t, atime: t, 
 
 class BigWritesFuse extends Fuse {
   protected override _fuseOptions(): string {
-    return `${super._fuseOptions()},big_writes,max_write=131072,attr_timeout=0`;
+    return `${super._fuseOptions()},big_writes,max_write=131072,max_readahead=1048576,attr_timeout=0`;
   }
 }
 

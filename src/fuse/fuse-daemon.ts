@@ -11,12 +11,14 @@ import { Tree } from './tree';
 
 /** libfuse 2 caps writes at 4 KiB without big_writes, and fuse-native has no key for it. */
 export const MAX_WRITE_BYTES = 128 * 1024;
+/** A readahead window of several requests lets the kernel keep reads in flight while we serve one. */
+export const MAX_READAHEAD_BYTES = 1024 * 1024;
 
 class BigWritesFuse extends Fuse {
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
     // attr_timeout=0: status.json and the event list change while mounted; sizes must not go stale.
-    const extra = `big_writes,max_write=${MAX_WRITE_BYTES},attr_timeout=0`;
+    const extra = `big_writes,max_write=${MAX_WRITE_BYTES},max_readahead=${MAX_READAHEAD_BYTES},attr_timeout=0`;
     return base ? `${base},${extra}` : `-o${extra}`;
   }
 }

@@ -20,6 +20,8 @@ export class SegmentSet {
   readonly sealed: number[] = [];
   current!: SegmentWriter;
   private readonly readers = new Map<number, FileHandle>();
+  /** Per segment, how far read-ahead has been requested. */
+  private readonly prefetched = new Map<number, number>();
 
   constructor(private readonly fs: FileSystem, private readonly dir: string, private readonly opts: SegmentSetOptions) {}
 
@@ -75,6 +77,20 @@ export class SegmentSet {
     if (n !== length) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected at ${position}`, { segment: id, offset: position });
   }
 
+  /**
+   * Sequential readers call this after each read: once a read reaches past half of what was
+   * prefetched, the next window of the segment file is read ahead in the background.
+   */
+  readAhead(id: number, position: number, windowBytes: number): void {
+    if (id === this.current?.id) return;
+    const h = this.reader(id);
+    const ahead = this.prefetched.get(id) ?? 0;
+    if (position + windowBytes / 2 < ahead) return;
+    const from = Math.max(ahead, position);
+    h.prefetch?.(from, windowBytes);
+    this.prefetched.set(id, from + windowBytes);
+  }
+
   readExact(id: number, position: number, length: number): Buffer {
     const b = Buffer.allocUnsafe(length);
     this.readInto(id, b, 0, length, position);
@@ -92,6 +108,7 @@ export class SegmentSet {
     if (i < 0) throw new ChronoError('BAD_ARGUMENT', `segment ${id} is not sealed in primary`);
     this.readers.get(id)?.close();
     this.readers.delete(id);
+    this.prefetched.delete(id);
     this.fs.remove(this.pathOf(id));
     this.fs.syncDir(this.dir);
     this.sealed.splice(i, 1);

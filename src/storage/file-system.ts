@@ -12,6 +12,11 @@ export interface FileHandle {
   size(): number;
   truncate(length: number): void;
   close(): void;
+  /**
+   * Optional hint: start reading this range into the OS cache in the background. Never waited
+   * for, never touches anything but this file (so it cannot block on a FUSE mount).
+   */
+  prefetch?(position: number, length: number): void;
 }
 
 export type OpenMode = 'read' | 'readWrite' | 'createNew';

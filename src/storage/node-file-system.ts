@@ -43,7 +43,19 @@ class NodeFileHandle implements FileHandle {
     }
   }
   close(): void {
-    fs.closeSync(this.fd);
+    this.closed = true;
+    if (this.prefetching === 0) fs.closeSync(this.fd);
+  }
+  private closed = false;
+  private prefetching = 0;
+  private static sink = Buffer.allocUnsafe(4 * 1024 * 1024);
+  prefetch(position: number, length: number): void {
+    if (this.closed) return;
+    this.prefetching++;
+    // An async read on the threadpool pulls the range into the page cache; the bytes are dropped.
+    fs.read(this.fd, NodeFileHandle.sink, 0, Math.min(length, NodeFileHandle.sink.length), position, () => {
+      if (--this.prefetching === 0 && this.closed) fs.closeSync(this.fd);
+    });
   }
 }
 

@@ -10,6 +10,7 @@ export type { CacheStats } from './block-cache';
 
 /** Reads up to this many blocks use the cache; larger ones are scans and bypass it. */
 const CACHE_MAX_BLOCKS = 8;
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 /**
  * Reconstructs blocks at a point in time. Every block is checked against its CRC before it is
@@ -105,6 +106,8 @@ export class BlockReader {
     const len = (to - from) * this.unit;
     if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(len);
     this.segments.readInto(this.atSeg[from], this.scratch, 0, len, this.atOff[from]);
+    // Scans go faster than one disk round trip per request: keep the segment file read ahead.
+    if (to - from >= CACHE_MAX_BLOCKS) this.segments.readAhead(this.atSeg[from], this.atOff[from] + len, READ_AHEAD_BYTES);
     const r = this.range;
     for (let i = from; i < to; i++) {
       this.deliver(firstBlock + i, r.seqs[i], this.atSeg[i], this.atOff[i], this.scratch, (i - from) * this.unit, out, outOffset + i * this.blockSizeBytes);
