@@ -4,6 +4,7 @@ import { decodeArchiveTrailer, encodeArchiveTrailer } from '../format/archive-tr
 import { HEADER_BYTES } from '../format/record';
 import { ByteSource, ScanResult, scanSegment } from '../segment/segment-scanner';
 import { ChronoError } from '../errors';
+import { lastAtOrBelow } from '../util/sorted-search';
 
 export function archiveKey(segmentId: number): string {
   return FILE_NAMES.archiveSegmentsPrefix + segmentFileName(segmentId);
@@ -61,17 +62,8 @@ export function parseOffsetTable(tail: Buffer, tableOffset: number, entryCount: 
 
 /** Maps an offset inside a kept record from primary coordinates to archive coordinates. */
 export function toArchiveOffset(t: OffsetTable, primaryOffset: number): number | undefined {
-  let lo = 0;
-  let hi = t.primary.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (t.primary[mid] <= primaryOffset) {
-      found = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return found < 0 ? undefined : t.archive[found] + (primaryOffset - t.primary[found]);
+  const i = lastAtOrBelow(t.primary, primaryOffset);
+  return i < 0 ? undefined : t.archive[i] + (primaryOffset - t.primary[i]);
 }
 
 export interface ParsedArchiveObject {

@@ -37,6 +37,21 @@ export async function openForCli(dir: string, role: string, cacheBytes = 0): Pro
   return Volume.open(dir, { role, log: createLogger(process.env.CHRONOVOL_LOG ?? 'warn'), cacheBytes });
 }
 
+/**
+ * Runs a command against a volume directory or mountpoint: through the owning daemon's control
+ * socket when one holds the volume, else by opening the volume for the length of the command.
+ */
+export async function viaDaemonOrVolume<T>(target: string, role: string, daemon: (socket: string) => Promise<T>, local: (vol: Volume) => Promise<T>): Promise<T> {
+  const t = resolveTarget(target);
+  if (t.daemonSocket) return daemon(t.daemonSocket);
+  const vol = await openForCli(t.volumeDir!, role);
+  try {
+    return await local(vol);
+  } finally {
+    await vol.close();
+  }
+}
+
 export function controlSocketFor(dir: string): string {
   return path.join(dir, FILE_NAMES.controlSocket);
 }

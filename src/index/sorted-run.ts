@@ -1,3 +1,5 @@
+import { firstAtOrAbove } from '../util/sorted-search';
+
 /**
  * An immutable run of block versions sorted by (block, seq), in typed arrays: 24 bytes a
  * version (block f64, seq f64, segment u32, offset u32) and a binary-search floor lookup.
@@ -61,13 +63,7 @@ export class SortedRun {
    */
   floorRange(first: number, count: number, seqLimit: number, out: RangeResult): void {
     const { blocks, seqs } = this;
-    let lo = 0;
-    let hi = blocks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (blocks[mid] < first) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = firstAtOrAbove(blocks, first);
     const end = first + count;
     for (let i = lo; i < blocks.length && blocks[i] < end; i++) {
       const k = blocks[i] - first;

@@ -1,3 +1,5 @@
+import { lastAtOrBelow } from '../util/sorted-search';
+
 /**
  * Maps wall-clock time to log position: one entry per distinct millisecond, holding the last seq
  * written in it. Times are forced monotonic at append, so the table is sorted on both columns.
@@ -35,17 +37,8 @@ export class TimeTable {
 
   /** Last seq written at or before timeMs, or -1 when nothing was. */
   seqAtOrBefore(timeMs: number): number {
-    let lo = 0;
-    let hi = this.n - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.times[mid] <= timeMs) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found < 0 ? -1 : this.seqs[found];
+    const i = lastAtOrBelow(this.times, timeMs, this.n);
+    return i < 0 ? -1 : this.seqs[i];
   }
 
   /** Entries with seq > afterSeq, for the next checkpoint run. */

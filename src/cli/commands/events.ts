@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
 import { SyncEvent } from '../../volume/events';
 import { printJson, printTable } from '../output';
-import { openForCli, resolveTarget } from '../target';
+import { viaDaemonOrVolume } from '../target';
 
 export function register(program: Command): void {
   program
@@ -11,14 +11,7 @@ export function register(program: Command): void {
     .argument('<target>', 'volume directory or mountpoint')
     .option('--json', 'print as JSON')
     .action(async (target: string, o) => {
-      const t = resolveTarget(target);
-      let events: SyncEvent[];
-      if (t.daemonSocket) events = (await controlCall(t.daemonSocket, { method: 'events' })) as SyncEvent[];
-      else {
-        const vol = await openForCli(t.volumeDir!, 'events');
-        events = [...vol.events];
-        await vol.close();
-      }
+      const events = await viaDaemonOrVolume(target, 'events', async (socket) => (await controlCall(socket, { method: 'events' })) as SyncEvent[], async (vol) => [...vol.events]);
       if (o.json) return printJson(events);
       printTable([
         ['ID', 'SEQ', 'TIME (UTC)', 'KIND', 'CHANGED', 'LABEL'],

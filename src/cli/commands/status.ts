@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
 import { VolumeStatus } from '../../volume/volume-status';
 import { formatBytes, printJson } from '../output';
-import { openForCli, resolveTarget } from '../target';
+import { viaDaemonOrVolume } from '../target';
 
 export function register(program: Command): void {
   program
@@ -11,17 +11,7 @@ export function register(program: Command): void {
     .argument('<target>', 'volume directory or mountpoint')
     .option('--json', 'print as JSON')
     .action(async (target: string, o) => {
-      const t = resolveTarget(target);
-      let s: VolumeStatus;
-      if (t.daemonSocket) s = (await controlCall(t.daemonSocket, { method: 'status' })) as VolumeStatus;
-      else {
-        const vol = await openForCli(t.volumeDir!, 'status');
-        try {
-          s = await vol.status();
-        } finally {
-          await vol.close();
-        }
-      }
+      const s = await viaDaemonOrVolume(target, 'status', async (socket) => (await controlCall(socket, { method: 'status' })) as VolumeStatus, (vol) => vol.status());
       if (o.json) return printJson(s);
       const lines = [
         `volume      ${s.volume.id}  ${formatBytes(s.volume.sizeBytes)}, ${s.volume.blockSizeBytes}-byte blocks, created ${s.volume.createdAt}`,

@@ -4,7 +4,7 @@ import { ChronoError } from '../../errors';
 import { controlCall } from '../../control/control-client';
 import { SyncEvent } from '../../volume/events';
 import { printJson } from '../output';
-import { openForCli, resolveTarget } from '../target';
+import { viaDaemonOrVolume } from '../target';
 
 function fsfreeze(flag: '-f' | '-u', mountpoint: string): void {
   const r = spawnSync('fsfreeze', [flag, mountpoint], { encoding: 'utf8' });
@@ -22,20 +22,12 @@ export function register(program: Command): void {
     .option('--json', 'print the event as JSON')
     .action(async (target: string, o) => {
       if (o.kind !== 'app' && o.kind !== 'crash') throw new ChronoError('BAD_ARGUMENT', `--kind must be app or crash, got ${o.kind}`);
-      const t = resolveTarget(target);
       let event: SyncEvent;
       if (o.freeze) fsfreeze('-f', o.freeze);
       try {
-        if (t.daemonSocket) {
-          event = (await controlCall(t.daemonSocket, { method: 'sync', params: { label: o.label, kind: o.kind } })) as SyncEvent;
-        } else {
-          const vol = await openForCli(t.volumeDir!, 'sync');
-          try {
-            event = await vol.sync({ label: o.label, kind: o.kind });
-          } finally {
-            await vol.close();
-          }
-        }
+        event = await viaDaemonOrVolume(target, 'sync',
+          async (socket) => (await controlCall(socket, { method: 'sync', params: { label: o.label, kind: o.kind } })) as SyncEvent,
+          (vol) => vol.sync({ label: o.label, kind: o.kind }));
       } finally {
         if (o.freeze) fsfreeze('-u', o.freeze); // always thaw, also on error
       }
