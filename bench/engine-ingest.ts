@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { Volume } from '../src/volume/volume';
-import { BenchResult, patternChunk, rawAppend, scratch, seconds, uniform } from './lib';
+import { BenchResult, paired, patternChunk, rawAppend, scratch, seconds, uniform } from './lib';
 
 const MiB = 1024 * 1024;
 
@@ -27,8 +27,8 @@ async function engineIngest(dir: string, sizeBytes: number, writes: Array<{ offs
 
 /**
  * Ingest vs raw append+fdatasync of the same bytes, side by side: sequential 1 MiB writes with
- * a sync every 256 MiB, and random 4 KiB writes. Each pair runs twice, alternating, best of two,
- * so a noisy neighbour hurts both sides alike.
+ * a sync every 256 MiB, and random 4 KiB writes. Pairs run back to back three times; the median
+ * per-pair ratio is reported, so a noisy neighbour hurts both sides alike.
  */
 export async function benchIngest(totalBytes = 1024 * MiB): Promise<BenchResult> {
   const root = scratch('ingest');
@@ -37,20 +37,17 @@ export async function benchIngest(totalBytes = 1024 * MiB): Promise<BenchResult>
   const pool = patternChunk(4 * MiB, 7);
   const rand = uniform(12345);
   const randWrites = Array.from({ length: randCount }, (_, i) => ({ offset: rand(totalBytes / 4096) * 4096, data: pool.subarray((i % 1024) * 4096, (i % 1024) * 4096 + 4096) }));
-  let bestRawSeq = 0, bestEngSeq = 0, bestRawRand = 0, bestEngRand = 0;
-  for (let round = 0; round < 2; round++) {
-    bestRawSeq = Math.max(bestRawSeq, rawAppend(path.join(root, `raw-seq-${round}`), seqWrites.map((w) => w.data), 256 * MiB));
-    bestEngSeq = Math.max(bestEngSeq, await engineIngest(path.join(root, `vol-seq-${round}`), totalBytes, seqWrites, 256 * MiB));
-    bestRawRand = Math.max(bestRawRand, rawAppend(path.join(root, `raw-rand-${round}`), randWrites.map((w) => w.data), 256 * MiB));
-    bestEngRand = Math.max(bestEngRand, await engineIngest(path.join(root, `vol-rand-${round}`), totalBytes, randWrites, 256 * MiB));
-  }
+  let n = 0;
+  const seq = await paired(3, () => rawAppend(path.join(root, `raw-seq-${n}`), seqWrites.map((w) => w.data), 256 * MiB), () => engineIngest(path.join(root, `vol-seq-${n++}`), totalBytes, seqWrites, 256 * MiB));
+  const rnd = await paired(3, () => rawAppend(path.join(root, `raw-rand-${n}`), randWrites.map((w) => w.data), 256 * MiB), () => engineIngest(path.join(root, `vol-rand-${n++}`), totalBytes, randWrites, 256 * MiB));
   const mbs = (x: number) => `${(x / 1e6).toFixed(0)} MB/s`;
-  const ingestSeqRatio = bestEngSeq / bestRawSeq;
-  const ingestRand4kRatio = bestEngRand / bestRawRand;
+  const ingestSeqRatio = seq.ratio;
+  const ingestRand4kRatio = rnd.ratio;
+  const [bestEngSeq, bestRawSeq, bestEngRand, bestRawRand] = [seq.ours, seq.baseline, rnd.ours, rnd.baseline];
   return {
     lines: [
-      `ingest, sequential 1 MiB writes, sync every 256 MiB: engine ${mbs(bestEngSeq)} vs raw append+fdatasync ${mbs(bestRawSeq)}  ratio ${ingestSeqRatio.toFixed(3)} (target >= 0.9)`,
-      `ingest, random 4 KiB writes:                        engine ${mbs(bestEngRand)} vs raw append+fdatasync ${mbs(bestRawRand)}  ratio ${ingestRand4kRatio.toFixed(3)}`,
+      `ingest, sequential 1 MiB writes, sync every 256 MiB: engine ${mbs(bestEngSeq)} vs raw append+fdatasync ${mbs(bestRawSeq)}  ratio ${ingestSeqRatio.toFixed(3)} (median of ${seq.ratios.map((r) => r.toFixed(2)).join(', ')}; target >= 0.9)`,
+      `ingest, random 4 KiB writes:                        engine ${mbs(bestEngRand)} vs raw append+fdatasync ${mbs(bestRawRand)}  ratio ${ingestRand4kRatio.toFixed(3)} (median of ${rnd.ratios.map((r) => r.toFixed(2)).join(', ')})`,
     ],
     figures: { ingestSeqRatio, ingestRand4kRatio, ingestSeqMBps: bestEngSeq / 1e6, rawSeqMBps: bestRawSeq / 1e6, ingestRand4kMBps: bestEngRand / 1e6, rawRand4kMBps: bestRawRand / 1e6 },
   };

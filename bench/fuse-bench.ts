@@ -1,7 +1,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BenchResult, dropCaches, percentile, scratch, uniform } from './lib';
+import { BenchResult, dropCaches, paired, scratch } from './lib';
 
 const CLI = path.resolve(__dirname, '../src/cli/main.js');
 const MiB = 1 << 20;
@@ -47,74 +47,61 @@ function randomReads(file: string, sizeBytes: number, count: number): { iops: nu
 }
 
 /**
- * FUSE ratios, side by side in one run: a past image read with dd bs=1M (cold: page cache
- * dropped, daemon freshly started) vs bare fuse-native reading an in-memory file; the live image
- * written with dd bs=1M conv=fsync vs bare fuse-native's no-op sink; and random 4 KiB reads of a
- * past image with our block cache warm.
+ * FUSE ratios, measured in back-to-back pairs (median of three): a past image read with dd
+ * bs=1M (page cache dropped before each read; scans bypass our block cache) vs bare fuse-native
+ * reading an in-memory file; the live image written with dd bs=1M conv=fsync (each round at a
+ * fresh offset of a 4 GiB volume, so no round pays for turnover) vs bare fuse-native's no-op
+ * sink; and random 4 KiB reads of a past image with our block cache warm.
  */
 export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
   const root = scratch('fuse');
   const bareMnt = path.join(root, 'bare');
   fs.mkdirSync(bareMnt);
   const bare = await startUntil(process.execPath, [path.join(__dirname, 'bare-fuse-server.js'), bareMnt, String(sizeBytes)], 'ready');
-  const dir = path.join(root, 'vol');
-  const mnt = path.join(root, 'mnt');
-  let daemon: ChildProcess | undefined;
+  const daemons: ChildProcess[] = [];
   try {
-    spawnSync(process.execPath, [CLI, 'init', dir, '--size', String(sizeBytes)], { stdio: 'inherit' });
-    // History: the image is written once, an event taken, then half of it overwritten.
+    // History to read: an image written once, an event taken.
+    const rdir = path.join(root, 'rvol');
+    const rmnt = path.join(root, 'rmnt');
+    spawnSync(process.execPath, [CLI, 'init', rdir, '--size', String(sizeBytes)], { stdio: 'ignore' });
     const img = path.join(root, 'img');
     spawnSync('dd', ['if=/dev/urandom', `of=${img}`, 'bs=1M', `count=${sizeBytes / MiB}`, 'status=none']);
-    spawnSync(process.execPath, [CLI, 'import', dir, img, '--label', 'past'], { stdio: 'inherit' });
+    spawnSync(process.execPath, [CLI, 'import', rdir, img, '--label', 'past'], { stdio: 'ignore' });
     fs.rmSync(img);
-    const best = (f: () => number) => Math.max(f(), f());
-    // Live writes: ours vs the sink, alternating, best of two each.
-    daemon = await startUntil(process.execPath, [CLI, 'mount', dir, mnt, '--cache', '64M'], 'mounted');
-    const live = path.join(mnt, 'live/volume.img');
-    let bareWrite = 0;
-    let ourWrite = 0;
-    for (let i = 0; i < 2; i++) {
-      bareWrite = Math.max(bareWrite, dd(['if=/dev/zero', `of=${path.join(bareMnt, 'sink')}`, 'bs=1M', `count=${sizeBytes / MiB}`, 'conv=notrunc,fsync']));
-      // Non-zero data: all-zero blocks would take the cheap ZERO-record path.
-      ourWrite = Math.max(ourWrite, dd(['if=' + path.join(bareMnt, 'file'), `of=${live}`, 'bs=1M', `count=${sizeBytes / MiB}`, 'conv=notrunc,fsync']));
-    }
-    await stop(daemon);
-    // Cold sequential reads of the past image: fresh daemon (empty block cache), page cache dropped.
-    let ourRead = 0;
-    let bareRead = 0;
-    for (let i = 0; i < 2; i++) {
-      daemon = await startUntil(process.execPath, [CLI, 'mount', dir, mnt, '--cache', '64M'], 'mounted');
-      const ev = fs.readdirSync(path.join(mnt, 'events'))[0];
-      const pastImg = path.join(mnt, 'events', ev, 'volume.img');
+    const wdir = path.join(root, 'wvol');
+    const wmnt = path.join(root, 'wmnt');
+    spawnSync(process.execPath, [CLI, 'init', wdir, '--size', String(4 * sizeBytes)], { stdio: 'ignore' });
+    daemons.push(await startUntil(process.execPath, [CLI, 'mount', rdir, rmnt], 'mounted'));
+    daemons.push(await startUntil(process.execPath, [CLI, 'mount', wdir, wmnt], 'mounted'));
+    const count = `count=${sizeBytes / MiB}`;
+    let round = 0;
+    // Non-zero data for our side: all-zero blocks would take the cheap ZERO-record path.
+    const writes = await paired(3,
+      () => dd(['if=/dev/zero', `of=${path.join(bareMnt, 'sink')}`, 'bs=1M', count, 'conv=notrunc,fsync']),
+      () => dd([`if=${path.join(bareMnt, 'file')}`, `of=${path.join(wmnt, 'live/volume.img')}`, 'bs=1M', count, `seek=${(round++) * (sizeBytes / MiB)}`, 'conv=notrunc,fsync']));
+    const pastImg = path.join(rmnt, 'events', fs.readdirSync(path.join(rmnt, 'events'))[0], 'volume.img');
+    const cold = (args: string[]) => () => {
       dropCaches();
-      ourRead = Math.max(ourRead, dd([`if=${pastImg}`, 'of=/dev/null', 'bs=1M']));
-      dropCaches();
-      bareRead = Math.max(bareRead, dd([`if=${path.join(bareMnt, 'file')}`, 'of=/dev/null', 'bs=1M']));
-      if (i === 0) await stop(daemon);
-    }
+      return dd(args);
+    };
+    const reads = await paired(3, cold([`if=${path.join(bareMnt, 'file')}`, 'of=/dev/null', 'bs=1M']), cold([`if=${pastImg}`, 'of=/dev/null', 'bs=1M']));
     // Random 4 KiB reads of a 64 MiB window of the past image, cache warm (second pass measured).
-    const ev = fs.readdirSync(path.join(mnt, 'events'))[0];
-    const pastImg = path.join(mnt, 'events', ev, 'volume.img');
     randomReads(pastImg, 64 * MiB, 20_000);
     const rr = randomReads(pastImg, 64 * MiB, 20_000);
-    const status = JSON.parse(fs.readFileSync(path.join(mnt, 'status.json'), 'utf8')) as { cache: { hits: number; misses: number }; fuseRequests: { maxWriteBytes: number; maxReadBytes: number } };
-    await stop(daemon);
-    void best;
-    void percentile;
-    void uniform;
+    const rstatus = JSON.parse(fs.readFileSync(path.join(rmnt, 'status.json'), 'utf8')) as { cache: { hits: number; misses: number } };
+    const wstatus = JSON.parse(fs.readFileSync(path.join(wmnt, 'status.json'), 'utf8')) as { fuseRequests: { maxWriteBytes: number } };
     const mbs = (x: number) => `${(x / 1e6).toFixed(0)} MB/s`;
-    const fuseReadRatio = ourRead / bareRead;
-    const fuseWriteRatio = ourWrite / bareWrite;
+    const med = (p: { ratios: number[] }) => p.ratios.map((r) => r.toFixed(2)).join(', ');
     return {
       lines: [
-        `FUSE past-image sequential read (dd bs=1M, cold): ${mbs(ourRead)} vs bare fuse-native in-memory ${mbs(bareRead)}  ratio ${fuseReadRatio.toFixed(3)} (target >= 0.85)`,
-        `FUSE live-image sequential write (dd bs=1M conv=fsync): ${mbs(ourWrite)} vs bare no-op sink ${mbs(bareWrite)}  ratio ${fuseWriteRatio.toFixed(3)} (target >= 0.8); kernel write requests up to ${status.fuseRequests.maxWriteBytes} B`,
-        `FUSE past-image random 4 KiB reads, warm cache: ${rr.iops.toFixed(0)} IOPS, p50 ${rr.p50Us.toFixed(0)} us, p99 ${rr.p99Us.toFixed(0)} us (block cache ${status.cache.hits} hits / ${status.cache.misses} misses)`,
+        `FUSE past-image sequential read (dd bs=1M, cold): ${mbs(reads.ours)} vs bare fuse-native in-memory ${mbs(reads.baseline)}  ratio ${reads.ratio.toFixed(3)} (median of ${med(reads)}; target >= 0.85)`,
+        `FUSE live-image sequential write (dd bs=1M conv=fsync): ${mbs(writes.ours)} vs bare no-op sink ${mbs(writes.baseline)}  ratio ${writes.ratio.toFixed(3)} (median of ${med(writes)}; target >= 0.8); kernel write requests up to ${wstatus.fuseRequests.maxWriteBytes} B`,
+        `FUSE past-image random 4 KiB reads, warm cache: ${rr.iops.toFixed(0)} IOPS, p50 ${rr.p50Us.toFixed(0)} us, p99 ${rr.p99Us.toFixed(0)} us (block cache ${rstatus.cache.hits} hits / ${rstatus.cache.misses} misses)`,
       ],
-      figures: { fuseReadRatio, fuseWriteRatio, fuseReadMBps: ourRead / 1e6, bareReadMBps: bareRead / 1e6, fuseWriteMBps: ourWrite / 1e6, bareWriteMBps: bareWrite / 1e6, fuseRandRead4kIops: rr.iops },
+      figures: { fuseReadRatio: reads.ratio, fuseWriteRatio: writes.ratio, fuseReadMBps: reads.ours / 1e6, bareReadMBps: reads.baseline / 1e6, fuseWriteMBps: writes.ours / 1e6, bareWriteMBps: writes.baseline / 1e6, fuseRandRead4kIops: rr.iops },
     };
   } finally {
-    if (daemon) await stop(daemon);
+    for (const d of daemons) await stop(d);
     await stop(bare);
   }
 }

@@ -86,3 +86,28 @@ export function uniform(seed: number): (n: number) => number {
     return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
   };
 }
+
+export interface Paired {
+  /** Median of the per-round ratios ours/baseline (each round measures both back to back). */
+  ratio: number;
+  ours: number;
+  baseline: number;
+  ratios: number[];
+}
+
+/**
+ * Runs baseline and ours back to back, `rounds` times, and reports the median per-round ratio
+ * (higher is better for both figures). A shared machine drifts over a run; a pair measured
+ * seconds apart sees the same weather, and the median drops the odd outlier.
+ */
+export async function paired(rounds: number, baseline: () => Promise<number> | number, ours: () => Promise<number> | number): Promise<Paired> {
+  const rows: Array<{ b: number; o: number; r: number }> = [];
+  for (let i = 0; i < rounds; i++) {
+    const b = await baseline();
+    const o = await ours();
+    rows.push({ b, o, r: o / b });
+  }
+  rows.sort((x, y) => x.r - y.r);
+  const mid = rows[Math.floor(rows.length / 2)];
+  return { ratio: mid.r, ours: mid.o, baseline: mid.b, ratios: rows.map((x) => x.r) };
+}

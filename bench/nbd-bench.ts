@@ -2,7 +2,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { BenchResult, scratch, seconds } from './lib';
+import { BenchResult, paired, scratch, seconds } from './lib';
 
 const CLI = path.resolve(__dirname, '../src/cli/main.js');
 
@@ -24,36 +24,38 @@ function timed(cmd: string, args: string[]): number {
 
 /**
  * qemu-img convert of a 1 GiB image into the live export vs the same convert into a raw file
- * on the same disk, alternating, best of two each. Both end with a flush.
+ * on the same disk, in back-to-back pairs, median of three. Both end with a flush.
  */
 export async function benchNbd(sizeBytes = 1 << 30): Promise<BenchResult> {
   const root = scratch('nbd');
   const src = path.join(root, 'src.img');
   spawnSync('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', `count=${sizeBytes >> 20}`, 'status=none']);
-  let bestNbd = Infinity;
-  let bestRaw = Infinity;
-  for (let round = 0; round < 2; round++) {
+  let round = 0;
+  // Throughput (bytes/s) of each side; pairs back to back, median of three.
+  const p = await paired(3, () => {
     const raw = path.join(root, `raw-${round}.img`);
-    bestRaw = Math.min(bestRaw, timed('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', src, raw]));
+    const s = timed('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', src, raw]);
     fs.rmSync(raw);
-    const dir = path.join(root, `vol-${round}`);
+    return sizeBytes / s;
+  }, async () => {
+    const dir = path.join(root, `vol-${round++}`);
     spawnSync(process.execPath, [CLI, 'init', dir, '--size', String(sizeBytes)]);
     const port = await freePort();
     const d: ChildProcess = spawn(process.execPath, [CLI, 'serve', dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CHRONOVOL_LOG: 'warn' } });
     await new Promise<void>((resolve) => d.stdout!.on('data', (c: Buffer) => c.toString().includes('serving') && resolve()));
     try {
-      bestNbd = Math.min(bestNbd, timed('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, `nbd://127.0.0.1:${port}/live`]));
+      return sizeBytes / timed('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, `nbd://127.0.0.1:${port}/live`]);
     } finally {
       const exited = new Promise((r) => d.once('exit', r));
       d.kill('SIGTERM');
       await exited;
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  }
-  const nbdConvertRatio = bestRaw / bestNbd;
-  const mbs = (s: number) => `${(sizeBytes / s / 1e6).toFixed(0)} MB/s`;
+  });
+  const nbdConvertRatio = p.ratio;
+  const mbs = (x: number) => `${(x / 1e6).toFixed(0)} MB/s`;
   return {
-    lines: [`NBD qemu-img convert 1 GiB into live: ${mbs(bestNbd)} vs into a raw file ${mbs(bestRaw)}  ratio ${nbdConvertRatio.toFixed(3)} (target >= 0.7)`],
-    figures: { nbdConvertRatio, nbdConvertMBps: sizeBytes / bestNbd / 1e6, rawConvertMBps: sizeBytes / bestRaw / 1e6 },
+    lines: [`NBD qemu-img convert 1 GiB into live: ${mbs(p.ours)} vs into a raw file ${mbs(p.baseline)}  ratio ${nbdConvertRatio.toFixed(3)} (median of ${p.ratios.map((r) => r.toFixed(2)).join(', ')}; target >= 0.7)`],
+    figures: { nbdConvertRatio, nbdConvertMBps: p.ours / 1e6, rawConvertMBps: p.baseline / 1e6 },
   };
 }

@@ -16,6 +16,8 @@ export const DEFAULTS = {
   maxBlockSizeBytes: 64 * 1024,
   /** Coalesce small appends before a write(2). */
   writeBufferBytes: 2 * 1024 * 1024,
+  /** Appended bytes still on their way to the OS before appends wait (threadpool writes). */
+  writeBehindBytes: 8 * 1024 * 1024,
   /** Block data in one record at most (a quarter segment at most, so copy-forward always fits). */
   maxRecordDataBytes: 1024 * 1024,
   /** Memtable versions before a checkpoint is forced between seals. */

@@ -221,3 +221,25 @@ test('regression: a record still fits after the turnover that made room for it f
   assert.ok((await verifyVolume(vol.internals)).ok);
   await vol.close();
 });
+
+test('an fsync that fails in the background (a segment being sealed) fails the next flush and stops the writer', async () => {
+  const mem = new MemoryFileSystem();
+  const ffs = new FaultyFileSystem(mem);
+  const store = new MemoryStore();
+  mem.mkdirp('/v');
+  await Volume.create('/v', SMALL, { fs: ffs, store });
+  const vol = await Volume.open('/v', { fs: ffs, store });
+  await vol.write(0, Buffer.alloc(4096, 1));
+  await vol.sync({ label: 'safe' });
+  ffs.failWhen = (op, p) => op === 'sync' && p.endsWith('00000001.cvseg');
+  // Fill segment 1 so it is sealed; its background fdatasync fails.
+  for (let i = 0; i < 20; i++) await vol.write((i % 60) * 4096, Buffer.alloc(4096, 2)).catch(() => undefined);
+  await assert.rejects(vol.flush(), (e) => isChronoError(e, 'IO') || isChronoError(e, 'WRITER_FAILED'));
+  await assert.rejects(vol.write(0, Buffer.alloc(1)), (e) => isChronoError(e, 'WRITER_FAILED'));
+  await vol.close();
+  ffs.failWhen = () => false;
+  mem.crash();
+  const again = await Volume.open('/v', { fs: mem, store });
+  assert.ok((await again.read(0, 4096, again.resolvePoint('safe'))).equals(Buffer.alloc(4096, 1)));
+  await again.close();
+});

@@ -100,20 +100,33 @@ export class VersionIndex {
     return r && r.seq === v.seq ? r : v;
   }
 
-  /** Freezes the memtable into a run file, compacts, then durably points the manifest at it. */
+  /** Freezes the memtable (and new time entries) into a run, not yet written. Instant. */
+  freeze(): void {
+    const t = this.times.sliceAfter(this.timesPersistedSeq);
+    if (this.mem.count === 0 && t.times.length === 0) return;
+    const frozen = this.mem.freeze();
+    // A run may hold only time entries (events with no writes since the last checkpoint).
+    const seqs = [frozen.firstSeq, frozen.lastSeq, t.seqs[0] ?? -1, t.seqs[t.seqs.length - 1] ?? -1].filter((x) => x >= 0);
+    this.runs.push(new SortedRun(frozen.blocks, frozen.seqs, frozen.segs, frozen.offs, Math.min(...seqs), Math.max(...seqs), t.times, t.seqs));
+    if (t.seqs.length) this.timesPersistedSeq = t.seqs[t.seqs.length - 1];
+    this.mem = new Memtable();
+  }
+
+  /** Freeze, then persist: for callers with nothing in flight (recovery, tools). */
   checkpoint(body: Omit<ManifestBody, 'runs'>): void {
+    this.freeze();
+    this.persist(body);
+  }
+
+  /**
+   * Writes frozen runs, compacts, then durably points the manifest at them. The caller makes
+   * sure the log up to body.covered is durable first.
+   */
+  persist(body: Omit<ManifestBody, 'runs'>): void {
     this.fs.mkdirp(this.dir);
     const obsolete: string[] = [];
-    const t = this.times.sliceAfter(this.timesPersistedSeq);
-    if (this.mem.count > 0 || t.times.length > 0) {
-      const frozen = this.mem.freeze();
-      // A run may hold only time entries (events with no writes since the last checkpoint).
-      const seqs = [frozen.firstSeq, frozen.lastSeq, t.seqs[0] ?? -1, t.seqs[t.seqs.length - 1] ?? -1].filter((x) => x >= 0);
-      const run = new SortedRun(frozen.blocks, frozen.seqs, frozen.segs, frozen.offs, Math.min(...seqs), Math.max(...seqs), t.times, t.seqs);
-      if (t.seqs.length) this.timesPersistedSeq = t.seqs[t.seqs.length - 1];
-      this.writeRun(run);
-      this.runs.push(run);
-      this.mem = new Memtable();
+    for (const run of this.runs) if (!run.fileName) this.writeRun(run);
+    {
       // Size-tiered: merge while the older neighbour is not much bigger, keeping few runs.
       while (this.runs.length >= 2 && this.runs[this.runs.length - 2].count <= 2 * this.runs[this.runs.length - 1].count) {
         const newer = this.runs.pop()!;
@@ -126,13 +139,18 @@ export class VersionIndex {
     }
     writeFileDurable(this.fs, path.join(this.dir, FILE_NAMES.manifest), encodeManifest({ ...body, runs: this.runs.map((r) => r.fileName!) }));
     for (const name of obsolete) this.fs.remove(path.join(this.dir, name));
+    this.coveredSegment = body.covered.segment;
   }
+
+  /** Segments before this one are covered by the durable checkpoint: replay never needs them. */
+  coveredSegment = 0;
 
   /** Loads the checkpoint; returns its manifest, or undefined for a volume never checkpointed. */
   load(): ManifestBody | undefined {
     const manifestPath = path.join(this.dir, FILE_NAMES.manifest);
     if (!this.fs.exists(manifestPath)) return undefined;
     const m = decodeManifest(this.fs.readFile(manifestPath), { file: manifestPath });
+    this.coveredSegment = m.covered.segment;
     for (const name of m.runs) {
       const d = decodeIndexRun(this.fs.readFile(path.join(this.dir, name)), { file: name });
       this.runs.push(new SortedRun(d.blocks, d.seqs, d.segs, d.offs, d.firstSeq, d.lastSeq, d.times, d.timeSeqs, name));

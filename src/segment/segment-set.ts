@@ -20,6 +20,10 @@ export class SegmentSet {
   readonly sealed: number[] = [];
   current!: SegmentWriter;
   private readonly readers = new Map<number, FileHandle>();
+  /** Sealed segments whose fsync is still running: read through their writer until it lands. */
+  private readonly sealing = new Map<number, { writer: SegmentWriter; durable: Promise<void> }>();
+  /** A sealed segment that failed to become durable poisons the set. */
+  private failure?: unknown;
   /** Per segment, how far read-ahead has been requested. */
   private readonly prefetched = new Map<number, number>();
 
@@ -56,24 +60,52 @@ export class SegmentSet {
     this.current = new SegmentWriter(h, this.opts.segmentSizeBytes, this.opts.writeBufferBytes, state);
   }
 
-  /** Seals the current segment; it joins the sealed list. */
+  /**
+   * Seals the current segment; it joins the sealed list at once and becomes durable in the
+   * background (write and fdatasync on the threadpool). Errors surface at the next syncAll().
+   */
   sealCurrent(): void {
-    this.current.seal();
-    this.current.close();
-    this.sealed.push(this.current.id);
+    const writer = this.current;
+    writer.seal();
+    const id = writer.id;
+    // Leave the map before the handle closes: from then on reads go to a plain read handle.
+    const durable = writer.sync().then(() => {
+      this.sealing.delete(id);
+      return writer.close();
+    }, (err) => {
+      this.sealing.delete(id);
+      this.failure ??= err; // reported by every later syncAll: that segment may not be on disk
+      throw err;
+    });
+    durable.catch(() => undefined); // observed by syncAll / durableThrough
+    this.sealing.set(id, { writer, durable });
+    this.sealed.push(id);
+  }
+
+  /** Everything appended so far, in every segment, is on disk when this resolves. */
+  async syncAll(): Promise<void> {
+    await Promise.all([...this.sealing.values()].map((s) => s.durable));
+    if (this.failure) throw this.failure;
+    await this.current.sync();
+  }
+
+  /** Everything up to `offset` of segment `segment` (and before) is on disk when this resolves. */
+  async durableThrough(pos: { segment: number; offset: number }): Promise<void> {
+    await Promise.all([...this.sealing.entries()].filter(([id]) => id <= pos.segment).map(([, s]) => s.durable));
+    if (this.failure) throw this.failure;
+    if (this.current.id === pos.segment) await this.current.sync();
   }
 
   source(id: number): ByteSource {
-    if (id === this.current?.id) {
-      const w = this.current;
-      return { size: w.end, read: (p, l) => this.readExact(id, p, l) };
-    }
+    const w = id === this.current?.id ? this.current : this.sealing.get(id)?.writer;
+    if (w) return { size: w.end, read: (p, l) => this.readExact(id, p, l) };
     const h = this.reader(id);
     return { size: h.size(), read: (p, l) => this.readExact(id, p, l) };
   }
 
   readInto(id: number, out: Buffer, outOffset: number, length: number, position: number): void {
-    const n = id === this.current?.id ? this.current.read(out, outOffset, length, position) : this.reader(id).read(out, outOffset, length, position);
+    const writer = id === this.current?.id ? this.current : this.sealing.get(id)?.writer;
+    const n = writer ? writer.read(out, outOffset, length, position) : this.reader(id).read(out, outOffset, length, position);
     if (n !== length) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected at ${position}`, { segment: id, offset: position });
   }
 
@@ -82,7 +114,7 @@ export class SegmentSet {
    * prefetched, the next window of the segment file is read ahead in the background.
    */
   readAhead(id: number, position: number, windowBytes: number): void {
-    if (id === this.current?.id) return;
+    if (id === this.current?.id || this.sealing.has(id)) return;
     const h = this.reader(id);
     const ahead = this.prefetched.get(id) ?? 0;
     if (position + windowBytes / 2 < ahead) return;
@@ -98,14 +130,13 @@ export class SegmentSet {
   }
 
   readWhole(id: number): Buffer {
-    const h = this.reader(id);
-    return this.readExact(id, 0, h.size());
+    return this.readExact(id, 0, this.source(id).size);
   }
 
   /** Deletes a sealed segment's primary copy (after it is archived). */
   recycle(id: number): void {
     const i = this.sealed.indexOf(id);
-    if (i < 0) throw new ChronoError('BAD_ARGUMENT', `segment ${id} is not sealed in primary`);
+    if (i < 0 || this.sealing.has(id)) throw new ChronoError('BAD_ARGUMENT', `segment ${id} is not a durable sealed segment in primary`);
     this.readers.get(id)?.close();
     this.readers.delete(id);
     this.prefetched.delete(id);
@@ -114,10 +145,11 @@ export class SegmentSet {
     this.sealed.splice(i, 1);
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.sealing.values()].map((s) => s.durable));
     for (const h of this.readers.values()) h.close();
     this.readers.clear();
-    this.current?.close();
+    await this.current?.close();
   }
 
   private reader(id: number): FileHandle {

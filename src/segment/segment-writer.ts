@@ -15,21 +15,32 @@ export interface SegmentWriterState {
   lastSeq: number;
 }
 
+interface InFlight {
+  start: number;
+  len: number;
+  buf: Buffer;
+  done: Promise<void>;
+}
+
 /**
- * Appends records to the current segment. Small records are coalesced in a buffer; nothing is
- * durable before `sync()`. After an I/O error the writer refuses all further use: what reached
- * the disk is unknown, and guessing could acknowledge lost data.
+ * Appends records to the current segment. Appends fill a buffer in memory; a full buffer is
+ * written on the threadpool while the next one fills, so CRCs and copies overlap the disk.
+ * Nothing is durable before `sync()` resolves. After an I/O error the writer refuses all further
+ * use: what reached the disk is unknown, and guessing could acknowledge lost data.
  */
 export class SegmentWriter {
   private buf: Buffer;
   private bufStart: number;
   private bufLen = 0;
+  private readonly inFlight: InFlight[] = [];
+  private readonly spare: Buffer[] = [];
   private failure?: ChronoError;
+  private sealed = false;
 
   constructor(
     private readonly handle: FileHandle,
     private readonly segmentSizeBytes: number,
-    bufferBytes: number,
+    private readonly bufferBytes: number,
     private state: SegmentWriterState,
   ) {
     this.buf = Buffer.allocUnsafe(bufferBytes);
@@ -52,6 +63,10 @@ export class SegmentWriter {
   get snapshot(): SegmentWriterState {
     return { ...this.state };
   }
+  /** Bytes appended but not yet handed to the OS. */
+  get pendingBytes(): number {
+    return this.inFlight.reduce((n, f) => n + f.len, 0) + this.bufLen;
+  }
 
   /** Bytes still free for records before the segment must be sealed. */
   remaining(): number {
@@ -64,14 +79,12 @@ export class SegmentWriter {
    */
   append(h: RecordHeader, fill?: (buf: Buffer, at: number) => void): number {
     this.usable();
+    if (this.sealed) throw new ChronoError('CLOSED', `segment ${this.state.id} is sealed`);
     const len = HEADER_BYTES + h.payloadLength;
     if (len > this.remaining() + (h.type === RecordType.SEAL ? SEAL_RESERVE_BYTES : 0)) {
       throw new ChronoError('BAD_ARGUMENT', `record of ${len} bytes does not fit in segment ${this.state.id}`);
     }
-    if (this.bufLen + len > this.buf.length) {
-      this.flush();
-      if (len > this.buf.length) this.buf = Buffer.allocUnsafe(len);
-    }
+    if (this.bufLen + len > this.buf.length) this.startFlush(len);
     const at = this.bufLen;
     fill?.(this.buf, at + HEADER_BYTES);
     writeRecordHeader(this.buf, at, h);
@@ -97,50 +110,91 @@ export class SegmentWriter {
     });
   }
 
-  /** Reads bytes written so far, including ones still in the buffer. */
+  /** Reads bytes appended so far, wherever they are: the file, a buffer in flight, or the one filling. */
   read(out: Buffer, outOffset: number, length: number, position: number): number {
     this.usable();
-    if (position + length > this.bufStart) this.flush();
-    return this.handle.read(out, outOffset, length, position);
+    const end = Math.min(position + length, this.state.end);
+    let at = position;
+    while (at < end) {
+      const o = outOffset + (at - position);
+      if (at >= this.bufStart) {
+        const n = end - at;
+        this.buf.copy(out, o, at - this.bufStart, at - this.bufStart + n);
+        at += n;
+        continue;
+      }
+      const f = this.inFlight.find((x) => at >= x.start && at < x.start + x.len);
+      if (f) {
+        const n = Math.min(end, f.start + f.len) - at;
+        f.buf.copy(out, o, at - f.start, at - f.start + n);
+        at += n;
+        continue;
+      }
+      const firstInFlight = this.inFlight.length ? this.inFlight[0].start : this.bufStart;
+      const n = Math.min(end, firstInFlight) - at;
+      const got = this.handle.read(out, o, n, at);
+      at += got;
+      if (got < n) break;
+    }
+    return at - position;
   }
 
-  flush(): void {
+  /** Waits until at most `maxBytes` are still queued for the OS. */
+  async backpressure(maxBytes: number): Promise<void> {
+    while (this.inFlight.length && this.pendingBytes > maxBytes) await this.inFlight[0].done;
     this.usable();
-    if (this.bufLen === 0) return;
-    this.guard(() => this.handle.write(this.buf, 0, this.bufLen, this.bufStart));
-    this.bufStart += this.bufLen;
-    this.bufLen = 0;
   }
 
-  sync(): void {
-    this.flush();
-    this.guard(() => this.handle.sync());
+  /** Every byte appended so far is on disk when this resolves. */
+  async sync(): Promise<void> {
+    this.usable();
+    this.startFlush(0);
+    await Promise.all(this.inFlight.map((f) => f.done));
+    await this.guard(this.handle.syncAsync());
   }
 
-  /** Appends the SEAL record and syncs; the writer is done afterwards. */
+  /** Appends the SEAL record; `sync()` then makes the segment durable. No appends after this. */
   seal(): void {
     const payload = encodeSealPayload({ recordCount: this.state.recordCount, lastSeq: this.state.lastSeq, bodyCrc: this.state.bodyCrc });
     this.append(
       { type: RecordType.SEAL, blockCount: 0, seq: this.state.lastSeq, timeMs: 0, firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 },
       (buf, at) => payload.copy(buf, at),
     );
-    this.sync();
-    this.failure = new ChronoError('CLOSED', `segment ${this.state.id} is sealed`);
+    this.sealed = true;
   }
 
-  close(): void {
-    if (!this.failure) this.flush();
+  /** Closes the file once everything in flight has landed. */
+  async close(): Promise<void> {
+    if (!this.failure) this.startFlush(0);
+    await Promise.allSettled(this.inFlight.map((f) => f.done));
     this.handle.close();
     this.failure ??= new ChronoError('CLOSED', `segment ${this.state.id} is closed`);
+  }
+
+  /** Hands the filling buffer to the OS (threadpool) and starts a fresh one of at least minBytes. */
+  private startFlush(minBytes: number): void {
+    if (this.bufLen > 0) {
+      const f: InFlight = { start: this.bufStart, len: this.bufLen, buf: this.buf, done: Promise.resolve() };
+      f.done = this.guard(this.handle.writeAsync(f.buf, 0, f.len, f.start)).then(() => {
+        this.inFlight.splice(this.inFlight.indexOf(f), 1);
+        if (f.buf.length === this.bufferBytes) this.spare.push(f.buf);
+      });
+      f.done.catch(() => undefined); // observed by sync/backpressure; never an unhandled rejection
+      this.inFlight.push(f);
+      this.bufStart += this.bufLen;
+      this.bufLen = 0;
+      this.buf = this.spare.pop() ?? Buffer.allocUnsafe(this.bufferBytes);
+    }
+    if (minBytes > this.buf.length) this.buf = Buffer.allocUnsafe(minBytes);
   }
 
   private usable(): void {
     if (this.failure) throw this.failure;
   }
 
-  private guard(op: () => void): void {
+  private async guard(op: Promise<void>): Promise<void> {
     try {
-      op();
+      await op;
     } catch (err) {
       this.failure = new ChronoError('WRITER_FAILED', `segment ${this.state.id}: an earlier I/O error stopped this writer; reopen the volume`, {}, err);
       throw err;

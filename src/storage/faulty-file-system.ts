@@ -28,6 +28,9 @@ export class FaultyFileSystem implements FileSystem {
       size: () => h.size(),
       truncate: (l) => h.truncate(l),
       close: () => h.close(),
+      writeAsync: async (b, o, l, p) => (this.check('write', path), h.writeAsync(b, o, l, p)),
+      syncAsync: async () => (this.check('sync', path), h.syncAsync()),
+      prefetch: h.prefetch && ((p, l) => h.prefetch!(p, l)),
     };
   }
   exists(path: string): boolean {

@@ -9,6 +9,12 @@ export interface FileHandle {
   write(buf: Buffer, bufOffset: number, length: number, position: number): void;
   /** Makes written data durable (fdatasync). */
   sync(): void;
+  /**
+   * The same, off the event loop (libuv threadpool). Only ever used on the volume's own files,
+   * never on a FUSE mount, so a threadpool thread can never wait on our own daemon.
+   */
+  writeAsync(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void>;
+  syncAsync(): Promise<void>;
   size(): number;
   truncate(length: number): void;
   close(): void;

@@ -33,7 +33,7 @@ export class MemoryFileSystem implements FileSystem {
     if (!f) throw enoent(path);
     const file = f;
     const writable = mode !== 'read';
-    return {
+    const handle: FileHandle = {
       read: (buf, bufOffset, length, position) => {
         const n = Math.max(0, Math.min(length, file.size - position));
         file.data.copy(buf, bufOffset, position, position + n);
@@ -64,7 +64,11 @@ export class MemoryFileSystem implements FileSystem {
         file.size = length;
       },
       close: () => undefined,
+      // Deferred to a later microtask, so tests see the interleavings a threadpool allows.
+      writeAsync: (buf, bufOffset, length, position) => Promise.resolve().then(() => handle.write(buf, bufOffset, length, position)),
+      syncAsync: () => Promise.resolve().then(() => handle.sync()),
     };
+    return handle;
   }
   exists(path: string): boolean {
     return this.files.has(path) || this.dirs.has(path);

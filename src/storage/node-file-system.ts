@@ -32,6 +32,18 @@ class NodeFileHandle implements FileHandle {
       throw ioError('fdatasync', this.path, err);
     }
   }
+  writeAsync(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const step = (done: number) => {
+        if (done === length) return resolve();
+        fs.write(this.fd, buf, bufOffset + done, length - done, position + done, (err, n) => (err ? reject(ioError('write', this.path, err)) : step(done + n)));
+      };
+      step(0);
+    });
+  }
+  syncAsync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(ioError('fdatasync', this.path, err)) : resolve())));
+  }
   size(): number {
     return fs.fstatSync(this.fd).size;
   }

@@ -1,18 +1,64 @@
 import { Core } from './core';
 
 /**
- * Checkpoints the index. The current segment is synced first: the checkpoint must never point
- * at log bytes that a crash could still take away.
+ * Checkpoints the index. The snapshot (log position, counters, events) and the memtable freeze
+ * happen in one tick; the manifest is written only once the log up to that position is durable,
+ * so a checkpoint never points at bytes a crash could still take away. Runs one at a time.
  */
-export function checkpoint(core: Core): void {
-  core.segments.current.sync();
-  core.index.checkpoint({
-    covered: { segment: core.segments.current.id, offset: core.segments.current.end },
+export async function checkpoint(core: Core): Promise<void> {
+  const covered = { segment: core.segments.current.id, offset: core.segments.current.end };
+  const body = {
+    covered,
     nextSeq: core.nextSeq,
     nextEventId: core.nextEventId,
     lastTimeMs: core.lastTimeMs,
-    events: core.events.all,
+    events: core.events.all.slice(),
     changedSinceEvent: core.changedSinceEvent,
-    stats: core.counters,
-  });
+    stats: { ...core.counters },
+  };
+  core.index.freeze();
+  await core.segments.durableThrough(covered);
+  core.index.persist(body);
+}
+
+/**
+ * Checkpoints in the background, one at a time: a request while one runs schedules one more.
+ * The write path asks and moves on; eviction and close wait for it.
+ */
+export class Checkpointer {
+  private running?: Promise<void>;
+  private again = false;
+  /** The last background failure, rethrown to the next waiter. */
+  private failure?: unknown;
+
+  constructor(private readonly core: Core) {}
+
+  request(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await checkpoint(this.core);
+        } catch (err) {
+          this.failure = err;
+          this.core.log.error({ err: (err as Error).message }, 'background checkpoint failed');
+          return;
+        }
+      } while (this.again);
+    })().finally(() => (this.running = undefined));
+  }
+
+  /** Resolves when no checkpoint is running; rethrows a background failure once. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+    if (this.failure) {
+      const err = this.failure;
+      this.failure = undefined;
+      throw err;
+    }
+  }
 }

@@ -6,6 +6,7 @@ import { VersionIndex } from '../index/version-index';
 import { SegmentSet } from '../segment/segment-set';
 import { FileSystem } from '../storage/file-system';
 import { BlockReader } from './block-reader';
+import type { Checkpointer } from './checkpoint';
 import { EventList } from './events';
 import { VolumeDir } from './volume-dir';
 
@@ -37,4 +38,5 @@ export interface Core {
   /** Last archive failure, cleared by the next success; shown in status. */
   archiveError?: string;
   maxBlocksPerRecord: number;
+  checkpointer: Checkpointer;
 }

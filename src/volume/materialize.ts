@@ -47,7 +47,7 @@ export async function materializeLive(core: Core, progress?: (done: number, tota
     if (progress && block % 4096 === 0) progress(block, total);
   }
   await flush();
-  core.segments.current.sync();
+  await core.segments.syncAll();
   progress?.(total, total);
   return copied;
 }

@@ -22,7 +22,7 @@ export interface ReplayReport {
  */
 export function replay(core: Core, manifest: ManifestBody | undefined): ReplayReport {
   const { fs, dir, sb } = core;
-  const ids = SegmentSet.listIds(fs, dir.segmentsDir);
+  const ids = SegmentSet.listIds(fs, dir.segmentsDir); // may be cut short by a torn seal below
   const covered = manifest?.covered ?? { segment: ids[0] ?? 1, offset: 0 };
   const report: ReplayReport = { replayedRecords: 0, tornTailCutBytes: 0, segments: ids.length };
   let resume: { id: number; end: number; recordCount: number; bodyCrc: number; lastSeq: number } | undefined;
@@ -49,7 +49,18 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
       }
       const tail = id >= covered.segment;
       const scan = scanSegment(src, { blockSizeBytes: sb.blockSizeBytes, volumeId: sb.volumeId, verifyData: tail, segmentId: id });
-      if (scan.corruptAt !== undefined || (!scan.sealed && !last)) {
+      if (!scan.sealed && !last && scan.corruptAt === undefined && tail) {
+        // A torn segment with later ones after it: a crash (or failed fsync) while it was being
+        // sealed in the background. Every acknowledgment waits for all earlier segments to be
+        // durable, so nothing after the tear was ever acknowledged: the log ends here.
+        const later = ids.filter((x) => x > id);
+        core.log.warn({ segment: id, offset: scan.validEnd, dropped: later }, 'log torn in a segment that was being sealed; dropping the unacknowledged segments after it');
+        for (const x of later) fs.remove(core.segments.pathOf(x));
+        fs.syncDir(dir.segmentsDir);
+        ids.length = ids.indexOf(id) + 1;
+      }
+      const isLast = id === ids[ids.length - 1];
+      if (scan.corruptAt !== undefined || (!scan.sealed && !isLast)) {
         throw new ChronoError('CORRUPT_LOG', `segment ${id} is damaged at offset ${scan.corruptAt ?? scan.validEnd}: ${scan.corruptReason ?? 'unsealed segment before the last'}; run 'chronovol verify' for details`, { segment: id, offset: scan.corruptAt ?? scan.validEnd });
       }
       for (const r of scan.records) {

@@ -4,7 +4,6 @@ import { RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
 import { scanSegment } from '../segment/segment-scanner';
 import { applyRecord } from './apply-record';
-import { checkpoint } from './checkpoint';
 import { Core } from './core';
 import { LIVE_SEQ } from './events';
 
@@ -23,12 +22,15 @@ export async function ensureSpace(core: Core, bytes: number): Promise<void> {
   }
 }
 
-/** Seals the current segment, starts the next, and checkpoints the index over it. */
+/**
+ * Seals the current segment and starts the next. The sealed one becomes durable and the index
+ * is checkpointed over it in the background: the write path does not wait for the disk here.
+ */
 export function rollover(core: Core): void {
   const next = core.segments.current.id + 1;
   core.segments.sealCurrent();
   core.segments.startCurrent(next, core.nextSeq);
-  checkpoint(core);
+  core.checkpointer.request();
 }
 
 /** Evicts oldest segments until the working set is K again; retries earlier failures first. */
@@ -58,7 +60,12 @@ export async function drainEvictions(core: Core, strict: boolean): Promise<void>
  */
 async function evict(core: Core, segment: number): Promise<void> {
   copyForward(core, segment);
-  core.segments.current.sync();
+  await core.segments.syncAll(); // the copies are durable before the original can go
+  if (core.index.coveredSegment <= segment) {
+    // Replay after a crash must never need a recycled segment: checkpoint past it first.
+    core.checkpointer.request();
+    await core.checkpointer.idle();
+  }
   const whole = core.segments.readWhole(segment);
   const obj = buildArchiveObject(whole, core.sb.blockSizeBytes, segment, core.sb.volumeId);
   const key = archiveKey(segment);

@@ -2,7 +2,6 @@ import { RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
 import { DEFAULTS } from '../options';
 import { applyRecord } from './apply-record';
-import { checkpoint } from './checkpoint';
 import { Core } from './core';
 import { LIVE_SEQ } from './events';
 import { ensureSpace } from './turnover';
@@ -54,9 +53,14 @@ export class VolumeWriter {
     if (offset + length > endFull * bs) await this.write(endFull * bs, Buffer.alloc(offset + length - endFull * bs));
   }
 
-  /** Memory stays bounded however long a segment takes to fill. */
-  private boundMemtable(): void {
-    if (this.core.index.memtableCount >= DEFAULTS.memtableMaxVersions) checkpoint(this.core);
+  /**
+   * Memory stays bounded: the memtable is checkpointed however long a segment takes to fill, and
+   * appends wait while too many bytes are still on their way to the OS.
+   */
+  private async bound(): Promise<void> {
+    const core = this.core;
+    if (core.index.memtableCount >= DEFAULTS.memtableMaxVersions) core.checkpointer.request();
+    if (core.segments.current.pendingBytes > DEFAULTS.writeBehindBytes) await core.segments.current.backpressure(DEFAULTS.writeBehindBytes);
   }
 
   private isZero(blocks: Buffer, i: number): boolean {
@@ -89,7 +93,7 @@ export class VolumeWriter {
       const h: RecordHeader = { type: RecordType.WRITE, blockCount: n, seq: core.nextSeq, timeMs: this.now(), firstBlock: firstBlock + done, payloadLength: n * unit, originSegment: 0, originOffset: 0 };
       const at = core.segments.current.appendBlocks(h, buf, bufOffset + done * bs, bs);
       applyRecord(core, core.segments.current.id, at, h);
-      this.boundMemtable();
+      await this.bound();
       done += n;
     }
   }
@@ -103,7 +107,7 @@ export class VolumeWriter {
       const h: RecordHeader = { type, blockCount: n, seq: core.nextSeq, timeMs: this.now(), firstBlock: firstBlock + done, payloadLength: 0, originSegment: 0, originOffset: 0 };
       const at = core.segments.current.append(h);
       applyRecord(core, core.segments.current.id, at, h);
-      this.boundMemtable();
+      await this.bound();
       done += n;
     }
   }

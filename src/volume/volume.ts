@@ -16,7 +16,7 @@ import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
 import { applyRecord } from './apply-record';
 import { BlockReader } from './block-reader';
-import { checkpoint } from './checkpoint';
+import { Checkpointer, checkpoint } from './checkpoint';
 import { Core } from './core';
 import { EventList, LIVE_SEQ, Point, SyncEvent } from './events';
 import { replay, ReplayReport } from './replay';
@@ -109,7 +109,9 @@ export class Volume {
         changedSinceEvent: manifest?.changedSinceEvent ?? 0,
         counters: manifest ? { ...manifest.stats } : { bytesWritten: 0, copyForwardBytes: 0, versions: 0 },
         maxBlocksPerRecord: perRecord,
+        checkpointer: undefined as unknown as Checkpointer,
       };
+      core.checkpointer = new Checkpointer(core);
       for (const e of manifest?.events ?? []) core.events.add(e);
       index.removeStrayRuns();
       const report = replay(core, manifest);
@@ -196,7 +198,7 @@ export class Volume {
 
   /** Makes every completed write durable. */
   flush(): Promise<void> {
-    return this.mutate(async () => this.core.segments.current.sync());
+    return this.mutate(() => this.core.segments.syncAll());
   }
 
   /** Records a sync event; once this resolves, it and everything before it are durable. */
@@ -207,8 +209,8 @@ export class Volume {
       await ensureSpace(core, HEADER_BYTES + payload.length);
       const h = { type: RecordType.EVENT, blockCount: 0, seq: core.nextSeq, timeMs: this.writer.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 } as const;
       const at = core.segments.current.append(h, (buf, pos) => payload.copy(buf, pos));
-      core.segments.current.sync();
       applyRecord(core, core.segments.current.id, at, h, payload);
+      await core.segments.syncAll();
       return core.events.all[core.events.all.length - 1];
     });
   }
@@ -224,9 +226,12 @@ export class Volume {
     await this.serial.catch(() => undefined);
     this.closed = true;
     try {
-      if (!this.failure) checkpoint(this.core);
+      if (!this.failure) {
+        await this.core.checkpointer.idle();
+        await checkpoint(this.core);
+      }
     } finally {
-      this.core.segments.close();
+      await this.core.segments.close();
       this.core.dir.unlock();
     }
   }
