@@ -175,3 +175,29 @@ test('corruption: a directory that is not a volume is refused with NOT_A_VOLUME'
   await assert.rejects(Volume.open(dir), code('NOT_A_VOLUME'));
   assert.equal(segmentFileName(1), '00000001.cvseg');
 });
+
+test('torn seal: a segment torn while being sealed in the background ends the log there; the later, unacknowledged segments are dropped', async () => {
+  const { dir, vol } = await freshVolume();
+  for (let i = 0; i < 40; i++) await vol.write((i % 60) * BS, Buffer.alloc(BS, i + 1)); // three segments
+  const e = await vol.sync({ label: 'acknowledged' });
+  // Crash without a checkpoint: copy the files while the volume is open.
+  const copy = `${dir}-copy`;
+  fs.cpSync(dir, copy, { recursive: true });
+  fs.rmSync(path.join(copy, 'LOCK'));
+  await vol.close();
+  fs.rmSync(path.join(copy, 'index'), { recursive: true });
+  fs.mkdirSync(path.join(copy, 'index'));
+  // Simulate the crash: the last sealed segment lost its tail (its fsync never finished),
+  // and a later segment exists with records that were never acknowledged.
+  const files = segFiles(copy);
+  const sealedFile = files[files.length - 2];
+  const recs = records(sealedFile);
+  fs.truncateSync(sealedFile, recs[recs.length - 1].offset + 10); // cut inside its last record, SEAL gone
+  const before = files.length;
+  const v = await Volume.open(copy);
+  assert.equal(segFiles(copy).length, before - 1, 'the segment after the tear was dropped');
+  assert.ok(v.lastSeq < e.seq, 'the log ends at the tear');
+  assert.equal(v.events.length, 0, 'the event after the tear was never durable before the tear, so it is gone');
+  await v.write(0, Buffer.alloc(BS, 9)); // the log goes on from the cut
+  await v.close();
+});
