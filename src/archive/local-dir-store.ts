@@ -43,8 +43,9 @@ export class LocalDirStore implements BackingStore {
       throw err;
     }
     try {
+      // On the threadpool: an archive fetch overlaps whatever the event loop serves meanwhile.
       const buf = Buffer.allocUnsafe(length);
-      const n = h.read(buf, 0, length, offset);
+      const n = await h.readAsync(buf, 0, length, offset);
       if (n !== length) throw new ChronoError('ARCHIVE_MISSING', `archive object ${key} is shorter than expected`, { key, offset, length });
       return buf;
     } finally {

@@ -30,6 +30,7 @@ export class FaultyFileSystem implements FileSystem {
       close: () => h.close(),
       writeAsync: async (b, o, l, p) => (this.check('write', path), h.writeAsync(b, o, l, p)),
       syncAsync: async () => (this.check('sync', path), h.syncAsync()),
+      readAsync: async (b, o, l, p) => (this.check('read', path), h.readAsync(b, o, l, p)),
       prefetch: h.prefetch && ((p, l) => h.prefetch!(p, l)),
     };
   }

@@ -14,6 +14,8 @@ export interface FileHandle {
    * never on a FUSE mount, so a threadpool thread can never wait on our own daemon.
    */
   writeAsync(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void>;
+  /** Reads up to `length` bytes at `position` on the threadpool; resolves with the count read. */
+  readAsync(buf: Buffer, bufOffset: number, length: number, position: number): Promise<number>;
   syncAsync(): Promise<void>;
   size(): number;
   truncate(length: number): void;

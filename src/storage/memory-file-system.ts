@@ -67,6 +67,7 @@ export class MemoryFileSystem implements FileSystem {
       // Deferred to a later microtask, so tests see the interleavings a threadpool allows.
       writeAsync: (buf, bufOffset, length, position) => Promise.resolve().then(() => handle.write(buf, bufOffset, length, position)),
       syncAsync: () => Promise.resolve().then(() => handle.sync()),
+      readAsync: (buf, bufOffset, length, position) => Promise.resolve().then(() => handle.read(buf, bufOffset, length, position)),
     };
     return handle;
   }

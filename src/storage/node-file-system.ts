@@ -41,6 +41,15 @@ class NodeFileHandle implements FileHandle {
       step(0);
     });
   }
+  readAsync(buf: Buffer, bufOffset: number, length: number, position: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const step = (done: number) => {
+        if (done === length) return resolve(done);
+        fs.read(this.fd, buf, bufOffset + done, length - done, position + done, (err, n) => (err ? reject(ioError('read', this.path, err)) : n === 0 ? resolve(done) : step(done + n)));
+      };
+      step(0);
+    });
+  }
   syncAsync(): Promise<void> {
     return new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(ioError('fdatasync', this.path, err)) : resolve())));
   }
