@@ -16,6 +16,16 @@ import { tmpDir } from './helpers/tmp';
 import { VolumeModel } from './helpers/volume-model';
 import { SMALL, churn, freshVolume } from './helpers/volumes';
 
+/** A volume on an in-memory file system behind a fault injector, with an in-memory archive. */
+async function faultyMemoryVolume(): Promise<{ mem: MemoryFileSystem; ffs: FaultyFileSystem; store: MemoryStore; vol: Volume }> {
+  const mem = new MemoryFileSystem();
+  const ffs = new FaultyFileSystem(mem);
+  const store = new MemoryStore();
+  mem.mkdirp('/v');
+  await Volume.create('/v', SMALL, { fs: ffs, store });
+  return { mem, ffs, store, vol: await Volume.open('/v', { fs: ffs, store }) };
+}
+
 test('bad input gets a clear error and loses nothing', async () => {
   const { dir, vol } = await freshVolume();
   await vol.write(0, Buffer.from('keep me'));
@@ -144,12 +154,7 @@ test('disaster recovery: delete primary, recover from the archive, every archive
 });
 
 test('a write error stops the writer; reopened, every synced byte is intact', async () => {
-  const mem = new MemoryFileSystem();
-  const ffs = new FaultyFileSystem(mem);
-  const store = new MemoryStore();
-  mem.mkdirp('/v');
-  await Volume.create('/v', SMALL, { fs: ffs, store });
-  const vol = await Volume.open('/v', { fs: ffs, store });
+  const { mem, ffs, store, vol } = await faultyMemoryVolume();
   await vol.write(0, Buffer.alloc(8192, 3));
   await vol.sync({ label: 'safe' });
   ffs.failWhen = (op, p) => op === 'write' && p.includes('segments');
@@ -223,12 +228,7 @@ test('regression: a record still fits after the turnover that made room for it f
 });
 
 test('an fsync that fails in the background (a segment being sealed) fails the next flush and stops the writer', async () => {
-  const mem = new MemoryFileSystem();
-  const ffs = new FaultyFileSystem(mem);
-  const store = new MemoryStore();
-  mem.mkdirp('/v');
-  await Volume.create('/v', SMALL, { fs: ffs, store });
-  const vol = await Volume.open('/v', { fs: ffs, store });
+  const { mem, ffs, store, vol } = await faultyMemoryVolume();
   await vol.write(0, Buffer.alloc(4096, 1));
   await vol.sync({ label: 'safe' });
   ffs.failWhen = (op, p) => op === 'sync' && p.endsWith('00000001.cvseg');

@@ -18,6 +18,8 @@ const CHUNKS_CACHED = 16;
 export class ArchiveReader {
   private readonly tables: LRUCache<number, OffsetTable>;
   private readonly chunks = new LRUCache<string, Promise<Buffer>>({ max: CHUNKS_CACHED });
+  /** Per segment, where the last read ended (archive offset): a read starting there is a scan. */
+  private readonly lastEnd = new LRUCache<number, number>({ max: 64 });
 
   constructor(private readonly store: BackingStore, cacheSegments: number) {
     this.tables = new LRUCache({ max: cacheSegments });
@@ -45,6 +47,10 @@ export class ArchiveReader {
     if (at === undefined || at + length > table.tableOffset) {
       throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} has no record at primary offset ${primaryOffset}`, { segment: segmentId, offset: primaryOffset });
     }
+    const sequential = this.lastEnd.get(segmentId) === at;
+    this.lastEnd.set(segmentId, at + length);
+    // An isolated read fetches just its bytes; a scan goes by chunks with the next one fetched ahead.
+    if (!sequential && !this.chunks.has(`${segmentId}:${at - (at % CHUNK_BYTES)}`)) return this.store.getRange(archiveKey(segmentId), at, length);
     const out = Buffer.allocUnsafe(length);
     for (let done = 0; done < length; ) {
       const pos = at + done;

@@ -33,3 +33,45 @@ export function checkHeader(f: HeaderFacts, context: Record<string, unknown> = {
   if (crc !== f.storedCrc) throw new ChronoError('BAD_CHECKSUM', `${f.what}: checksum mismatch`, context);
   if (f.flags !== 0) throw new ChronoError('BAD_FLAGS', `${f.what}: reserved flag bits set (0x${f.flags.toString(16)})`, context);
 }
+
+/**
+ * The four headers that start with an 8-byte ASCII magic (superblock, segment header, index run,
+ * manifest) share their first 16 bytes: magic, version u16 at 8, headerLength u16 at 10,
+ * flags u32 at 12; each ends its fixed part with a CRC32C at `crcOffset`.
+ */
+export interface PreludeSpec {
+  what: string;
+  magic: Buffer;
+  lengthBytes: number;
+  crcOffset: number;
+}
+
+/** A zeroed header with the prelude written; fill the fields, then call sealPrelude. */
+export function newPrelude(spec: PreludeSpec): Buffer {
+  const b = Buffer.alloc(spec.lengthBytes);
+  spec.magic.copy(b, 0);
+  b.writeUInt16LE(FORMAT_VERSION, 8);
+  b.writeUInt16LE(spec.lengthBytes, 10);
+  return b;
+}
+
+export function sealPrelude(b: Buffer, spec: PreludeSpec): Buffer {
+  b.writeUInt32LE(crc32c(b.subarray(0, spec.crcOffset)), spec.crcOffset);
+  return b;
+}
+
+/** Validates a prelude header in the house order; a short buffer fails on its length. */
+export function checkPrelude(b: Buffer, spec: PreludeSpec, context: Record<string, unknown>): void {
+  const short = b.length < spec.lengthBytes;
+  const p = short ? Buffer.concat([b, Buffer.alloc(spec.lengthBytes - b.length)]) : b;
+  checkHeader({
+    what: spec.what,
+    magicOk: p.subarray(0, 8).equals(spec.magic),
+    version: p.readUInt16LE(8),
+    headerLength: short ? b.length : p.readUInt16LE(10),
+    expectedLength: spec.lengthBytes,
+    flags: p.readUInt32LE(12),
+    covered: p.subarray(0, spec.crcOffset),
+    storedCrc: p.readUInt32LE(spec.crcOffset),
+  }, context);
+}

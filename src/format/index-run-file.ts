@@ -1,7 +1,7 @@
 import { ChronoError } from '../errors';
-import { FORMAT_VERSION, INDEX_RUN } from './constants';
+import { INDEX_RUN } from './constants';
 import { crc32c } from './crc';
-import { checkHeader } from './header-check';
+import { checkPrelude, newPrelude, sealPrelude } from './header-check';
 
 export interface IndexRunData {
   blocks: Float64Array;
@@ -15,6 +15,7 @@ export interface IndexRunData {
 }
 
 const O = INDEX_RUN.off;
+const SPEC = { what: 'index run', magic: INDEX_RUN.magic, lengthBytes: INDEX_RUN.lengthBytes, crcOffset: O.crc };
 
 function bytesOf(a: Float64Array | Uint32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
@@ -25,31 +26,17 @@ export function encodeIndexRun(r: IndexRunData): Buffer[] {
   const body = [r.blocks, r.seqs, r.segs, r.offs, r.times, r.timeSeqs].map(bytesOf);
   let bodyCrc = 0;
   for (const part of body) bodyCrc = crc32c(part, bodyCrc);
-  const h = Buffer.alloc(INDEX_RUN.lengthBytes);
-  INDEX_RUN.magic.copy(h, O.magic);
-  h.writeUInt16LE(FORMAT_VERSION, O.version);
-  h.writeUInt16LE(INDEX_RUN.lengthBytes, O.headerLength);
+  const h = newPrelude(SPEC);
   h.writeBigUInt64LE(BigInt(r.blocks.length), O.entryCount);
   h.writeBigUInt64LE(BigInt(r.times.length), O.timeCount);
   h.writeBigUInt64LE(BigInt(r.firstSeq), O.firstSeq);
   h.writeBigUInt64LE(BigInt(r.lastSeq), O.lastSeq);
   h.writeUInt32LE(bodyCrc, O.bodyCrc);
-  h.writeUInt32LE(crc32c(h.subarray(0, O.crc)), O.crc);
-  return [h, ...body];
+  return [sealPrelude(h, SPEC), ...body];
 }
 
 export function decodeIndexRun(b: Buffer, context: Record<string, unknown>): IndexRunData {
-  if (b.length < INDEX_RUN.lengthBytes) throw new ChronoError('BAD_LENGTH', 'index run: truncated header', context);
-  checkHeader({
-    what: 'index run',
-    magicOk: b.subarray(0, 8).equals(INDEX_RUN.magic),
-    version: b.readUInt16LE(O.version),
-    headerLength: b.readUInt16LE(O.headerLength),
-    expectedLength: INDEX_RUN.lengthBytes,
-    flags: b.readUInt32LE(O.flags),
-    covered: b.subarray(0, O.crc),
-    storedCrc: b.readUInt32LE(O.crc),
-  }, context);
+  checkPrelude(b, SPEC, context);
   const n = Number(b.readBigUInt64LE(O.entryCount));
   const m = Number(b.readBigUInt64LE(O.timeCount));
   const bodyLength = n * INDEX_RUN.entryBytes + m * INDEX_RUN.timeEntryBytes;

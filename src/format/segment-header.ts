@@ -1,7 +1,6 @@
 import { ChronoError } from '../errors';
-import { FORMAT_VERSION, SEGMENT_HEADER } from './constants';
-import { crc32c } from './crc';
-import { checkHeader } from './header-check';
+import { SEGMENT_HEADER } from './constants';
+import { checkPrelude, newPrelude, sealPrelude } from './header-check';
 
 export interface SegmentHeader {
   volumeId: Buffer;
@@ -11,35 +10,19 @@ export interface SegmentHeader {
 }
 
 const O = SEGMENT_HEADER.off;
+const SPEC = { what: 'segment header', magic: SEGMENT_HEADER.magic, lengthBytes: SEGMENT_HEADER.lengthBytes, crcOffset: O.crc };
 
 export function encodeSegmentHeader(h: SegmentHeader): Buffer {
-  const b = Buffer.alloc(SEGMENT_HEADER.lengthBytes);
-  SEGMENT_HEADER.magic.copy(b, O.magic);
-  b.writeUInt16LE(FORMAT_VERSION, O.version);
-  b.writeUInt16LE(SEGMENT_HEADER.lengthBytes, O.headerLength);
-  b.writeUInt32LE(0, O.flags);
+  const b = newPrelude(SPEC);
   h.volumeId.copy(b, O.volumeId, 0, 16);
   b.writeUInt32LE(h.segmentId, O.segmentId);
   b.writeBigUInt64LE(BigInt(h.firstSeq), O.firstSeq);
   b.writeBigUInt64LE(BigInt(h.createdMs), O.createdMs);
-  b.writeUInt32LE(crc32c(b.subarray(0, O.crc)), O.crc);
-  return b;
+  return sealPrelude(b, SPEC);
 }
 
 export function decodeSegmentHeader(b: Buffer, expectVolumeId: Buffer | undefined, context: Record<string, unknown>): SegmentHeader {
-  if (b.length < SEGMENT_HEADER.lengthBytes) {
-    throw new ChronoError('BAD_LENGTH', `segment header: ${b.length} bytes, expected ${SEGMENT_HEADER.lengthBytes}`, context);
-  }
-  checkHeader({
-    what: 'segment header',
-    magicOk: b.subarray(0, 8).equals(SEGMENT_HEADER.magic),
-    version: b.readUInt16LE(O.version),
-    headerLength: b.readUInt16LE(O.headerLength),
-    expectedLength: SEGMENT_HEADER.lengthBytes,
-    flags: b.readUInt32LE(O.flags),
-    covered: b.subarray(0, O.crc),
-    storedCrc: b.readUInt32LE(O.crc),
-  }, context);
+  checkPrelude(b, SPEC, context);
   const h: SegmentHeader = {
     volumeId: Buffer.from(b.subarray(O.volumeId, O.volumeId + 16)),
     segmentId: b.readUInt32LE(O.segmentId),
