@@ -42,13 +42,12 @@ export class VersionIndex {
     return this.runs.reduce((n, r) => n + r.count * 24 + r.times.length * 16, 0);
   }
 
-  add(block: number, seq: number, segment: number, offset: number, timeMs: number): void {
+  add(block: number, seq: number, segment: number, offset: number): void {
     this.mem.add(block, seq, segment, offset);
     this.reloc.delete(block);
-    this.times.note(timeMs, seq);
   }
 
-  /** Notes a record with no block versions (an event) in the time table. */
+  /** Notes a record's time in the time table: once per record, not per block. */
   noteTime(timeMs: number, seq: number): void {
     this.times.note(timeMs, seq);
   }

@@ -18,6 +18,7 @@ export interface SegmentSetOptions {
 export class SegmentSet {
   /** Sealed segments still in primary, oldest first (active ones and any awaiting archive). */
   readonly sealed: number[] = [];
+  private readonly sealedSet = new Set<number>();
   current!: SegmentWriter;
   private readonly readers = new Map<number, FileHandle>();
   /** Sealed segments whose fsync is still running: read through their writer until it lands. */
@@ -37,12 +38,19 @@ export class SegmentSet {
     return `${this.dir}/${segmentFileName(id)}`;
   }
 
+  /** Is this segment in primary storage? Asked per block on the read path: a set, not a scan. */
   has(id: number): boolean {
-    return id === this.current?.id || this.sealed.includes(id);
+    return id === this.current?.id || this.sealedSet.has(id);
   }
 
   get count(): number {
     return this.sealed.length + (this.current ? 1 : 0);
+  }
+
+  /** Registers a sealed segment found on disk (replay) or just sealed. */
+  addSealed(id: number): void {
+    this.sealed.push(id);
+    this.sealedSet.add(id);
   }
 
   /** Creates a new current segment file, durable (header and directory entry) before use. */
@@ -79,7 +87,7 @@ export class SegmentSet {
     });
     durable.catch(() => undefined); // observed by syncAll / durableThrough
     this.sealing.set(id, { writer, durable });
-    this.sealed.push(id);
+    this.addSealed(id);
   }
 
   /** Everything appended so far, in every segment, is on disk when this resolves. */
@@ -143,6 +151,7 @@ export class SegmentSet {
     this.fs.remove(this.pathOf(id));
     this.fs.syncDir(this.dir);
     this.sealed.splice(i, 1);
+    this.sealedSet.delete(id);
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,8 @@ export function applyRecord(core: Core, segment: number, offset: number, h: Reco
   const bs = core.sb.blockSizeBytes;
   switch (h.type) {
     case RecordType.WRITE:
-      for (let i = 0; i < h.blockCount; i++) core.index.add(h.firstBlock + i, h.seq, segment, offset + HEADER_BYTES + i * unit, h.timeMs);
+      for (let i = 0; i < h.blockCount; i++) core.index.add(h.firstBlock + i, h.seq, segment, offset + HEADER_BYTES + i * unit);
+      core.index.noteTime(h.timeMs, h.seq);
       core.counters.bytesWritten += h.blockCount * bs;
       core.counters.versions += h.blockCount;
       core.changedSinceEvent += h.blockCount;
@@ -19,7 +20,8 @@ export function applyRecord(core: Core, segment: number, offset: number, h: Reco
     case RecordType.ZERO:
     case RecordType.TRIM:
       // Offset 0 marks "no data": a zero version, recorded in this segment.
-      for (let i = 0; i < h.blockCount; i++) core.index.add(h.firstBlock + i, h.seq, segment, 0, h.timeMs);
+      for (let i = 0; i < h.blockCount; i++) core.index.add(h.firstBlock + i, h.seq, segment, 0);
+      core.index.noteTime(h.timeMs, h.seq);
       core.counters.bytesWritten += h.blockCount * bs;
       core.counters.versions += h.blockCount;
       core.changedSinceEvent += h.blockCount;

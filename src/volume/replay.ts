@@ -69,7 +69,7 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
         if (fresh || copy) applyRecord(core, id, r.offset, r.header, r.payload);
         if (fresh) report.replayedRecords++;
       }
-      if (scan.sealed) core.segments.sealed.push(id);
+      if (scan.sealed) core.segments.addSealed(id);
       else {
         if (scan.tornAt !== undefined) {
           report.tornTailCutBytes = size - scan.tornAt;

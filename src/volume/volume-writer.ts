@@ -57,10 +57,10 @@ export class VolumeWriter {
    * Memory stays bounded: the memtable is checkpointed however long a segment takes to fill, and
    * appends wait while too many bytes are still on their way to the OS.
    */
-  private async bound(): Promise<void> {
+  private mustWait(): boolean {
     const core = this.core;
     if (core.index.memtableCount >= DEFAULTS.memtableMaxVersions) core.checkpointer.request();
-    if (core.segments.current.pendingBytes > DEFAULTS.writeBehindBytes) await core.segments.current.backpressure(DEFAULTS.writeBehindBytes);
+    return core.segments.current.pendingBytes > DEFAULTS.writeBehindBytes; // no await unless needed
   }
 
   private isZero(blocks: Buffer, i: number): boolean {
@@ -93,7 +93,7 @@ export class VolumeWriter {
       const h: RecordHeader = { type: RecordType.WRITE, blockCount: n, seq: core.nextSeq, timeMs: this.now(), firstBlock: firstBlock + done, payloadLength: n * unit, originSegment: 0, originOffset: 0 };
       const at = core.segments.current.appendBlocks(h, buf, bufOffset + done * bs, bs);
       applyRecord(core, core.segments.current.id, at, h);
-      await this.bound();
+      if (this.mustWait()) await this.core.segments.current.backpressure(DEFAULTS.writeBehindBytes);
       done += n;
     }
   }
@@ -107,7 +107,7 @@ export class VolumeWriter {
       const h: RecordHeader = { type, blockCount: n, seq: core.nextSeq, timeMs: this.now(), firstBlock: firstBlock + done, payloadLength: 0, originSegment: 0, originOffset: 0 };
       const at = core.segments.current.append(h);
       applyRecord(core, core.segments.current.id, at, h);
-      await this.bound();
+      if (this.mustWait()) await this.core.segments.current.backpressure(DEFAULTS.writeBehindBytes);
       done += n;
     }
   }
