@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Rng } from './helpers/rng';
 import { tmpDir } from './helpers/tmp';
-import { MountedVolume, chronovol, eventDir, fuseSkipReason, ok, run, sha256 } from './helpers/fuse-harness';
+import { freePort } from './helpers/daemon';
+import { MountedVolume, chronovol, eventDir, fuseSkipReason, isMounted, ok, run, sha256 } from './helpers/fuse-harness';
 
 const skip = fuseSkipReason();
 const WATCHDOG_MS = 180_000;
@@ -179,5 +180,32 @@ describe('FUSE tree', { skip }, () => {
       await m.cleanup();
     }
     assert.equal(chronovol(['verify', dir]).status, 0);
+  });
+
+  test('one daemon: --auto-sync records crash-consistent events at fsync, NBD over TCP and a Unix socket from the same process, chronovol umount', { timeout: WATCHDOG_MS }, async () => {
+    const { root, dir, mnt } = newVolume('64M');
+    const port = await freePort();
+    const sock = path.join(root, 'nbd.sock');
+    const m = await MountedVolume.start(dir, mnt, ['--auto-sync', '200ms', '--listen', `127.0.0.1:${port}`, '--socket', sock]);
+    try {
+      const live = path.join(mnt, 'live/volume.img');
+      ok('dd', ['if=/dev/urandom', `of=${live}`, 'bs=64k', 'count=4', 'conv=notrunc,fsync', 'status=none']);
+      await new Promise((r) => setTimeout(r, 300));
+      ok('dd', ['if=/dev/urandom', `of=${live}`, 'bs=64k', 'count=4', 'seek=8', 'conv=notrunc,fsync', 'status=none']);
+      const events = JSON.parse(chronovol(['events', mnt, '--json']).stdout) as Array<{ kind: string; label: string; id: number }>;
+      const auto = events.filter((e) => e.kind === 'crash' && e.label === 'auto');
+      assert.ok(auto.length >= 1, `auto-sync events: ${JSON.stringify(events)}`);
+      // The same bytes through the mount, NBD over TCP and NBD over the Unix socket.
+      const viaFuse = ok('dd', [`if=${live}`, 'bs=64k', 'count=1', 'status=none']).out;
+      const viaTcp = ok('qemu-io', ['-r', '-f', 'raw', '-c', 'read -v 0 16', `nbd://127.0.0.1:${port}/live`]).stdout;
+      const viaUnix = ok('qemu-io', ['-r', '-f', 'raw', '-c', 'read -v 0 16', `nbd+unix:///live?socket=${sock}`]).stdout;
+      const hex = viaFuse.subarray(0, 4).toString('hex').replace(/(..)/g, '$1 ').trim();
+      assert.ok(viaTcp.includes(hex) && viaUnix.includes(hex), `${hex} in\n${viaTcp}\n${viaUnix}`);
+      assert.equal(chronovol(['umount', mnt]).status, 0);
+      assert.equal(await m.stop(), 0, 'the daemon exits cleanly after umount');
+      assert.ok(!isMounted(mnt));
+    } finally {
+      await m.cleanup();
+    }
   });
 });
