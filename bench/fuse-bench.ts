@@ -75,10 +75,14 @@ export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
     daemons.push(await startUntil(process.execPath, [CLI, 'mount', wdir, wmnt], 'mounted'));
     const count = `count=${sizeBytes / MiB}`;
     let round = 0;
-    // Non-zero data for our side: all-zero blocks would take the cheap ZERO-record path.
+    // Both sides copy the same random bytes from tmpfs (non-zero: all-zero blocks would take our
+    // cheap ZERO-record path; in memory: the source must cost neither side a disk read).
+    const src = path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : root, `chronovol-bench-src-${process.pid}`);
+    spawnSync('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', count, 'status=none']);
     const writes = await paired(3,
-      () => dd(['if=/dev/zero', `of=${path.join(bareMnt, 'sink')}`, 'bs=1M', count, 'conv=notrunc,fsync']),
-      () => dd([`if=${path.join(bareMnt, 'file')}`, `of=${path.join(wmnt, 'live/volume.img')}`, 'bs=1M', count, `seek=${(round++) * (sizeBytes / MiB)}`, 'conv=notrunc,fsync']));
+      () => dd([`if=${src}`, `of=${path.join(bareMnt, 'sink')}`, 'bs=1M', count, 'conv=notrunc,fsync']),
+      () => dd([`if=${src}`, `of=${path.join(wmnt, 'live/volume.img')}`, 'bs=1M', count, `seek=${(round++) * (sizeBytes / MiB)}`, 'conv=notrunc,fsync']));
+    fs.rmSync(src);
     const pastImg = path.join(rmnt, 'events', fs.readdirSync(path.join(rmnt, 'events'))[0], 'volume.img');
     const cold = (args: string[]) => () => {
       dropCaches();
@@ -88,6 +92,7 @@ export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
     // Random 4 KiB reads of a 64 MiB window of the past image, cache warm (second pass measured).
     randomReads(pastImg, 64 * MiB, 20_000);
     const rr = randomReads(pastImg, 64 * MiB, 20_000);
+    await new Promise((r) => setTimeout(r, 1200)); // status.json refreshes once a second
     const rstatus = JSON.parse(fs.readFileSync(path.join(rmnt, 'status.json'), 'utf8')) as { cache: { hits: number; misses: number } };
     const wstatus = JSON.parse(fs.readFileSync(path.join(wmnt, 'status.json'), 'utf8')) as { fuseRequests: { maxWriteBytes: number } };
     const mbs = (x: number) => `${(x / 1e6).toFixed(0)} MB/s`;

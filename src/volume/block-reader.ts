@@ -8,9 +8,9 @@ import { BlockCache, CacheStats } from './block-cache';
 
 export type { CacheStats } from './block-cache';
 
-/** Reads up to this many blocks use the cache; larger ones are scans and bypass it. */
-const CACHE_MAX_BLOCKS = 8;
 const READ_AHEAD_BYTES = 4 * 1024 * 1024;
+/** Images whose last read position is remembered, to tell scans from random reads. */
+const TRACKED_IMAGES = 64;
 
 /**
  * Reconstructs blocks at a point in time. Every block is checked against its CRC before it is
@@ -28,6 +28,8 @@ export class BlockReader {
   /** Where each block of the current request is read from (segment/offset), set per request. */
   private atSeg = new Uint32Array(64);
   private atOff = new Uint32Array(64);
+  /** Per point in time (seqLimit), the block after the last read: a read starting there is a scan. */
+  private readonly lastEnd = new Map<number, number>();
 
   constructor(
     private readonly index: VersionIndex,
@@ -63,11 +65,17 @@ export class BlockReader {
     }
     const r = this.range;
     this.index.floorRange(firstBlock, count, seqLimit, r);
-    const cache = count <= CACHE_MAX_BLOCKS ? this.cache : undefined;
+    // A scan (this read continues the last one of the same image) bypasses the cache: it would
+    // only evict what random readers need, and the kernel and our read-ahead serve it anyway.
+    const scan = this.lastEnd.get(seqLimit) === firstBlock;
+    this.lastEnd.delete(seqLimit);
+    this.lastEnd.set(seqLimit, firstBlock + count);
+    if (this.lastEnd.size > TRACKED_IMAGES) this.lastEnd.delete(this.lastEnd.keys().next().value!);
+    const cache = scan ? undefined : this.cache;
     const archived: number[] = [];
     let runStart = -1;
     const flush = (end: number) => {
-      if (runStart >= 0) this.readUnits(firstBlock, runStart, end, out, outOffset, cache);
+      if (runStart >= 0) this.readUnits(firstBlock, runStart, end, out, outOffset, cache, scan);
       runStart = -1;
     };
     for (let i = 0; i < count; i++) {
@@ -102,12 +110,12 @@ export class BlockReader {
     return archived;
   }
 
-  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache?: BlockCache): void {
+  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache: BlockCache | undefined, scan: boolean): void {
     const len = (to - from) * this.unit;
     if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(len);
     this.segments.readInto(this.atSeg[from], this.scratch, 0, len, this.atOff[from]);
     // Scans go faster than one disk round trip per request: keep the segment file read ahead.
-    if (to - from >= CACHE_MAX_BLOCKS) this.segments.readAhead(this.atSeg[from], this.atOff[from] + len, READ_AHEAD_BYTES);
+    if (scan) this.segments.readAhead(this.atSeg[from], this.atOff[from] + len, READ_AHEAD_BYTES);
     const r = this.range;
     for (let i = from; i < to; i++) {
       this.deliver(firstBlock + i, r.seqs[i], this.atSeg[i], this.atOff[i], this.scratch, (i - from) * this.unit, out, outOffset + i * this.blockSizeBytes);
