@@ -37,6 +37,7 @@ test('bad input gets a clear error and loses nothing', async () => {
   assert.throws(() => vol.resolvePoint('seq:999999'), (e) => isChronoError(e, 'UNKNOWN_POINT'));
   assert.throws(() => vol.resolvePoint('1999-01-01T00:00:00Z'), (e) => isChronoError(e, 'UNKNOWN_POINT'));
   assert.throws(() => vol.resolvePoint('2026-13-45T99:00:00Z'), (e) => isChronoError(e, 'UNKNOWN_POINT'));
+  assert.throws(() => vol.resolvePoint(new Date(Date.now() + 3_600_000).toISOString()), (e) => isChronoError(e, 'UNKNOWN_POINT') && /future/.test((e as Error).message));
   await assert.rejects(Volume.open(dir), (e) => isChronoError(e, 'LOCKED'), 'a second opener is refused');
   await assert.rejects(Volume.create(dir, SMALL), (e) => isChronoError(e, 'EXISTS'));
   assert.equal((await vol.read(0, 7)).toString(), 'keep me');

@@ -24,8 +24,9 @@ export interface ConnectionOptions {
   dirty: { writes: number };
 }
 
-/** Requests in flight per connection; more wait, so memory stays bounded. */
+/** Requests, and request bytes, in flight per connection; more wait, so memory stays bounded. */
 const MAX_IN_FLIGHT = 64;
+const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 
 /**
  * The transmission phase: requests are read in order and run concurrently (pipelining); writes
@@ -35,6 +36,7 @@ const MAX_IN_FLIGHT = 64;
 export async function serveTransmission(sock: net.Socket, reader: SocketReader, volume: Volume, n: Negotiated, o: ConnectionOptions): Promise<void> {
   const size = volume.sizeBytes;
   const inFlight = new Set<Promise<void>>();
+  let inFlightBytes = 0;
   const reply = (handle: Buffer, error: number, data?: Buffer) => {
     const h = Buffer.alloc(16);
     h.writeUInt32BE(NBD.SIMPLE_REPLY_MAGIC, 0);
@@ -61,6 +63,7 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
       await Promise.all(inFlight);
       return;
     }
+    while (inFlight.size > 0 && inFlightBytes + length > MAX_IN_FLIGHT_BYTES) await Promise.race(inFlight);
     const payload = type === NBD.CMD_WRITE ? await reader.read(length) : undefined;
     const inRange = offset + length <= size;
     const run = async (): Promise<void> => {
@@ -99,7 +102,12 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
         reply(handle, nbdError(err));
       }
     };
-    const p = run().finally(() => inFlight.delete(p));
+    const bytes = type === NBD.CMD_WRITE || type === NBD.CMD_READ ? length : 0;
+    inFlightBytes += bytes;
+    const p = run().finally(() => {
+      inFlight.delete(p);
+      inFlightBytes -= bytes;
+    });
     inFlight.add(p);
     if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
   }

@@ -62,6 +62,8 @@ export class EventList {
       const ms = Date.parse(t);
       if (Number.isNaN(ms)) throw new ChronoError('UNKNOWN_POINT', `not a valid ISO-8601 time: ${text}`, { point: text });
       if (ms < createdMs - 1000) throw new ChronoError('UNKNOWN_POINT', `${text} is before the volume was created (${new Date(createdMs).toISOString()})`, { point: text });
+      // A future time would name a state that keeps changing under a read-only image.
+      if (ms > Date.now() + 1000) throw new ChronoError('UNKNOWN_POINT', `${text} is in the future; the current state is 'live'`, { point: text });
       const seq = times.seqAtOrBefore(ms);
       return { seqLimit: Math.max(seq, 0), name: `time:${new Date(ms).toISOString()}`, timeMs: ms };
     }
