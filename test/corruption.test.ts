@@ -10,6 +10,8 @@ import { encodeSegmentHeader } from '../src/format/segment-header';
 import { newVolumeId } from '../src/format/superblock';
 import { HEADER_BYTES } from '../src/format/record';
 import { scanSegment } from '../src/segment/segment-scanner';
+import { FaultyFileSystem } from '../src/storage/faulty-file-system';
+import { NodeFileSystem } from '../src/storage/node-file-system';
 import { verifyVolume } from '../src/volume/verify';
 import { Volume } from '../src/volume/volume';
 import { SMALL, freshVolume } from './helpers/volumes';
@@ -200,4 +202,25 @@ test('torn seal: a segment torn while being sealed in the background ends the lo
   assert.equal(v.events.length, 0, 'the event after the tear was never durable before the tear, so it is gone');
   await v.write(0, Buffer.alloc(BS, 9)); // the log goes on from the cut
   await v.close();
+});
+
+test('crash while starting a segment: a last segment with a partial header after a sealed one is removed quietly', async () => {
+  const fsys = new FaultyFileSystem(new NodeFileSystem()); // also catches a handle closed twice
+  const { dir, vol } = await freshVolume(SMALL, { fs: fsys });
+  await vol.write(0, Buffer.alloc(BS, 4));
+  await vol.sync({ label: 'kept' });
+  for (let i = 1; segFiles(dir).length < 2; i++) await vol.write((i % 60) * BS, Buffer.alloc(BS, 6)); // roll over once
+  await vol.close();
+  // The state a crash leaves when segment 1's seal was durable but segment 2's header was not:
+  // no checkpoint, segment 2 only a partial header.
+  fs.rmSync(path.join(dir, 'index'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'index'));
+  const files = segFiles(dir);
+  assert.equal(files.length, 2);
+  fs.writeFileSync(files[1], Buffer.alloc(20));
+  const v = await Volume.open(dir, { fs: fsys });
+  assert.ok((await v.read(0, BS, v.resolvePoint('kept'))).equals(Buffer.alloc(BS, 4)));
+  await v.write(BS, Buffer.alloc(BS, 5)); // the log goes on in a fresh segment 2
+  await v.close();
+  assert.equal(segFiles(dir).length, 2);
 });

@@ -21,13 +21,20 @@ export class FaultyFileSystem implements FileSystem {
   open(path: string, mode: OpenMode): FileHandle {
     this.check('open', path);
     const h = this.inner.open(path, mode);
+    let closed = false;
     return {
       read: (b, o, l, p) => (this.check('read', path), h.read(b, o, l, p)),
       write: (b, o, l, p) => (this.check('write', path), h.write(b, o, l, p)),
       sync: () => (this.check('sync', path), h.sync()),
       size: () => h.size(),
       truncate: (l) => h.truncate(l),
-      close: () => h.close(),
+      // A second close is a bug that real file systems can hide: the number may belong to
+      // another file by then. Refuse it loudly here.
+      close: () => {
+        if (closed) throw new ChronoError('IO', `handle closed twice: ${path}`, { path, errno: 'EBADF' });
+        closed = true;
+        h.close();
+      },
       writeAsync: async (b, o, l, p) => (this.check('write', path), h.writeAsync(b, o, l, p)),
       syncAsync: async () => (this.check('sync', path), h.syncAsync()),
       readAsync: async (b, o, l, p) => (this.check('read', path), h.readAsync(b, o, l, p)),

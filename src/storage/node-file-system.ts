@@ -64,6 +64,8 @@ class NodeFileHandle implements FileHandle {
     }
   }
   close(): void {
+    // Idempotent: a second close could otherwise close an unrelated file that reused the number.
+    if (this.closed) return;
     this.closed = true;
     if (this.prefetching === 0) fs.closeSync(this.fd);
   }

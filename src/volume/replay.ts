@@ -41,8 +41,8 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
     };
     try {
       if (last && size <= SEGMENT_HEADER.lengthBytes && !headerValid(core, src, id)) {
-        // Crash while starting this segment: nothing was ever appended to it.
-        h.close();
+        // Crash while starting this segment: nothing was ever appended to it. (The handle is
+        // closed once, by the finally below.)
         fs.remove(path);
         fs.syncDir(dir.segmentsDir);
         break;
