@@ -208,4 +208,25 @@ describe('FUSE tree', { skip }, () => {
       await m.cleanup();
     }
   });
+
+  test('block cache: one version read through two events is cached once (a hit the second time), counted in status.json', { timeout: WATCHDOG_MS }, async () => {
+    const { dir, mnt } = newVolume('64M');
+    ok(process.execPath, [require.resolve('../src/cli/main.js'), 'write', dir, '--offset', String(4096 * 100), '--input', '-'], 30_000, Buffer.alloc(4096, 0x42));
+    assert.equal(chronovol(['sync', dir, '--label', 'a']).status, 0);
+    ok(process.execPath, [require.resolve('../src/cli/main.js'), 'write', dir, '--offset', '0', '--input', '-'], 30_000, Buffer.alloc(4096, 1)); // another block changes
+    assert.equal(chronovol(['sync', dir, '--label', 'b']).status, 0);
+    const m = await MountedVolume.start(dir, mnt, ['--cache', '16M']);
+    try {
+      const readBlock = (label: string) => ok('dd', [`if=${path.join(eventDir(mnt, label), 'volume.img')}`, 'bs=4096', 'skip=100', 'count=1', 'status=none']).out;
+      assert.ok(readBlock('a').equals(Buffer.alloc(4096, 0x42)));
+      assert.ok(readBlock('b').equals(Buffer.alloc(4096, 0x42)), 'the same version through the later event');
+      await new Promise((r) => setTimeout(r, 1300)); // status.json refreshes once a second
+      const st = JSON.parse(ok('cat', [path.join(mnt, 'status.json')]).stdout) as { cache: { hits: number; misses: number; entries: number } };
+      assert.equal(st.cache.misses, 1, 'reconstructed once');
+      assert.equal(st.cache.hits, 1, 'served from the cache through the second event');
+      assert.equal(st.cache.entries, 1);
+    } finally {
+      await m.cleanup();
+    }
+  });
 });
