@@ -11,28 +11,25 @@ export function applyRecord(core: Core, segment: number, offset: number, h: Reco
   const bs = core.sb.blockSizeBytes;
   switch (h.type) {
     case RecordType.WRITE:
-      for (let i = 0; i < h.blockCount; i++) core.index.add(h.firstBlock + i, h.seq, segment, offset + HEADER_BYTES + i * unit);
-      core.index.noteTime(h.timeMs, h.seq);
-      core.counters.bytesWritten += h.blockCount * bs;
-      core.counters.versions += h.blockCount;
-      core.changedSinceEvent += h.blockCount;
-      break;
     case RecordType.ZERO:
-    case RecordType.TRIM:
-      // Offset 0 marks "no data": a zero version, recorded in this segment.
-      for (let i = 0; i < h.blockCount; i++) core.index.add(h.firstBlock + i, h.seq, segment, 0);
+    case RecordType.TRIM: {
+      // New versions. Offset 0 marks "no data": a zero version, recorded in this segment.
+      const data = h.type === RecordType.WRITE;
+      for (let i = 0; i < h.blockCount; i++) core.index.add(h.firstBlock + i, h.seq, segment, data ? offset + HEADER_BYTES + i * unit : 0);
       core.index.noteTime(h.timeMs, h.seq);
       core.counters.bytesWritten += h.blockCount * bs;
       core.counters.versions += h.blockCount;
       core.changedSinceEvent += h.blockCount;
       break;
+    }
     case RecordType.COPY:
-      for (let i = 0; i < h.blockCount; i++) core.index.relocate(h.firstBlock + i, { seq: h.seq, segment, offset: offset + HEADER_BYTES + i * unit });
-      core.counters.copyForwardBytes += h.blockCount * bs;
+    case RecordType.COPY_ZERO: {
+      // Existing versions in a new place (copy-forward); the index itself is unchanged.
+      const data = h.type === RecordType.COPY;
+      for (let i = 0; i < h.blockCount; i++) core.index.relocate(h.firstBlock + i, { seq: h.seq, segment, offset: data ? offset + HEADER_BYTES + i * unit : 0 });
+      if (data) core.counters.copyForwardBytes += h.blockCount * bs;
       break;
-    case RecordType.COPY_ZERO:
-      for (let i = 0; i < h.blockCount; i++) core.index.relocate(h.firstBlock + i, { seq: h.seq, segment, offset: 0 });
-      break;
+    }
     case RecordType.EVENT: {
       const e = decodeEventPayload(payload!, { segment, offset });
       core.index.noteTime(h.timeMs, h.seq);
