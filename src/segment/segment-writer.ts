@@ -1,6 +1,6 @@
 import { ChronoError } from '../errors';
 import { RecordType, SEAL_PAYLOAD, SEGMENT_HEADER } from '../format/constants';
-import { crc32c } from '../format/crc';
+import { crc32c, packUnits } from '../format/crc';
 import { HEADER_BYTES, RecordHeader, encodeSealPayload, unitBytes, writeRecordHeader } from '../format/record';
 import { FileHandle } from '../storage/file-system';
 
@@ -101,13 +101,7 @@ export class SegmentWriter {
   /** Appends block data as per-block (crc32c, data) units. */
   appendBlocks(h: Omit<RecordHeader, 'payloadLength'>, data: Buffer, dataOffset: number, blockSizeBytes: number): number {
     const unit = unitBytes(blockSizeBytes);
-    return this.append({ ...h, payloadLength: h.blockCount * unit }, (buf, at) => {
-      for (let i = 0; i < h.blockCount; i++) {
-        const src = data.subarray(dataOffset + i * blockSizeBytes, dataOffset + (i + 1) * blockSizeBytes);
-        buf.writeUInt32LE(crc32c(src), at + i * unit);
-        src.copy(buf, at + i * unit + 4);
-      }
-    });
+    return this.append({ ...h, payloadLength: h.blockCount * unit }, (buf, at) => packUnits(data, dataOffset, blockSizeBytes, h.blockCount, buf, at));
   }
 
   /** Reads bytes appended so far, wherever they are: the file, a buffer in flight, or the one filling. */

@@ -74,11 +74,14 @@ class NodeFileHandle implements FileHandle {
   private static sink = Buffer.allocUnsafe(4 * 1024 * 1024);
   prefetch(position: number, length: number): void {
     if (this.closed) return;
-    this.prefetching++;
-    // An async read on the threadpool pulls the range into the page cache; the bytes are dropped.
-    fs.read(this.fd, NodeFileHandle.sink, 0, Math.min(length, NodeFileHandle.sink.length), position, () => {
-      if (--this.prefetching === 0 && this.closed) fs.closeSync(this.fd);
-    });
+    // Async reads on the threadpool pull the range into the page cache; the bytes are dropped.
+    const sink = NodeFileHandle.sink;
+    for (let at = position; at < position + length; at += sink.length) {
+      this.prefetching++;
+      fs.read(this.fd, sink, 0, Math.min(sink.length, position + length - at), at, () => {
+        if (--this.prefetching === 0 && this.closed) fs.closeSync(this.fd);
+      });
+    }
   }
 }
 

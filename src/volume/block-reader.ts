@@ -1,6 +1,6 @@
 import { ArchiveReader } from '../archive/archive-reader';
 import { ChronoError } from '../errors';
-import { crc32c } from '../format/crc';
+import { unpackUnits } from '../format/crc';
 import { unitBytes } from '../format/record';
 import { Location, RangeResult, VersionIndex, rangeResult } from '../index/version-index';
 import { SegmentSet } from '../segment/segment-set';
@@ -8,9 +8,16 @@ import { BlockCache, CacheStats } from './block-cache';
 
 export type { CacheStats } from './block-cache';
 
-const READ_AHEAD_BYTES = 4 * 1024 * 1024;
-/** Images whose last read position is remembered, to tell scans from random reads. */
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+/** Images whose read frontier is remembered, to tell scans from random reads. */
 const TRACKED_IMAGES = 64;
+/**
+ * A read of at least this many bytes that lands within SCAN_WINDOW_BYTES of an image's frontier
+ * continues a scan. A window, not an exact match: the kernel's read-ahead requests reach us from
+ * several FUSE threads (and NBD clients pipeline), so a scan's requests arrive out of order.
+ */
+const SCAN_MIN_BYTES = 32 * 1024;
+const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
 
 /**
  * Reconstructs blocks at a point in time. Every block is checked against its CRC before it is
@@ -28,8 +35,10 @@ export class BlockReader {
   /** Where each block of the current request is read from (segment/offset), set per request. */
   private atSeg = new Uint32Array(64);
   private atOff = new Uint32Array(64);
-  /** Per point in time (seqLimit), the block after the last read: a read starting there is a scan. */
-  private readonly lastEnd = new Map<number, number>();
+  /** Per point in time (seqLimit), the furthest block end a recent scan read reached. */
+  private readonly frontier = new Map<number, number>();
+  private readonly scanMinBlocks: number;
+  private readonly scanWindowBlocks: number;
 
   constructor(
     private readonly index: VersionIndex,
@@ -40,6 +49,8 @@ export class BlockReader {
   ) {
     this.unit = unitBytes(blockSizeBytes);
     if (cacheBytes >= blockSizeBytes) this.cache = new BlockCache(blockSizeBytes, cacheBytes);
+    this.scanMinBlocks = Math.max(2, SCAN_MIN_BYTES / blockSizeBytes);
+    this.scanWindowBlocks = Math.max(1, SCAN_WINDOW_BYTES / blockSizeBytes);
   }
 
   stats(): CacheStats {
@@ -65,12 +76,9 @@ export class BlockReader {
     }
     const r = this.range;
     this.index.floorRange(firstBlock, count, seqLimit, r);
-    // A scan (this read continues the last one of the same image) bypasses the cache: it would
-    // only evict what random readers need, and the kernel and our read-ahead serve it anyway.
-    const scan = this.lastEnd.get(seqLimit) === firstBlock;
-    this.lastEnd.delete(seqLimit);
-    this.lastEnd.set(seqLimit, firstBlock + count);
-    if (this.lastEnd.size > TRACKED_IMAGES) this.lastEnd.delete(this.lastEnd.keys().next().value!);
+    // A scan bypasses the cache: it would only evict what random readers need, and the kernel
+    // and our read-ahead serve it anyway.
+    const scan = this.isScan(firstBlock, count, seqLimit);
     const cache = scan ? undefined : this.cache;
     const archived: number[] = [];
     let runStart = -1;
@@ -110,6 +118,16 @@ export class BlockReader {
     return archived;
   }
 
+  private isScan(firstBlock: number, count: number, seqLimit: number): boolean {
+    const end = firstBlock + count;
+    const f = this.frontier.get(seqLimit);
+    const scan = count >= this.scanMinBlocks && f !== undefined && Math.abs(firstBlock - f) <= this.scanWindowBlocks;
+    this.frontier.delete(seqLimit); // re-inserted last: the map's order is least recently read first
+    this.frontier.set(seqLimit, scan ? Math.max(f!, end) : end);
+    if (this.frontier.size > TRACKED_IMAGES) this.frontier.delete(this.frontier.keys().next().value!);
+    return scan;
+  }
+
   private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache: BlockCache | undefined, scan: boolean): void {
     const len = (to - from) * this.unit;
     if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(len);
@@ -117,9 +135,10 @@ export class BlockReader {
     // Scans go faster than one disk round trip per request: keep the segment file read ahead.
     if (scan) this.segments.readAhead(this.atSeg[from], this.atOff[from] + len, READ_AHEAD_BYTES);
     const r = this.range;
-    for (let i = from; i < to; i++) {
-      this.deliver(firstBlock + i, r.seqs[i], this.atSeg[i], this.atOff[i], this.scratch, (i - from) * this.unit, out, outOffset + i * this.blockSizeBytes);
-      cache?.set(cacheKey(r.segs[i], r.offs[i]), this.scratch.subarray((i - from) * this.unit + 4, (i - from + 1) * this.unit));
+    const bad = unpackUnits(this.scratch, 0, this.blockSizeBytes, to - from, out, outOffset + from * this.blockSizeBytes);
+    if (bad >= 0) throw corruptBlock(firstBlock + from + bad, r.seqs[from + bad], this.atSeg[from + bad], this.atOff[from + bad]);
+    if (cache) {
+      for (let i = from; i < to; i++) cache.set(cacheKey(r.segs[i], r.offs[i]), this.scratch.subarray((i - from) * this.unit + 4, (i - from + 1) * this.unit));
     }
   }
 
@@ -131,24 +150,18 @@ export class BlockReader {
       let n = 1;
       while (g + n < indexes.length && indexes[g + n] === indexes[g] + n && locs[g + n].segment === locs[g].segment && locs[g + n].offset === locs[g].offset + n * this.unit) n++;
       const units = await this.archive.read(locs[g].segment, locs[g].offset, n * this.unit);
-      for (let k = 0; k < n; k++) {
-        const i = indexes[g + k];
-        const v = locs[g + k];
-        this.deliver(firstBlock + i, v.seq, v.segment, v.offset, units, k * this.unit, out, outOffset + i * this.blockSizeBytes);
-        // Archive reads are slow: always worth keeping.
-        this.cache?.set(cacheKey(v.segment, v.offset), units.subarray(k * this.unit + 4, (k + 1) * this.unit));
-      }
+      // The group is consecutive in the image too, so it unpacks in one call.
+      const bad = unpackUnits(units, 0, this.blockSizeBytes, n, out, outOffset + indexes[g] * this.blockSizeBytes);
+      if (bad >= 0) throw corruptBlock(firstBlock + indexes[g + bad], locs[g + bad].seq, locs[g + bad].segment, locs[g + bad].offset);
+      // Archive reads are slow: always worth keeping.
+      for (let k = 0; k < n; k++) this.cache?.set(cacheKey(locs[g + k].segment, locs[g + k].offset), units.subarray(k * this.unit + 4, (k + 1) * this.unit));
       g += n;
     }
   }
+}
 
-  private deliver(block: number, seq: number, segment: number, offset: number, units: Buffer, at: number, out: Buffer, outAt: number): void {
-    const data = units.subarray(at + 4, at + this.unit);
-    if (crc32c(data) !== units.readUInt32LE(at)) {
-      throw new ChronoError('CORRUPT_BLOCK', `block ${block} (version seq ${seq}, segment ${segment} offset ${offset}) fails its checksum; refusing to return damaged data`, { block, seq, segment, offset });
-    }
-    data.copy(out, outAt);
-  }
+function corruptBlock(block: number, seq: number, segment: number, offset: number): ChronoError {
+  return new ChronoError('CORRUPT_BLOCK', `block ${block} (version seq ${seq}, segment ${segment} offset ${offset}) fails its checksum; refusing to return damaged data`, { block, seq, segment, offset });
 }
 
 /** The origin location names a version uniquely: segment ids < 2^21 keep this exact. */

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "chronovol_native",
+      "sources": ["native/addon.c", "native/crc32c.c"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

@@ -1,0 +1,8 @@
+#include "addon.h"
+
+static napi_value init(napi_env env, napi_value exports) {
+  register_crc32c(env, exports);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,15 @@
+/* chronovol's native addon: shared N-API helpers and the parts' registration functions. */
+#ifndef CHRONOVOL_ADDON_H
+#define CHRONOVOL_ADDON_H
+#include <node_api.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "chronovol-native: " #call " failed"); return NULL; } } while (0)
+
+/* Argument readers: on a wrong argument they throw a TypeError and return 0. */
+int bytes_arg(napi_env env, napi_value v, uint8_t **data, size_t *len);
+int num_arg(napi_env env, napi_value v, double *out);
+
+void register_crc32c(napi_env env, napi_value exports);
+#endif

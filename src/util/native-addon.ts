@@ -1,0 +1,24 @@
+import * as path from 'node:path';
+
+/**
+ * chronovol's optional native addon (native/, built by scripts/setup): hardware CRC32C. Every user has a pure-Node fallback with identical results, so a
+ * machine that cannot build it loses speed, never correctness. CHRONOVOL_NATIVE=0 turns it off.
+ */
+export interface NativeAddon {
+  crc32c?(buf: Uint8Array, initial: number): number;
+  packUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): void;
+  unpackUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): number;
+}
+
+function load(): NativeAddon {
+  try {
+    // dist/src/util -> the package root, where node-gyp puts build/.
+    return require(path.join(__dirname, '..', '..', '..', 'build', 'Release', 'chronovol_native.node')) as NativeAddon;
+  } catch {
+    return {};
+  }
+}
+
+/** The addon as built (its functions are present or not); `enabled` says whether to use it. */
+export const nativeAddon: NativeAddon = load();
+export const nativeEnabled = process.env.CHRONOVOL_NATIVE !== '0';
