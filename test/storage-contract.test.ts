@@ -37,6 +37,17 @@ for (const [name, make] of fileSystems) {
       assert.equal(h.size(), 5);
       h.close();
     });
+    test('prefetch (read-ahead) changes nothing a read returns', () => {
+      const { fs, root } = make();
+      const h = fs.open(path.join(root, 'p'), 'createNew');
+      const data = Buffer.alloc(3 << 20, 7);
+      h.write(data, 0, data.length, 0);
+      h.prefetch?.(0, data.length + (8 << 20)); // past the end is allowed
+      const b = Buffer.alloc(data.length);
+      assert.equal(h.read(b, 0, b.length, 0), data.length);
+      assert.ok(b.equals(data));
+      h.close();
+    });
     test('createNew refuses an existing file; open of a missing file fails with IO', () => {
       const { fs, root } = make();
       fs.open(path.join(root, 'x'), 'createNew').close();
@@ -63,6 +74,31 @@ for (const [name, make] of fileSystems) {
     });
   });
 }
+
+test('NodeFileSystem: a handle closed while its read-ahead runs releases the descriptor when it ends', async () => {
+  const fs = new NodeFileSystem();
+  const dir = tmpDir();
+  // Descriptors of this process open on files in `dir`.
+  const openFds = () => {
+    const nfs = require('node:fs') as typeof import('node:fs');
+    return nfs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return nfs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
+      } catch {
+        return false; // the listing's own descriptor, gone by now
+      }
+    }).length;
+  };
+  for (let i = 0; i < 20; i++) {
+    const h = fs.open(path.join(dir, `f${i}`), 'createNew');
+    h.write(Buffer.alloc(1 << 20, i), 0, 1 << 20, 0);
+    h.prefetch!(0, 16 << 20);
+    h.close();
+    h.close(); // idempotent
+  }
+  for (let t = 0; t < 100 && openFds() > 0; t++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(openFds(), 0);
+});
 
 test('MemoryFileSystem.crash keeps only synced bytes in synced directory entries', () => {
   const fs = new MemoryFileSystem();

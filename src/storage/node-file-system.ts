@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { ioError } from '../errors';
+import { nativeAddon, nativeEnabled } from '../util/native-addon';
 import { FileHandle, FileSystem, OpenMode } from './file-system';
 
 class NodeFileHandle implements FileHandle {
@@ -74,16 +75,23 @@ class NodeFileHandle implements FileHandle {
   private static sink = Buffer.allocUnsafe(4 * 1024 * 1024);
   prefetch(position: number, length: number): void {
     if (this.closed) return;
+    const done = () => {
+      if (--this.prefetching === 0 && this.closed) fs.closeSync(this.fd);
+    };
+    if (willNeed) {
+      this.prefetching++;
+      return willNeed(this.fd, position, length, done);
+    }
     // Async reads on the threadpool pull the range into the page cache; the bytes are dropped.
     const sink = NodeFileHandle.sink;
     for (let at = position; at < position + length; at += sink.length) {
       this.prefetching++;
-      fs.read(this.fd, sink, 0, Math.min(sink.length, position + length - at), at, () => {
-        if (--this.prefetching === 0 && this.closed) fs.closeSync(this.fd);
-      });
+      fs.read(this.fd, sink, 0, Math.min(sink.length, position + length - at), at, done);
     }
   }
 }
+
+const willNeed = nativeEnabled ? nativeAddon.willNeed : undefined;
 
 const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx+' };
 
