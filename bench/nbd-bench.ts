@@ -22,9 +22,15 @@ function timed(cmd: string, args: string[]): number {
   return seconds(t);
 }
 
+/** Writes back every dirty page first, so neither side's run pays for the other's writeback. */
+function settle(): void {
+  spawnSync('sync');
+}
+
 /**
  * qemu-img convert of a 1 GiB image into the live export vs the same convert into a raw file
- * on the same disk, in back-to-back pairs, median of three. Both end with a flush.
+ * on the same disk, in back-to-back pairs, median of three. qemu-img convert's default cache
+ * mode is 'unsafe': neither side flushes, so both measure writing into the page cache.
  */
 export async function benchNbd(sizeBytes = 1 << 30): Promise<BenchResult> {
   const root = scratch('nbd');
@@ -34,6 +40,7 @@ export async function benchNbd(sizeBytes = 1 << 30): Promise<BenchResult> {
   // Throughput (bytes/s) of each side; pairs back to back, median of three.
   const p = await paired(3, () => {
     const raw = path.join(root, `raw-${round}.img`);
+    settle();
     const s = timed('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', src, raw]);
     fs.rmSync(raw);
     return sizeBytes / s;
@@ -44,6 +51,7 @@ export async function benchNbd(sizeBytes = 1 << 30): Promise<BenchResult> {
     const d: ChildProcess = spawn(process.execPath, [CLI, 'serve', dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CHRONOVOL_LOG: 'warn' } });
     await new Promise<void>((resolve) => d.stdout!.on('data', (c: Buffer) => c.toString().includes('serving') && resolve()));
     try {
+      settle();
       return sizeBytes / timed('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, `nbd://127.0.0.1:${port}/live`]);
     } finally {
       const exited = new Promise((r) => d.once('exit', r));
