@@ -1,10 +1,12 @@
 /**
- * The baseline for the FUSE ratios: bare fuse-native with the same options as chronovol's
- * mount, serving /file from memory and a no-op /sink. Prints "ready" when mounted.
+ * The baseline for the FUSE ratios: bare fuse-native with the same mount options as chronovol's
+ * mount, serving /file from memory and a no-op /sink. Prints "ready" when mounted. With a third
+ * argument it also sets the mount's kernel read-ahead, as chronovol's daemon does.
  */
 import Fuse from 'fuse-native';
+import { setReadAhead } from '../src/fuse/read-ahead';
 
-const [mnt, sizeArg] = process.argv.slice(2);
+const [mnt, sizeArg, readAheadArg] = process.argv.slice(2);
 const size = Number(sizeArg);
 const data = Buffer.alloc(size, 0x5a);
 const t = new Date();
@@ -53,6 +55,7 @@ const fuse = new BigWritesFuse(mnt, {
 
 fuse.mount((err) => {
   if (err) throw err;
+  if (readAheadArg) setReadAhead(mnt, Number(readAheadArg));
   process.stdout.write('ready\n');
 });
 const keep = setInterval(() => undefined, 1 << 30);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,7 +15,14 @@ export function seconds(since: bigint): number {
 }
 
 /** Drops the page cache (root only) so "cold" reads really go to disk; false where not allowed. */
+/** Writes back every dirty page, so a timed run does not pay for the previous run's writeback. */
+export function settle(): void {
+  spawnSync('sync');
+}
+
+/** Empties the page cache (after writing back dirty pages, which it cannot drop). */
 export function dropCaches(): boolean {
+  settle();
   try {
     fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
     return true;

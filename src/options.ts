@@ -26,6 +26,8 @@ export const DEFAULTS = {
   archiveFooterCacheSegments: 256,
   importChunkBytes: 1024 * 1024,
   fuseAutoSyncMs: 0,
+  /** The FUSE mount's kernel read-ahead: several 128 KiB requests in flight for a scan. */
+  fuseReadAheadBytes: 1024 * 1024,
   nbdListen: '127.0.0.1:10809',
 } as const;
 

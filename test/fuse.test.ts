@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Rng } from './helpers/rng';
+import { mountDevice } from '../src/fuse/read-ahead';
 import { tmpDir } from './helpers/tmp';
 import { freePort } from './helpers/daemon';
 import { MountedVolume, chronovol, eventDir, fuseSkipReason, isMounted, ok, run, sha256 } from './helpers/fuse-harness';
@@ -225,6 +226,29 @@ describe('FUSE tree', { skip }, () => {
       assert.equal(st.cache.misses, 1, 'reconstructed once');
       assert.equal(st.cache.hits, 1, 'served from the cache through the second event');
       assert.equal(st.cache.entries, 1);
+    } finally {
+      await m.cleanup();
+    }
+  });
+
+  test('kernel read-ahead is set on the mount (--read-ahead), and a past-image scan bypasses the block cache though the kernel\'s requests arrive out of order', { timeout: WATCHDOG_MS }, async () => {
+    const { dir, mnt } = newVolume('64M');
+    const img = path.join(tmpDir(), 'img');
+    ok('dd', ['if=/dev/urandom', `of=${img}`, 'bs=1M', 'count=64', 'status=none']);
+    assert.equal(chronovol(['import', dir, img, '--label', 'full']).status, 0);
+    const m = await MountedVolume.start(dir, mnt, ['--read-ahead', '2M']);
+    try {
+      const device = mountDevice(mnt);
+      assert.ok(device, 'the mount is in /proc/self/mountinfo');
+      assert.equal(fs.readFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8').trim(), '2048');
+      const scanned = ok('dd', [`if=${path.join(eventDir(mnt, 'full'), 'volume.img')}`, 'bs=1M', 'status=none']).out;
+      assert.ok(scanned.equals(fs.readFileSync(img)), 'the scan returns the imported bytes');
+      await new Promise((r) => setTimeout(r, 1300)); // status.json refreshes once a second
+      const st = JSON.parse(ok('cat', [path.join(mnt, 'status.json')]).stdout) as { fuseReadAheadKiB: number; cache: { misses: number } };
+      assert.equal(st.fuseReadAheadKiB, 2048);
+      // 16384 blocks were read; only the first request or two, before the scan is recognised, go
+      // through the cache.
+      assert.ok(st.cache.misses <= 256, `${st.cache.misses} blocks went through the cache`);
     } finally {
       await m.cleanup();
     }

@@ -7,6 +7,7 @@ import { NbdServer } from '../nbd/nbd-server';
 import { Volume } from '../volume/volume';
 import { makeOps } from './fuse-ops';
 import { lazyUnmount, mountEntry, prepareMountpoint } from './mount-guard';
+import { setReadAhead } from './read-ahead';
 import { Tree } from './tree';
 
 /** libfuse 2 caps writes at 4 KiB without big_writes, and fuse-native has no key for it. */
@@ -28,6 +29,8 @@ export interface FuseDaemonOptions {
   mountpoint: string;
   cacheBytes: number;
   autoSyncMs: number;
+  /** Kernel read-ahead for the mount (0 leaves the kernel's default). */
+  readAheadBytes: number;
   log: Logger;
   /** Serve NBD from the same process as well. */
   nbd?: { listen?: string; socket?: string; syncOnFlush: boolean };
@@ -52,6 +55,8 @@ export class FuseDaemon {
   private stopping?: Promise<void>;
   /** Called when a stop was asked over the control socket (`chronovol umount`). */
   onStopped?: () => void;
+  /** The read-ahead set on the mount's backing device, if it could be set. */
+  private readAhead?: { device: string; kib: number };
   readonly requests: RequestStats = { writes: 0, writeBytes: 0, maxWriteBytes: 0, reads: 0, readBytes: 0, maxReadBytes: 0 };
 
   private constructor(readonly volume: Volume, readonly mountpoint: string, private readonly o: FuseDaemonOptions) {}
@@ -79,6 +84,16 @@ export class FuseDaemon {
     return d;
   }
 
+  /** See read-ahead.ts. Not fatal: without it scans are slower, never wrong. */
+  private tuneReadAhead(): void {
+    if (this.o.readAheadBytes <= 0) return;
+    try {
+      this.readAhead = setReadAhead(this.mountpoint, this.o.readAheadBytes);
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'could not set the mount\'s kernel read-ahead; sequential reads will be slower');
+    }
+  }
+
   private async startServing(socket: string): Promise<void> {
     const startedMs = Date.now();
     await this.refreshStatus(socket);
@@ -92,6 +107,7 @@ export class FuseDaemon {
     // be answered EIO while our handler still uses its buffer (fuse-ops.ts reads/writes in place).
     this.fuse = new BigWritesFuse(this.mountpoint, ops, { timeout: false, maxRead: MAX_WRITE_BYTES, fsname: 'chronovol' });
     await new Promise<void>((resolve, reject) => this.fuse!.mount((err) => (err ? reject(new ChronoError('IO', `mount at ${this.mountpoint} failed: ${err.message}`)) : resolve())));
+    this.tuneReadAhead();
     if (this.o.nbd) {
       this.nbd = new NbdServer(this.volume, { ...this.o.nbd, log: this.o.log });
       await this.nbd.start();
@@ -105,6 +121,7 @@ export class FuseDaemon {
       this.statusJson = Buffer.from(JSON.stringify({
         daemon: { pid: process.pid, volumeDir: this.o.dir, mountpoint: this.mountpoint, controlSocket: socket, autoSyncMs: this.o.autoSyncMs },
         fuseRequests: this.requests,
+        fuseReadAheadKiB: this.readAhead?.kib ?? null,
         ...status,
       }, null, 2) + '\n');
     } catch (err) {

@@ -1,6 +1,7 @@
 import { ChronoError } from '../errors';
 import { encodeSegmentHeader } from '../format/segment-header';
 import { parseSegmentFileName, segmentFileName } from '../format/constants';
+import { unpackUnits } from '../format/crc';
 import { FileHandle, FileSystem } from '../storage/file-system';
 import { ByteSource } from './segment-scanner';
 import { SegmentWriter, SegmentWriterState } from './segment-writer';
@@ -26,7 +27,6 @@ export class SegmentSet {
   /** A sealed segment that failed to become durable poisons the set. */
   private failure?: unknown;
   /** Per segment, how far read-ahead has been requested. */
-  private readonly prefetched = new Map<number, number>();
 
   constructor(private readonly fs: FileSystem, private readonly dir: string, private readonly opts: SegmentSetOptions) {}
 
@@ -118,17 +118,18 @@ export class SegmentSet {
   }
 
   /**
-   * Sequential readers call this after each read: once a read reaches past half of what was
-   * prefetched, the next window of the segment file is read ahead in the background.
+   * Reads `count` block units at `position` (through `scratch`) and unpacks their data into out,
+   * checking each CRC. Returns -1, or the index of the first unit that fails.
    */
-  readAhead(id: number, position: number, windowBytes: number): void {
-    if (id === this.current?.id || this.sealing.has(id)) return;
-    const h = this.reader(id);
-    const ahead = this.prefetched.get(id) ?? 0;
-    if (position + windowBytes / 2 < ahead) return;
-    const from = Math.max(ahead, position);
-    h.prefetch?.(from, windowBytes);
-    this.prefetched.set(id, from + windowBytes);
+  readUnitsInto(id: number, position: number, blockSizeBytes: number, count: number, out: Buffer, outOffset: number, scratch: Buffer): number {
+    this.readInto(id, scratch, 0, count * (blockSizeBytes + 4), position);
+    return unpackUnits(scratch, 0, blockSizeBytes, count, out, outOffset);
+  }
+
+  /** Starts reading a range of a sealed segment into the page cache (advisory; never waits). */
+  prefetch(id: number, position: number, length: number): void {
+    if (id === this.current?.id || this.sealing.has(id) || !this.sealedSet.has(id)) return;
+    this.reader(id).prefetch?.(position, length);
   }
 
   readExact(id: number, position: number, length: number): Buffer {
@@ -147,7 +148,6 @@ export class SegmentSet {
     if (i < 0 || this.sealing.has(id)) throw new ChronoError('BAD_ARGUMENT', `segment ${id} is not a durable sealed segment in primary`);
     this.readers.get(id)?.close();
     this.readers.delete(id);
-    this.prefetched.delete(id);
     this.fs.remove(this.pathOf(id));
     this.fs.syncDir(this.dir);
     this.sealed.splice(i, 1);

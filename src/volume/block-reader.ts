@@ -5,19 +5,15 @@ import { unitBytes } from '../format/record';
 import { Location, RangeResult, VersionIndex, rangeResult } from '../index/version-index';
 import { SegmentSet } from '../segment/segment-set';
 import { BlockCache, CacheStats } from './block-cache';
+import { ScanTracker } from './scan-tracker';
 
 export type { CacheStats } from './block-cache';
 
-const READ_AHEAD_BYTES = 8 * 1024 * 1024;
-/** Images whose read frontier is remembered, to tell scans from random reads. */
-const TRACKED_IMAGES = 64;
-/**
- * A read of at least this many bytes that lands within SCAN_WINDOW_BYTES of an image's frontier
- * continues a scan. A window, not an exact match: the kernel's read-ahead requests reach us from
- * several FUSE threads (and NBD clients pipeline), so a scan's requests arrive out of order.
- */
-const SCAN_MIN_BYTES = 32 * 1024;
-const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
+/** Scan detection and read-ahead (see ScanTracker). */
+const SCAN = { minBytes: 32 * 1024, windowBytes: 4 * 1024 * 1024, aheadBytes: 32 * 1024 * 1024, stepBytes: 4 * 1024 * 1024 };
+/** A fragmented image's read-ahead: ranges merge across gaps this small, and calls are capped. */
+const PREFETCH_GAP_BYTES = 256 * 1024;
+const PREFETCH_CALLS_PER_STEP = 32;
 
 /**
  * Reconstructs blocks at a point in time. Every block is checked against its CRC before it is
@@ -35,10 +31,12 @@ export class BlockReader {
   /** Where each block of the current request is read from (segment/offset), set per request. */
   private atSeg = new Uint32Array(64);
   private atOff = new Uint32Array(64);
-  /** Per point in time (seqLimit), the furthest block end a recent scan read reached. */
-  private readonly frontier = new Map<number, number>();
-  private readonly scanMinBlocks: number;
-  private readonly scanWindowBlocks: number;
+  private readonly scans: ScanTracker;
+  /** Locations of the blocks being read ahead (separate from the request's). */
+  private aheadRange?: RangeResult;
+  /** Set by locate(): where a block's bytes are in primary storage. */
+  private locSeg = 0;
+  private locOff = 0;
 
   constructor(
     private readonly index: VersionIndex,
@@ -49,8 +47,11 @@ export class BlockReader {
   ) {
     this.unit = unitBytes(blockSizeBytes);
     if (cacheBytes >= blockSizeBytes) this.cache = new BlockCache(blockSizeBytes, cacheBytes);
-    this.scanMinBlocks = Math.max(2, SCAN_MIN_BYTES / blockSizeBytes);
-    this.scanWindowBlocks = Math.max(1, SCAN_WINDOW_BYTES / blockSizeBytes);
+    const blocks = (bytes: number) => Math.max(1, Math.floor(bytes / blockSizeBytes));
+    this.scans = new ScanTracker(
+      { minBlocks: Math.max(2, blocks(SCAN.minBytes)), windowBlocks: blocks(SCAN.windowBytes), aheadBlocks: blocks(SCAN.aheadBytes), stepBlocks: blocks(SCAN.stepBytes) },
+      (first, count, seqLimit) => this.prefetch(first, count, seqLimit),
+    );
   }
 
   stats(): CacheStats {
@@ -78,12 +79,12 @@ export class BlockReader {
     this.index.floorRange(firstBlock, count, seqLimit, r);
     // A scan bypasses the cache: it would only evict what random readers need, and the kernel
     // and our read-ahead serve it anyway.
-    const scan = this.isScan(firstBlock, count, seqLimit);
+    const scan = this.scans.note(firstBlock, count, seqLimit);
     const cache = scan ? undefined : this.cache;
     const archived: number[] = [];
     let runStart = -1;
     const flush = (end: number) => {
-      if (runStart >= 0) this.readUnits(firstBlock, runStart, end, out, outOffset, cache, scan);
+      if (runStart >= 0) this.readUnits(firstBlock, runStart, end, out, outOffset, cache);
       runStart = -1;
     };
     for (let i = 0; i < count; i++) {
@@ -96,18 +97,13 @@ export class BlockReader {
         flush(i);
         continue;
       }
-      // Its forward copy if it has one in primary, else where it was written, if still in primary.
-      const moved = this.index.reloc.get(firstBlock + i);
-      let seg = r.segs[i];
-      let off = r.offs[i];
-      if (moved && moved.seq === r.seqs[i] && this.segments.has(moved.segment)) {
-        seg = moved.segment;
-        off = moved.offset;
-      } else if (!this.segments.has(seg)) {
+      if (!this.locate(firstBlock + i, r, i)) {
         flush(i);
         archived.push(i);
         continue;
       }
+      const seg = this.locSeg;
+      const off = this.locOff;
       this.atSeg[i] = seg;
       this.atOff[i] = off;
       // Extend the run while blocks sit back to back in one segment: one pread for all of them.
@@ -118,27 +114,56 @@ export class BlockReader {
     return archived;
   }
 
-  private isScan(firstBlock: number, count: number, seqLimit: number): boolean {
-    const end = firstBlock + count;
-    const f = this.frontier.get(seqLimit);
-    const scan = count >= this.scanMinBlocks && f !== undefined && Math.abs(firstBlock - f) <= this.scanWindowBlocks;
-    this.frontier.delete(seqLimit); // re-inserted last: the map's order is least recently read first
-    this.frontier.set(seqLimit, scan ? Math.max(f!, end) : end);
-    if (this.frontier.size > TRACKED_IMAGES) this.frontier.delete(this.frontier.keys().next().value!);
-    return scan;
+  /** Where block i of range r is in primary storage (locSeg/locOff); false if only in the archive. */
+  private locate(block: number, r: RangeResult, i: number): boolean {
+    // Its forward copy if it has one in primary, else where it was written, if still in primary.
+    const moved = this.index.reloc.get(block);
+    if (moved && moved.seq === r.seqs[i] && this.segments.has(moved.segment)) {
+      this.locSeg = moved.segment;
+      this.locOff = moved.offset;
+      return true;
+    }
+    this.locSeg = r.segs[i];
+    this.locOff = r.offs[i];
+    return this.segments.has(this.locSeg);
   }
 
-  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache: BlockCache | undefined, scan: boolean): void {
+  /** Starts reading the segment bytes of these blocks into the page cache, a run at a time. */
+  private prefetch(firstBlock: number, count: number, seqLimit: number): void {
+    if (!this.aheadRange || this.aheadRange.found.length < count) this.aheadRange = rangeResult(count);
+    const r = this.aheadRange;
+    this.index.floorRange(firstBlock, count, seqLimit, r);
+    let seg = -1;
+    let start = 0;
+    let end = 0;
+    let calls = 0;
+    for (let i = 0; i <= count && calls < PREFETCH_CALLS_PER_STEP; i++) {
+      const here = i < count && r.found[i] === 1 && r.offs[i] !== 0 && this.locate(firstBlock + i, r, i);
+      if (!here && i < count) continue;
+      // Blocks a little apart in one segment share a range: reading the gap is cheaper than a call.
+      if (here && this.locSeg === seg && this.locOff >= start && this.locOff <= end + PREFETCH_GAP_BYTES) {
+        end = Math.max(end, this.locOff + this.unit);
+        continue;
+      }
+      if (seg >= 0) {
+        this.segments.prefetch(seg, start, end - start);
+        calls++;
+      }
+      seg = this.locSeg;
+      start = this.locOff;
+      end = start + this.unit;
+    }
+  }
+
+  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache: BlockCache | undefined): void {
+    const bs = this.blockSizeBytes;
     const len = (to - from) * this.unit;
     if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(len);
-    this.segments.readInto(this.atSeg[from], this.scratch, 0, len, this.atOff[from]);
-    // Scans go faster than one disk round trip per request: keep the segment file read ahead.
-    if (scan) this.segments.readAhead(this.atSeg[from], this.atOff[from] + len, READ_AHEAD_BYTES);
     const r = this.range;
-    const bad = unpackUnits(this.scratch, 0, this.blockSizeBytes, to - from, out, outOffset + from * this.blockSizeBytes);
+    const bad = this.segments.readUnitsInto(this.atSeg[from], this.atOff[from], bs, to - from, out, outOffset + from * bs, this.scratch);
     if (bad >= 0) throw corruptBlock(firstBlock + from + bad, r.seqs[from + bad], this.atSeg[from + bad], this.atOff[from + bad]);
     if (cache) {
-      for (let i = from; i < to; i++) cache.set(cacheKey(r.segs[i], r.offs[i]), this.scratch.subarray((i - from) * this.unit + 4, (i - from + 1) * this.unit));
+      for (let i = from; i < to; i++) cache.set(cacheKey(r.segs[i], r.offs[i]), out.subarray(outOffset + i * bs, outOffset + (i + 1) * bs));
     }
   }
 

@@ -14,7 +14,8 @@ export function register(program: Command): void {
     .argument('<dir>', 'volume directory')
     .argument('<mountpoint>', 'where to mount (created if missing)')
     .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes)
-    .option('--auto-sync <interval>', 'record a crash-consistent event at an fsync when this long has passed since the last (e.g. 30s, 5m)', parseDurationMs, 0);
+    .option('--auto-sync <interval>', 'record a crash-consistent event at an fsync when this long has passed since the last (e.g. 30s, 5m)', parseDurationMs, DEFAULTS.fuseAutoSyncMs)
+    .option('--read-ahead <bytes>', "kernel read-ahead for the mount's files (0 keeps the kernel's 128 KiB); needs root", parseSize, DEFAULTS.fuseReadAheadBytes);
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
 Runs in the foreground until Ctrl-C, SIGTERM or 'chronovol umount <mountpoint>'.
@@ -29,7 +30,7 @@ or -o ro,norecovery (xfs) to mount.`)
     .action(async (dir: string, mountpoint: string, o) => {
       const log = createLogger();
       const nbd = o.listen || o.socket ? { listen: o.listen, socket: o.socket, syncOnFlush: Boolean(o.syncOnFlush) } : undefined;
-      const daemon = await FuseDaemon.start({ dir: volumeDirOf(dir), mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, log, nbd });
+      const daemon = await FuseDaemon.start({ dir: volumeDirOf(dir), mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, log, nbd });
       const also = daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '';
       process.stdout.write(`mounted ${daemon.volume.directory.root} at ${daemon.mountpoint} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${daemon.mountpoint}' to unmount\n`);
       daemon.onStopped = runUntilStopped(log, () => daemon.stop());
