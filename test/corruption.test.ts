@@ -224,3 +224,37 @@ test('crash while starting a segment: a last segment with a partial header after
   await v.close();
   assert.equal(segFiles(dir).length, 2);
 });
+
+test('crash while starting a segment: a segment whose header never reached the disk is dropped with the unacknowledged segments after it', async () => {
+  const fsys = new FaultyFileSystem(new NodeFileSystem());
+  const { dir, vol } = await freshVolume(SMALL, { fs: fsys });
+  await vol.write(0, Buffer.alloc(BS, 4));
+  await vol.sync({ label: 'kept' });
+  for (let i = 1; segFiles(dir).length < 3; i++) await vol.write((i % 60) * BS, Buffer.alloc(BS, 6)); // roll over twice
+  await vol.close();
+  // Headers go out with a segment's first records, in the background: a crash can leave segment
+  // 2 empty while segment 3 was already created. Nothing after segment 1 was acknowledged.
+  fs.rmSync(path.join(dir, 'index'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'index'));
+  const files = segFiles(dir);
+  assert.equal(files.length, 3);
+  fs.writeFileSync(files[1], Buffer.alloc(0));
+  const v = await Volume.open(dir, { fs: fsys });
+  assert.equal(segFiles(dir).length, 2, 'segment 3 was dropped and segment 2 started afresh');
+  assert.ok((await v.read(0, BS, v.resolvePoint('kept'))).equals(Buffer.alloc(BS, 4)));
+  await v.write(BS, Buffer.alloc(BS, 5));
+  await v.sync({ label: 'after' });
+  await v.close();
+  const again = await Volume.open(dir);
+  assert.ok((await again.read(BS, BS, again.resolvePoint('after'))).equals(Buffer.alloc(BS, 5)));
+  await again.close();
+});
+
+test('corruption: a covered (checkpointed) segment with an empty file fails open with CORRUPT_LOG rather than being dropped', async () => {
+  const { dir, vol } = await freshVolume(SMALL);
+  for (let i = 0; segFiles(dir).length < 3; i++) await vol.write((i % 60) * BS, Buffer.alloc(BS, 6));
+  await vol.sync({ label: 'durable' });
+  await vol.close(); // checkpoints: every segment so far is covered
+  fs.writeFileSync(segFiles(dir)[1], Buffer.alloc(0));
+  await assert.rejects(Volume.open(dir), (e) => isChronoError(e));
+});

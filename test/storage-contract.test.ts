@@ -37,6 +37,12 @@ for (const [name, make] of fileSystems) {
       assert.equal(h.size(), 5);
       h.close();
     });
+    test('syncDirAsync resolves for a directory and fails with IO for a missing one', async () => {
+      const { fs, root } = make();
+      fs.open(path.join(root, 'd'), 'createNew').close();
+      await fs.syncDirAsync(root);
+      if (name === 'node') await assert.rejects(fs.syncDirAsync(path.join(root, 'missing')), (e) => isChronoError(e, 'IO'));
+    });
     test('prefetch (read-ahead) changes nothing a read returns', () => {
       const { fs, root } = make();
       const h = fs.open(path.join(root, 'p'), 'createNew');
@@ -171,6 +177,20 @@ test('FaultyStore: outage and corrupted puts', async () => {
 test('LocalDirStore reports an unreachable directory as ARCHIVE_UNAVAILABLE', async () => {
   const s = new LocalDirStore(path.join(tmpDir(), 'gone'));
   await assert.rejects(s.list('segments/'), (e) => isChronoError(e, 'ARCHIVE_UNAVAILABLE'));
+});
+
+test('MemoryFileSystem: an entry made durable by syncDirAsync survives a crash; one not synced does not', async () => {
+  const fs = new MemoryFileSystem();
+  fs.mkdirp('/d');
+  const a = fs.open('/d/a', 'createNew');
+  a.write(Buffer.from('x'), 0, 1, 0);
+  a.sync();
+  await fs.syncDirAsync('/d');
+  const b = fs.open('/d/b', 'createNew');
+  b.write(Buffer.from('y'), 0, 1, 0);
+  b.sync();
+  fs.crash();
+  assert.deepEqual(fs.list('/d'), ['a']);
 });
 
 test('MemoryFileSystem: a second crash keeps what survived the first', () => {

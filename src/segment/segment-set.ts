@@ -53,12 +53,11 @@ export class SegmentSet {
     this.sealedSet.add(id);
   }
 
-  /** Creates a new current segment file, durable (header and directory entry) before use. */
+  /** Creates a new current segment file; its header and directory entry are durable by its first sync. */
   startCurrent(id: number, firstSeq: number): void {
     const h = this.fs.open(this.pathOf(id), 'createNew');
     const header = encodeSegmentHeader({ volumeId: this.opts.volumeId, segmentId: id, firstSeq, createdMs: Date.now() });
-    this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.opts.writeBufferBytes);
-    this.fs.syncDir(this.dir);
+    this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.opts.writeBufferBytes, this.fs.syncDirAsync(this.dir));
   }
 
   resumeCurrent(state: SegmentWriterState): void {

@@ -47,12 +47,21 @@ export class SegmentWriter {
     this.bufStart = state.end;
   }
 
-  /** Starts a new segment file: writes and syncs its header. */
-  static start(handle: FileHandle, header: Buffer, id: number, firstSeq: number, segmentSizeBytes: number, bufferBytes: number): SegmentWriter {
-    handle.write(header, 0, header.length, 0);
-    handle.sync();
-    return new SegmentWriter(handle, segmentSizeBytes, bufferBytes, { id, end: SEGMENT_HEADER.lengthBytes, recordCount: 0, bodyCrc: 0, lastSeq: firstSeq - 1 });
+  /**
+   * Starts a new segment file. The header goes out with the first records, and `created` (the
+   * directory entry's fsync) is awaited by every sync(): nothing is durable before the file is.
+   * Neither waits here, so starting a segment never stalls the event loop on the disk.
+   */
+  static start(handle: FileHandle, header: Buffer, id: number, firstSeq: number, segmentSizeBytes: number, bufferBytes: number, created: Promise<void>): SegmentWriter {
+    const w = new SegmentWriter(handle, segmentSizeBytes, bufferBytes, { id, end: 0, recordCount: 0, bodyCrc: 0, lastSeq: firstSeq - 1 });
+    header.copy(w.buf, 0);
+    w.bufLen = header.length;
+    w.state.end = SEGMENT_HEADER.lengthBytes;
+    w.created = w.guard(created);
+    w.created.catch(() => undefined); // observed by sync()
+    return w;
   }
+  private created?: Promise<void>;
 
   get id(): number {
     return this.state.id;
@@ -143,6 +152,7 @@ export class SegmentWriter {
   async sync(): Promise<void> {
     this.usable();
     this.startFlush(0);
+    await this.created;
     await Promise.all(this.inFlight.map((f) => f.done));
     await this.guard(this.handle.syncAsync());
   }

@@ -66,4 +66,8 @@ export class FaultyFileSystem implements FileSystem {
     this.check('syncDir', dir);
     this.inner.syncDir(dir);
   }
+  async syncDirAsync(dir: string): Promise<void> {
+    this.check('syncDir', dir);
+    return this.inner.syncDirAsync(dir);
+  }
 }

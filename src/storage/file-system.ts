@@ -40,6 +40,8 @@ export interface FileSystem {
   rename(from: string, to: string): void;
   /** Makes a directory's entries (creates, renames, removes) durable. */
   syncDir(dir: string): void;
+  /** syncDir on the threadpool. */
+  syncDirAsync(dir: string): Promise<void>;
 }
 
 export function dirname(path: string): string {

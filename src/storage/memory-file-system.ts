@@ -99,6 +99,9 @@ export class MemoryFileSystem implements FileSystem {
     this.files.delete(from);
     this.files.set(to, f);
   }
+  syncDirAsync(dir: string): Promise<void> {
+    return Promise.resolve().then(() => this.syncDir(dir));
+  }
   syncDir(dir: string): void {
     const entries = new Map<string, MemFile>();
     for (const [p, f] of this.files) if (dirname(p) === dir) entries.set(p, f);

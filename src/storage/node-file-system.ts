@@ -138,6 +138,17 @@ export class NodeFileSystem implements FileSystem {
       throw ioError('rename', from, err);
     }
   }
+  async syncDirAsync(dir: string): Promise<void> {
+    let h: fs.promises.FileHandle | undefined;
+    try {
+      h = await fs.promises.open(dir, 'r');
+      await h.sync();
+    } catch (err) {
+      throw ioError('fsync', dir, err);
+    } finally {
+      await h?.close();
+    }
+  }
   syncDir(dir: string): void {
     const fd = fs.openSync(dir, 'r');
     try {

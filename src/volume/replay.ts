@@ -40,11 +40,16 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
       },
     };
     try {
-      if (last && size <= SEGMENT_HEADER.lengthBytes && !headerValid(core, src, id)) {
-        // Crash while starting this segment: nothing was ever appended to it. (The handle is
-        // closed once, by the finally below.)
-        fs.remove(path);
+      if (size <= SEGMENT_HEADER.lengthBytes && id >= covered.segment && !headerValid(core, src, id)) {
+        // A crash before this segment's header reached the disk. The header goes out with its
+        // first records and every acknowledgment waits for it, so nothing in this segment or in
+        // any later one was acknowledged: the log ends before it. (The handle is closed once, by
+        // the finally below.)
+        const dropped = ids.filter((x) => x >= id);
+        if (!last) core.log.warn({ segment: id, dropped }, 'a segment\'s header never reached the disk; dropping it and the unacknowledged segments after it');
+        for (const x of dropped) fs.remove(core.segments.pathOf(x));
         fs.syncDir(dir.segmentsDir);
+        ids.length = ids.indexOf(id);
         break;
       }
       const tail = id >= covered.segment;
