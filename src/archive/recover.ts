@@ -62,7 +62,7 @@ export async function recoverFromArchive(archive: string, dir: string, o: Recove
     o.progress?.('index', n + 1, ids.length);
   }
   const next = (ids[ids.length - 1] ?? 0) + 1;
-  index.checkpoint({
+  await index.checkpoint({
     covered: { segment: next, offset: 0 }, nextSeq: lite.nextSeq, nextEventId: lite.nextEventId, lastTimeMs: lite.lastTimeMs,
     events: lite.events.all, changedSinceEvent: lite.changedSinceEvent, stats: lite.counters,
   });

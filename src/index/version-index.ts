@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { FILE_NAMES } from '../format/constants';
 import { decodeIndexRun, encodeIndexRun } from '../format/index-run-file';
 import { ManifestBody, decodeManifest, encodeManifest } from '../format/manifest';
-import { writeFileDurable } from '../storage/durable-file';
+import { writeFileDurableAsync } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { Memtable } from './memtable';
 import { Location, RangeResult, SortedRun } from './sorted-run';
@@ -112,31 +112,31 @@ export class VersionIndex {
   }
 
   /** Freeze, then persist: for callers with nothing in flight (recovery, tools). */
-  checkpoint(body: Omit<ManifestBody, 'runs'>): void {
+  async checkpoint(body: Omit<ManifestBody, 'runs'>): Promise<void> {
     this.freeze();
-    this.persist(body);
+    await this.persist(body);
   }
 
   /**
    * Writes frozen runs, compacts, then durably points the manifest at them. The caller makes
-   * sure the log up to body.covered is durable first.
+   * sure the log up to body.covered is durable first, and runs one persist at a time (the
+   * Checkpointer does). File writes and fsyncs go to the threadpool; lookups meanwhile see the
+   * runs as they were, and each merge replaces its two inputs in one tick.
    */
-  persist(body: Omit<ManifestBody, 'runs'>): void {
+  async persist(body: Omit<ManifestBody, 'runs'>): Promise<void> {
     this.fs.mkdirp(this.dir);
     const obsolete: string[] = [];
-    for (const run of this.runs) if (!run.fileName) this.writeRun(run);
-    {
-      // Size-tiered: merge while the older neighbour is not much bigger, keeping few runs.
-      while (this.runs.length >= 2 && this.runs[this.runs.length - 2].count <= 2 * this.runs[this.runs.length - 1].count) {
-        const newer = this.runs.pop()!;
-        const older = this.runs.pop()!;
-        const merged = SortedRun.merge(older, newer);
-        this.writeRun(merged);
-        obsolete.push(older.fileName!, newer.fileName!);
-        this.runs.push(merged);
-      }
+    for (const run of this.runs.slice()) if (!run.fileName) await this.writeRun(run);
+    // Size-tiered: merge while the older neighbour is not much bigger, keeping few runs.
+    for (let n = this.runs.length; n >= 2 && this.runs[n - 2].count <= 2 * this.runs[n - 1].count; n = this.runs.length) {
+      const [older, newer] = [this.runs[n - 2], this.runs[n - 1]];
+      const merged = SortedRun.merge(older, newer);
+      await this.writeRun(merged);
+      if (this.runs[n - 2] !== older || this.runs[n - 1] !== newer) throw new Error('index runs changed during a persist: persists must not overlap');
+      this.runs.splice(n - 2, 2, merged);
+      obsolete.push(older.fileName!, newer.fileName!);
     }
-    writeFileDurable(this.fs, path.join(this.dir, FILE_NAMES.manifest), encodeManifest({ ...body, runs: this.runs.map((r) => r.fileName!) }));
+    await writeFileDurableAsync(this.fs, path.join(this.dir, FILE_NAMES.manifest), encodeManifest({ ...body, runs: this.runs.map((r) => r.fileName!) }));
     for (const name of obsolete) this.fs.remove(path.join(this.dir, name));
     this.coveredSegment = body.covered.segment;
   }
@@ -167,11 +167,13 @@ export class VersionIndex {
     }
   }
 
-  private writeRun(run: SortedRun): void {
-    run.fileName = `run-${run.firstSeq}-${run.lastSeq}.cvidx`;
-    writeFileDurable(this.fs, path.join(this.dir, run.fileName), encodeIndexRun({
+  /** Writes a run's file durably; its fileName is set only then (a named run is on disk). */
+  private async writeRun(run: SortedRun): Promise<void> {
+    const name = `run-${run.firstSeq}-${run.lastSeq}.cvidx`;
+    await writeFileDurableAsync(this.fs, path.join(this.dir, name), encodeIndexRun({
       blocks: run.blocks, seqs: run.seqs, segs: run.segs, offs: run.offs, times: run.times, timeSeqs: run.timeSeqs,
       firstSeq: run.firstSeq, lastSeq: run.lastSeq,
     }));
+    run.fileName = name;
   }
 }

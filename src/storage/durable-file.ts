@@ -21,3 +21,22 @@ export function writeFileDurable(fs: FileSystem, path: string, parts: Buffer | B
   fs.rename(tmp, path);
   fs.syncDir(dirname(path));
 }
+
+/** writeFileDurable with the data write and both fsyncs on the threadpool: same steps, same order. */
+export async function writeFileDurableAsync(fs: FileSystem, path: string, parts: Buffer | Buffer[]): Promise<void> {
+  const tmp = `${path}.tmp`;
+  if (fs.exists(tmp)) fs.remove(tmp);
+  const h = fs.open(tmp, 'createNew');
+  try {
+    let at = 0;
+    for (const part of Array.isArray(parts) ? parts : [parts]) {
+      await h.writeAsync(part, 0, part.length, at);
+      at += part.length;
+    }
+    await h.syncAsync();
+  } finally {
+    h.close();
+  }
+  fs.rename(tmp, path);
+  await fs.syncDirAsync(dirname(path));
+}

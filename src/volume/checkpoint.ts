@@ -18,7 +18,7 @@ export async function checkpoint(core: Core): Promise<void> {
   };
   core.index.freeze();
   await core.segments.durableThrough(covered);
-  core.index.persist(body);
+  await core.index.persist(body);
 }
 
 /**

@@ -16,7 +16,7 @@ import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
 import { applyRecord } from './apply-record';
 import { BlockReader } from './block-reader';
-import { Checkpointer, checkpoint } from './checkpoint';
+import { Checkpointer } from './checkpoint';
 import { Core } from './core';
 import { EventList, LIVE_SEQ, Point, SyncEvent } from './events';
 import { replay, ReplayReport } from './replay';
@@ -227,8 +227,10 @@ export class Volume {
     this.closed = true;
     try {
       if (!this.failure) {
+        // Through the checkpointer, so it cannot overlap a background one.
         await this.core.checkpointer.idle();
-        await checkpoint(this.core);
+        this.core.checkpointer.request();
+        await this.core.checkpointer.idle();
       }
     } finally {
       await this.core.segments.close();
