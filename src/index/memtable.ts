@@ -40,7 +40,11 @@ export class Memtable {
   }
 
   freeze(): SortedRun {
-    const keys = Float64Array.from(this.head.keys()).sort();
+    // Blocks first written in ascending order (sequential ingest) are already sorted: skip the sort.
+    const keys = Float64Array.from(this.head.keys());
+    let sorted = true;
+    for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1] < keys[i];
+    if (!sorted) keys.sort();
     const blocks = new Float64Array(this.n);
     const seqs = new Float64Array(this.n);
     const segs = new Uint32Array(this.n);
