@@ -2,7 +2,7 @@
 
 static napi_value init(napi_env env, napi_value exports) {
   register_crc32c(env, exports);
-  register_readahead(env, exports);
+  register_io_hints(env, exports);
   return exports;
 }
 

@@ -12,5 +12,5 @@ int bytes_arg(napi_env env, napi_value v, uint8_t **data, size_t *len);
 int num_arg(napi_env env, napi_value v, double *out);
 
 void register_crc32c(napi_env env, napi_value exports);
-void register_readahead(napi_env env, napi_value exports);
+void register_io_hints(napi_env env, napi_value exports);
 #endif

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CrcCodec, crcEngine, fallbackCodec, nativeCodec } from '../src/format/crc';
+import { nativeAddon } from '../src/util/native-addon';
 import { Rng } from './helpers/rng';
 
 // Every implementation must give the same answers: the on-disk format does not depend on which
@@ -8,8 +9,10 @@ import { Rng } from './helpers/rng';
 // and test only the fallback without anyone noticing); CHRONOVOL_ALLOW_NO_NATIVE=1 opts out.
 const codecs: CrcCodec[] = [fallbackCodec, ...(nativeCodec ? [nativeCodec] : [])];
 
-test('the native CRC32C addon is built and in use', { skip: process.env.CHRONOVOL_ALLOW_NO_NATIVE === '1' }, () => {
+test('the native addon is built and in use: CRC32C, read-ahead, write-back', { skip: process.env.CHRONOVOL_ALLOW_NO_NATIVE === '1' }, () => {
   assert.ok(nativeCodec, 'build/Release/chronovol_native.node did not load: run scripts/setup');
+  assert.equal(typeof nativeAddon.willNeed, 'function');
+  assert.equal(typeof nativeAddon.writeBack, 'function');
   assert.equal(crcEngine, process.env.CHRONOVOL_NATIVE === '0' ? 'node-rs' : 'native-sse42');
 });
 

@@ -43,11 +43,12 @@ for (const [name, make] of fileSystems) {
       await fs.syncDirAsync(root);
       if (name === 'node') await assert.rejects(fs.syncDirAsync(path.join(root, 'missing')), (e) => isChronoError(e, 'IO'));
     });
-    test('prefetch (read-ahead) changes nothing a read returns', () => {
+    test('prefetch (read-ahead) and startWriteback change nothing a read returns', () => {
       const { fs, root } = make();
       const h = fs.open(path.join(root, 'p'), 'createNew');
       const data = Buffer.alloc(3 << 20, 7);
       h.write(data, 0, data.length, 0);
+      h.startWriteback?.(0, data.length);
       h.prefetch?.(0, data.length + (8 << 20)); // past the end is allowed
       const b = Buffer.alloc(data.length);
       assert.equal(h.read(b, 0, b.length, 0), data.length);
@@ -81,7 +82,7 @@ for (const [name, make] of fileSystems) {
   });
 }
 
-test('NodeFileSystem: a handle closed while its read-ahead runs releases the descriptor when it ends', async () => {
+test('NodeFileSystem: a handle closed while its read-ahead and write-back hints run releases the descriptor when they end', async () => {
   const fs = new NodeFileSystem();
   const dir = tmpDir();
   // Descriptors of this process open on files in `dir`.
@@ -99,6 +100,7 @@ test('NodeFileSystem: a handle closed while its read-ahead runs releases the des
     const h = fs.open(path.join(dir, `f${i}`), 'createNew');
     h.write(Buffer.alloc(1 << 20, i), 0, 1 << 20, 0);
     h.prefetch!(0, 16 << 20);
+    h.startWriteback?.(0, 1 << 20);
     h.close();
     h.close(); // idempotent
   }

@@ -180,6 +180,7 @@ export class SegmentWriter {
     if (this.bufLen > 0) {
       const f: InFlight = { start: this.bufStart, len: this.bufLen, buf: this.buf, done: Promise.resolve() };
       f.done = this.guard(this.handle.writeAsync(f.buf, 0, f.len, f.start)).then(() => {
+        this.handle.startWriteback?.(f.start, f.len);
         this.inFlight.splice(this.inFlight.indexOf(f), 1);
         if (f.buf.length === this.bufferBytes) this.spare.push(f.buf);
       });

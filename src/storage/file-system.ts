@@ -25,6 +25,11 @@ export interface FileHandle {
    * for, never touches anything but this file (so it cannot block on a FUSE mount).
    */
   prefetch?(position: number, length: number): void;
+  /**
+   * Optional hint: start writing this just-written range to the disk now, so the next sync
+   * finds little left to do. Promises nothing: durability still comes from sync.
+   */
+  startWriteback?(position: number, length: number): void;
 }
 
 export type OpenMode = 'read' | 'readWrite' | 'createNew';

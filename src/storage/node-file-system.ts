@@ -68,30 +68,39 @@ class NodeFileHandle implements FileHandle {
     // Idempotent: a second close could otherwise close an unrelated file that reused the number.
     if (this.closed) return;
     this.closed = true;
-    if (this.prefetching === 0) fs.closeSync(this.fd);
+    if (this.background === 0) fs.closeSync(this.fd);
   }
+  startWriteback = writeBack
+    ? (position: number, length: number): void => {
+      if (this.closed) return;
+      this.background++;
+      writeBack(this.fd, position, length, this.backgroundDone);
+    }
+    : undefined;
   private closed = false;
-  private prefetching = 0;
+  /** Read-ahead and write-back hints still running on the threadpool: the descriptor stays open. */
+  private background = 0;
+  private readonly backgroundDone = () => {
+    if (--this.background === 0 && this.closed) fs.closeSync(this.fd);
+  };
   private static sink = Buffer.allocUnsafe(4 * 1024 * 1024);
   prefetch(position: number, length: number): void {
     if (this.closed) return;
-    const done = () => {
-      if (--this.prefetching === 0 && this.closed) fs.closeSync(this.fd);
-    };
     if (willNeed) {
-      this.prefetching++;
-      return willNeed(this.fd, position, length, done);
+      this.background++;
+      return willNeed(this.fd, position, length, this.backgroundDone);
     }
     // Async reads on the threadpool pull the range into the page cache; the bytes are dropped.
     const sink = NodeFileHandle.sink;
     for (let at = position; at < position + length; at += sink.length) {
-      this.prefetching++;
-      fs.read(this.fd, sink, 0, Math.min(sink.length, position + length - at), at, done);
+      this.background++;
+      fs.read(this.fd, sink, 0, Math.min(sink.length, position + length - at), at, this.backgroundDone);
     }
   }
 }
 
 const willNeed = nativeEnabled ? nativeAddon.willNeed : undefined;
+const writeBack = nativeEnabled ? nativeAddon.writeBack : undefined;
 
 const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx+' };
 

@@ -1,9 +1,10 @@
 import * as path from 'node:path';
 
 /**
- * chronovol's optional native addon (native/, built by scripts/setup): hardware CRC32C and
- * read-ahead that copies nothing. Every user has a pure-Node fallback with identical results, so a
- * machine that cannot build it loses speed, never correctness. CHRONOVOL_NATIVE=0 turns it off.
+ * chronovol's optional native addon (native/, built by scripts/setup): hardware CRC32C,
+ * read-ahead that copies nothing, and early write-back. Every user has a pure-Node fallback (or,
+ * for a hint, simply goes without), so a machine that cannot build it loses speed, never
+ * correctness. CHRONOVOL_NATIVE=0 turns it off.
  */
 export interface NativeAddon {
   crc32c?(buf: Uint8Array, initial: number): number;
@@ -11,6 +12,8 @@ export interface NativeAddon {
   unpackUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): number;
   /** posix_fadvise(WILLNEED) on the threadpool; calls back with 0 or an errno. */
   willNeed?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
+  /** sync_file_range(SYNC_FILE_RANGE_WRITE) on the threadpool; calls back with 0 or an errno. */
+  writeBack?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
 }
 
 function load(): NativeAddon {
