@@ -204,19 +204,27 @@ test('torn seal: a segment torn while being sealed in the background ends the lo
   await v.close();
 });
 
-test('crash while starting a segment: a last segment with a partial header after a sealed one is removed quietly', async () => {
-  const fsys = new FaultyFileSystem(new NodeFileSystem()); // also catches a handle closed twice
+/**
+ * A volume with an event 'kept' in segment 1 and `segments` segment files, closed, then with its
+ * checkpoint removed: the state a crash leaves before any checkpoint covered segment 2.
+ */
+async function uncheckpointedSegments(segments: number, fsys: FaultyFileSystem): Promise<{ dir: string; files: string[] }> {
   const { dir, vol } = await freshVolume(SMALL, { fs: fsys });
   await vol.write(0, Buffer.alloc(BS, 4));
   await vol.sync({ label: 'kept' });
-  for (let i = 1; segFiles(dir).length < 2; i++) await vol.write((i % 60) * BS, Buffer.alloc(BS, 6)); // roll over once
+  for (let i = 1; segFiles(dir).length < segments; i++) await vol.write((i % 60) * BS, Buffer.alloc(BS, 6));
   await vol.close();
-  // The state a crash leaves when segment 1's seal was durable but segment 2's header was not:
-  // no checkpoint, segment 2 only a partial header.
   fs.rmSync(path.join(dir, 'index'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'index'));
   const files = segFiles(dir);
-  assert.equal(files.length, 2);
+  assert.equal(files.length, segments);
+  return { dir, files };
+}
+
+test('crash while starting a segment: a last segment with a partial header after a sealed one is removed quietly', async () => {
+  const fsys = new FaultyFileSystem(new NodeFileSystem()); // also catches a handle closed twice
+  // Segment 1's seal was durable but segment 2's header was not: only part of it.
+  const { dir, files } = await uncheckpointedSegments(2, fsys);
   fs.writeFileSync(files[1], Buffer.alloc(20));
   const v = await Volume.open(dir, { fs: fsys });
   assert.ok((await v.read(0, BS, v.resolvePoint('kept'))).equals(Buffer.alloc(BS, 4)));
@@ -227,17 +235,9 @@ test('crash while starting a segment: a last segment with a partial header after
 
 test('crash while starting a segment: a segment whose header never reached the disk is dropped with the unacknowledged segments after it', async () => {
   const fsys = new FaultyFileSystem(new NodeFileSystem());
-  const { dir, vol } = await freshVolume(SMALL, { fs: fsys });
-  await vol.write(0, Buffer.alloc(BS, 4));
-  await vol.sync({ label: 'kept' });
-  for (let i = 1; segFiles(dir).length < 3; i++) await vol.write((i % 60) * BS, Buffer.alloc(BS, 6)); // roll over twice
-  await vol.close();
   // Headers go out with a segment's first records, in the background: a crash can leave segment
   // 2 empty while segment 3 was already created. Nothing after segment 1 was acknowledged.
-  fs.rmSync(path.join(dir, 'index'), { recursive: true });
-  fs.mkdirSync(path.join(dir, 'index'));
-  const files = segFiles(dir);
-  assert.equal(files.length, 3);
+  const { dir, files } = await uncheckpointedSegments(3, fsys);
   fs.writeFileSync(files[1], Buffer.alloc(0));
   const v = await Volume.open(dir, { fs: fsys });
   assert.equal(segFiles(dir).length, 2, 'segment 3 was dropped and segment 2 started afresh');
