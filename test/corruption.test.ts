@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { archiveKey, bufferSource } from '../src/archive/archive-object';
 import { ChronoError, isChronoError } from '../src/errors';
-import { RECORD_HEADER, SUPERBLOCK, segmentFileName } from '../src/format/constants';
+import { RECORD_HEADER, RecordType, SEGMENT_HEADER, SUPERBLOCK, SegmentFlags, segmentFileName } from '../src/format/constants';
 import { crc32c } from '../src/format/crc';
-import { encodeSegmentHeader } from '../src/format/segment-header';
+import { decodeSegmentHeader, encodeSegmentHeader } from '../src/format/segment-header';
 import { newVolumeId } from '../src/format/superblock';
 import { HEADER_BYTES } from '../src/format/record';
 import { scanSegment } from '../src/segment/segment-scanner';
@@ -158,7 +158,7 @@ for (const [name, mutate, want] of [
 test('corruption: a segment from another volume is refused with FOREIGN_SEGMENT', async () => {
   const { dir } = await sealedVolume();
   const files = segFiles(dir);
-  const foreign = encodeSegmentHeader({ volumeId: newVolumeId(), segmentId: 1, firstSeq: 1, createdMs: Date.now() });
+  const foreign = encodeSegmentHeader({ flags: SegmentFlags.syncPoints, volumeId: newVolumeId(), segmentId: 1, firstSeq: 1, createdMs: Date.now() });
   const b = fs.readFileSync(files[0]);
   foreign.copy(b, 0);
   fs.writeFileSync(files[0], b);
@@ -250,6 +250,18 @@ test('crash while starting a segment: a segment whose header never reached the d
   await again.close();
 });
 
+test('power loss: a segment whose header page never reached the disk while later pages did (zeros where the header belongs) is dropped with the segments after it', async () => {
+  const fsys = new FaultyFileSystem(new NodeFileSystem());
+  const { dir, files } = await uncheckpointedSegments(3, fsys);
+  const b = fs.readFileSync(files[1]);
+  b.fill(0, 0, 4096);
+  fs.writeFileSync(files[1], b);
+  const v = await Volume.open(dir, { fs: fsys });
+  assert.equal(segFiles(dir).length, 2, 'segment 3 was dropped and segment 2 started afresh');
+  assert.ok((await v.read(0, BS, v.resolvePoint('kept'))).equals(Buffer.alloc(BS, 4)));
+  await v.close();
+});
+
 test('corruption: a covered (checkpointed) segment with an empty file fails open with CORRUPT_LOG rather than being dropped', async () => {
   const { dir, vol } = await freshVolume(SMALL);
   for (let i = 0; segFiles(dir).length < 3; i++) await vol.write((i % 60) * BS, Buffer.alloc(BS, 6));
@@ -257,4 +269,73 @@ test('corruption: a covered (checkpointed) segment with an empty file fails open
   await vol.close(); // checkpoints: every segment so far is covered
   fs.writeFileSync(segFiles(dir)[1], Buffer.alloc(0));
   await assert.rejects(Volume.open(dir), (e) => isChronoError(e));
+});
+
+/**
+ * The current segment as a crash can leave it: block 0 written and acknowledged by the sync
+ * 'kept' (which appends a sync point), then three more one-block writes that reached the file
+ * but were never synced. No checkpoint, so replay reads it all. Returns the unsynced records.
+ */
+async function unsyncedTail(): Promise<{ dir: string; file: string; acked: ScannedRecordLike[]; unsynced: ScannedRecordLike[] }> {
+  const { dir, vol } = await freshVolume();
+  await vol.write(0, Buffer.alloc(BS, 4));
+  await vol.sync({ label: 'kept' });
+  for (let i = 1; i <= 3; i++) await vol.write(i * BS, Buffer.alloc(BS, 10 + i));
+  await vol.close(); // its checkpoint writes the tail out without a sync point; then forget it:
+  fs.rmSync(path.join(dir, 'index'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'index'));
+  const file = segFiles(dir).pop()!;
+  const recs = records(file);
+  const syncAt = recs.findIndex((r) => r.header.type === RecordType.SYNC);
+  assert.ok(syncAt > 0, 'the sync wrote a sync point');
+  return { dir, file, acked: recs.slice(0, syncAt), unsynced: recs.slice(syncAt + 1) };
+}
+type ScannedRecordLike = { offset: number; header: { type: number; payloadLength: number } };
+
+function zeroRecord(file: string, r: ScannedRecordLike): void {
+  const b = fs.readFileSync(file);
+  b.fill(0, r.offset, r.offset + HEADER_BYTES + r.header.payloadLength);
+  fs.writeFileSync(file, b);
+}
+
+test('power loss: an unsynced buffer missing before one that reached the disk (a hole after the last sync point) is cut as a torn tail', async () => {
+  const { dir, file, unsynced } = await unsyncedTail();
+  assert.equal(unsynced.length, 3);
+  zeroRecord(file, unsynced[1]); // the middle write's buffer never reached the disk; the last one did
+  const v = await Volume.open(dir);
+  assert.ok(v.replayReport.tornTailCutBytes > 0);
+  assert.ok((await v.read(0, BS, v.resolvePoint('kept'))).equals(Buffer.alloc(BS, 4)), 'everything acknowledged is there');
+  assert.ok((await v.read(BS, BS)).equals(Buffer.alloc(BS, 11)), 'the unsynced write before the hole survives');
+  assert.ok((await v.read(3 * BS, BS)).equals(Buffer.alloc(BS)), 'the records after the hole were never acknowledged: cut');
+  await v.write(2 * BS, Buffer.alloc(BS, 7)); // the log goes on from the cut
+  await v.sync({ label: 'after' });
+  await v.close();
+  const again = await Volume.open(dir);
+  assert.ok((await again.read(2 * BS, BS, again.resolvePoint('after'))).equals(Buffer.alloc(BS, 7)));
+  await again.close();
+});
+
+test('corruption: damage before the last sync point fails open with CORRUPT_LOG, though records follow', async () => {
+  const { dir, file, acked } = await unsyncedTail();
+  zeroRecord(file, acked.find((r) => r.header.type === RecordType.WRITE)!); // acknowledged by the sync
+  await assert.rejects(Volume.open(dir), code('CORRUPT_LOG'));
+});
+
+test('corruption: in a segment without sync points (format as first written), any damage followed by records is CORRUPT_LOG', async () => {
+  const { dir, file, unsynced } = await unsyncedTail();
+  const b = fs.readFileSync(file);
+  const h = decodeSegmentHeader(b.subarray(0, SEGMENT_HEADER.lengthBytes), undefined, {});
+  encodeSegmentHeader({ ...h, flags: 0 }).copy(b, 0);
+  fs.writeFileSync(file, b);
+  zeroRecord(file, unsynced[1]);
+  await assert.rejects(Volume.open(dir), code('CORRUPT_LOG'));
+});
+
+test('corruption: a segment header with an unknown flag bit fails with BAD_FLAGS', async () => {
+  const { dir, file } = await unsyncedTail();
+  const b = fs.readFileSync(file);
+  const h = decodeSegmentHeader(b.subarray(0, SEGMENT_HEADER.lengthBytes), undefined, {});
+  encodeSegmentHeader({ ...h, flags: 0x3 }).copy(b, 0);
+  fs.writeFileSync(file, b);
+  await assert.rejects(Volume.open(dir), code('BAD_FLAGS'));
 });

@@ -16,7 +16,8 @@ export function bufferSource(b: Buffer): ByteSource {
 
 /**
  * The archive form of a sealed segment: its header and every record except copy-forward
- * records (their data is archived already, at the origin) and the SEAL; then an offset table
+ * records (their data is archived already, at the origin), sync points (they only guide the
+ * replay of a primary segment) and the SEAL; then an offset table
  * mapping each kept record's primary offset to its offset here; then the trailer. Each written
  * block version is therefore archived exactly once.
  */
@@ -25,7 +26,8 @@ export function buildArchiveObject(segment: Buffer, blockSizeBytes: number, segm
   if (!scan.sealed) {
     throw new ChronoError('CORRUPT_LOG', `segment ${segmentId} cannot be archived: ${scan.corruptReason ?? 'it is not sealed'}`, { segment: segmentId });
   }
-  const kept = scan.records.filter((r) => r.header.type !== RecordType.COPY && r.header.type !== RecordType.COPY_ZERO);
+  const dropped: number[] = [RecordType.COPY, RecordType.COPY_ZERO, RecordType.SYNC];
+  const kept = scan.records.filter((r) => !dropped.includes(r.header.type));
   const parts: Buffer[] = [segment.subarray(0, SEGMENT_HEADER.lengthBytes)];
   const table = Buffer.alloc(kept.length * ARCHIVE_TRAILER.entryBytes);
   let at = SEGMENT_HEADER.lengthBytes;

@@ -23,6 +23,12 @@ export const SEGMENT_HEADER = {
   off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, segmentId: 32, firstSeq: 40, createdMs: 48, crc: 60 },
 } as const;
 
+/** Segment header flags. Written to disk: never reuse a bit. */
+export const SegmentFlags = {
+  /** The segment carries SYNC records: replay may cut damage after the last one as a torn tail. */
+  syncPoints: 0x1,
+} as const;
+
 // Record header: 64 bytes, followed by payloadLength bytes.
 export const RECORD_HEADER = {
   magic: 0x43525643, // "CVRC" read as a little-endian u32
@@ -42,6 +48,7 @@ export const RecordType = {
   COPY: 5, // copy-forward of live WRITE data; seq/time are the original version's
   COPY_ZERO: 6, // copy-forward of a live ZERO/TRIM
   SEAL: 7, // last record of a sealed segment: recordCount u32, reserved u32, lastSeq u64, headersCrc u32
+  SYNC: 8, // sync point: durableThrough u64 (this record's own offset), appended before an fdatasync
 } as const;
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
 
@@ -54,6 +61,7 @@ export const EventKind = { app: 1, crash: 2 } as const;
 export type EventKindName = keyof typeof EventKind;
 
 export const SEAL_PAYLOAD = { lengthBytes: 20, off: { recordCount: 0, lastSeq: 8, bodyCrc: 16 } } as const;
+export const SYNC_PAYLOAD = { lengthBytes: 8, off: { durableThrough: 0 } } as const;
 
 // Archive footer trailer: last 32 bytes of an archived segment object.
 export const ARCHIVE_TRAILER = {

@@ -9,6 +9,8 @@ export interface HeaderFacts {
   headerLength: number;
   expectedLength: number;
   flags: number;
+  /** Flag bits this reader knows; every other bit is reserved and must be zero. */
+  knownFlags?: number;
   /** Bytes covered by the CRC, and the stored CRC. */
   covered: Uint8Array;
   storedCrc: number;
@@ -31,7 +33,8 @@ export function checkHeader(f: HeaderFacts, context: Record<string, unknown> = {
   let crc = crc32c(f.covered);
   if (f.coveredExtra) crc = crc32c(f.coveredExtra, crc);
   if (crc !== f.storedCrc) throw new ChronoError('BAD_CHECKSUM', `${f.what}: checksum mismatch`, context);
-  if (f.flags !== 0) throw new ChronoError('BAD_FLAGS', `${f.what}: reserved flag bits set (0x${f.flags.toString(16)})`, context);
+  const reserved = f.flags & ~(f.knownFlags ?? 0);
+  if (reserved !== 0) throw new ChronoError('BAD_FLAGS', `${f.what}: reserved flag bits set (0x${reserved.toString(16)})`, context);
 }
 
 /**
@@ -44,6 +47,7 @@ export interface PreludeSpec {
   magic: Buffer;
   lengthBytes: number;
   crcOffset: number;
+  knownFlags?: number;
 }
 
 /** A zeroed header with the prelude written; fill the fields, then call sealPrelude. */
@@ -71,6 +75,7 @@ export function checkPrelude(b: Buffer, spec: PreludeSpec, context: Record<strin
     headerLength: short ? b.length : p.readUInt16LE(10),
     expectedLength: spec.lengthBytes,
     flags: p.readUInt32LE(12),
+    knownFlags: spec.knownFlags,
     covered: p.subarray(0, spec.crcOffset),
     storedCrc: p.readUInt32LE(spec.crcOffset),
   }, context);

@@ -1,7 +1,7 @@
 import { ChronoError } from '../errors';
 import {
   BLOCK_CRC_BYTES, EVENT_PAYLOAD, EventKind, EventKindName, FORMAT_VERSION, RECORD_HEADER, RecordType,
-  RecordTypeValue, SEAL_PAYLOAD,
+  RecordTypeValue, SEAL_PAYLOAD, SYNC_PAYLOAD,
 } from './constants';
 import { crc32c } from './crc';
 import { checkHeader } from './header-check';
@@ -25,8 +25,9 @@ export function hasBlockData(type: number): boolean {
 }
 
 /** Types whose payload is covered by the header CRC (small metadata payloads). */
-function payloadInHeaderCrc(type: number): boolean {
-  return type === RecordType.EVENT || type === RecordType.SEAL;
+/** Records whose small payload the header CRC covers (the others carry block units, or nothing). */
+export function payloadInHeaderCrc(type: number): boolean {
+  return type === RecordType.EVENT || type === RecordType.SEAL || type === RecordType.SYNC;
 }
 
 export function unitBytes(blockSizeBytes: number): number {
@@ -88,7 +89,7 @@ export function readRecordHeader(b: Buffer, at: number, payload: Buffer | undefi
     storedCrc: b.readUInt32LE(at + O.crc),
     coveredExtra: covered,
   }, context);
-  if (type < RecordType.WRITE || type > RecordType.SEAL) throw new ChronoError('CORRUPT_LOG', `unknown record type ${type}`, context);
+  if (type < RecordType.WRITE || type > RecordType.SYNC) throw new ChronoError('CORRUPT_LOG', `unknown record type ${type}`, context);
   return {
     type,
     blockCount: b.readUInt32LE(at + O.blockCount),
@@ -145,4 +146,15 @@ export function decodeSealPayload(b: Buffer): SealPayload {
     lastSeq: Number(b.readBigUInt64LE(SEAL_PAYLOAD.off.lastSeq)),
     bodyCrc: b.readUInt32LE(SEAL_PAYLOAD.off.bodyCrc),
   };
+}
+
+/** SYNC payload: the offset before which everything was written when this sync point was. */
+export function encodeSyncPayload(durableThrough: number): Buffer {
+  const b = Buffer.alloc(SYNC_PAYLOAD.lengthBytes);
+  b.writeBigUInt64LE(BigInt(durableThrough), SYNC_PAYLOAD.off.durableThrough);
+  return b;
+}
+
+export function decodeSyncPayload(b: Buffer): number {
+  return Number(b.readBigUInt64LE(SYNC_PAYLOAD.off.durableThrough));
 }

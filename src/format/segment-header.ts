@@ -1,8 +1,10 @@
 import { ChronoError } from '../errors';
-import { SEGMENT_HEADER } from './constants';
+import { SEGMENT_HEADER, SegmentFlags } from './constants';
 import { checkPrelude, newPrelude, sealPrelude } from './header-check';
 
 export interface SegmentHeader {
+  /** SegmentFlags bits; new segments carry syncPoints. */
+  flags: number;
   volumeId: Buffer;
   segmentId: number;
   firstSeq: number;
@@ -10,10 +12,11 @@ export interface SegmentHeader {
 }
 
 const O = SEGMENT_HEADER.off;
-const SPEC = { what: 'segment header', magic: SEGMENT_HEADER.magic, lengthBytes: SEGMENT_HEADER.lengthBytes, crcOffset: O.crc };
+const SPEC = { what: 'segment header', magic: SEGMENT_HEADER.magic, lengthBytes: SEGMENT_HEADER.lengthBytes, crcOffset: O.crc, knownFlags: SegmentFlags.syncPoints };
 
 export function encodeSegmentHeader(h: SegmentHeader): Buffer {
   const b = newPrelude(SPEC);
+  b.writeUInt32LE(h.flags, O.flags);
   h.volumeId.copy(b, O.volumeId, 0, 16);
   b.writeUInt32LE(h.segmentId, O.segmentId);
   b.writeBigUInt64LE(BigInt(h.firstSeq), O.firstSeq);
@@ -24,6 +27,7 @@ export function encodeSegmentHeader(h: SegmentHeader): Buffer {
 export function decodeSegmentHeader(b: Buffer, expectVolumeId: Buffer | undefined, context: Record<string, unknown>): SegmentHeader {
   checkPrelude(b, SPEC, context);
   const h: SegmentHeader = {
+    flags: b.readUInt32LE(O.flags),
     volumeId: Buffer.from(b.subarray(O.volumeId, O.volumeId + 16)),
     segmentId: b.readUInt32LE(O.segmentId),
     firstSeq: Number(b.readBigUInt64LE(O.firstSeq)),

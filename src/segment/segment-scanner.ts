@@ -1,8 +1,8 @@
 import { ChronoError, isChronoError } from '../errors';
-import { RECORD_HEADER, RecordType, SEGMENT_HEADER } from '../format/constants';
+import { RECORD_HEADER, RecordType, SEGMENT_HEADER, SegmentFlags } from '../format/constants';
 import { crc32c } from '../format/crc';
 import { decodeSegmentHeader, SegmentHeader } from '../format/segment-header';
-import { HEADER_BYTES, RecordHeader, decodeSealPayload, hasBlockData, readRecordHeader, unitBytes } from '../format/record';
+import { HEADER_BYTES, RecordHeader, decodeSealPayload, decodeSyncPayload, hasBlockData, payloadInHeaderCrc, readRecordHeader, unitBytes } from '../format/record';
 
 /** Random access to a segment's bytes: a primary file or an archived object loaded whole. */
 export interface ByteSource {
@@ -58,6 +58,11 @@ export function scanSegment(src: ByteSource, opts: ScanOptions): ScanResult {
       if (!isChronoError(err)) throw err;
       const resumesAt = findNextRecord(src, at + 1, opts, unit, ctx);
       if (resumesAt === undefined) return { header, records, validEnd: at, sealed: false, tornAt: at };
+      // Valid records after damage. In a segment with sync points, damage at or after the last
+      // acknowledged position is an unsynced tail that a power loss persisted out of order: cut.
+      if ((header.flags & SegmentFlags.syncPoints) && durableThrough(src, records, resumesAt, opts, unit, ctx) <= at) {
+        return { header, records, validEnd: at, sealed: false, tornAt: at };
+      }
       return { header, records, validEnd: at, sealed: false, corruptAt: at, corruptReason: err.message };
     }
     if (rec.header.type === RecordType.SEAL) {
@@ -80,7 +85,7 @@ function readOne(src: ByteSource, at: number, opts: ScanOptions, unit: number, c
   const hb = src.read(at, HEADER_BYTES);
   const payloadLength = hb.readUInt32LE(RECORD_HEADER.off.payloadLength);
   const type = hb.readUInt8(RECORD_HEADER.off.type);
-  const inHeaderCrc = type === RecordType.EVENT || type === RecordType.SEAL;
+  const inHeaderCrc = payloadInHeaderCrc(type);
   if (at + HEADER_BYTES + payloadLength > src.size) throw new ChronoError('BAD_LENGTH', 'record runs past the end', ctx);
   const small = inHeaderCrc ? src.read(at + HEADER_BYTES, payloadLength) : undefined;
   const header = readRecordHeader(hb, 0, small, ctx);
@@ -98,6 +103,29 @@ function readOne(src: ByteSource, at: number, opts: ScanOptions, unit: number, c
     }
   }
   return { offset: at, header, payload };
+}
+
+/**
+ * The furthest position any SYNC record says was durable: those before the damage, and those
+ * found by resynchronising past it (a sync that completed after the damaged bytes were written
+ * proves they were on disk, so the damage is real).
+ */
+function durableThrough(src: ByteSource, before: ScannedRecord[], from: number, opts: ScanOptions, unit: number, ctx: Record<string, unknown>): number {
+  let d = 0;
+  const note = (r: ScannedRecord) => {
+    if (r.header.type === RecordType.SYNC) d = Math.max(d, decodeSyncPayload(r.payload!));
+  };
+  before.forEach(note);
+  for (let at: number | undefined = from; at !== undefined && at < src.size; ) {
+    try {
+      const r = readOne(src, at, { ...opts, verifyData: false }, unit, ctx);
+      note(r);
+      at += HEADER_BYTES + r.header.payloadLength;
+    } catch {
+      at = findNextRecord(src, at + 1, opts, unit, ctx);
+    }
+  }
+  return d;
 }
 
 function findNextRecord(src: ByteSource, from: number, opts: ScanOptions, unit: number, ctx: Record<string, unknown>): number | undefined {

@@ -1,6 +1,6 @@
 import { ChronoError } from '../errors';
 import { encodeSegmentHeader } from '../format/segment-header';
-import { parseSegmentFileName, segmentFileName } from '../format/constants';
+import { SegmentFlags, parseSegmentFileName, segmentFileName } from '../format/constants';
 import { unpackUnits } from '../format/crc';
 import { FileHandle, FileSystem } from '../storage/file-system';
 import { ByteSource } from './segment-scanner';
@@ -56,7 +56,7 @@ export class SegmentSet {
   /** Creates a new current segment file; its header and directory entry are durable by its first sync. */
   startCurrent(id: number, firstSeq: number): void {
     const h = this.fs.open(this.pathOf(id), 'createNew');
-    const header = encodeSegmentHeader({ volumeId: this.opts.volumeId, segmentId: id, firstSeq, createdMs: Date.now() });
+    const header = encodeSegmentHeader({ flags: SegmentFlags.syncPoints, volumeId: this.opts.volumeId, segmentId: id, firstSeq, createdMs: Date.now() });
     this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.opts.writeBufferBytes, this.fs.syncDirAsync(this.dir));
   }
 
@@ -93,7 +93,7 @@ export class SegmentSet {
   async syncAll(): Promise<void> {
     await Promise.all([...this.sealing.values()].map((s) => s.durable));
     if (this.failure) throw this.failure;
-    await this.current.sync();
+    await this.current.sync({ syncPoint: true });
   }
 
   /** Everything up to `offset` of segment `segment` (and before) is on disk when this resolves. */

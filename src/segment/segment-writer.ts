@@ -1,7 +1,7 @@
 import { ChronoError } from '../errors';
-import { RecordType, SEAL_PAYLOAD, SEGMENT_HEADER } from '../format/constants';
+import { RecordType, SEAL_PAYLOAD, SEGMENT_HEADER, SYNC_PAYLOAD } from '../format/constants';
 import { crc32c, packUnits } from '../format/crc';
-import { HEADER_BYTES, RecordHeader, encodeSealPayload, unitBytes, writeRecordHeader } from '../format/record';
+import { HEADER_BYTES, RecordHeader, encodeSealPayload, encodeSyncPayload, unitBytes, writeRecordHeader } from '../format/record';
 import { FileHandle } from '../storage/file-system';
 
 /** Room always kept for the SEAL record, so a full segment can still be sealed. */
@@ -13,6 +13,8 @@ export interface SegmentWriterState {
   recordCount: number;
   bodyCrc: number;
   lastSeq: number;
+  /** The segment's header has SegmentFlags.syncPoints: its syncs append SYNC records. */
+  syncPoints: boolean;
 }
 
 interface InFlight {
@@ -53,7 +55,7 @@ export class SegmentWriter {
    * Neither waits here, so starting a segment never stalls the event loop on the disk.
    */
   static start(handle: FileHandle, header: Buffer, id: number, firstSeq: number, segmentSizeBytes: number, bufferBytes: number, created: Promise<void>): SegmentWriter {
-    const w = new SegmentWriter(handle, segmentSizeBytes, bufferBytes, { id, end: 0, recordCount: 0, bodyCrc: 0, lastSeq: firstSeq - 1 });
+    const w = new SegmentWriter(handle, segmentSizeBytes, bufferBytes, { id, end: 0, recordCount: 0, bodyCrc: 0, lastSeq: firstSeq - 1, syncPoints: true });
     header.copy(w.buf, 0);
     w.bufLen = header.length;
     w.state.end = SEGMENT_HEADER.lengthBytes;
@@ -148,13 +150,35 @@ export class SegmentWriter {
     this.usable();
   }
 
-  /** Every byte appended so far is on disk when this resolves. */
-  async sync(): Promise<void> {
+  /**
+   * Every byte appended so far is on disk when this resolves. With `syncPoint`, a SYNC record
+   * naming this position goes out first, inside the same fdatasync: replay then knows that
+   * everything before it was acknowledged, and may cut damage after it as a torn tail (a power
+   * loss can persist unsynced buffers out of order). Only the foreground asks for one (flush,
+   * sync, turnover, all serialized with appends), so it cannot slip in between a space check and
+   * the append it made room for.
+   */
+  async sync(opts: { syncPoint?: boolean } = {}): Promise<void> {
     this.usable();
+    if (opts.syncPoint) this.appendSyncPoint();
     this.startFlush(0);
     await this.created;
     await Promise.all(this.inFlight.map((f) => f.done));
     await this.guard(this.handle.syncAsync());
+  }
+
+  private lastSyncPoint = 0;
+  private appendSyncPoint(): void {
+    const bytes = HEADER_BYTES + SYNC_PAYLOAD.lengthBytes;
+    // Nothing new since the last one, or no room left (a full segment is sealed next anyway).
+    if (!this.state.syncPoints || this.sealed || this.state.end <= this.lastSyncPoint || this.remaining() < bytes) return;
+    const through = this.state.end;
+    const payload = encodeSyncPayload(through);
+    this.append(
+      { type: RecordType.SYNC, blockCount: 0, seq: this.state.lastSeq, timeMs: 0, firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 },
+      (buf, at) => payload.copy(buf, at),
+    );
+    this.lastSyncPoint = this.state.end;
   }
 
   /** Appends the SEAL record; `sync()` then makes the segment durable. No appends after this. */

@@ -108,23 +108,61 @@ export class MemoryFileSystem implements FileSystem {
     this.durableEntries.set(dir, entries);
   }
 
-  /** Simulates power loss: only fsync'd bytes in directory entries that were fsync'd remain. */
-  crash(): void {
+  /**
+   * Simulates power loss in place: only fsync'd bytes in directory entries that were fsync'd
+   * remain. With `reorder`, some of the unsynced pages appended after the synced end survive
+   * too, each one independently, as write-back in any order leaves them: holes, then data again.
+   */
+  crash(opts: { reorder?: () => number } = {}): void {
+    const after = this.afterPowerCut(opts);
+    this.files = after.files;
+    this.durableEntries = after.durableEntries;
+  }
+
+  /**
+   * Power loss for a process that is still running: the machine after the cut, as a new file
+   * system, while this one stays as the dead process left it. Background work of the old
+   * process (a checkpoint still in flight, say) then lands here and not on the rebooted disk.
+   */
+  afterPowerCut(opts: { reorder?: () => number } = {}): MemoryFileSystem {
     const survivors = new Map<string, MemFile>();
+    const after = (f: MemFile): MemFile => {
+      const data = opts.reorder ? lostPages(f, opts.reorder) : Buffer.from(f.durable);
+      return { data, size: data.length, durable: data };
+    };
     for (const [p, f] of this.files) {
       const durableDir = this.durableEntries.get(dirname(p));
       // A file whose directory was never synced since it appeared is lost; so is one renamed away.
       const kept = durableDir ? durableDir.get(p) : undefined;
-      if (kept === f) survivors.set(p, { data: Buffer.from(f.durable), size: f.durable.length, durable: f.durable });
+      if (kept === f) survivors.set(p, after(f));
     }
     for (const entries of this.durableEntries.values()) {
       for (const [p, f] of entries) {
-        if (!survivors.has(p)) survivors.set(p, { data: Buffer.from(f.durable), size: f.durable.length, durable: f.durable });
+        if (!survivors.has(p)) survivors.set(p, after(f));
       }
     }
-    this.files = survivors;
+    const next = new MemoryFileSystem();
+    next.files = survivors;
+    next.dirs = new Set(this.dirs);
     // What survived is, by definition, durable in its directory.
-    this.durableEntries.clear();
-    for (const dir of new Set([...survivors.keys()].map(dirname))) this.syncDir(dir);
+    for (const dir of new Set([...survivors.keys()].map(dirname))) next.syncDir(dir);
+    return next;
   }
+}
+
+const PAGE_BYTES = 4096;
+
+/** The synced content, plus each later page with probability one half; lost pages read as zeros. */
+function lostPages(f: MemFile, random: () => number): Buffer {
+  const out = Buffer.alloc(f.size);
+  f.durable.copy(out);
+  let end = f.durable.length;
+  for (let at = f.durable.length; at < f.size; at = (Math.floor(at / PAGE_BYTES) + 1) * PAGE_BYTES) {
+    const pageEnd = Math.min(f.size, (Math.floor(at / PAGE_BYTES) + 1) * PAGE_BYTES);
+    if (random() < 0.5) {
+      f.data.copy(out, at, at, pageEnd);
+      end = pageEnd;
+    }
+  }
+  return out.subarray(0, end);
 }

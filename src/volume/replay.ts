@@ -1,10 +1,11 @@
 import { ChronoError, isChronoError } from '../errors';
-import { RecordType, SEGMENT_HEADER } from '../format/constants';
+import { RecordType, SEGMENT_HEADER, SegmentFlags } from '../format/constants';
 import { crc32c } from '../format/crc';
 import { HEADER_BYTES } from '../format/record';
 import { ManifestBody } from '../format/manifest';
 import { ByteSource, scanSegment } from '../segment/segment-scanner';
 import { SegmentSet } from '../segment/segment-set';
+import { SegmentWriterState } from '../segment/segment-writer';
 import { applyRecord } from './apply-record';
 import { Core } from './core';
 
@@ -25,7 +26,7 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
   const ids = SegmentSet.listIds(fs, dir.segmentsDir); // may be cut short by a torn seal below
   const covered = manifest?.covered ?? { segment: ids[0] ?? 1, offset: 0 };
   const report: ReplayReport = { replayedRecords: 0, tornTailCutBytes: 0, segments: ids.length };
-  let resume: { id: number; end: number; recordCount: number; bodyCrc: number; lastSeq: number } | undefined;
+  let resume: SegmentWriterState | undefined;
   for (const id of ids) {
     const last = id === ids[ids.length - 1];
     const path = core.segments.pathOf(id);
@@ -40,11 +41,12 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
       },
     };
     try {
-      if (size <= SEGMENT_HEADER.lengthBytes && id >= covered.segment && !headerValid(core, src, id)) {
-        // A crash before this segment's header reached the disk. The header goes out with its
-        // first records and every acknowledgment waits for it, so nothing in this segment or in
-        // any later one was acknowledged: the log ends before it. (The handle is closed once, by
-        // the finally below.)
+      if (id >= covered.segment && headerNeverWritten(src) && !headerValid(core, src, id)) {
+        // A crash before this segment's header reached the disk (the file holds at most part of
+        // a header, or zeros where it belongs while later pages made it). The header goes out
+        // with its first records and every acknowledgment waits for it, so nothing in this
+        // segment or in any later one was acknowledged: the log ends before it. (The handle is
+        // closed once, by the finally below.)
         const dropped = ids.filter((x) => x >= id);
         if (!last) core.log.warn({ segment: id, dropped }, 'a segment\'s header never reached the disk; dropping it and the unacknowledged segments after it');
         for (const x of dropped) fs.remove(core.segments.pathOf(x));
@@ -81,7 +83,7 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
           core.log.info({ segment: id, offset: scan.tornAt, bytes: report.tornTailCutBytes }, 'cut a torn tail');
         }
         const bodyCrc = scan.records.reduce((crc, r) => crc32c(src.read(r.offset, HEADER_BYTES), crc), 0);
-        resume = { id, end: scan.validEnd, recordCount: scan.records.length, bodyCrc, lastSeq: core.nextSeq - 1 };
+        resume = { id, end: scan.validEnd, recordCount: scan.records.length, bodyCrc, lastSeq: core.nextSeq - 1, syncPoints: (scan.header.flags & SegmentFlags.syncPoints) !== 0 };
       }
     } finally {
       h.close();
@@ -93,6 +95,12 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
     core.segments.startCurrent(lastId + 1, core.nextSeq);
   }
   return report;
+}
+
+/** No more than a partial header, or a header-sized run of zeros: never written, not damaged. */
+function headerNeverWritten(src: ByteSource): boolean {
+  if (src.size <= SEGMENT_HEADER.lengthBytes) return true;
+  return src.read(0, SEGMENT_HEADER.lengthBytes).every((b) => b === 0);
 }
 
 function headerValid(core: Core, src: ByteSource, id: number): boolean {
