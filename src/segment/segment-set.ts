@@ -26,7 +26,6 @@ export class SegmentSet {
   private readonly sealing = new Map<number, { writer: SegmentWriter; durable: Promise<void> }>();
   /** A sealed segment that failed to become durable poisons the set. */
   private failure?: unknown;
-  /** Per segment, how far read-ahead has been requested. */
 
   constructor(private readonly fs: FileSystem, private readonly dir: string, private readonly opts: SegmentSetOptions) {}
 
