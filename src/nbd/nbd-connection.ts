@@ -5,6 +5,7 @@ import { Volume } from '../volume/volume';
 import { Negotiated } from './nbd-handshake';
 import { MAX_REQUEST_BYTES, NBD, REQUEST_HEADER_BYTES } from './nbd-protocol';
 import { SocketReader } from './socket-reader';
+import { PayloadPool } from './payload-pool';
 
 /** Stable error codes become NBD errors here, at the edge. */
 function nbdError(err: unknown): number {
@@ -36,6 +37,7 @@ const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 export async function serveTransmission(sock: net.Socket, reader: SocketReader, volume: Volume, n: Negotiated, o: ConnectionOptions): Promise<void> {
   const size = volume.sizeBytes;
   const inFlight = new Set<Promise<void>>();
+  const payloads = new PayloadPool(MAX_IN_FLIGHT_BYTES);
   let inFlightBytes = 0;
   const reply = (handle: Buffer, error: number, data?: Buffer) => {
     const h = Buffer.alloc(16);
@@ -64,7 +66,7 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
       return;
     }
     while (inFlight.size > 0 && inFlightBytes + length > MAX_IN_FLIGHT_BYTES) await Promise.race(inFlight);
-    const payload = type === NBD.CMD_WRITE ? await reader.read(length) : undefined;
+    const payload = type === NBD.CMD_WRITE ? await reader.readInto(length, payloads.get(length)) : undefined;
     const inRange = offset + length <= size;
     const run = async (): Promise<void> => {
       const ro = n.export.readOnly;
@@ -107,6 +109,7 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
     const p = run().finally(() => {
       inFlight.delete(p);
       inFlightBytes -= bytes;
+      if (payload) payloads.release(payload); // appended to the log (or refused): ours again
     });
     inFlight.add(p);
     if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);

@@ -4,7 +4,7 @@ import * as net from 'node:net';
 export class SocketReader {
   private chunks: Buffer[] = [];
   private available = 0;
-  private waiting?: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void };
+  private waiting?: { n: number; into?: Buffer; resolve: (b: Buffer) => void; reject: (e: Error) => void };
   private ended?: Error;
 
   constructor(sock: net.Socket) {
@@ -26,8 +26,13 @@ export class SocketReader {
   }
 
   read(n: number): Promise<Buffer> {
+    return this.readInto(n);
+  }
+
+  /** Reads exactly n bytes, into `into` when given (it must hold n) instead of a new buffer. */
+  readInto(n: number, into?: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      this.waiting = { n, resolve, reject };
+      this.waiting = { n, into, resolve, reject };
       this.pump();
     });
   }
@@ -37,20 +42,20 @@ export class SocketReader {
     if (!w) return;
     if (this.available >= w.n) {
       this.waiting = undefined;
-      w.resolve(this.take(w.n));
+      w.resolve(this.take(w.n, w.into));
     } else if (this.ended) {
       this.waiting = undefined;
       w.reject(this.ended);
     }
   }
 
-  private take(n: number): Buffer {
+  private take(n: number, into?: Buffer): Buffer {
     if (n === 0) return Buffer.alloc(0);
-    if (this.chunks[0].length === n) {
+    if (!into && this.chunks[0].length === n) {
       this.available -= n;
       return this.chunks.shift()!;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = into ? into.subarray(0, n) : Buffer.allocUnsafe(n);
     let at = 0;
     while (at < n) {
       const c = this.chunks[0];

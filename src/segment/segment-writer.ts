@@ -203,7 +203,11 @@ export class SegmentWriter {
   private startFlush(minBytes: number): void {
     if (this.bufLen > 0) {
       const f: InFlight = { start: this.bufStart, len: this.bufLen, buf: this.buf, done: Promise.resolve() };
-      f.done = this.guard(this.handle.writeAsync(f.buf, 0, f.len, f.start)).then(() => {
+      // One write-out at a time, in order: parallel page-cache copies only fight the event loop
+      // (and the kernel's own copies) for the same cores, and in-order writes keep the unsynced
+      // tail a prefix after a process crash.
+      const previous = this.inFlight[this.inFlight.length - 1]?.done.catch(() => undefined);
+      f.done = this.guard((previous ?? Promise.resolve()).then(() => this.handle.writeAsync(f.buf, 0, f.len, f.start))).then(() => {
         this.handle.startWriteback?.(f.start, f.len);
         this.inFlight.splice(this.inFlight.indexOf(f), 1);
         if (f.buf.length === this.bufferBytes) this.spare.push(f.buf);
