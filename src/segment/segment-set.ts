@@ -54,7 +54,7 @@ export class SegmentSet {
 
   /** Creates a new current segment file; its header and directory entry are durable by its first sync. */
   startCurrent(id: number, firstSeq: number): void {
-    const h = this.fs.open(this.pathOf(id), 'createNew');
+    const h = this.fs.open(this.pathOf(id), 'createNewDirect');
     const header = encodeSegmentHeader({ flags: SegmentFlags.syncPoints, volumeId: this.opts.volumeId, segmentId: id, firstSeq, createdMs: Date.now() });
     this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.opts.writeBufferBytes, this.fs.syncDirAsync(this.dir));
   }

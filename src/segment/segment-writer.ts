@@ -20,6 +20,8 @@ export interface SegmentWriterState {
 interface InFlight {
   start: number;
   len: number;
+  /** A direct write zero-padded past its data to a page boundary (a sync's). */
+  padded?: boolean;
   buf: Buffer;
   done: Promise<void>;
 }
@@ -38,6 +40,14 @@ export class SegmentWriter {
   private readonly spare: Buffer[] = [];
   private failure?: ChronoError;
   private sealed = false;
+  /**
+   * With direct writes, whole pages only: the buffer starts on a page boundary, a write-out is
+   * padded to whole pages, and its partial last page stays at the front of the next buffer, to be
+   * written again with what follows. Writes are in order, so the later copy always wins.
+   */
+  private readonly align: number;
+  /** Bytes at the front of the buffer that are on their way to the file already (that page). */
+  private written = 0;
 
   constructor(
     private readonly handle: FileHandle,
@@ -45,8 +55,13 @@ export class SegmentWriter {
     private readonly bufferBytes: number,
     private state: SegmentWriterState,
   ) {
-    this.buf = Buffer.allocUnsafe(bufferBytes);
+    this.align = handle.directWrites?.alignBytes ?? 0;
+    this.buf = this.alloc(bufferBytes);
     this.bufStart = state.end;
+  }
+
+  private alloc(sizeBytes: number): Buffer {
+    return this.handle.directWrites ? this.handle.directWrites.alloc(sizeBytes) : Buffer.allocUnsafe(sizeBytes);
   }
 
   /**
@@ -95,7 +110,7 @@ export class SegmentWriter {
     if (len > this.remaining() + (h.type === RecordType.SEAL ? SEAL_RESERVE_BYTES : 0)) {
       throw new ChronoError('BAD_ARGUMENT', `record of ${len} bytes does not fit in segment ${this.state.id}`);
     }
-    if (this.bufLen + len > this.buf.length) this.startFlush(len);
+    if (this.bufLen + len > this.buf.length) this.startFlush(len, false);
     const at = this.bufLen;
     fill?.(this.buf, at + HEADER_BYTES);
     writeRecordHeader(this.buf, at, h);
@@ -161,7 +176,7 @@ export class SegmentWriter {
   async sync(opts: { syncPoint?: boolean } = {}): Promise<void> {
     this.usable();
     if (opts.syncPoint) this.appendSyncPoint();
-    this.startFlush(0);
+    this.startFlush(0, true);
     await this.created;
     await Promise.all(this.inFlight.map((f) => f.done));
     await this.guard(this.handle.syncAsync());
@@ -193,32 +208,57 @@ export class SegmentWriter {
 
   /** Closes the file once everything in flight has landed. */
   async close(): Promise<void> {
-    if (!this.failure) this.startFlush(0);
+    if (!this.failure) this.startFlush(0, true);
     await Promise.allSettled(this.inFlight.map((f) => f.done));
+    // Direct writes leave zeros to the page boundary; cut them (replay would cut them anyway,
+    // as a torn tail, after a crash).
+    if (this.align && !this.failure && this.handle.size() > this.state.end) this.handle.truncate(this.state.end);
     this.handle.close();
     this.failure ??= new ChronoError('CLOSED', `segment ${this.state.id} is closed`);
   }
 
-  /** Hands the filling buffer to the OS (threadpool) and starts a fresh one of at least minBytes. */
-  private startFlush(minBytes: number): void {
-    if (this.bufLen > 0) {
-      const f: InFlight = { start: this.bufStart, len: this.bufLen, buf: this.buf, done: Promise.resolve() };
-      // One write-out at a time, in order: parallel page-cache copies only fight the event loop
-      // (and the kernel's own copies) for the same cores, and in-order writes keep the unsynced
-      // tail a prefix after a process crash.
-      const previous = this.inFlight[this.inFlight.length - 1]?.done.catch(() => undefined);
-      f.done = this.guard((previous ?? Promise.resolve()).then(() => this.handle.writeAsync(f.buf, 0, f.len, f.start))).then(() => {
-        this.handle.startWriteback?.(f.start, f.len);
+  /**
+   * Hands the filling buffer to the OS (threadpool) and starts a fresh one with room for
+   * minBytes more. `all`: every byte, for a sync or close; otherwise, with direct writes, only
+   * whole pages go and the partial last page stays for the next buffer.
+   */
+  private startFlush(minBytes: number, all: boolean): void {
+    const a = this.align;
+    // Direct writes move whole pages: up to the last page boundary, or zero-padded past it for a
+    // sync (that partial page then stays at the front of the next buffer and is written again).
+    const dataLen = a && !all ? Math.floor(this.bufLen / a) * a : this.bufLen;
+    if (dataLen > this.written) {
+      const writeLen = a ? Math.ceil(dataLen / a) * a : dataLen;
+      const padded = writeLen > dataLen;
+      const keep = a ? this.bufLen - Math.floor(this.bufLen / a) * a : 0;
+      if (padded) this.buf.fill(0, dataLen, writeLen);
+      const f: InFlight = { start: this.bufStart, len: dataLen, buf: this.buf, padded, done: Promise.resolve() };
+      // Buffered writes go one at a time, in order: parallel page-cache copies only fight the
+      // event loop (and the kernel's own copies) for the same cores, and in-order writes keep the
+      // unsynced tail a prefix after a process crash. Direct writes are DMA and may overlap,
+      // except right after a padded one, whose last page they write again: that must land last.
+      const last = this.inFlight[this.inFlight.length - 1];
+      const previous = last && (!a || last.padded) ? last.done.catch(() => undefined) : undefined;
+      f.done = this.guard((previous ?? Promise.resolve()).then(() => this.handle.writeAsync(f.buf, 0, writeLen, f.start))).then(() => {
+        if (!a) this.handle.startWriteback?.(f.start, f.len);
         this.inFlight.splice(this.inFlight.indexOf(f), 1);
         if (f.buf.length === this.bufferBytes) this.spare.push(f.buf);
       });
       f.done.catch(() => undefined); // observed by sync/backpressure; never an unhandled rejection
       this.inFlight.push(f);
-      this.bufStart += this.bufLen;
-      this.bufLen = 0;
-      this.buf = this.spare.pop() ?? Buffer.allocUnsafe(this.bufferBytes);
+      const next = this.spare.pop() ?? this.alloc(this.bufferBytes);
+      this.buf.copy(next, 0, this.bufLen - keep, this.bufLen);
+      this.bufStart += this.bufLen - keep;
+      this.bufLen = keep;
+      this.written = padded ? keep : 0;
+      this.buf = next;
     }
-    if (minBytes > this.buf.length) this.buf = Buffer.allocUnsafe(minBytes);
+    if (this.bufLen + minBytes > this.buf.length) {
+      const bigger = this.alloc(this.bufLen + minBytes);
+      this.buf.copy(bigger, 0, 0, this.bufLen);
+      if (this.buf.length === this.bufferBytes) this.spare.push(this.buf);
+      this.buf = bigger;
+    }
   }
 
   private usable(): void {

@@ -39,6 +39,9 @@ export class FaultyFileSystem implements FileSystem {
       syncAsync: async () => (this.check('sync', path), h.syncAsync()),
       readAsync: async (b, o, l, p) => (this.check('read', path), h.readAsync(b, o, l, p)),
       prefetch: h.prefetch && ((p, l) => h.prefetch!(p, l)),
+      startWriteback: h.startWriteback && ((p, l) => h.startWriteback!(p, l)),
+      // Writes go to the inner handle, so its alignment rules hold here too.
+      directWrites: h.directWrites,
     };
   }
   exists(path: string): boolean {

@@ -30,9 +30,16 @@ export interface FileHandle {
    * finds little left to do. Promises nothing: durability still comes from sync.
    */
   startWriteback?(position: number, length: number): void;
+  /**
+   * Set when the file was opened for direct writes ('createNewDirect') and the OS took it:
+   * writes bypass the page cache, so their buffers (from `alloc`), positions and lengths must
+   * be multiples of alignBytes. Reads are unaffected.
+   */
+  directWrites?: { alignBytes: number; alloc(sizeBytes: number): Buffer };
 }
 
-export type OpenMode = 'read' | 'readWrite' | 'createNew';
+/** createNewDirect: createNew, with direct (O_DIRECT) writes where the OS supports them. */
+export type OpenMode = 'read' | 'readWrite' | 'createNew' | 'createNewDirect';
 
 export interface FileSystem {
   open(path: string, mode: OpenMode): FileHandle;

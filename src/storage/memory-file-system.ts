@@ -24,7 +24,7 @@ export class MemoryFileSystem implements FileSystem {
 
   open(path: string, mode: OpenMode): FileHandle {
     let f = this.files.get(path);
-    if (mode === 'createNew') {
+    if (mode === 'createNew' || mode === 'createNewDirect') {
       if (f) throw new ChronoError('IO', `exists: ${path}`, { path, errno: 'EEXIST' });
       if (!this.dirs.has(dirname(path))) throw enoent(dirname(path));
       f = { data: Buffer.alloc(0), size: 0, durable: Buffer.alloc(0) };

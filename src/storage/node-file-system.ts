@@ -4,12 +4,19 @@ import { nativeAddon, nativeEnabled } from '../util/native-addon';
 import { FileHandle, FileSystem, OpenMode } from './file-system';
 
 class NodeFileHandle implements FileHandle {
-  constructor(private readonly fd: number, private readonly path: string) {}
+  /** Reads go through the page cache: a direct-write handle reads through a second descriptor. */
+  private readonly readFd: number;
+  readonly directWrites?: { alignBytes: number; alloc(sizeBytes: number): Buffer };
+
+  constructor(private readonly fd: number, private readonly path: string, direct?: { readFd: number }) {
+    this.readFd = direct?.readFd ?? fd;
+    if (direct) this.directWrites = { alignBytes: DIRECT_ALIGN_BYTES, alloc: (n) => alignedBuffer!(Math.ceil(n / DIRECT_ALIGN_BYTES) * DIRECT_ALIGN_BYTES, DIRECT_ALIGN_BYTES) };
+  }
   read(buf: Buffer, bufOffset: number, length: number, position: number): number {
     let done = 0;
     try {
       while (done < length) {
-        const n = fs.readSync(this.fd, buf, bufOffset + done, length - done, position + done);
+        const n = fs.readSync(this.readFd, buf, bufOffset + done, length - done, position + done);
         if (n === 0) break;
         done += n;
       }
@@ -46,7 +53,7 @@ class NodeFileHandle implements FileHandle {
     return new Promise((resolve, reject) => {
       const step = (done: number) => {
         if (done === length) return resolve(done);
-        fs.read(this.fd, buf, bufOffset + done, length - done, position + done, (err, n) => (err ? reject(ioError('read', this.path, err)) : n === 0 ? resolve(done) : step(done + n)));
+        fs.read(this.readFd, buf, bufOffset + done, length - done, position + done, (err, n) => (err ? reject(ioError('read', this.path, err)) : n === 0 ? resolve(done) : step(done + n)));
       };
       step(0);
     });
@@ -68,7 +75,7 @@ class NodeFileHandle implements FileHandle {
     // Idempotent: a second close could otherwise close an unrelated file that reused the number.
     if (this.closed) return;
     this.closed = true;
-    if (this.background === 0) fs.closeSync(this.fd);
+    if (this.background === 0) this.closeFds();
   }
   startWriteback = writeBack
     ? (position: number, length: number): void => {
@@ -81,20 +88,24 @@ class NodeFileHandle implements FileHandle {
   /** Read-ahead and write-back hints still running on the threadpool: the descriptor stays open. */
   private background = 0;
   private readonly backgroundDone = () => {
-    if (--this.background === 0 && this.closed) fs.closeSync(this.fd);
+    if (--this.background === 0 && this.closed) this.closeFds();
   };
+  private closeFds(): void {
+    fs.closeSync(this.fd);
+    if (this.readFd !== this.fd) fs.closeSync(this.readFd);
+  }
   private static sink = Buffer.allocUnsafe(4 * 1024 * 1024);
   prefetch(position: number, length: number): void {
     if (this.closed) return;
     if (willNeed) {
       this.background++;
-      return willNeed(this.fd, position, length, this.backgroundDone);
+      return willNeed(this.readFd, position, length, this.backgroundDone);
     }
     // Async reads on the threadpool pull the range into the page cache; the bytes are dropped.
     const sink = NodeFileHandle.sink;
     for (let at = position; at < position + length; at += sink.length) {
       this.background++;
-      fs.read(this.fd, sink, 0, Math.min(sink.length, position + length - at), at, this.backgroundDone);
+      fs.read(this.readFd, sink, 0, Math.min(sink.length, position + length - at), at, this.backgroundDone);
     }
   }
 }
@@ -102,15 +113,37 @@ class NodeFileHandle implements FileHandle {
 const willNeed = nativeEnabled ? nativeAddon.willNeed : undefined;
 const writeBack = nativeEnabled ? nativeAddon.writeBack : undefined;
 
-const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx+' };
+const alignedBuffer = nativeEnabled ? nativeAddon.alignedBuffer : undefined;
+/** Alignment of direct writes: a page, which every device's logical block size divides. */
+const DIRECT_ALIGN_BYTES = 4096;
+
+const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx+', createNewDirect: 'wx+' };
 
 export class NodeFileSystem implements FileSystem {
   open(path: string, mode: OpenMode): FileHandle {
     try {
+      if (mode === 'createNewDirect' && alignedBuffer && process.env.CHRONOVOL_DIRECT_IO !== '0') {
+        const direct = this.openDirect(path);
+        if (direct) return direct;
+      }
       return new NodeFileHandle(fs.openSync(path, FLAGS[mode], 0o644), path);
     } catch (err) {
       throw ioError('open', path, err);
     }
+  }
+  /** O_DIRECT where the file system takes it (not tmpfs, for one); undefined otherwise. */
+  private openDirect(path: string): NodeFileHandle | undefined {
+    const c = fs.constants;
+    let fd: number;
+    try {
+      fd = fs.openSync(path, c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_DIRECT, 0o644);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      // Some file systems (tmpfs) create the file before they refuse O_DIRECT: remove it again.
+      if (fs.existsSync(path) && fs.statSync(path).size === 0) fs.unlinkSync(path);
+      return undefined;
+    }
+    return new NodeFileHandle(fd, path, { readFd: fs.openSync(path, 'r') });
   }
   exists(path: string): boolean {
     return fs.existsSync(path);

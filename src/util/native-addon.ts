@@ -14,6 +14,8 @@ export interface NativeAddon {
   willNeed?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
   /** sync_file_range(SYNC_FILE_RANGE_WRITE) on the threadpool; calls back with 0 or an errno. */
   writeBack?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
+  /** A Buffer whose memory is aligned to `align` bytes (for O_DIRECT). */
+  alignedBuffer?(sizeBytes: number, align: number): Buffer;
 }
 
 function load(): NativeAddon {

@@ -1,0 +1,36 @@
+/*
+ * Page-aligned buffers for O_DIRECT writes: the kernel requires the memory of a direct write to
+ * be aligned, and Node's allocator promises no more than 16 bytes. The memory is freed when
+ * the Buffer is garbage-collected.
+ */
+#include "addon.h"
+#include <stdlib.h>
+
+static void release(napi_env env, void *data, void *hint) { free(data); }
+
+/* alignedBuffer(size, align) -> Buffer */
+static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  double size, align;
+  void *p = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 2 || !num_arg(env, argv[0], &size) || !num_arg(env, argv[1], &align)) return NULL;
+  if (size < 1 || align < 8 || ((size_t)align & ((size_t)align - 1)) || posix_memalign(&p, (size_t)align, (size_t)size)) {
+    napi_throw_range_error(env, NULL, "alignedBuffer: bad size or alignment, or out of memory");
+    return NULL;
+  }
+  if (napi_create_external_buffer(env, (size_t)size, p, release, NULL, &out) != napi_ok) {
+    free(p);
+    napi_throw_error(env, NULL, "alignedBuffer: napi_create_external_buffer failed");
+    return NULL;
+  }
+  return out;
+}
+
+void register_aligned_buffer(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, 1, props);
+}
