@@ -1,12 +1,17 @@
 /*
  * Page-aligned buffers for O_DIRECT writes: the kernel requires the memory of a direct write to
  * be aligned, and Node's allocator promises no more than 16 bytes. The memory is freed when
- * the Buffer is garbage-collected.
+ * the Buffer is garbage-collected, and V8 is told of it meanwhile.
  */
 #include "addon.h"
 #include <stdlib.h>
 
-static void release(napi_env env, void *data, void *hint) { free(data); }
+/* The size rides in the hint, so V8's count of external memory can be given back. */
+static void release(napi_env env, void *data, void *hint) {
+  int64_t ignored;
+  napi_adjust_external_memory(env, -(int64_t)(uintptr_t)hint, &ignored);
+  free(data);
+}
 
 /* alignedBuffer(size, align) -> Buffer */
 static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
@@ -20,11 +25,14 @@ static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "alignedBuffer: bad size or alignment, or out of memory");
     return NULL;
   }
-  if (napi_create_external_buffer(env, (size_t)size, p, release, NULL, &out) != napi_ok) {
+  if (napi_create_external_buffer(env, (size_t)size, p, release, (void *)(uintptr_t)size, &out) != napi_ok) {
     free(p);
     napi_throw_error(env, NULL, "alignedBuffer: napi_create_external_buffer failed");
     return NULL;
   }
+  /* Counted as V8's own, so garbage collection runs as often as this memory calls for. */
+  int64_t ignored;
+  napi_adjust_external_memory(env, (int64_t)size, &ignored);
   return out;
 }
 
