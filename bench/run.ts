@@ -2,6 +2,7 @@
  * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
+import { crcEngine } from '../src/format/crc';
 import { benchIngest, benchWriteAmp } from './engine-ingest';
 import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
     { name: 'fuse', run: () => benchFuse() },
     { name: 'nbd', run: () => benchNbd() },
   ];
-  const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+  const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {
     if (only && !only.includes(s.name)) continue;
     process.stderr.write(`bench: ${s.name}...\n`);

@@ -1,3 +1,4 @@
+import { crcEngine } from '../format/crc';
 import { FILE_NAMES } from '../format/constants';
 import { CacheStats } from './block-reader';
 import { Core } from './core';
@@ -9,6 +10,8 @@ export interface VolumeStatus {
   log: { lastSeq: number; versions: number; events: number; bytesWritten: number; copyForwardBytes: number; copyForwardWriteAmp: number };
   index: { versions: number; runs: number; memtableVersions: number; runBytes: number; relocatedBlocks: number };
   cache: CacheStats;
+  /** Which CRC32C implementation checks the blocks: the native addon, or the fallback. */
+  crcEngine: string;
 }
 
 export async function volumeStatus(core: Core): Promise<VolumeStatus> {
@@ -41,5 +44,6 @@ export async function volumeStatus(core: Core): Promise<VolumeStatus> {
     },
     index: { versions: index.versionCount, runs: index.runCount, memtableVersions: index.memtableCount, runBytes: index.runBytes, relocatedBlocks: index.reloc.size },
     cache: core.reader.stats(),
+    crcEngine,
   };
 }

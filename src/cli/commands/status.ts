@@ -20,6 +20,7 @@ export function register(program: Command): void {
         `log         seq ${s.log.lastSeq}; ${s.log.versions} block versions; ${s.log.events} events; ${formatBytes(s.log.bytesWritten)} written`,
         `copy-fwd    ${formatBytes(s.log.copyForwardBytes)} copied forward; write amplification ${s.log.copyForwardWriteAmp.toFixed(3)}`,
         `index       ${s.index.versions} versions in ${s.index.runs} runs + ${s.index.memtableVersions} in memory; ${s.index.relocatedBlocks} live blocks relocated`,
+        `checksums   CRC32C by ${s.crcEngine}`,
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });
