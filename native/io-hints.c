@@ -60,10 +60,20 @@ static napi_value queue_hint(napi_env env, napi_callback_info info, int write_ba
   a->fd = (int)fd;
   a->pos = (off_t)pos;
   a->len = (off_t)len;
-  CHECK(napi_create_reference(env, argv[3], 1, &a->callback));
-  CHECK(napi_create_string_utf8(env, write_back ? "chronovol:writeBack" : "chronovol:willNeed", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, execute, complete, a, &a->work));
-  CHECK(napi_queue_async_work(env, a->work));
+  if (napi_create_reference(env, argv[3], 1, &a->callback) != napi_ok) {
+    free(a);
+    napi_throw_error(env, NULL, "chronovol-native: could not keep the callback");
+    return NULL;
+  }
+  if (napi_create_string_utf8(env, write_back ? "chronovol:writeBack" : "chronovol:willNeed", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, execute, complete, a, &a->work) != napi_ok ||
+      napi_queue_async_work(env, a->work) != napi_ok) {
+    if (a->work) napi_delete_async_work(env, a->work);
+    napi_delete_reference(env, a->callback); /* nothing was queued: complete() will not run */
+    free(a);
+    napi_throw_error(env, NULL, "chronovol-native: could not queue the hint");
+    return NULL;
+  }
   return NULL;
 }
 

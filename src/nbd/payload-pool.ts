@@ -18,12 +18,12 @@ export class PayloadPool {
   }
 
   release(b: Buffer): void {
-    const whole = Buffer.from(b.buffer, b.byteOffset, b.buffer.byteLength - b.byteOffset);
-    const cap = whole.length;
+    // Only whole buffers this pool made: they start their memory and have a size class's length.
+    const cap = b.buffer.byteLength;
     if (b.byteOffset !== 0 || cap !== capacity(cap) || this.pooledBytes + cap > this.maxPooledBytes) return;
     let list = this.free.get(cap);
     if (!list) this.free.set(cap, (list = []));
-    list.push(whole);
+    list.push(Buffer.from(b.buffer, 0, cap));
     this.pooledBytes += cap;
   }
 }

@@ -230,7 +230,7 @@ export class SegmentWriter {
     if (dataLen > this.written) {
       const writeLen = a ? Math.ceil(dataLen / a) * a : dataLen;
       const padded = writeLen > dataLen;
-      const keep = a ? this.bufLen - Math.floor(this.bufLen / a) * a : 0;
+      const keep = a ? this.bufLen % a : 0;
       if (padded) this.buf.fill(0, dataLen, writeLen);
       const f: InFlight = { start: this.bufStart, len: dataLen, buf: this.buf, padded, done: Promise.resolve() };
       // Buffered writes go one at a time, in order: parallel page-cache copies only fight the

@@ -143,7 +143,12 @@ export class NodeFileSystem implements FileSystem {
       if (fs.existsSync(path) && fs.statSync(path).size === 0) fs.unlinkSync(path);
       return undefined;
     }
-    return new NodeFileHandle(fd, path, { readFd: fs.openSync(path, 'r') });
+    try {
+      return new NodeFileHandle(fd, path, { readFd: fs.openSync(path, 'r') });
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
   }
   exists(path: string): boolean {
     return fs.existsSync(path);
