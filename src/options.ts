@@ -20,6 +20,8 @@ export const DEFAULTS = {
   writeBehindBytes: 8 * 1024 * 1024,
   /** Block data in one record at most (a quarter segment at most, so copy-forward always fits). */
   maxRecordDataBytes: 1024 * 1024,
+  /** Log sealed between index checkpoints: the most a replay after a crash has to read. */
+  checkpointIntervalBytes: 512 * 1024 * 1024,
   /** Memtable versions before a checkpoint is forced between seals. */
   memtableMaxVersions: 1 << 20,
   blockCacheBytes: 64 * 1024 * 1024,

@@ -138,8 +138,11 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         if (!h) return cb(Fuse.EBADF);
         if (!h.writable) return cb(Fuse.EROFS);
         if (pos + len > size) return cb(Fuse.EFBIG);
-        // Appended straight from the request buffer, which stays valid until cb (timeout is off).
-        volume.write(pos, buf.subarray(0, len)).then(
+        // Appended straight from the request buffer, which stays valid until cb (timeout is off);
+        // at once when nothing needs waiting for, which is nearly always (see tryWriteSync).
+        const data = buf.subarray(0, len);
+        if (volume.tryWriteSync(pos, data)) return cb(len);
+        volume.write(pos, data).then(
           () => cb(len),
           (err: Error) => {
             o.log.error({ pos, len, err: err.message }, 'write failed');

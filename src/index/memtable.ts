@@ -1,3 +1,4 @@
+import { BlockMap } from './block-map';
 import { Location, SortedRun } from './sorted-run';
 
 /**
@@ -5,15 +6,27 @@ import { Location, SortedRun } from './sorted-run';
  * cheap while the table is small; `freeze` turns it into a sorted run without a comparison sort.
  */
 export class Memtable {
-  private blocks = new Float64Array(1024);
-  private seqs = new Float64Array(1024);
-  private segs = new Uint32Array(1024);
-  private offs = new Uint32Array(1024);
-  private prev = new Int32Array(1024);
-  private readonly head = new Map<number, number>();
+  private blocks: Float64Array;
+  private seqs: Float64Array;
+  private segs: Uint32Array;
+  private offs: Uint32Array;
+  private prev: Int32Array;
+  /** block → index of its newest version; versions chain to older ones through `prev`. */
+  private readonly head: BlockMap;
   private n = 0;
   firstSeq = -1;
   lastSeq = -1;
+
+  /** `expectedVersions`: sized up front (the last memtable's count), so adds rarely grow it. */
+  constructor(expectedVersions = 1024) {
+    const n = Math.max(1024, expectedVersions);
+    this.blocks = new Float64Array(n);
+    this.seqs = new Float64Array(n);
+    this.segs = new Uint32Array(n);
+    this.offs = new Uint32Array(n);
+    this.prev = new Int32Array(n);
+    this.head = new BlockMap(n);
+  }
 
   get count(): number {
     return this.n;
@@ -26,14 +39,13 @@ export class Memtable {
     this.seqs[i] = seq;
     this.segs[i] = segment;
     this.offs[i] = offset;
-    this.prev[i] = this.head.get(block) ?? -1;
-    this.head.set(block, i);
+    this.prev[i] = this.head.swap(block, i, -1);
     if (this.firstSeq < 0) this.firstSeq = seq;
     this.lastSeq = seq;
   }
 
   floor(block: number, seqLimit: number): Location | undefined {
-    for (let i = this.head.get(block) ?? -1; i >= 0; i = this.prev[i]) {
+    for (let i = this.head.get(block, -1); i >= 0; i = this.prev[i]) {
       if (this.seqs[i] <= seqLimit) return { seq: this.seqs[i], segment: this.segs[i], offset: this.offs[i] };
     }
     return undefined;
@@ -41,9 +53,13 @@ export class Memtable {
 
   freeze(): SortedRun {
     // Blocks first written in ascending order (sequential ingest) are already sorted: skip the sort.
-    const keys = Float64Array.from(this.head.keys());
+    const keys = this.head.keys().slice();
     let sorted = true;
     for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1] < keys[i];
+    if (sorted && keys.length === this.n) {
+      // Every block once, in ascending order (a sequential fill): arrival order is run order.
+      return new SortedRun(this.blocks.slice(0, this.n), this.seqs.slice(0, this.n), this.segs.slice(0, this.n), this.offs.slice(0, this.n), this.firstSeq, this.lastSeq);
+    }
     if (!sorted) keys.sort();
     const blocks = new Float64Array(this.n);
     const seqs = new Float64Array(this.n);
@@ -52,10 +68,10 @@ export class Memtable {
     let end = 0;
     for (const block of keys) {
       let len = 0;
-      for (let i = this.head.get(block)!; i >= 0; i = this.prev[i]) len++;
+      for (let i = this.head.get(block, -1); i >= 0; i = this.prev[i]) len++;
       // Chains run newest first: fill this block's slice from its end.
       let k = end + len - 1;
-      for (let i = this.head.get(block)!; i >= 0; i = this.prev[i], k--) {
+      for (let i = this.head.get(block, -1); i >= 0; i = this.prev[i], k--) {
         blocks[k] = block;
         seqs[k] = this.seqs[i];
         segs[k] = this.segs[i];

@@ -82,24 +82,51 @@ export class SortedRun {
     return { seq: this.seqs[i], segment: this.segs[i], offset: this.offs[i] };
   }
 
+  /**
+   * Merges two runs whose seq ranges do not overlap. Stretches that come wholly from one side
+   * (sequential writes make long ones) are found by galloping and copied in bulk; the merge of
+   * two runs of distinct block ranges is four memcpys.
+   */
   static merge(older: SortedRun, newer: SortedRun): SortedRun {
     const n = older.count + newer.count;
     const blocks = new Float64Array(n);
     const seqs = new Float64Array(n);
     const segs = new Uint32Array(n);
     const offs = new Uint32Array(n);
+    const take = (src: SortedRun, from: number, to: number, at: number) => {
+      if (to - from < 16) {
+        for (let x = from; x < to; x++, at++) {
+          blocks[at] = src.blocks[x];
+          seqs[at] = src.seqs[x];
+          segs[at] = src.segs[x];
+          offs[at] = src.offs[x];
+        }
+        return;
+      }
+      blocks.set(src.blocks.subarray(from, to), at);
+      seqs.set(src.seqs.subarray(from, to), at);
+      segs.set(src.segs.subarray(from, to), at);
+      offs.set(src.offs.subarray(from, to), at);
+    };
     let i = 0;
     let j = 0;
-    for (let k = 0; k < n; k++) {
+    let k = 0;
+    while (i < older.count && j < newer.count) {
       // Same block: the older run's seqs are all smaller, so it goes first.
-      const takeOlder = j >= newer.count || (i < older.count && older.blocks[i] <= newer.blocks[j]);
-      const src = takeOlder ? older : newer;
-      const at = takeOlder ? i++ : j++;
-      blocks[k] = src.blocks[at];
-      seqs[k] = src.seqs[at];
-      segs[k] = src.segs[at];
-      offs[k] = src.offs[at];
+      if (older.blocks[i] <= newer.blocks[j]) {
+        const e = gallop(older.blocks, i, older.count, (b) => b <= newer.blocks[j]);
+        take(older, i, e, k);
+        k += e - i;
+        i = e;
+      } else {
+        const e = gallop(newer.blocks, j, newer.count, (b) => b < older.blocks[i]);
+        take(newer, j, e, k);
+        k += e - j;
+        j = e;
+      }
     }
+    take(older, i, older.count, k);
+    take(newer, j, newer.count, k + older.count - i);
     const times = new Float64Array(older.times.length + newer.times.length);
     times.set(older.times);
     times.set(newer.times, older.times.length);
@@ -108,4 +135,24 @@ export class SortedRun {
     timeSeqs.set(newer.timeSeqs, older.timeSeqs.length);
     return new SortedRun(blocks, seqs, segs, offs, older.firstSeq, newer.lastSeq, times, timeSeqs);
   }
+}
+
+/**
+ * The end of the stretch from `from` (whose first element qualifies) over which `ok` holds, in
+ * an ascending array: steps 1, 2, 4, ... then a binary search, so a short stretch costs little.
+ */
+function gallop(a: Float64Array, from: number, end: number, ok: (b: number) => boolean): number {
+  let lo = from; // a[lo] qualifies
+  let step = 1;
+  while (lo + step < end && ok(a[lo + step])) {
+    lo += step;
+    step *= 2;
+  }
+  let hi = Math.min(end, lo + step); // a[hi] does not qualify, or hi is the end
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (ok(a[mid])) lo = mid;
+    else hi = mid;
+  }
+  return lo + 1;
 }

@@ -44,7 +44,7 @@ export class VersionIndex {
 
   add(block: number, seq: number, segment: number, offset: number): void {
     this.mem.add(block, seq, segment, offset);
-    this.reloc.delete(block);
+    if (this.reloc.size) this.reloc.delete(block); // the check: a Map lookup per written block adds up
   }
 
   /** Notes a record's time in the time table: once per record, not per block. */
@@ -108,7 +108,8 @@ export class VersionIndex {
     const seqs = [frozen.firstSeq, frozen.lastSeq, t.seqs[0] ?? -1, t.seqs[t.seqs.length - 1] ?? -1].filter((x) => x >= 0);
     this.runs.push(new SortedRun(frozen.blocks, frozen.seqs, frozen.segs, frozen.offs, Math.min(...seqs), Math.max(...seqs), t.times, t.seqs));
     if (t.seqs.length) this.timesPersistedSeq = t.seqs[t.seqs.length - 1];
-    this.mem = new Memtable();
+    // Sized for what the last one held, so adds rarely stop to grow it.
+    this.mem = new Memtable(frozen.count);
   }
 
   /** Freeze, then persist: for callers with nothing in flight (recovery, tools). */
@@ -118,25 +119,26 @@ export class VersionIndex {
   }
 
   /**
-   * Writes frozen runs, compacts, then durably points the manifest at them. The caller makes
-   * sure the log up to body.covered is durable first, and runs one persist at a time (the
-   * Checkpointer does). File writes and fsyncs go to the threadpool; lookups meanwhile see the
-   * runs as they were, and each merge replaces its two inputs in one tick.
+   * Compacts the frozen runs, writes the new ones, then durably points the manifest at them.
+   * The caller makes sure the log up to body.covered is durable first, and runs one persist at a
+   * time (the Checkpointer does). It works on the runs frozen so far: a freeze meanwhile appends
+   * a run after them, which the next persist takes. Merges happen in memory, in one tick each
+   * (lookups see the two inputs or the result, never a mix), before any file is written, so
+   * several frozen runs reach the disk as one file; writes and fsyncs go to the threadpool.
    */
   async persist(body: Omit<ManifestBody, 'runs'>): Promise<void> {
     this.fs.mkdirp(this.dir);
     const obsolete: string[] = [];
-    for (const run of this.runs.slice()) if (!run.fileName) await this.writeRun(run);
+    let m = this.runs.length;
     // Size-tiered: merge while the older neighbour is not much bigger, keeping few runs.
-    for (let n = this.runs.length; n >= 2 && this.runs[n - 2].count <= 2 * this.runs[n - 1].count; n = this.runs.length) {
-      const [older, newer] = [this.runs[n - 2], this.runs[n - 1]];
-      const merged = SortedRun.merge(older, newer);
-      await this.writeRun(merged);
-      if (this.runs[n - 2] !== older || this.runs[n - 1] !== newer) throw new Error('index runs changed during a persist: persists must not overlap');
-      this.runs.splice(n - 2, 2, merged);
-      obsolete.push(older.fileName!, newer.fileName!);
+    for (; m >= 2 && this.runs[m - 2].count <= 2 * this.runs[m - 1].count; m--) {
+      const [older, newer] = [this.runs[m - 2], this.runs[m - 1]];
+      this.runs.splice(m - 2, 2, SortedRun.merge(older, newer));
+      for (const r of [older, newer]) if (r.fileName) obsolete.push(r.fileName);
     }
-    await writeFileDurableAsync(this.fs, path.join(this.dir, FILE_NAMES.manifest), encodeManifest({ ...body, runs: this.runs.map((r) => r.fileName!) }));
+    const persisted = this.runs.slice(0, m);
+    for (const run of persisted) if (!run.fileName) await this.writeRun(run);
+    await writeFileDurableAsync(this.fs, path.join(this.dir, FILE_NAMES.manifest), encodeManifest({ ...body, runs: persisted.map((r) => r.fileName!) }));
     for (const name of obsolete) this.fs.remove(path.join(this.dir, name));
     this.coveredSegment = body.covered.segment;
   }

@@ -4,6 +4,7 @@ import { SegmentFlags, parseSegmentFileName, segmentFileName } from '../format/c
 import { unpackUnits } from '../format/crc';
 import { FileHandle, FileSystem } from '../storage/file-system';
 import { ByteSource } from './segment-scanner';
+import { BufferPool } from './buffer-pool';
 import { SegmentWriter, SegmentWriterState } from './segment-writer';
 
 export interface SegmentSetOptions {
@@ -27,7 +28,12 @@ export class SegmentSet {
   /** A sealed segment that failed to become durable poisons the set. */
   private failure?: unknown;
 
-  constructor(private readonly fs: FileSystem, private readonly dir: string, private readonly opts: SegmentSetOptions) {}
+  /** Shared by every segment this set writes, so a new segment starts with warm buffers. */
+  private readonly buffers: BufferPool;
+
+  constructor(private readonly fs: FileSystem, private readonly dir: string, private readonly opts: SegmentSetOptions) {
+    this.buffers = new BufferPool(opts.writeBufferBytes);
+  }
 
   static listIds(fs: FileSystem, dir: string): number[] {
     return fs.list(dir).map(parseSegmentFileName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
@@ -56,14 +62,14 @@ export class SegmentSet {
   startCurrent(id: number, firstSeq: number): void {
     const h = this.fs.open(this.pathOf(id), 'createNewDirect');
     const header = encodeSegmentHeader({ flags: SegmentFlags.syncPoints, volumeId: this.opts.volumeId, segmentId: id, firstSeq, createdMs: Date.now() });
-    this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.opts.writeBufferBytes, this.fs.syncDirAsync(this.dir));
+    this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.buffers, this.fs.syncDirAsync(this.dir));
   }
 
   resumeCurrent(state: SegmentWriterState): void {
     const h = this.fs.open(this.pathOf(state.id), 'readWrite');
     h.truncate(state.end); // cut a torn tail
     h.sync();
-    this.current = new SegmentWriter(h, this.opts.segmentSizeBytes, this.opts.writeBufferBytes, state);
+    this.current = new SegmentWriter(h, this.opts.segmentSizeBytes, this.buffers, state);
   }
 
   /**

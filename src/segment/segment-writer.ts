@@ -1,8 +1,9 @@
 import { ChronoError } from '../errors';
 import { RecordType, SEAL_PAYLOAD, SEGMENT_HEADER, SYNC_PAYLOAD } from '../format/constants';
-import { crc32c, packUnits } from '../format/crc';
+import { copyUnits, crc32c, fillUnitCrcs } from '../format/crc';
 import { HEADER_BYTES, RecordHeader, encodeSealPayload, encodeSyncPayload, unitBytes, writeRecordHeader } from '../format/record';
 import { FileHandle } from '../storage/file-system';
+import { BufferPool } from './buffer-pool';
 
 /** Room always kept for the SEAL record, so a full segment can still be sealed. */
 export const SEAL_RESERVE_BYTES = HEADER_BYTES + SEAL_PAYLOAD.lengthBytes;
@@ -37,7 +38,6 @@ export class SegmentWriter {
   private bufStart: number;
   private bufLen = 0;
   private readonly inFlight: InFlight[] = [];
-  private readonly spare: Buffer[] = [];
   private failure?: ChronoError;
   private sealed = false;
   /**
@@ -52,11 +52,11 @@ export class SegmentWriter {
   constructor(
     private readonly handle: FileHandle,
     private readonly segmentSizeBytes: number,
-    private readonly bufferBytes: number,
+    private readonly buffers: BufferPool,
     private state: SegmentWriterState,
   ) {
     this.align = handle.directWrites?.alignBytes ?? 0;
-    this.buf = this.alloc(bufferBytes);
+    this.buf = this.take();
     this.bufStart = state.end;
   }
 
@@ -64,13 +64,17 @@ export class SegmentWriter {
     return this.handle.directWrites ? this.handle.directWrites.alloc(sizeBytes) : Buffer.allocUnsafe(sizeBytes);
   }
 
+  private take(): Buffer {
+    return this.buffers.take(this.align, (n) => this.alloc(n));
+  }
+
   /**
    * Starts a new segment file. The header goes out with the first records, and `created` (the
    * directory entry's fsync) is awaited by every sync(): nothing is durable before the file is.
    * Neither waits here, so starting a segment never stalls the event loop on the disk.
    */
-  static start(handle: FileHandle, header: Buffer, id: number, firstSeq: number, segmentSizeBytes: number, bufferBytes: number, created: Promise<void>): SegmentWriter {
-    const w = new SegmentWriter(handle, segmentSizeBytes, bufferBytes, { id, end: 0, recordCount: 0, bodyCrc: 0, lastSeq: firstSeq - 1, syncPoints: true });
+  static start(handle: FileHandle, header: Buffer, id: number, firstSeq: number, segmentSizeBytes: number, buffers: BufferPool, created: Promise<void>): SegmentWriter {
+    const w = new SegmentWriter(handle, segmentSizeBytes, buffers, { id, end: 0, recordCount: 0, bodyCrc: 0, lastSeq: firstSeq - 1, syncPoints: true });
     header.copy(w.buf, 0);
     w.bufLen = header.length;
     w.state.end = SEGMENT_HEADER.lengthBytes;
@@ -124,15 +128,47 @@ export class SegmentWriter {
     return offset;
   }
 
-  /** Appends block data as per-block (crc32c, data) units. */
+  /**
+   * Appends block data as per-block (crc32c, data) units. Only the data is copied now; the CRCs
+   * are filled in just after (see fillCrcs), so a request can be answered as soon as its bytes
+   * are ours.
+   */
   appendBlocks(h: Omit<RecordHeader, 'payloadLength'>, data: Buffer, dataOffset: number, blockSizeBytes: number): number {
     const unit = unitBytes(blockSizeBytes);
-    return this.append({ ...h, payloadLength: h.blockCount * unit }, (buf, at) => packUnits(data, dataOffset, blockSizeBytes, h.blockCount, buf, at));
+    return this.append({ ...h, payloadLength: h.blockCount * unit }, (buf, at) => {
+      copyUnits(data, dataOffset, blockSizeBytes, h.blockCount, buf, at);
+      this.unfilled.push(at, h.blockCount, blockSizeBytes);
+      if (!this.fillScheduled) {
+        this.fillScheduled = true;
+        setImmediate(() => {
+          this.fillScheduled = false;
+          this.fillCrcs();
+        });
+      }
+    });
+  }
+
+  /**
+   * Units in the filling buffer whose CRCs are not computed yet, as (offset in buf, count, block
+   * size) triples. Checksumming a 128 KiB write took about a third of a FUSE write's handling,
+   * and the kernel waits for the answer: so the data is copied, the request answered, and the
+   * CRCs computed in the next check phase, over the copy, which is in cache by then. Everything
+   * that reads the buffer or hands it on (read, startFlush, close) fills them first, so no
+   * unfilled unit is ever seen or written out.
+   */
+  private readonly unfilled: number[] = [];
+  private fillScheduled = false;
+
+  private fillCrcs(): void {
+    const u = this.unfilled;
+    for (let i = 0; i < u.length; i += 3) fillUnitCrcs(this.buf, u[i], u[i + 2], u[i + 1]);
+    u.length = 0;
   }
 
   /** Reads bytes appended so far, wherever they are: the file, a buffer in flight, or the one filling. */
   read(out: Buffer, outOffset: number, length: number, position: number): number {
     this.usable();
+    this.fillCrcs();
     const end = Math.min(position + length, this.state.end);
     let at = position;
     while (at < end) {
@@ -208,6 +244,7 @@ export class SegmentWriter {
 
   /** Closes the file once everything in flight has landed. */
   async close(): Promise<void> {
+    this.fillCrcs(); // before the buffer can go back to the pool, even after a failure
     if (!this.failure) this.startFlush(0, true);
     await Promise.allSettled(this.inFlight.map((f) => f.done));
     // Direct writes leave zeros to the page boundary; cut them (replay would cut them anyway,
@@ -215,6 +252,8 @@ export class SegmentWriter {
     if (this.align && !this.failure && this.handle.size() > this.state.end) this.handle.truncate(this.state.end);
     this.handle.close();
     this.failure ??= new ChronoError('CLOSED', `segment ${this.state.id} is closed`);
+    // No read can reach the buffer now (every call checks `failure`), so the next segment may have it.
+    this.buffers.give(this.align, this.buf);
   }
 
   /**
@@ -223,6 +262,7 @@ export class SegmentWriter {
    * whole pages go and the partial last page stays for the next buffer.
    */
   private startFlush(minBytes: number, all: boolean): void {
+    this.fillCrcs();
     const a = this.align;
     // Direct writes move whole pages: up to the last page boundary, or zero-padded past it for a
     // sync (that partial page then stays at the front of the next buffer and is written again).
@@ -242,11 +282,11 @@ export class SegmentWriter {
       f.done = this.guard((previous ?? Promise.resolve()).then(() => this.handle.writeAsync(f.buf, 0, writeLen, f.start))).then(() => {
         if (!a) this.handle.startWriteback?.(f.start, f.len);
         this.inFlight.splice(this.inFlight.indexOf(f), 1);
-        if (f.buf.length === this.bufferBytes) this.spare.push(f.buf);
+        this.buffers.give(this.align, f.buf);
       });
       f.done.catch(() => undefined); // observed by sync/backpressure; never an unhandled rejection
       this.inFlight.push(f);
-      const next = this.spare.pop() ?? this.alloc(this.bufferBytes);
+      const next = this.take();
       this.buf.copy(next, 0, this.bufLen - keep, this.bufLen);
       this.bufStart += this.bufLen - keep;
       this.bufLen = keep;
@@ -256,7 +296,7 @@ export class SegmentWriter {
     if (this.bufLen + minBytes > this.buf.length) {
       const bigger = this.alloc(this.bufLen + minBytes);
       this.buf.copy(bigger, 0, 0, this.bufLen);
-      if (this.buf.length === this.bufferBytes) this.spare.push(this.buf);
+      this.buffers.give(this.align, this.buf);
       this.buf = bigger;
     }
   }

@@ -23,14 +23,15 @@ export async function ensureSpace(core: Core, bytes: number): Promise<void> {
 }
 
 /**
- * Seals the current segment and starts the next. The sealed one becomes durable and the index
- * is checkpointed over it in the background: the write path does not wait for the disk here.
+ * Seals the current segment and starts the next. The sealed one becomes durable in the
+ * background, and a checkpoint follows every so often: the write path does not wait for the disk.
  */
 export function rollover(core: Core): void {
   const next = core.segments.current.id + 1;
+  const sealedBytes = core.segments.current.end;
   core.segments.sealCurrent();
   core.segments.startCurrent(next, core.nextSeq);
-  core.checkpointer.request();
+  core.checkpointer.noteSealed(sealedBytes);
 }
 
 /** Evicts oldest segments until the working set is K again; retries earlier failures first. */

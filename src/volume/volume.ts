@@ -52,6 +52,8 @@ export interface OpenOptions {
  */
 export class Volume {
   private serial: Promise<unknown> = Promise.resolve();
+  /** Mutations queued or running: a synchronous write may only go when none is. */
+  private mutations = 0;
   private failure?: ChronoError;
   private closed = false;
   private readonly writer: VolumeWriter;
@@ -190,6 +192,23 @@ export class Volume {
     return this.mutate(() => this.writer.write(offset, data));
   }
 
+  /**
+   * Does the whole write now, without a promise, when it needs nothing waited for (see
+   * VolumeWriter.tryWriteSync) and no other mutation is queued; false means use write(). Once it
+   * returns true the write is done in the same sense as write()'s promise resolving.
+   */
+  tryWriteSync(offset: number, data: Buffer): boolean {
+    this.open();
+    this.checkRange(offset, data.length);
+    if (this.mutations > 0 || this.failure) return false;
+    try {
+      return this.writer.tryWriteSync(offset, data);
+    } catch (err) {
+      this.noteFailure(err);
+      throw err;
+    }
+  }
+
   /** Zeros a range; `trim` records it as discarded (reads still return zeros). */
   async writeZeroes(offset: number, length: number, trim = false): Promise<void> {
     this.checkRange(offset, length);
@@ -260,16 +279,24 @@ export class Volume {
   private mutate<T>(op: () => Promise<T>): Promise<T> {
     this.open();
     const run = async (): Promise<T> => {
-      if (this.failure) throw new ChronoError('WRITER_FAILED', `volume stopped accepting writes after an I/O error: ${this.failure.message}; close and reopen it`, {}, this.failure);
       try {
+        if (this.failure) throw new ChronoError('WRITER_FAILED', `volume stopped accepting writes after an I/O error: ${this.failure.message}; close and reopen it`, {}, this.failure);
         return await op();
       } catch (err) {
-        if (isChronoError(err, 'IO') || isChronoError(err, 'WRITER_FAILED')) this.failure = err;
+        this.noteFailure(err);
         throw err;
+      } finally {
+        this.mutations--;
       }
     };
+    this.mutations++;
     const p = this.serial.then(run, run);
     this.serial = p.catch(() => undefined);
     return p;
+  }
+
+  /** What reached the disk after an I/O error is unknown: refuse further writes rather than guess. */
+  private noteFailure(err: unknown): void {
+    if (!this.failure && (isChronoError(err, 'IO') || isChronoError(err, 'WRITER_FAILED'))) this.failure = err;
   }
 }
