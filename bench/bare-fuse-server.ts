@@ -1,12 +1,16 @@
 /**
  * The baseline for the FUSE ratios: bare fuse-native with the same mount options as chronovol's
  * mount, serving /file from memory and a no-op /sink. Prints "ready" when mounted. With a third
- * argument it also sets the mount's kernel read-ahead, as chronovol's daemon does.
+ * argument (other than 0) it also sets the mount's kernel read-ahead, and with a fourth, `place`,
+ * it places its FUSE threads as chronovol's daemon does (src/fuse/thread-placement.ts).
  */
 import Fuse from 'fuse-native';
+import pino from 'pino';
 import { setReadAhead } from '../src/fuse/read-ahead';
+import { FuseThreads, PlacementPolicy } from '../src/fuse/thread-placement';
 
-const [mnt, sizeArg, readAheadArg] = process.argv.slice(2);
+const [mnt, sizeArg, readAheadArg, placeArg] = process.argv.slice(2);
+let policy: PlacementPolicy | undefined;
 const size = Number(sizeArg);
 const data = Buffer.alloc(size, 0x5a);
 const t = new Date();
@@ -35,11 +39,13 @@ const fuse = new BigWritesFuse(mnt, {
     cb(0);
   },
   read(path, fd, buf, len, pos, cb) {
+    policy?.onRequest(true);
     const n = Math.max(0, Math.min(len, size - pos));
     data.copy(buf, 0, pos, pos + n);
     cb(n);
   },
   write(path, fd, buf, len, pos, cb) {
+    policy?.onRequest(false);
     cb(len);
   },
   flush(path, fd, cb) {
@@ -53,9 +59,10 @@ const fuse = new BigWritesFuse(mnt, {
   },
 }, { timeout: false, maxRead: 131072, fsname: 'bare' });
 
-fuse.mount((err) => {
-  if (err) throw err;
-  if (readAheadArg) setReadAhead(mnt, Number(readAheadArg));
+const mount = () => new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+void FuseThreads.mount(placeArg === 'place' ? 'auto' : 'off', mount, pino({ level: 'warn' })).then((threads) => {
+  if (threads) policy = new PlacementPolicy(threads);
+  if (readAheadArg && readAheadArg !== '0') setReadAhead(mnt, Number(readAheadArg));
   process.stdout.write('ready\n');
 });
 const keep = setInterval(() => undefined, 1 << 30);

@@ -52,9 +52,10 @@ function randomReads(file: string, sizeBytes: number, count: number): { iops: nu
  * - a past image read with dd bs=1M, page cache dropped before each read (scans bypass our block
  *   cache), vs bare fuse-native reading an in-memory file: as shipped, and with the kernel
  *   read-ahead chronovol's daemon sets on its own mount; then the same with the page cache warm;
- * - the live image written with dd bs=1M conv=fsync, each round at a fresh offset of an 8 GiB
- *   volume so no round pays for turnover, vs bare fuse-native's no-op sink, and vs the same dd
- *   into a plain file on the disk under the volume;
+ * - the live image written with dd bs=1M conv=fsync, round after round across an 8 GiB volume
+ *   (nine rounds write 9 GiB, inside its 16 GiB working set: no round pays for turnover), vs bare fuse-native's no-op sink (as shipped, and with
+ *   its FUSE threads placed as ours are), and vs the same dd into a plain file on the disk under
+ *   the volume;
  * - random 4 KiB reads of a past image with our block cache warm.
  */
 export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
@@ -66,6 +67,10 @@ export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
   const bareRaMnt = path.join(root, 'bare-ra');
   fs.mkdirSync(bareRaMnt);
   const bareRa = await startUntil(process.execPath, [path.join(__dirname, 'bare-fuse-server.js'), bareRaMnt, String(sizeBytes), String(DEFAULTS.fuseReadAheadBytes)], 'ready');
+  // The same, with its FUSE threads placed as chronovol's daemon places its own during writes.
+  const barePlacedMnt = path.join(root, 'bare-placed');
+  fs.mkdirSync(barePlacedMnt);
+  const barePlaced = await startUntil(process.execPath, [path.join(__dirname, 'bare-fuse-server.js'), barePlacedMnt, String(sizeBytes), '0', 'place'], 'ready');
   const daemons: ChildProcess[] = [];
   try {
     // History to read: an image written once, an event taken.
@@ -91,8 +96,9 @@ export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
       settle();
       return f();
     };
-    const ourWrite = settled(() => dd([`if=${src}`, `of=${path.join(wmnt, 'live/volume.img')}`, 'bs=1M', count, `seek=${(round++) * (sizeBytes / MiB)}`, 'conv=notrunc,fsync']));
+    const ourWrite = settled(() => dd([`if=${src}`, `of=${path.join(wmnt, 'live/volume.img')}`, 'bs=1M', count, `seek=${((round++) % 8) * (sizeBytes / MiB)}`, 'conv=notrunc,fsync']));
     const writes = await paired(3, settled(() => dd([`if=${src}`, `of=${path.join(bareMnt, 'sink')}`, 'bs=1M', count, 'conv=notrunc,fsync'])), ourWrite);
+    const placedWrites = await paired(3, settled(() => dd([`if=${src}`, `of=${path.join(barePlacedMnt, 'sink')}`, 'bs=1M', count, 'conv=notrunc,fsync'])), ourWrite);
     // The disk's own ceiling for the same copy: a plain file on the disk under the volume.
     const plain = path.join(root, 'plain');
     const diskWrites = await paired(3, settled(() => {
@@ -131,14 +137,16 @@ export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
         `FUSE past-image sequential read, page cache warm: ${mbs(warmReads.ours)} vs ${mbs(warmReads.baseline)}  ratio ${warmReads.ratio.toFixed(3)} (median of ${med(warmReads)})`,
         `disk ceiling: a plain file on the same disk read cold ${mbs(diskRead)}`,
         `FUSE live-image sequential write (dd bs=1M conv=fsync): ${mbs(writes.ours)} vs bare no-op sink ${mbs(writes.baseline)}  ratio ${writes.ratio.toFixed(3)} (median of ${med(writes)}; target >= 0.8); kernel write requests up to ${wstatus.fuseRequests.maxWriteBytes} B`,
+        `FUSE live-image sequential write vs a bare sink whose FUSE threads are placed the same way (thread-placement.ts): ${mbs(placedWrites.ours)} vs ${mbs(placedWrites.baseline)}  ratio ${placedWrites.ratio.toFixed(3)} (median of ${med(placedWrites)})`,
         `FUSE live-image sequential write vs the same dd into a plain file on the disk under the volume: ${mbs(diskWrites.ours)} vs ${mbs(diskWrites.baseline)}  ratio ${diskWrites.ratio.toFixed(3)} (median of ${med(diskWrites)})`,
         `FUSE past-image random 4 KiB reads, warm cache: ${rr.iops.toFixed(0)} IOPS, p50 ${rr.p50Us.toFixed(0)} us, p99 ${rr.p99Us.toFixed(0)} us (block cache ${rstatus.cache.hits} hits / ${rstatus.cache.misses} misses)`,
       ],
-      figures: { fuseReadRatio: reads.ratio, fuseReadSameReadAheadRatio: readsRa.ratio, fuseReadWarmRatio: warmReads.ratio, fuseWriteRatio: writes.ratio, fuseWriteVsDiskRatio: diskWrites.ratio, diskWriteMBps: diskWrites.baseline / 1e6, diskReadMBps: diskRead / 1e6, fuseReadMBps: reads.ours / 1e6, bareReadMBps: reads.baseline / 1e6, fuseWriteMBps: writes.ours / 1e6, bareWriteMBps: writes.baseline / 1e6, fuseRandRead4kIops: rr.iops },
+      figures: { fuseReadRatio: reads.ratio, fuseReadSameReadAheadRatio: readsRa.ratio, fuseReadWarmRatio: warmReads.ratio, fuseWriteRatio: writes.ratio, fuseWriteSamePlacementRatio: placedWrites.ratio, fuseWriteVsDiskRatio: diskWrites.ratio, diskWriteMBps: diskWrites.baseline / 1e6, diskReadMBps: diskRead / 1e6, fuseReadMBps: reads.ours / 1e6, bareReadMBps: reads.baseline / 1e6, fuseWriteMBps: writes.ours / 1e6, bareWriteMBps: writes.baseline / 1e6, fuseRandRead4kIops: rr.iops },
     };
   } finally {
     for (const d of daemons) await stop(d);
     await stop(bare);
     await stop(bareRa);
+    await stop(barePlaced);
   }
 }

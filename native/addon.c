@@ -4,6 +4,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_crc32c(env, exports);
   register_io_hints(env, exports);
   register_aligned_buffer(env, exports);
+  register_affinity(env, exports);
   return exports;
 }
 

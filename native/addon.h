@@ -14,4 +14,5 @@ int num_arg(napi_env env, napi_value v, double *out);
 void register_crc32c(napi_env env, napi_value exports);
 void register_io_hints(napi_env env, napi_value exports);
 void register_aligned_buffer(napi_env env, napi_value exports);
+void register_affinity(napi_env env, napi_value exports);
 #endif

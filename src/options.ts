@@ -30,6 +30,8 @@ export const DEFAULTS = {
   fuseAutoSyncMs: 0,
   /** The FUSE mount's kernel read-ahead: several 128 KiB requests in flight for a scan. */
   fuseReadAheadBytes: 1024 * 1024,
+  /** The CPU for fuse-native's threads: `auto` is the daemon's own at mount (thread-placement.ts). */
+  fuseCpu: 'auto' as 'auto' | 'off' | number,
   nbdListen: '127.0.0.1:10809',
 } as const;
 

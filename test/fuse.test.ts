@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Rng } from './helpers/rng';
@@ -251,6 +252,50 @@ describe('FUSE tree', { skip }, () => {
       assert.ok(st.cache.misses <= 256, `${st.cache.misses} blocks went through the cache`);
     } finally {
       await m.cleanup();
+    }
+  });
+
+  test('FUSE threads and the event loop share one CPU during a write stream and are spread for reads; --fuse-cpu off leaves them alone', { timeout: WATCHDOG_MS, skip: os.cpus().length < 2 ? 'needs two CPUs' : false }, async () => {
+    const { dir, mnt } = newVolume('128M');
+    /** The CPUs each thread of the daemon may use, by thread name. */
+    const placement = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map((tid) => ({
+      tid: Number(tid),
+      name: fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(),
+      cpus: /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1],
+    }));
+    const status = async () => {
+      await new Promise((r) => setTimeout(r, 1300)); // status.json refreshes once a second
+      return JSON.parse(ok('cat', [path.join(mnt, 'status.json')]).stdout) as { fuseThreads: { cpu: number; pinned: boolean } | null };
+    };
+    const all = `0-${os.cpus().length - 1}`;
+    const m = await MountedVolume.start(dir, mnt);
+    try {
+      const pid = m.proc.pid!;
+      const fuse = placement(pid).filter((t) => t.name === 'chronovol-fuse');
+      assert.ok(fuse.length >= 1, 'fuse-native\'s threads are found and named');
+      assert.ok(fuse.every((t) => t.cpus === all), 'spread until a write stream comes');
+      ok('dd', ['if=/dev/urandom', `of=${path.join(mnt, 'live/volume.img')}`, 'bs=1M', 'count=32', 'conv=notrunc,fsync', 'status=none']);
+      const w = await status();
+      assert.ok(w.fuseThreads, 'placed');
+      assert.equal(w.fuseThreads.pinned, true, 'a write stream pins');
+      const pinned = placement(pid);
+      const cpu = String(w.fuseThreads.cpu);
+      assert.ok(pinned.filter((t) => t.name === 'chronovol-fuse').every((t) => t.cpus === cpu), JSON.stringify(pinned));
+      assert.equal(pinned.find((t) => t.tid === pid)!.cpus, cpu, 'the event loop shares their CPU');
+      assert.ok(pinned.some((t) => t.name !== 'chronovol-fuse' && t.tid !== pid && t.cpus === all), 'other threads (the threadpool) stay free');
+      ok('dd', [`if=${path.join(mnt, 'live/volume.img')}`, 'of=/dev/null', 'bs=1M', 'count=32', 'iflag=direct', 'status=none']);
+      assert.equal((await status()).fuseThreads!.pinned, false, 'reads spread them again');
+      assert.ok(placement(pid).every((t) => t.cpus === all), 'every thread may run anywhere again');
+    } finally {
+      await m.cleanup();
+    }
+    const off = await MountedVolume.start(dir, mnt, ['--fuse-cpu', 'off']);
+    try {
+      ok('dd', ['if=/dev/urandom', `of=${path.join(mnt, 'live/volume.img')}`, 'bs=1M', 'count=16', 'conv=notrunc,fsync', 'status=none']);
+      assert.equal((await status()).fuseThreads, null);
+      assert.ok(placement(off.proc.pid!).every((t) => t.cpus === all && t.name !== 'chronovol-fuse'));
+    } finally {
+      await off.cleanup();
     }
   });
 });

@@ -8,6 +8,7 @@ import { Volume } from '../volume/volume';
 import { makeOps } from './fuse-ops';
 import { lazyUnmount, mountEntry, prepareMountpoint } from './mount-guard';
 import { setReadAhead } from './read-ahead';
+import { FuseCpu, FuseThreads, PlacementPolicy } from './thread-placement';
 import { Tree } from './tree';
 
 /** libfuse 2 caps writes at 4 KiB without big_writes, and fuse-native has no key for it. */
@@ -31,6 +32,8 @@ export interface FuseDaemonOptions {
   autoSyncMs: number;
   /** Kernel read-ahead for the mount (0 leaves the kernel's default). */
   readAheadBytes: number;
+  /** The CPU for fuse-native's threads (see thread-placement.ts). */
+  fuseCpu: FuseCpu;
   log: Logger;
   /** Serve NBD from the same process as well. */
   nbd?: { listen?: string; socket?: string; syncOnFlush: boolean };
@@ -57,6 +60,8 @@ export class FuseDaemon {
   onStopped?: () => void;
   /** The read-ahead set on the mount's backing device, if it could be set. */
   private readAhead?: { device: string; kib: number };
+  /** fuse-native's threads, if they could be placed (see thread-placement.ts). */
+  private fuseThreads?: FuseThreads;
   readonly requests: RequestStats = { writes: 0, writeBytes: 0, maxWriteBytes: 0, reads: 0, readBytes: 0, maxReadBytes: 0 };
 
   private constructor(readonly volume: Volume, readonly mountpoint: string, private readonly o: FuseDaemonOptions) {}
@@ -100,19 +105,22 @@ export class FuseDaemon {
     this.timer = setInterval(() => void this.refreshStatus(socket), 1000);
     this.timer.unref();
     const tree = new Tree(this.volume, () => this.statusJson, startedMs);
-    const ops = countRequests(makeOps(this.volume, tree, { autoSyncMs: this.o.autoSyncMs, log: this.o.log }), this.requests);
+    let policy: PlacementPolicy | undefined; // set once mounted
+    const ops = countRequests(makeOps(this.volume, tree, { autoSyncMs: this.o.autoSyncMs, log: this.o.log }), this.requests, (isRead) => policy?.onRequest(isRead));
     this.control = new ControlServer(this.volume, socket, this.o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()) });
     await this.control.listen();
     // timeout: false is load-bearing: with fuse-native's default 15 s timeout a slow request would
     // be answered EIO while our handler still uses its buffer (fuse-ops.ts reads/writes in place).
     this.fuse = new BigWritesFuse(this.mountpoint, ops, { timeout: false, maxRead: MAX_WRITE_BYTES, fsname: 'chronovol' });
-    await new Promise<void>((resolve, reject) => this.fuse!.mount((err) => (err ? reject(new ChronoError('IO', `mount at ${this.mountpoint} failed: ${err.message}`)) : resolve())));
+    const mount = () => new Promise<void>((resolve, reject) => this.fuse!.mount((err) => (err ? reject(new ChronoError('IO', `mount at ${this.mountpoint} failed: ${err.message}`)) : resolve())));
+    this.fuseThreads = await FuseThreads.mount(this.o.fuseCpu, mount, this.o.log);
+    if (this.fuseThreads) policy = new PlacementPolicy(this.fuseThreads);
     this.tuneReadAhead();
     if (this.o.nbd) {
       this.nbd = new NbdServer(this.volume, { ...this.o.nbd, log: this.o.log });
       await this.nbd.start();
     }
-    this.o.log.info({ mountpoint: this.mountpoint, dir: this.o.dir }, 'mounted');
+    this.o.log.info({ mountpoint: this.mountpoint, dir: this.o.dir, fuseThreadsCpu: this.fuseThreads?.cpu }, 'mounted');
   }
 
   private async refreshStatus(socket: string): Promise<void> {
@@ -122,6 +130,7 @@ export class FuseDaemon {
         daemon: { pid: process.pid, volumeDir: this.o.dir, mountpoint: this.mountpoint, controlSocket: socket, autoSyncMs: this.o.autoSyncMs },
         fuseRequests: this.requests,
         fuseReadAheadKiB: this.readAhead?.kib ?? null,
+        fuseThreads: this.fuseThreads ? { cpu: this.fuseThreads.cpu, pinned: this.fuseThreads.pinned } : null,
         ...status,
       }, null, 2) + '\n');
     } catch (err) {
@@ -151,19 +160,24 @@ export class FuseDaemon {
   }
 }
 
-/** Counts what the kernel actually sends: request sizes prove big_writes took effect. */
-function countRequests(ops: ReturnType<typeof makeOps>, s: RequestStats): ReturnType<typeof makeOps> {
+/**
+ * Counts what the kernel actually sends (request sizes prove big_writes took effect), and tells
+ * `seen` of each read and write.
+ */
+function countRequests(ops: ReturnType<typeof makeOps>, s: RequestStats, seen: (isRead: boolean) => void): ReturnType<typeof makeOps> {
   const read = ops.read!;
   const write = ops.write!;
   return {
     ...ops,
     read(p, fd, buf, len, pos, cb) {
+      seen(true);
       s.reads++;
       s.readBytes += len;
       s.maxReadBytes = Math.max(s.maxReadBytes, len);
       read(p, fd, buf, len, pos, cb);
     },
     write(p, fd, buf, len, pos, cb) {
+      seen(false);
       s.writes++;
       s.writeBytes += len;
       s.maxWriteBytes = Math.max(s.maxWriteBytes, len);

@@ -16,6 +16,12 @@ export interface NativeAddon {
   willNeed?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
   /** sync_file_range(SYNC_FILE_RANGE_WRITE) on the threadpool; calls back with 0 or an errno. */
   writeBack?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
+  /** The CPUs a thread of this process (by tid; 0: the calling thread) may run on. */
+  threadAffinity?(tid?: number): number[];
+  /** Restricts a thread (by tid; 0: the calling thread) to `cpus`; returns 0 or an errno. */
+  setThreadAffinity?(cpus: number[], tid?: number): number;
+  /** The CPU the calling thread runs on now. */
+  currentCpu?(): number;
   /** A Buffer whose memory is aligned to `align` bytes (for O_DIRECT). */
   alignedBuffer?(sizeBytes: number, align: number): Buffer;
 }

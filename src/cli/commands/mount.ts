@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import { FuseDaemon } from '../../fuse/fuse-daemon';
 import { createLogger } from '../../log';
+import { parseFuseCpu } from '../../fuse/thread-placement';
 import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
 import { runUntilStopped } from '../daemon-lifecycle';
 import { volumeDirOf } from '../target';
@@ -15,7 +16,8 @@ export function register(program: Command): void {
     .argument('<mountpoint>', 'where to mount (created if missing)')
     .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes)
     .option('--auto-sync <interval>', 'record a crash-consistent event at an fsync when this long has passed since the last (e.g. 30s, 5m)', parseDurationMs, DEFAULTS.fuseAutoSyncMs)
-    .option('--read-ahead <bytes>', "kernel read-ahead for the mount's files (0 keeps the kernel's 128 KiB); needs root", parseSize, DEFAULTS.fuseReadAheadBytes);
+    .option('--read-ahead <bytes>', "kernel read-ahead for the mount's files (0 keeps the kernel's 128 KiB); needs root", parseSize, DEFAULTS.fuseReadAheadBytes)
+    .option('--fuse-cpu <cpu>', "run the FUSE threads on one CPU: a number, auto (the daemon's CPU at mount) or off (anywhere); see docs/DESIGN.md", parseFuseCpu, DEFAULTS.fuseCpu);
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
 Runs in the foreground until Ctrl-C, SIGTERM or 'chronovol umount <mountpoint>'.
@@ -30,7 +32,7 @@ or -o ro,norecovery (xfs) to mount.`)
     .action(async (dir: string, mountpoint: string, o) => {
       const log = createLogger();
       const nbd = o.listen || o.socket ? { listen: o.listen, socket: o.socket, syncOnFlush: Boolean(o.syncOnFlush) } : undefined;
-      const daemon = await FuseDaemon.start({ dir: volumeDirOf(dir), mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, log, nbd });
+      const daemon = await FuseDaemon.start({ dir: volumeDirOf(dir), mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, log, nbd });
       const also = daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '';
       process.stdout.write(`mounted ${daemon.volume.directory.root} at ${daemon.mountpoint} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${daemon.mountpoint}' to unmount\n`);
       daemon.onStopped = runUntilStopped(log, () => daemon.stop());
