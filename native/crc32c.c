@@ -180,41 +180,7 @@ static napi_value js_unpack_units(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/*
- * copyUnits: blocks -> units, the data only; each unit's CRC slot is left for fillUnitCrcs. The
- * write path copies a request's data with this before it answers, and checksums the copy after.
- */
-static napi_value js_copy_units(napi_env env, napi_callback_info info) {
-  units_args a;
-  if (!units_arg(env, info, &a, 0)) return NULL;
-  for (size_t i = 0; i < a.count; i++) memcpy(a.dst + i * (a.block + 4) + 4, a.src + i * a.block, a.block);
-  return NULL;
-}
-
-/* fillUnitCrcs(buf, offset, blockSize, count): writes each unit's CRC over its data, in place. */
-static napi_value js_fill_unit_crcs(napi_env env, napi_callback_info info) {
-  size_t argc = 4, len;
-  napi_value argv[4];
-  uint8_t *buf;
-  double off, bs, cnt;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
-    napi_throw_type_error(env, NULL, "expected (buf, offset, blockSize, count)");
-    return NULL;
-  }
-  if (!bytes_arg(env, argv[0], &buf, &len) || !num_arg(env, argv[1], &off) || !num_arg(env, argv[2], &bs) || !num_arg(env, argv[3], &cnt)) return NULL;
-  if (bs == 0 || off + cnt * (bs + 4) > (double)len) {
-    napi_throw_range_error(env, NULL, "units out of range");
-    return NULL;
-  }
-  size_t unit = (size_t)bs + 4;
-  for (size_t i = 0; i < (size_t)cnt; i++) {
-    uint8_t *u = buf + (size_t)off + i * unit;
-    put_le32(u, crc32c_hw(0, u + 4, (size_t)bs));
-  }
-  return NULL;
-}
-
-/* Defines crc32c and the unit functions on exports, if this CPU has SSE4.2. */
+/* Defines crc32c, packUnits and unpackUnits on exports, if this CPU has SSE4.2. */
 void register_crc32c(napi_env env, napi_value exports) {
 #if HAVE_HW
   __builtin_cpu_init();
@@ -226,9 +192,7 @@ void register_crc32c(napi_env env, napi_value exports) {
     { "crc32c", NULL, js_crc32c, NULL, NULL, NULL, napi_default, NULL },
     { "packUnits", NULL, js_pack_units, NULL, NULL, NULL, napi_default, NULL },
     { "unpackUnits", NULL, js_unpack_units, NULL, NULL, NULL, napi_default, NULL },
-    { "copyUnits", NULL, js_copy_units, NULL, NULL, NULL, napi_default, NULL },
-    { "fillUnitCrcs", NULL, js_fill_unit_crcs, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_define_properties(env, exports, 3, props);
 #endif
 }

@@ -19,10 +19,6 @@ export interface CrcCodec {
    * else the index of the first unit whose data fails its CRC (the units before it are copied).
    */
   unpackUnits(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): number;
-  /** packUnits without the CRCs: their slots are left for fillUnitCrcs (the two make packUnits). */
-  copyUnits(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): void;
-  /** Writes the CRC of each of `count` units at buf[offset..] into its slot. */
-  fillUnitCrcs(buf: Uint8Array, offset: number, blockSizeBytes: number, count: number): void;
 }
 
 function checkRange(srcEnd: number, srcLength: number, dstEnd: number, dstLength: number): void {
@@ -41,18 +37,6 @@ export const fallbackCodec: CrcCodec = {
       dst.set(block, dof + i * (bs + 4) + 4);
     }
   },
-  copyUnits(src, so, bs, count, dst, dof) {
-    checkRange(so + count * bs, src.length, dof + count * (bs + 4), dst.length);
-    for (let i = 0; i < count; i++) dst.set(src.subarray(so + i * bs, so + (i + 1) * bs), dof + i * (bs + 4) + 4);
-  },
-  fillUnitCrcs(buf, offset, bs, count) {
-    checkRange(0, 0, offset + count * (bs + 4), buf.length);
-    const view = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
-    for (let i = 0; i < count; i++) {
-      const at = offset + i * (bs + 4);
-      view.writeUInt32LE(nodeRsCrc32c(view.subarray(at + 4, at + 4 + bs), 0) >>> 0, at);
-    }
-  },
   unpackUnits(src, so, bs, count, dst, dof) {
     checkRange(so + count * (bs + 4), src.length, dof + count * bs, dst.length);
     const view = Buffer.from(src.buffer, src.byteOffset, src.length);
@@ -68,8 +52,8 @@ export const fallbackCodec: CrcCodec = {
 
 function nativeCrc(): CrcCodec | undefined {
   const m = nativeAddon;
-  if (!m.crc32c || !m.packUnits || !m.unpackUnits || !m.copyUnits || !m.fillUnitCrcs) return undefined;
-  return { name: 'native-sse42', crc32c: m.crc32c, packUnits: m.packUnits, unpackUnits: m.unpackUnits, copyUnits: m.copyUnits, fillUnitCrcs: m.fillUnitCrcs };
+  if (!m.crc32c || !m.packUnits || !m.unpackUnits) return undefined;
+  return { name: 'native-sse42', crc32c: m.crc32c, packUnits: m.packUnits, unpackUnits: m.unpackUnits };
 }
 
 /** The addon, if it is built and this CPU has SSE4.2. */
@@ -84,5 +68,3 @@ export const crcEngine = active.name;
 export const crc32c = (buf: Uint8Array, initial = 0): number => active.crc32c(buf, initial);
 export const packUnits = active.packUnits;
 export const unpackUnits = active.unpackUnits;
-export const copyUnits = active.copyUnits;
-export const fillUnitCrcs = active.fillUnitCrcs;

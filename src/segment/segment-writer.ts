@@ -1,6 +1,6 @@
 import { ChronoError } from '../errors';
 import { RecordType, SEAL_PAYLOAD, SEGMENT_HEADER, SYNC_PAYLOAD } from '../format/constants';
-import { copyUnits, crc32c, fillUnitCrcs } from '../format/crc';
+import { crc32c, packUnits } from '../format/crc';
 import { HEADER_BYTES, RecordHeader, encodeSealPayload, encodeSyncPayload, unitBytes, writeRecordHeader } from '../format/record';
 import { FileHandle } from '../storage/file-system';
 import { BufferPool } from './buffer-pool';
@@ -128,47 +128,15 @@ export class SegmentWriter {
     return offset;
   }
 
-  /**
-   * Appends block data as per-block (crc32c, data) units. Only the data is copied now; the CRCs
-   * are filled in just after (see fillCrcs), so a request can be answered as soon as its bytes
-   * are ours.
-   */
+  /** Appends block data as per-block (crc32c, data) units. */
   appendBlocks(h: Omit<RecordHeader, 'payloadLength'>, data: Buffer, dataOffset: number, blockSizeBytes: number): number {
     const unit = unitBytes(blockSizeBytes);
-    return this.append({ ...h, payloadLength: h.blockCount * unit }, (buf, at) => {
-      copyUnits(data, dataOffset, blockSizeBytes, h.blockCount, buf, at);
-      this.unfilled.push(at, h.blockCount, blockSizeBytes);
-      if (!this.fillScheduled) {
-        this.fillScheduled = true;
-        setImmediate(() => {
-          this.fillScheduled = false;
-          this.fillCrcs();
-        });
-      }
-    });
-  }
-
-  /**
-   * Units in the filling buffer whose CRCs are not computed yet, as (offset in buf, count, block
-   * size) triples. Checksumming a 128 KiB write took about a third of a FUSE write's handling,
-   * and the kernel waits for the answer: so the data is copied, the request answered, and the
-   * CRCs computed in the next check phase, over the copy, which is in cache by then. Everything
-   * that reads the buffer or hands it on (read, startFlush, close) fills them first, so no
-   * unfilled unit is ever seen or written out.
-   */
-  private readonly unfilled: number[] = [];
-  private fillScheduled = false;
-
-  private fillCrcs(): void {
-    const u = this.unfilled;
-    for (let i = 0; i < u.length; i += 3) fillUnitCrcs(this.buf, u[i], u[i + 2], u[i + 1]);
-    u.length = 0;
+    return this.append({ ...h, payloadLength: h.blockCount * unit }, (buf, at) => packUnits(data, dataOffset, blockSizeBytes, h.blockCount, buf, at));
   }
 
   /** Reads bytes appended so far, wherever they are: the file, a buffer in flight, or the one filling. */
   read(out: Buffer, outOffset: number, length: number, position: number): number {
     this.usable();
-    this.fillCrcs();
     const end = Math.min(position + length, this.state.end);
     let at = position;
     while (at < end) {
@@ -244,7 +212,6 @@ export class SegmentWriter {
 
   /** Closes the file once everything in flight has landed. */
   async close(): Promise<void> {
-    this.fillCrcs(); // before the buffer can go back to the pool, even after a failure
     if (!this.failure) this.startFlush(0, true);
     await Promise.allSettled(this.inFlight.map((f) => f.done));
     // Direct writes leave zeros to the page boundary; cut them (replay would cut them anyway,
@@ -262,7 +229,6 @@ export class SegmentWriter {
    * whole pages go and the partial last page stays for the next buffer.
    */
   private startFlush(minBytes: number, all: boolean): void {
-    this.fillCrcs();
     const a = this.align;
     // Direct writes move whole pages: up to the last page boundary, or zero-padded past it for a
     // sync (that partial page then stays at the front of the next buffer and is written again).

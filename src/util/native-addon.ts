@@ -10,8 +10,6 @@ export interface NativeAddon {
   crc32c?(buf: Uint8Array, initial: number): number;
   packUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): void;
   unpackUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): number;
-  copyUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): void;
-  fillUnitCrcs?(buf: Uint8Array, offset: number, blockSizeBytes: number, count: number): void;
   /** posix_fadvise(WILLNEED) on the threadpool; calls back with 0 or an errno. */
   willNeed?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
   /** sync_file_range(SYNC_FILE_RANGE_WRITE) on the threadpool; calls back with 0 or an errno. */
