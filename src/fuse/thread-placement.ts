@@ -34,7 +34,8 @@ const TASKS = '/proc/self/task';
 export class FuseThreads {
   pinned = true; // as mounted
 
-  private constructor(readonly cpu: number, private readonly anywhere: number[], private readonly log: Logger) {}
+  /** `found`: the threads marked at mount, by id (also those whose renaming failed). */
+  private constructor(readonly cpu: number, private readonly anywhere: number[], private readonly log: Logger, private readonly found: Set<number>) {}
 
   /** Runs `mount` so that the threads it creates are marked; undefined if they could not be. */
   static async mount(cpu: FuseCpu, mount: () => Promise<void>, log: Logger): Promise<FuseThreads | undefined> {
@@ -58,15 +59,18 @@ export class FuseThreads {
     } finally {
       setThreadAffinity(own);
     }
-    const t = new FuseThreads(target, own, log);
-    let marked = 0;
-    for (const tid of tasks()) {
-      const mask = threadAffinity!(tid);
-      if (mask.length === 1 && mask[0] === target && rename(tid)) marked++;
-    }
-    if (marked === 0) return undefined;
-    t.spread(); // until a write stream comes
-    return t;
+    const found = tasks().filter((tid) => {
+      try {
+        const mask = threadAffinity!(tid);
+        return mask.length === 1 && mask[0] === target;
+      } catch {
+        return false; // the thread has exited
+      }
+    });
+    const named = found.filter(rename);
+    const t = new FuseThreads(target, own, log, new Set(found));
+    t.spread(); // until a write stream comes; also frees any that could not be named
+    return named.length ? t : undefined;
   }
 
   /** The FUSE threads and the event loop on this.cpu only. */
@@ -81,7 +85,7 @@ export class FuseThreads {
 
   private place(cpus: number[], pinned: boolean): void {
     for (const tid of tasks()) {
-      if (nameOf(tid) === THREAD_NAME) nativeAddon.setThreadAffinity!(cpus, tid);
+      if (this.found.has(tid) || nameOf(tid) === THREAD_NAME) nativeAddon.setThreadAffinity!(cpus, tid);
     }
     // The event loop too: it is what the FUSE threads hand each request to.
     nativeAddon.setThreadAffinity!(cpus, 0);

@@ -113,17 +113,19 @@ export class SortedRun {
     let k = 0;
     while (i < older.count && j < newer.count) {
       // Same block: the older run's seqs are all smaller, so it goes first.
-      if (older.blocks[i] <= newer.blocks[j]) {
-        const e = gallop(older.blocks, i, older.count, (b) => b <= newer.blocks[j]);
-        take(older, i, e, k);
-        k += e - i;
-        i = e;
-      } else {
-        const e = gallop(newer.blocks, j, newer.count, (b) => b < older.blocks[i]);
-        take(newer, j, e, k);
-        k += e - j;
-        j = e;
-      }
+      const fromOlder = older.blocks[i] <= newer.blocks[j];
+      const src = fromOlder ? older : newer;
+      const at = fromOlder ? i : j;
+      const e = fromOlder ? stretchEnd(older.blocks, i, older.count, newer.blocks[j], true) : stretchEnd(newer.blocks, j, newer.count, older.blocks[i], false);
+      if (e === at + 1) {
+        blocks[k] = src.blocks[at];
+        seqs[k] = src.seqs[at];
+        segs[k] = src.segs[at];
+        offs[k] = src.offs[at];
+      } else take(src, at, e, k);
+      k += e - at;
+      if (fromOlder) i = e;
+      else j = e;
     }
     take(older, i, older.count, k);
     take(newer, j, newer.count, k + older.count - i);
@@ -138,20 +140,22 @@ export class SortedRun {
 }
 
 /**
- * The end of the stretch from `from` (whose first element qualifies) over which `ok` holds, in
- * an ascending array: steps 1, 2, 4, ... then a binary search, so a short stretch costs little.
+ * The end of the stretch from `from` (whose element qualifies) of elements below `limit` (or
+ * equal, if `orEqual`) in an ascending array. A stretch of one, the usual case when blocks
+ * interleave, costs one comparison; longer ones gallop (steps 1, 2, 4, ...) then bisect.
  */
-function gallop(a: Float64Array, from: number, end: number, ok: (b: number) => boolean): number {
-  let lo = from; // a[lo] qualifies
+function stretchEnd(a: Float64Array, from: number, end: number, limit: number, orEqual: boolean): number {
+  if (from + 1 >= end || (orEqual ? a[from + 1] > limit : a[from + 1] >= limit)) return from + 1;
+  let lo = from + 1; // a[lo] qualifies
   let step = 1;
-  while (lo + step < end && ok(a[lo + step])) {
+  while (lo + step < end && (orEqual ? a[lo + step] <= limit : a[lo + step] < limit)) {
     lo += step;
     step *= 2;
   }
   let hi = Math.min(end, lo + step); // a[hi] does not qualify, or hi is the end
   while (hi - lo > 1) {
     const mid = (lo + hi) >>> 1;
-    if (ok(a[mid])) lo = mid;
+    if (orEqual ? a[mid] <= limit : a[mid] < limit) lo = mid;
     else hi = mid;
   }
   return lo + 1;

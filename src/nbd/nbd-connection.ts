@@ -83,10 +83,8 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
           case NBD.CMD_WRITE_ZEROES:
             if (ro) return reply(handle, NBD.EPERM);
             if (!inRange) return reply(handle, NBD.EINVAL);
-            if (type === NBD.CMD_WRITE) {
-              if (!volume.tryWriteSync(offset, payload!)) await volume.write(offset, payload!);
-            }
-            else await volume.writeZeroes(offset, length, type === NBD.CMD_TRIM);
+            if (type !== NBD.CMD_WRITE) await volume.writeZeroes(offset, length, type === NBD.CMD_TRIM);
+            else if (!volume.tryWriteSync(offset, payload!)) await volume.write(offset, payload!);
             o.dirty.writes++;
             if (flags & NBD.CMD_FLAG_FUA) await volume.flush();
             return reply(handle, 0);
