@@ -263,36 +263,58 @@ describe('FUSE tree', { skip }, () => {
       name: fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(),
       cpus: /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1],
     }));
-    const status = async () => {
-      await new Promise((r) => setTimeout(r, 1300)); // status.json refreshes once a second
-      return JSON.parse(ok('cat', [path.join(mnt, 'status.json')]).stdout) as { fuseThreads: { cpu: number; pinned: boolean } | null };
+    const status = () => JSON.parse(ok('cat', [path.join(mnt, 'status.json')]).stdout) as { fuseThreads: { cpu: number; pinned: boolean } | null };
+    /** Polls the daemon's threads (from /proc, not status.json, which lags) until `want` holds. */
+    const until = async (pid: number, what: string, want: (ts: ReturnType<typeof placement>) => boolean) => {
+      for (const end = Date.now() + 10_000; !want(placement(pid)); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() > end) assert.fail(`${what}: ${JSON.stringify(placement(pid))}`);
+      }
     };
+    /** A child process streaming through the live image (the daemon's own mount is never touched by it). */
+    const stream = (mode: 'write' | 'read') => spawn(process.execPath, ['-e', `
+      const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(path.join(mnt, 'live/volume.img'))}, ${mode === 'write' ? "'r+'" : "fs.constants.O_RDONLY | fs.constants.O_DIRECT"});
+      const b = Buffer.alloc(1 << 20, 7); const end = Date.now() + 20000;
+      for (let i = 0; Date.now() < end; i = (i + 1) % 64) ${mode === 'write' ? 'fs.writeSync' : 'fs.readSync'}(fd, b, 0, b.length, i << 20);`], { stdio: 'ignore' });
     const all = `0-${os.cpus().length - 1}`;
+    const fuseOn = (cpus: string) => (ts: ReturnType<typeof placement>) => ts.filter((t) => t.name === 'chronovol-fuse').every((t) => t.cpus === cpus);
     const m = await MountedVolume.start(dir, mnt);
     try {
       const pid = m.proc.pid!;
       const fuse = placement(pid).filter((t) => t.name === 'chronovol-fuse');
       assert.ok(fuse.length >= 1, 'fuse-native\'s threads are found and named');
       assert.ok(fuse.every((t) => t.cpus === all), 'spread until a write stream comes');
-      ok('dd', ['if=/dev/urandom', `of=${path.join(mnt, 'live/volume.img')}`, 'bs=1M', 'count=32', 'conv=notrunc,fsync', 'status=none']);
-      const w = await status();
-      assert.ok(w.fuseThreads, 'placed');
-      assert.equal(w.fuseThreads.pinned, true, 'a write stream pins');
-      const pinned = placement(pid);
-      const cpu = String(w.fuseThreads.cpu);
-      assert.ok(pinned.filter((t) => t.name === 'chronovol-fuse').every((t) => t.cpus === cpu), JSON.stringify(pinned));
-      assert.equal(pinned.find((t) => t.tid === pid)!.cpus, cpu, 'the event loop shares their CPU');
-      assert.ok(pinned.some((t) => t.name !== 'chronovol-fuse' && t.tid !== pid && t.cpus === all), 'other threads (the threadpool) stay free');
-      ok('dd', [`if=${path.join(mnt, 'live/volume.img')}`, 'of=/dev/null', 'bs=1M', 'count=32', 'iflag=direct', 'status=none']);
-      assert.equal((await status()).fuseThreads!.pinned, false, 'reads spread them again');
-      assert.ok(placement(pid).every((t) => t.cpus === all), 'every thread may run anywhere again');
+      await new Promise((r) => setTimeout(r, 1300)); // status.json refreshes once a second
+      const st = status();
+      assert.ok(st.fuseThreads, 'placed');
+      const cpu = String(st.fuseThreads.cpu);
+      for (const round of [1, 2]) {
+        const writer = stream('write');
+        try {
+          await until(pid, `round ${round}: a write stream pins them`, (ts) => fuseOn(cpu)(ts) && ts.find((t) => t.tid === pid)!.cpus === cpu);
+          const pinned = placement(pid);
+          assert.ok(pinned.some((t) => t.name !== 'chronovol-fuse' && t.tid !== pid && t.cpus === all), 'other threads (the threadpool) stay free');
+        } finally {
+          writer.kill();
+        }
+        if (round === 1) {
+          const reader = stream('read');
+          try {
+            await until(pid, 'reads spread them again', (ts) => ts.every((t) => t.cpus === all));
+          } finally {
+            reader.kill();
+          }
+        } else {
+          await until(pid, 'an idle mount spreads them', (ts) => ts.every((t) => t.cpus === all));
+        }
+      }
     } finally {
       await m.cleanup();
     }
     const off = await MountedVolume.start(dir, mnt, ['--fuse-cpu', 'off']);
     try {
       ok('dd', ['if=/dev/urandom', `of=${path.join(mnt, 'live/volume.img')}`, 'bs=1M', 'count=16', 'conv=notrunc,fsync', 'status=none']);
-      assert.equal((await status()).fuseThreads, null);
+      await new Promise((r) => setTimeout(r, 1300)); // status.json refreshes once a second
+      assert.equal(status().fuseThreads, null);
       assert.ok(placement(off.proc.pid!).every((t) => t.cpus === all && t.name !== 'chronovol-fuse'));
     } finally {
       await off.cleanup();

@@ -102,10 +102,13 @@ export class FuseDaemon {
   private async startServing(socket: string): Promise<void> {
     const startedMs = Date.now();
     await this.refreshStatus(socket);
-    this.timer = setInterval(() => void this.refreshStatus(socket), 1000);
+    let policy: PlacementPolicy | undefined; // set once mounted
+    this.timer = setInterval(() => {
+      policy?.tick();
+      void this.refreshStatus(socket);
+    }, 1000);
     this.timer.unref();
     const tree = new Tree(this.volume, () => this.statusJson, startedMs);
-    let policy: PlacementPolicy | undefined; // set once mounted
     const ops = countRequests(makeOps(this.volume, tree, { autoSyncMs: this.o.autoSyncMs, log: this.o.log }), this.requests, (isRead) => policy?.onRequest(isRead));
     this.control = new ControlServer(this.volume, socket, this.o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()) });
     await this.control.listen();

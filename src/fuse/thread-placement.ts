@@ -96,15 +96,25 @@ export class FuseThreads {
 
 /**
  * Pins the FUSE threads during write streams and spreads them for reads, deciding once per 64
- * requests: a window of writes only pins, one with 8 reads or more spreads.
+ * requests: a window of writes only pins, one with 8 reads or more spreads. A second without
+ * FUSE requests spreads them too (`tick`), so an idle mount never keeps the event loop on one
+ * CPU for whatever else it serves (NBD, the control socket).
  */
 export class PlacementPolicy {
   private requests = 0;
   private reads = 0;
+  private seen = 0;
 
   constructor(private readonly threads: FuseThreads) {}
 
+  /** Called about once a second. */
+  tick(): void {
+    if (this.seen === 0 && this.threads.pinned) this.threads.spread();
+    this.seen = 0;
+  }
+
   onRequest(isRead: boolean): void {
+    this.seen++;
     if (isRead) this.reads++;
     if (++this.requests < 64) return;
     if (this.reads === 0 && !this.threads.pinned) this.threads.pin();
