@@ -5,6 +5,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_io_hints(env, exports);
   register_aligned_buffer(env, exports);
   register_affinity(env, exports);
+  register_read_no_wait(env, exports);
   return exports;
 }
 

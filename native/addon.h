@@ -15,4 +15,5 @@ void register_crc32c(napi_env env, napi_value exports);
 void register_io_hints(napi_env env, napi_value exports);
 void register_aligned_buffer(napi_env env, napi_value exports);
 void register_affinity(napi_env env, napi_value exports);
+void register_read_no_wait(napi_env env, napi_value exports);
 #endif

@@ -7,6 +7,9 @@ import { ByteSource } from './segment-scanner';
 import { BufferPool } from './buffer-pool';
 import { SegmentWriter, SegmentWriterState } from './segment-writer';
 
+/** tryReadUnitsInto: the bytes are not in the OS cache yet. */
+export const NOT_CACHED = -2;
+
 export interface SegmentSetOptions {
   volumeId: Buffer;
   segmentSizeBytes: number;
@@ -128,6 +131,33 @@ export class SegmentSet {
   readUnitsInto(id: number, position: number, blockSizeBytes: number, count: number, out: Buffer, outOffset: number, scratch: Buffer): number {
     this.readInto(id, scratch, 0, count * (blockSizeBytes + 4), position);
     return unpackUnits(scratch, 0, blockSizeBytes, count, out, outOffset);
+  }
+
+  /**
+   * readUnitsInto without waiting for the disk: NOT_CACHED when a sealed segment's bytes are not
+   * all in the OS cache yet (out then holds nothing useful; finish with readUnitsLater).
+   * Blocking in pread there stalled every request the event loop serves, for as long as the
+   * disk took: in a cold scan 26 µs a request on average, up to 24 ms.
+   */
+  tryReadUnitsInto(id: number, position: number, blockSizeBytes: number, count: number, out: Buffer, outOffset: number, scratch: Buffer): number {
+    const h = id === this.current?.id || this.sealing.has(id) ? undefined : this.reader(id);
+    if (!h?.readNoWait) return this.readUnitsInto(id, position, blockSizeBytes, count, out, outOffset, scratch);
+    const length = count * (blockSizeBytes + 4);
+    if (h.readNoWait(scratch, 0, length, position) < length) return NOT_CACHED;
+    return unpackUnits(scratch, 0, blockSizeBytes, count, out, outOffset);
+  }
+
+  /**
+   * readUnitsInto on the threadpool, for what tryReadUnitsInto found not cached. Called in the
+   * same tick as the lookup, so the segment is still in primary; its descriptor then stays open
+   * until the read ends, even if the segment is recycled meanwhile (its bytes never change).
+   */
+  async readUnitsLater(id: number, position: number, blockSizeBytes: number, count: number, out: Buffer, outOffset: number): Promise<number> {
+    const length = count * (blockSizeBytes + 4);
+    const buf = Buffer.allocUnsafe(length);
+    const n = await this.reader(id).readAsync(buf, 0, length, position);
+    if (n !== length) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected at ${position}`, { segment: id, offset: position });
+    return unpackUnits(buf, 0, blockSizeBytes, count, out, outOffset);
   }
 
   /** Starts reading a range of a sealed segment into the page cache (advisory; never waits). */

@@ -9,6 +9,8 @@ export type FsOp = 'read' | 'write' | 'sync' | 'open' | 'rename' | 'remove' | 's
  */
 export class FaultyFileSystem implements FileSystem {
   failWhen: (op: FsOp, path: string) => boolean = () => false;
+  /** readNoWait finds nothing cached: every such read must be finished another way. */
+  coldCache = false;
   readonly counts: Record<FsOp, number> = { read: 0, write: 0, sync: 0, open: 0, rename: 0, remove: 0, syncDir: 0 };
 
   constructor(private readonly inner: FileSystem) {}
@@ -38,6 +40,7 @@ export class FaultyFileSystem implements FileSystem {
       writeAsync: async (b, o, l, p) => (this.check('write', path), h.writeAsync(b, o, l, p)),
       syncAsync: async () => (this.check('sync', path), h.syncAsync()),
       readAsync: async (b, o, l, p) => (this.check('read', path), h.readAsync(b, o, l, p)),
+      readNoWait: (b, o, l, p) => (this.check('read', path), this.coldCache ? 0 : h.readNoWait ? h.readNoWait(b, o, l, p) : h.read(b, o, l, p)),
       prefetch: h.prefetch && ((p, l) => h.prefetch!(p, l)),
       startWriteback: h.startWriteback && ((p, l) => h.startWriteback!(p, l)),
       // Writes go to the inner handle, so its alignment rules hold here too.

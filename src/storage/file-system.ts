@@ -21,6 +21,11 @@ export interface FileHandle {
   truncate(length: number): void;
   close(): void;
   /**
+   * Optional: reads what the OS cache holds of the range, without waiting for the disk; returns
+   * the count read, short (even 0) where the rest is not cached. Without it, callers read().
+   */
+  readNoWait?(buf: Buffer, bufOffset: number, length: number, position: number): number;
+  /**
    * Optional hint: start reading this range into the OS cache in the background. Never waited
    * for, never touches anything but this file (so it cannot block on a FUSE mount).
    */

@@ -49,7 +49,23 @@ class NodeFileHandle implements FileHandle {
       step(0);
     });
   }
+  readNoWait(buf: Buffer, bufOffset: number, length: number, position: number): number {
+    if (!preadNoWait || noWaitUnsupported) return this.read(buf, bufOffset, length, position);
+    const n = preadNoWait(this.readFd, buf, bufOffset, length, position);
+    if (n >= 0) return n;
+    if (n === -EOPNOTSUPP || n === -EINVAL) {
+      noWaitUnsupported = true; // an old kernel, or a file system without RWF_NOWAIT: wait, as before
+      return this.read(buf, bufOffset, length, position);
+    }
+    throw ioError('read', this.path, Object.assign(new Error(`read failed (errno ${-n})`), { code: `errno ${-n}` }));
+  }
   readAsync(buf: Buffer, bufOffset: number, length: number, position: number): Promise<number> {
+    // Counted as background work: a close meanwhile keeps the descriptor open until it ends, so
+    // a recycled segment's number cannot be reused under this read.
+    this.background++;
+    return this.readAsyncSteps(buf, bufOffset, length, position).finally(this.backgroundDone);
+  }
+  private readAsyncSteps(buf: Buffer, bufOffset: number, length: number, position: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const step = (done: number) => {
         if (done === length) return resolve(done);
@@ -111,6 +127,10 @@ class NodeFileHandle implements FileHandle {
 }
 
 const willNeed = nativeEnabled ? nativeAddon.willNeed : undefined;
+const preadNoWait = nativeEnabled ? nativeAddon.preadNoWait : undefined;
+let noWaitUnsupported = false;
+const EOPNOTSUPP = 95;
+const EINVAL = 22;
 const writeBack = nativeEnabled ? nativeAddon.writeBack : undefined;
 
 const alignedBuffer = nativeEnabled ? nativeAddon.alignedBuffer : undefined;

@@ -14,6 +14,8 @@ export interface NativeAddon {
   willNeed?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
   /** sync_file_range(SYNC_FILE_RANGE_WRITE) on the threadpool; calls back with 0 or an errno. */
   writeBack?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
+  /** pread that never waits for the disk (preadv2 RWF_NOWAIT): bytes read, 0 if none cached, or -errno. */
+  preadNoWait?(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number;
   /** The CPUs a thread of this process (by tid; 0: the calling thread) may run on. */
   threadAffinity?(tid?: number): number[];
   /** Restricts a thread (by tid; 0: the calling thread) to `cpus`; returns 0 or an errno. */

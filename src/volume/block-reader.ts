@@ -3,7 +3,7 @@ import { ChronoError } from '../errors';
 import { unpackUnits } from '../format/crc';
 import { unitBytes } from '../format/record';
 import { Location, RangeResult, VersionIndex, rangeResult } from '../index/version-index';
-import { SegmentSet } from '../segment/segment-set';
+import { NOT_CACHED, SegmentSet } from '../segment/segment-set';
 import { BlockCache, CacheStats } from './block-cache';
 import { ScanTracker } from './scan-tracker';
 
@@ -59,16 +59,24 @@ export class BlockReader {
   }
 
   /** Fills out[outOffset..] with `count` blocks starting at firstBlock, as of seqLimit. */
-  read(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): Promise<void> {
-    const archived = this.readPrimary(firstBlock, count, seqLimit, out, outOffset);
-    return archived.length ? this.readArchived(archived, firstBlock, out, outOffset) : Promise.resolve();
+  async read(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): Promise<void> {
+    const later: Promise<void>[] = [];
+    const archived = this.readPrimary(firstBlock, count, seqLimit, out, outOffset, later)!;
+    if (archived.length) later.push(this.readArchived(archived, firstBlock, out, outOffset));
+    if (!later.length) return;
+    // Every read into `out` ends before this settles: the caller may hand the buffer on then.
+    const failed = (await Promise.allSettled(later)).find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /**
-   * Everything that primary storage can answer, synchronously (in one tick, so no turnover can
-   * recycle a segment between lookup and read). Returns the indexes of blocks that need the archive.
+   * Everything that primary storage can answer, looked up in one tick (so no turnover can
+   * recycle a segment between lookup and read). Returns the indexes of blocks that need the
+   * archive. Bytes not in the OS cache yet are read on the threadpool, their promises pushed to
+   * `later`; without `later`, such a read returns undefined instead (nothing was started, and
+   * `out` is incomplete).
    */
-  readPrimary(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): number[] {
+  readPrimary(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number, later?: Promise<void>[]): number[] | undefined {
     const bs = this.blockSizeBytes;
     if (this.range.found.length < count) {
       this.range = rangeResult(count);
@@ -83,8 +91,9 @@ export class BlockReader {
     const cache = scan ? undefined : this.cache;
     const archived: number[] = [];
     let runStart = -1;
+    let complete = true;
     const flush = (end: number) => {
-      if (runStart >= 0) this.readUnits(firstBlock, runStart, end, out, outOffset, cache);
+      if (runStart >= 0 && complete) complete = this.readUnits(firstBlock, runStart, end, out, outOffset, cache, later);
       runStart = -1;
     };
     for (let i = 0; i < count; i++) {
@@ -111,7 +120,7 @@ export class BlockReader {
       if (runStart < 0) runStart = i;
     }
     flush(count);
-    return archived;
+    return complete ? archived : undefined;
   }
 
   /** Where block i of range r is in primary storage (locSeg/locOff); false if only in the archive. */
@@ -155,16 +164,30 @@ export class BlockReader {
     }
   }
 
-  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache: BlockCache | undefined): void {
+  /** One run of blocks back to back in one segment; false if not cached and `later` is not given. */
+  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache: BlockCache | undefined, later: Promise<void>[] | undefined): boolean {
     const bs = this.blockSizeBytes;
     const len = (to - from) * this.unit;
     if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(len);
     const r = this.range;
-    const bad = this.segments.readUnitsInto(this.atSeg[from], this.atOff[from], bs, to - from, out, outOffset + from * bs, this.scratch);
+    const seg = this.atSeg[from];
+    const off = this.atOff[from];
+    const bad = this.segments.tryReadUnitsInto(seg, off, bs, to - from, out, outOffset + from * bs, this.scratch);
+    if (bad === NOT_CACHED) {
+      if (!later) return false;
+      // Snapshot what the answer needs now: the shared arrays belong to whichever request runs next.
+      const versions = Array.from({ length: to - from }, (_, k) => ({ seq: r.seqs[from + k], key: cacheKey(r.segs[from + k], r.offs[from + k]) }));
+      later.push(this.segments.readUnitsLater(seg, off, bs, to - from, out, outOffset + from * bs).then((b) => {
+        if (b >= 0) throw corruptBlock(firstBlock + from + b, versions[b].seq, seg, off + b * this.unit);
+        if (cache) versions.forEach((v, k) => cache.set(v.key, out.subarray(outOffset + (from + k) * bs, outOffset + (from + k + 1) * bs)));
+      }));
+      return true;
+    }
     if (bad >= 0) throw corruptBlock(firstBlock + from + bad, r.seqs[from + bad], this.atSeg[from + bad], this.atOff[from + bad]);
     if (cache) {
       for (let i = from; i < to; i++) cache.set(cacheKey(r.segs[i], r.offs[i]), out.subarray(outOffset + i * bs, outOffset + (i + 1) * bs));
     }
+    return true;
   }
 
   private async readArchived(indexes: number[], firstBlock: number, out: Buffer, outOffset: number): Promise<void> {

@@ -160,14 +160,15 @@ export class Volume {
 
   /**
    * Reads into the caller's buffer synchronously when primary storage holds every block, as it
-   * does for the live volume and recent history; false means the archive is needed: use readInto.
+   * does for the live volume and recent history, and the OS cache holds their bytes; false
+   * means the archive or the disk is needed: use readInto.
    */
   tryReadIntoSync(out: Buffer, offset: number, length: number, point?: Point): boolean {
     this.open();
     this.checkRange(offset, length);
     const bs = this.core.sb.blockSizeBytes;
     if (offset % bs !== 0 || length % bs !== 0) return false;
-    return this.core.reader.readPrimary(offset / bs, length / bs, point?.seqLimit ?? LIVE_SEQ, out, 0).length === 0;
+    return this.core.reader.readPrimary(offset / bs, length / bs, point?.seqLimit ?? LIVE_SEQ, out, 0)?.length === 0;
   }
 
   /**
