@@ -1,6 +1,9 @@
 /**
- * The primary store's view of a file system. Synchronous on purpose: the engine never waits on
- * the libuv threadpool, which a FUSE daemon must not starve (see docs/DESIGN.md).
+ * The primary store's view of a file system. Synchronous where the engine must finish in one
+ * tick (a lookup and its read of cached bytes); the async variants run on the libuv threadpool
+ * for whatever would make the event loop wait for the disk. Every operation is on the volume's
+ * own files, never on a FUSE mount, so no threadpool thread can wait on our own daemon (see
+ * docs/DESIGN.md).
  */
 export interface FileHandle {
   /** Reads up to `length` bytes at `position`; returns the count read (short at end of file). */
