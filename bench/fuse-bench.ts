@@ -59,7 +59,7 @@ function randomReads(file: string, sizeBytes: number, count: number): { iops: nu
  *   cache), vs bare fuse-native reading an in-memory file: as shipped, and with the kernel
  *   read-ahead chronovol's daemon sets on its own mount; then the same with the page cache warm;
  * - the live image written with dd bs=1M conv=fsync, round after round across an 8 GiB volume
- *   (eleven rounds write 11 GiB, inside its 16 GiB working set: no round pays for turnover), vs
+ *   (thirteen rounds write 13 GiB, inside its 16 GiB working set: no round pays for turnover), vs
  *   bare fuse-native's no-op sink (as shipped, and with its FUSE threads placed as ours are),
  *   and vs the same dd into a plain file on the disk under the volume;
  * - random 4 KiB reads of a past image with our block cache warm.
