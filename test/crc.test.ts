@@ -9,10 +9,15 @@ import { Rng } from './helpers/rng';
 // and test only the fallback without anyone noticing); CHRONOVOL_ALLOW_NO_NATIVE=1 opts out.
 const codecs: CrcCodec[] = [fallbackCodec, ...(nativeCodec ? [nativeCodec] : [])];
 
-test('the native addon is built and in use: CRC32C, read-ahead, write-back, aligned buffers', { skip: process.env.CHRONOVOL_ALLOW_NO_NATIVE === '1' }, () => {
+test('the native addon is built and in use: CRC32C, read-ahead, write-back, reads that never wait, thread affinity, aligned buffers', { skip: process.env.CHRONOVOL_ALLOW_NO_NATIVE === '1' }, () => {
   assert.ok(nativeCodec, 'build/Release/chronovol_native.node did not load: run scripts/setup');
   assert.equal(typeof nativeAddon.willNeed, 'function');
   assert.equal(typeof nativeAddon.writeBack, 'function');
+  assert.equal(typeof nativeAddon.preadNoWait, 'function');
+  assert.equal(nativeAddon.preadNoWait!(1_000_000, Buffer.alloc(8), 0, 8, 0), -9, 'a bad descriptor is -EBADF, not a throw');
+  const own = nativeAddon.threadAffinity!();
+  assert.ok(own.length >= 1 && own.includes(nativeAddon.currentCpu!()));
+  assert.equal(nativeAddon.setThreadAffinity!(own), 0);
   assert.equal(nativeAddon.alignedBuffer!(8192, 4096).length, 8192);
   assert.throws(() => nativeAddon.alignedBuffer!(4096, 3000), RangeError, 'the alignment must be a power of two');
   assert.equal(crcEngine, process.env.CHRONOVOL_NATIVE === '0' ? 'node-rs' : 'native-sse42');
