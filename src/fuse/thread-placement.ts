@@ -3,7 +3,10 @@ import type { Logger } from 'pino';
 import { ChronoError } from '../errors';
 import { nativeAddon, nativeEnabled } from '../util/native-addon';
 
-/** Where fuse-native's threads run during write streams: one CPU (`auto`: the daemon's own at mount), or anywhere (`off`). */
+/**
+ * Where fuse-native's threads run during write streams: one CPU (a number, or `auto`: the
+ * daemon's own at mount), or anywhere (`off`).
+ */
 export type FuseCpu = 'auto' | 'off' | number;
 
 export function parseFuseCpu(text: string): FuseCpu {
@@ -28,8 +31,9 @@ const TASKS = '/proc/self/task';
  * about 10 µs of the waker's time per wakeup. During a write stream the FUSE threads and the event
  * loop share one CPU and the handoffs stay there: 695 MB/s against 613 left to the scheduler,
  * with the bare sink at 820 (medians of 7 back-to-back rounds of 512 MiB, dd bs=1M conv=fsync).
- * The event loop's CPU time per request fell from 68 to 46 µs. But a read scan has several requests in flight, and their replies' copies then queue
- * on that one CPU: about 10% slower. So they are spread again while reads come (PlacementPolicy).
+ * The event loop's CPU time per request fell from 68 to 46 µs. But a read scan has several
+ * requests in flight, and their replies' copies then queue on that one CPU: about 10% slower.
+ * So they are spread again while reads come, and when the mount is idle (PlacementPolicy).
  */
 export class FuseThreads {
   pinned = true; // as mounted
