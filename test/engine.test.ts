@@ -244,3 +244,35 @@ test('an fsync that fails in the background (a segment being sealed) fails the n
   assert.ok((await again.read(0, 4096, again.resolvePoint('safe'))).equals(Buffer.alloc(4096, 1)));
   await again.close();
 });
+
+test('a read whose bytes are not in the OS cache is looked up once: finished on the threadpool, cached, not taken for a scan', async () => {
+  const mem = new MemoryFileSystem();
+  const ffs = new FaultyFileSystem(mem);
+  const store = new MemoryStore();
+  mem.mkdirp('/v');
+  await Volume.create('/v', { sizeBytes: 4 << 20, blockSizeBytes: 4096, segmentSizeBytes: 1 << 20 }, { fs: ffs, store });
+  const vol = await Volume.open('/v', { fs: ffs, store, cacheBytes: 1 << 20 });
+  try {
+    const data = Buffer.alloc(2 << 20);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+    await vol.write(0, data); // the first megabyte's segment is sealed by the second
+    await vol.sync({ label: 'a' });
+    ffs.coldCache = true;
+    const out = Buffer.alloc(128 * 1024);
+    const pending = vol.readIntoNow(out, 0, out.length);
+    assert.ok(pending instanceof Promise, 'not cached: the rest comes later');
+    await pending;
+    assert.ok(out.equals(data.subarray(0, out.length)));
+    let st = (await vol.status()).cache;
+    assert.equal(st.misses, 32, 'each block looked up once');
+    assert.equal(st.entries, 32, 'a random read, not a scan: its blocks are cached');
+    out.fill(0);
+    // Through the event (another image, so no scan either): the same versions, from the cache.
+    assert.equal(vol.readIntoNow(out, 0, out.length, vol.resolvePoint('a')), undefined, 'from the block cache, at once');
+    assert.ok(out.equals(data.subarray(0, out.length)));
+    st = (await vol.status()).cache;
+    assert.equal(st.hits, 32);
+  } finally {
+    await vol.close();
+  }
+});

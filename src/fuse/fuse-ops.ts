@@ -122,8 +122,9 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         const n = Math.min(len, size - pos);
         // The request buffer stays ours until cb: fuse-native's op timeout is off (fuse-daemon.ts),
         // so no late reply can hand it back to the kernel while we still fill it.
-        if (volume.tryReadIntoSync(buf, pos, n, h.point)) return cb(n);
-        volume.readInto(buf, pos, n, h.point).then(
+        const pending = volume.readIntoNow(buf, pos, n, h.point);
+        if (!pending) return cb(n);
+        pending.then(
           () => cb(n),
           (err: Error) => {
             o.log.error({ path, pos, len, err: err.message }, 'read failed');

@@ -59,24 +59,39 @@ export class BlockReader {
   }
 
   /** Fills out[outOffset..] with `count` blocks starting at firstBlock, as of seqLimit. */
-  async read(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): Promise<void> {
+  read(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): Promise<void> {
+    try {
+      return this.readNow(firstBlock, count, seqLimit, out, outOffset) ?? Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The same, done by the time it returns (undefined) when primary storage and the OS cache
+   * hold every block; otherwise a promise that settles once every read into `out` has ended
+   * (so the caller may hand the buffer on then, even after a failure). One lookup either way.
+   */
+  readNow(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number): Promise<void> | undefined {
     const later: Promise<void>[] = [];
-    const archived = this.readPrimary(firstBlock, count, seqLimit, out, outOffset, later)!;
+    let archived: number[];
+    try {
+      archived = this.readPrimary(firstBlock, count, seqLimit, out, outOffset, later);
+    } catch (err) {
+      if (!later.length) throw err;
+      return settled(later).then(() => Promise.reject(err));
+    }
     if (archived.length) later.push(this.readArchived(archived, firstBlock, out, outOffset));
-    if (!later.length) return;
-    // Every read into `out` ends before this settles: the caller may hand the buffer on then.
-    const failed = (await Promise.allSettled(later)).find((x): x is PromiseRejectedResult => x.status === 'rejected');
-    if (failed) throw failed.reason;
+    return later.length ? settled(later) : undefined;
   }
 
   /**
    * Everything that primary storage can answer, looked up in one tick (so no turnover can
    * recycle a segment between lookup and read). Returns the indexes of blocks that need the
    * archive. Bytes not in the OS cache yet are read on the threadpool, their promises pushed to
-   * `later`; without `later`, such a read returns undefined instead (nothing was started, and
-   * `out` is incomplete).
+   * `later`.
    */
-  readPrimary(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number, later?: Promise<void>[]): number[] | undefined {
+  private readPrimary(firstBlock: number, count: number, seqLimit: number, out: Buffer, outOffset: number, later: Promise<void>[]): number[] {
     const bs = this.blockSizeBytes;
     if (this.range.found.length < count) {
       this.range = rangeResult(count);
@@ -91,9 +106,8 @@ export class BlockReader {
     const cache = scan ? undefined : this.cache;
     const archived: number[] = [];
     let runStart = -1;
-    let complete = true;
     const flush = (end: number) => {
-      if (runStart >= 0 && complete) complete = this.readUnits(firstBlock, runStart, end, out, outOffset, cache, later);
+      if (runStart >= 0) this.readUnits(firstBlock, runStart, end, out, outOffset, cache, later);
       runStart = -1;
     };
     for (let i = 0; i < count; i++) {
@@ -120,7 +134,7 @@ export class BlockReader {
       if (runStart < 0) runStart = i;
     }
     flush(count);
-    return complete ? archived : undefined;
+    return archived;
   }
 
   /** Where block i of range r is in primary storage (locSeg/locOff); false if only in the archive. */
@@ -164,8 +178,8 @@ export class BlockReader {
     }
   }
 
-  /** One run of blocks back to back in one segment; false if not cached and `later` is not given. */
-  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache: BlockCache | undefined, later: Promise<void>[] | undefined): boolean {
+  /** One run of blocks back to back in one segment. */
+  private readUnits(firstBlock: number, from: number, to: number, out: Buffer, outOffset: number, cache: BlockCache | undefined, later: Promise<void>[]): void {
     const bs = this.blockSizeBytes;
     const len = (to - from) * this.unit;
     if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(len);
@@ -174,20 +188,18 @@ export class BlockReader {
     const off = this.atOff[from];
     const bad = this.segments.tryReadUnitsInto(seg, off, bs, to - from, out, outOffset + from * bs, this.scratch);
     if (bad === NOT_CACHED) {
-      if (!later) return false;
       // Snapshot what the answer needs now: the shared arrays belong to whichever request runs next.
       const versions = Array.from({ length: to - from }, (_, k) => ({ seq: r.seqs[from + k], key: cacheKey(r.segs[from + k], r.offs[from + k]) }));
       later.push(this.segments.readUnitsLater(seg, off, bs, to - from, out, outOffset + from * bs).then((b) => {
         if (b >= 0) throw corruptBlock(firstBlock + from + b, versions[b].seq, seg, off + b * this.unit);
         if (cache) versions.forEach((v, k) => cache.set(v.key, out.subarray(outOffset + (from + k) * bs, outOffset + (from + k + 1) * bs)));
       }));
-      return true;
+      return;
     }
     if (bad >= 0) throw corruptBlock(firstBlock + from + bad, r.seqs[from + bad], this.atSeg[from + bad], this.atOff[from + bad]);
     if (cache) {
       for (let i = from; i < to; i++) cache.set(cacheKey(r.segs[i], r.offs[i]), out.subarray(outOffset + i * bs, outOffset + (i + 1) * bs));
     }
-    return true;
   }
 
   private async readArchived(indexes: number[], firstBlock: number, out: Buffer, outOffset: number): Promise<void> {
@@ -206,6 +218,12 @@ export class BlockReader {
       g += n;
     }
   }
+}
+
+/** Waits for every promise, then rejects with the first failure, if any. */
+async function settled(all: Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(all)).find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function corruptBlock(block: number, seq: number, segment: number, offset: number): ChronoError {

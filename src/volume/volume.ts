@@ -159,16 +159,17 @@ export class Volume {
   }
 
   /**
-   * Reads into the caller's buffer synchronously when primary storage holds every block, as it
-   * does for the live volume and recent history, and the OS cache holds their bytes; false
-   * means the archive or the disk is needed: use readInto.
+   * readInto, done by the time it returns (undefined) when primary storage and the OS cache hold
+   * every block, as they do for the live volume and recent history; otherwise the promise of
+   * the rest, which settles once nothing writes into `out` any more. The FUSE edge answers at
+   * once in the first case, without a promise and without looking anything up twice.
    */
-  tryReadIntoSync(out: Buffer, offset: number, length: number, point?: Point): boolean {
+  readIntoNow(out: Buffer, offset: number, length: number, point?: Point): Promise<void> | undefined {
     this.open();
     this.checkRange(offset, length);
     const bs = this.core.sb.blockSizeBytes;
-    if (offset % bs !== 0 || length % bs !== 0) return false;
-    return this.core.reader.readPrimary(offset / bs, length / bs, point?.seqLimit ?? LIVE_SEQ, out, 0)?.length === 0;
+    if (offset % bs !== 0 || length % bs !== 0) return this.readInto(out, offset, length, point);
+    return this.core.reader.readNow(offset / bs, length / bs, point?.seqLimit ?? LIVE_SEQ, out, 0);
   }
 
   /**
