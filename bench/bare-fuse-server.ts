@@ -1,12 +1,14 @@
 /**
  * The baseline for the FUSE ratios: bare fuse-native with the same mount options as chronovol's
  * mount, serving /file from memory and a no-op /sink. Prints "ready" when mounted. With a third
- * argument (other than 0) it also sets the mount's kernel read-ahead, and with a fourth, `place`,
- * it places its FUSE threads as chronovol's daemon does (src/fuse/thread-placement.ts).
+ * argument (other than 0) it also sets the mount's kernel read-ahead and congestion threshold as
+ * chronovol's daemon does, and with a fourth, `place`, it places its FUSE threads as chronovol's
+ * daemon does (src/fuse/thread-placement.ts).
  */
 import Fuse from 'fuse-native';
 import pino from 'pino';
-import { setReadAhead } from '../src/fuse/read-ahead';
+import { CONGESTION_THRESHOLD_REQUESTS, EXTRA_MOUNT_OPTIONS } from '../src/fuse/mount-options';
+import { setCongestionThreshold, setReadAhead } from '../src/fuse/read-ahead';
 import { FuseThreads, PlacementPolicy } from '../src/fuse/thread-placement';
 
 const [mnt, sizeArg, readAheadArg, placeArg] = process.argv.slice(2);
@@ -18,7 +20,7 @@ const fileStat = (mode: number) => ({ mode, size, nlink: 1, mtime: t, atime: t, 
 
 class BigWritesFuse extends Fuse {
   protected override _fuseOptions(): string {
-    return `${super._fuseOptions()},big_writes,max_write=131072,max_readahead=1048576,attr_timeout=0`;
+    return `${super._fuseOptions()},${EXTRA_MOUNT_OPTIONS},attr_timeout=0`;
   }
 }
 
@@ -62,7 +64,10 @@ const fuse = new BigWritesFuse(mnt, {
 const mount = () => new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
 void FuseThreads.mount(placeArg === 'place' ? 'auto' : 'off', mount, pino({ level: 'warn' })).then((threads) => {
   if (threads) policy = new PlacementPolicy(threads);
-  if (readAheadArg && readAheadArg !== '0') setReadAhead(mnt, Number(readAheadArg));
+  if (readAheadArg && readAheadArg !== '0') {
+    setReadAhead(mnt, Number(readAheadArg));
+    setCongestionThreshold(mnt, CONGESTION_THRESHOLD_REQUESTS);
+  }
   process.stdout.write('ready\n');
 });
 const keep = setInterval(() => undefined, 1 << 30);

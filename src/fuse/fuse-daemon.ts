@@ -7,21 +7,25 @@ import { NbdServer } from '../nbd/nbd-server';
 import { Volume } from '../volume/volume';
 import { makeOps } from './fuse-ops';
 import { lazyUnmount, mountEntry, prepareMountpoint } from './mount-guard';
-import { setReadAhead } from './read-ahead';
+import { CONGESTION_THRESHOLD_REQUESTS, EXTRA_MOUNT_OPTIONS, MAX_WRITE_BYTES } from './mount-options';
+import { setCongestionThreshold, setReadAhead } from './read-ahead';
 import { FuseCpu, FuseThreads, PlacementPolicy } from './thread-placement';
 import { Tree } from './tree';
 
-/** libfuse 2 caps writes at 4 KiB without big_writes, and fuse-native has no key for it. */
-export const MAX_WRITE_BYTES = 128 * 1024;
-/** A readahead window of several requests lets the kernel keep reads in flight while we serve one. */
-export const MAX_READAHEAD_BYTES = 1024 * 1024;
-
 class BigWritesFuse extends Fuse {
+  /** libfuse threads that have served a request: fuse-native sets each one up once, here. */
+  threadsStarted = 0;
+
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
     // attr_timeout=0: status.json and the event list change while mounted; sizes must not go stale.
-    const extra = `big_writes,max_write=${MAX_WRITE_BYTES},max_readahead=${MAX_READAHEAD_BYTES},attr_timeout=0`;
+    const extra = `${EXTRA_MOUNT_OPTIONS},attr_timeout=0`;
     return base ? `${base},${extra}` : `-o${extra}`;
+  }
+
+  protected override _malloc(size: number): Buffer {
+    this.threadsStarted++;
+    return super._malloc(size);
   }
 }
 
@@ -50,7 +54,7 @@ export interface RequestStats {
 
 /** One process: the engine, the FUSE tree over it, and the control socket. */
 export class FuseDaemon {
-  private fuse?: Fuse;
+  private fuse?: BigWritesFuse;
   private nbd?: NbdServer;
   private control?: ControlServer;
   private statusJson = Buffer.from('{}\n');
@@ -60,6 +64,8 @@ export class FuseDaemon {
   onStopped?: () => void;
   /** The read-ahead set on the mount's backing device, if it could be set. */
   private readAhead?: { device: string; kib: number };
+  /** The connection's congestion threshold, if it could be raised. */
+  private congestionThreshold?: number;
   /** fuse-native's threads, if they could be placed (see thread-placement.ts). */
   private fuseThreads?: FuseThreads;
   readonly requests: RequestStats = { writes: 0, writeBytes: 0, maxWriteBytes: 0, reads: 0, readBytes: 0, maxReadBytes: 0 };
@@ -89,13 +95,14 @@ export class FuseDaemon {
     return d;
   }
 
-  /** See read-ahead.ts. Not fatal: without it scans are slower, never wrong. */
+  /** See read-ahead.ts. Not fatal: without these scans are slower, never wrong. */
   private tuneReadAhead(): void {
     if (this.o.readAheadBytes <= 0) return;
     try {
       this.readAhead = setReadAhead(this.mountpoint, this.o.readAheadBytes);
+      this.congestionThreshold = setCongestionThreshold(this.mountpoint, CONGESTION_THRESHOLD_REQUESTS);
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'could not set the mount\'s kernel read-ahead; sequential reads will be slower');
+      this.o.log.warn({ err: (err as Error).message }, 'could not tune the mount\'s kernel read-ahead; sequential reads will be slower');
     }
   }
 
@@ -133,7 +140,8 @@ export class FuseDaemon {
         daemon: { pid: process.pid, volumeDir: this.o.dir, mountpoint: this.mountpoint, controlSocket: socket, autoSyncMs: this.o.autoSyncMs },
         fuseRequests: this.requests,
         fuseReadAheadKiB: this.readAhead?.kib ?? null,
-        fuseThreads: this.fuseThreads ? { cpu: this.fuseThreads.cpu, pinned: this.fuseThreads.pinned } : null,
+        fuseCongestionThreshold: this.congestionThreshold ?? null,
+        fuseThreads: { started: this.fuse?.threadsStarted ?? 0, ...(this.fuseThreads ? { cpu: this.fuseThreads.cpu, pinned: this.fuseThreads.pinned } : { cpu: null, pinned: false }) },
         ...status,
       }, null, 2) + '\n');
     } catch (err) {

@@ -17,6 +17,22 @@ export function setReadAhead(mountpoint: string, bytes: number): { device: strin
   return { device, kib };
 }
 
+/**
+ * Raises the FUSE connection's congestion threshold through its control file (fusectl, named by
+ * the mount's device minor). libfuse 2 clamps the `congestion_threshold` mount option to
+ * `max_background`, and at that value the connection counts as congested whenever its background
+ * requests are all in flight: the kernel then drops the asynchronous part of a read-ahead window
+ * instead of queueing it, and a scan falls back to waiting on synchronous reads.
+ */
+export function setCongestionThreshold(mountpoint: string, requests: number): number {
+  const device = mountDevice(mountpoint);
+  if (!device) throw new Error(`${mountpoint} is not in /proc/self/mountinfo`);
+  const file = `/sys/fs/fuse/connections/${device.split(':')[1]}/congestion_threshold`;
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing (is fusectl mounted on /sys/fs/fuse/connections?)`);
+  fs.writeFileSync(file, `${requests}\n`);
+  return Number(fs.readFileSync(file, 'utf8'));
+}
+
 /** "major:minor" of the file system mounted at mountpoint, from /proc/self/mountinfo. */
 export function mountDevice(mountpoint: string): string | undefined {
   const want = path.resolve(mountpoint);

@@ -42,6 +42,8 @@ declare module 'fuse-native' {
     mount(cb: (err?: Error | null) => void): void;
     unmount(cb: (err?: Error | null) => void): void;
     protected _fuseOptions(): string;
+    /** Called once per libfuse thread, for the thread-local state fuse-native keeps for it. */
+    protected _malloc(size: number): Buffer;
     static unmount(mnt: string, cb: (err?: Error | null) => void): void;
     static ENOENT: number; static EIO: number; static EROFS: number; static EPERM: number; static EINVAL: number;
     static EEXIST: number; static ENOTDIR: number; static EISDIR: number; static EFBIG: number; static ENOSPC: number;
