@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -27,11 +28,15 @@ export function setReadAhead(mountpoint: string, bytes: number): { device: strin
 export function setCongestionThreshold(mountpoint: string, requests: number): number {
   const device = mountDevice(mountpoint);
   if (!device) throw new Error(`${mountpoint} is not in /proc/self/mountinfo`);
-  const file = `/sys/fs/fuse/connections/${device.split(':')[1]}/congestion_threshold`;
-  if (!fs.existsSync(file)) throw new Error(`${file} is missing (is fusectl mounted on /sys/fs/fuse/connections?)`);
+  const file = `${FUSECTL}/${device.split(':')[1]}/congestion_threshold`;
+  // Most systems mount fusectl at boot; a bare container may not have.
+  if (!fs.existsSync(file) && !mountDevice(FUSECTL)) spawnSync('mount', ['-t', 'fusectl', 'fusectl', FUSECTL], { timeout: 10_000 });
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing (is fusectl mounted on ${FUSECTL}?)`);
   fs.writeFileSync(file, `${requests}\n`);
   return Number(fs.readFileSync(file, 'utf8'));
 }
+
+const FUSECTL = '/sys/fs/fuse/connections';
 
 /** "major:minor" of the file system mounted at mountpoint, from /proc/self/mountinfo. */
 export function mountDevice(mountpoint: string): string | undefined {
