@@ -55,12 +55,16 @@ for (const c of codecs) {
     }
     const back = Buffer.alloc(bs * count + 5);
     assert.equal(c.unpackUnits(units, 8, bs, count, back, 5), -1);
+    assert.equal(c.checkUnits(units, 8, bs, count), -1);
     assert.ok(back.subarray(5).equals(blocks));
     units[8 + 6 * (bs + 4) + 100] ^= 0x10; // one bit of block 6's data
     assert.equal(c.unpackUnits(units, 8, bs, count, Buffer.alloc(bs * count), 0), 6);
+    assert.equal(c.checkUnits(units, 8, bs, count), 6);
     units[8 + 6 * (bs + 4) + 100] ^= 0x10;
     units[8 + 2 * (bs + 4)] ^= 1; // block 2's stored CRC
     assert.equal(c.unpackUnits(units, 8, bs, count, Buffer.alloc(bs * count), 0), 2);
+    assert.equal(c.checkUnits(units, 8, bs, count), 2);
+    assert.throws(() => c.checkUnits(units, 9, bs, count), RangeError);
     assert.throws(() => c.unpackUnits(units, 9, bs, count, Buffer.alloc(bs * count), 0), RangeError);
     assert.throws(() => c.unpackUnits(units, 8, bs, count, Buffer.alloc(bs * count - 1), 0), RangeError);
     assert.throws(() => c.packUnits(blocks, 1, bs, count, units, 0), RangeError);

@@ -200,6 +200,51 @@ test('an archive upload that reads back wrong is not trusted: the primary copy s
   });
 });
 
+test('turnover archives in the background: the write that made room does not wait for the upload, the next rollover does, and reads are served meanwhile', async () => {
+  const rng = Rng.fromEnv();
+  await withSeed(rng, async () => {
+    const fsys = new MemoryFileSystem();
+    const store = new FaultyStore(new MemoryStore());
+    fsys.mkdirp('/v');
+    await Volume.create('/v', SMALL, { fs: fsys, store });
+    const vol = await Volume.open('/v', { fs: fsys, store });
+    const model = new VolumeModel(SMALL.sizeBytes);
+    let release!: () => void;
+    store.holdPuts = new Promise<void>((r) => (release = r));
+    const segmentPuts = () => store.putsStarted.filter((k) => k.startsWith('segments/'));
+    const blocks = SMALL.sizeBytes / 4096;
+    let doneWhileHeld = 0;
+    let waiting: { write: Promise<void>; off: number; data: Buffer } | undefined;
+    for (let i = 0; i < 2000 && !waiting; i++) {
+      const off = rng.int(blocks) * 4096;
+      const data = rng.bytes(4096);
+      const write = vol.write(off, data);
+      const settled = await Promise.race([write.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 200))]);
+      if (!settled) {
+        waiting = { write, off, data };
+        break;
+      }
+      model.write(off, data);
+      if (segmentPuts().length > 0) doneWhileHeld++;
+    }
+    assert.equal(segmentPuts().length, 1, 'one upload started and held');
+    assert.ok(doneWhileHeld > 0, 'writes went on while the upload was held');
+    assert.ok(waiting, 'the next rollover waits for the held upload');
+    const st = await vol.status();
+    assert.equal(st.segments.inPrimary, st.volume.workingSetSegments + 1, 'the leaving segment stays in primary until archived');
+    assert.equal(st.archive.segments, 0, 'nothing is archived yet');
+    assert.ok((await vol.read(0, SMALL.sizeBytes)).equals(model.live), 'reads are served while the upload is held');
+    release();
+    store.holdPuts = undefined;
+    await waiting.write;
+    model.write(waiting.off, waiting.data);
+    await churn(vol, model, rng, 200);
+    assert.ok((await vol.read(0, SMALL.sizeBytes)).equals(model.live));
+    assert.deepEqual((await verifyVolume(vol.internals)).problems, []);
+    await vol.close();
+  });
+});
+
 test('verify passes on a healthy volume with history in the archive', async () => {
   const rng = Rng.fromEnv();
   const { vol } = await freshVolume(SMALL, { store: undefined });

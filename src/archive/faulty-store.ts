@@ -4,13 +4,17 @@ import { BackingStore } from './backing-store';
 export type StoreOp = 'put' | 'getRange' | 'get' | 'size' | 'list' | 'delete';
 
 /**
- * Wraps a store to inject faults: an outage (`unreachable`), failures chosen per call, and silent
- * corruption of what a put stores (to prove uploads are verified before the primary is recycled).
+ * Wraps a store to inject faults: an outage (`unreachable`), failures chosen per call, silent
+ * corruption of what a put stores (to prove uploads are verified before the primary is recycled),
+ * and slow uploads (`holdPuts`: puts wait for it before storing anything).
  */
 export class FaultyStore implements BackingStore {
   unreachable = false;
   failWhen: (op: StoreOp, key: string) => boolean = () => false;
   corruptPuts = false;
+  holdPuts?: Promise<void>;
+  /** Keys of the puts started, in order (held ones included). */
+  readonly putsStarted: string[] = [];
   readonly description: string;
 
   constructor(private readonly inner: BackingStore) {
@@ -24,6 +28,8 @@ export class FaultyStore implements BackingStore {
 
   async put(key: string, data: Buffer): Promise<void> {
     this.check('put', key);
+    this.putsStarted.push(key);
+    if (this.holdPuts) await this.holdPuts;
     let stored = data;
     if (this.corruptPuts && data.length > 0) {
       stored = Buffer.from(data);

@@ -19,6 +19,8 @@ export interface CrcCodec {
    * else the index of the first unit whose data fails its CRC (the units before it are copied).
    */
   unpackUnits(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): number;
+  /** unpackUnits without copying: -1 when all `count` units are good, else the first bad one. */
+  checkUnits(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number): number;
 }
 
 function checkRange(srcEnd: number, srcLength: number, dstEnd: number, dstLength: number): void {
@@ -48,12 +50,21 @@ export const fallbackCodec: CrcCodec = {
     }
     return -1;
   },
+  checkUnits(src, so, bs, count) {
+    checkRange(so + count * (bs + 4), src.length, 0, 0);
+    const view = Buffer.from(src.buffer, src.byteOffset, src.length);
+    for (let i = 0; i < count; i++) {
+      const at = so + i * (bs + 4);
+      if (nodeRsCrc32c(view.subarray(at + 4, at + 4 + bs), 0) >>> 0 !== view.readUInt32LE(at)) return i;
+    }
+    return -1;
+  },
 };
 
 function nativeCrc(): CrcCodec | undefined {
   const m = nativeAddon;
-  if (!m.crc32c || !m.packUnits || !m.unpackUnits) return undefined;
-  return { name: 'native-sse42', crc32c: m.crc32c, packUnits: m.packUnits, unpackUnits: m.unpackUnits };
+  if (!m.crc32c || !m.packUnits || !m.unpackUnits || !m.checkUnits) return undefined;
+  return { name: 'native-sse42', crc32c: m.crc32c, packUnits: m.packUnits, unpackUnits: m.unpackUnits, checkUnits: m.checkUnits };
 }
 
 /** The addon, if it is built and this CPU has SSE4.2. */
@@ -68,3 +79,4 @@ export const crcEngine = active.name;
 export const crc32c = (buf: Uint8Array, initial = 0): number => active.crc32c(buf, initial);
 export const packUnits = active.packUnits;
 export const unpackUnits = active.unpackUnits;
+export const checkUnits = active.checkUnits;

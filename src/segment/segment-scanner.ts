@@ -1,6 +1,6 @@
 import { ChronoError, isChronoError } from '../errors';
 import { RECORD_HEADER, RecordType, SEGMENT_HEADER, SegmentFlags } from '../format/constants';
-import { crc32c } from '../format/crc';
+import { checkUnits, crc32c } from '../format/crc';
 import { decodeSegmentHeader, SegmentHeader } from '../format/segment-header';
 import { HEADER_BYTES, RecordHeader, decodeSealPayload, decodeSyncPayload, hasBlockData, payloadInHeaderCrc, readRecordHeader, unitBytes } from '../format/record';
 
@@ -95,12 +95,8 @@ function readOne(src: ByteSource, at: number, opts: ScanOptions, unit: number, c
   let payload = small;
   if (opts.verifyData && hasBlockData(header.type)) {
     payload = src.read(at + HEADER_BYTES, payloadLength);
-    for (let i = 0; i < header.blockCount; i++) {
-      const u = i * unit;
-      if (crc32c(payload.subarray(u + 4, u + unit)) !== payload.readUInt32LE(u)) {
-        throw new ChronoError('CORRUPT_BLOCK', `block ${header.firstBlock + i} fails its checksum`, { ...ctx, block: header.firstBlock + i });
-      }
-    }
+    const bad = checkUnits(payload, 0, opts.blockSizeBytes, header.blockCount);
+    if (bad >= 0) throw new ChronoError('CORRUPT_BLOCK', `block ${header.firstBlock + bad} fails its checksum`, { ...ctx, block: header.firstBlock + bad });
   }
   return { offset: at, header, payload };
 }

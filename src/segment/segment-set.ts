@@ -172,8 +172,13 @@ export class SegmentSet {
     return b;
   }
 
-  readWhole(id: number): Buffer {
-    return this.readExact(id, 0, this.source(id).size);
+  /** A whole sealed segment, read on the threadpool (written with O_DIRECT, it is not in the OS cache). */
+  async readWholeAsync(id: number): Promise<Buffer> {
+    const size = this.source(id).size;
+    const buf = Buffer.allocUnsafe(size);
+    const n = await this.reader(id).readAsync(buf, 0, size, 0);
+    if (n !== size) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected: ${n} of ${size} bytes`, { segment: id });
+    return buf;
   }
 
   /** Deletes a sealed segment's primary copy (after it is archived). */

@@ -10,6 +10,7 @@ export interface NativeAddon {
   crc32c?(buf: Uint8Array, initial: number): number;
   packUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): void;
   unpackUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number, dst: Uint8Array, dstOffset: number): number;
+  checkUnits?(src: Uint8Array, srcOffset: number, blockSizeBytes: number, count: number): number;
   /** posix_fadvise(WILLNEED) on the threadpool; calls back with 0 or an errno. */
   willNeed?(fd: number, position: number, length: number, cb: (errno: number) => void): void;
   /** sync_file_range(SYNC_FILE_RANGE_WRITE) on the threadpool; calls back with 0 or an errno. */

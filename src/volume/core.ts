@@ -37,6 +37,11 @@ export interface Core {
   counters: VolumeCounters;
   /** Last archive failure, cleared by the next success; shown in status. */
   archiveError?: string;
+  /**
+   * The segment detached from the working set whose archiving runs in the background (at most
+   * one: turnover.ts). `done` settles with the failure, if any; it never rejects.
+   */
+  leaving?: { segment: number; done: Promise<unknown> };
   maxBlocksPerRecord: number;
   checkpointer: Checkpointer;
 }

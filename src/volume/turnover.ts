@@ -9,8 +9,9 @@ import { LIVE_SEQ } from './events';
 
 /**
  * Makes room for a record of `bytes`. The working set holds K segments (sealed + current); one
- * more may wait for the archive. Rolling over while one already waits would exceed K + 1, so
- * that case fails with ARCHIVE_UNAVAILABLE instead of growing primary without bound.
+ * more may wait for the archive. Before a rollover the previous one must be gone (archived and
+ * recycled): rolling over while it waits would exceed K + 1, so if its archive keeps failing the
+ * write fails with ARCHIVE_UNAVAILABLE instead of growing primary without bound.
  */
 export async function ensureSpace(core: Core, bytes: number): Promise<void> {
   // A loop: evicting after the rollover copies live blocks into the new segment, which can
@@ -34,32 +35,69 @@ export function rollover(core: Core): void {
   core.checkpointer.noteSealed(sealedBytes);
 }
 
-/** Evicts oldest segments until the working set is K again; retries earlier failures first. */
+/**
+ * Brings the working set back to K segments. The oldest segment's live blocks are copied
+ * forward and made durable here; its archiving and recycling then run in the background
+ * (`core.leaving`), so the write that made room does not wait for the archive. `strict` (before
+ * a rollover) also waits until that segment is gone, retrying a failed archive once.
+ */
 export async function drainEvictions(core: Core, strict: boolean): Promise<void> {
-  while (core.segments.count > core.sb.workingSetSegments) {
+  for (;;) {
+    if (core.leaving && !(await settleLeaving(core, strict))) return;
+    if (core.segments.count <= core.sb.workingSetSegments) return;
     const oldest = core.segments.sealed[0];
-    try {
-      await evict(core, oldest);
-      core.archiveError = undefined;
-    } catch (err) {
-      const archiveTrouble = isChronoError(err, 'ARCHIVE_UNAVAILABLE') || isChronoError(err, 'ARCHIVE_MISMATCH');
-      if (!archiveTrouble) throw err;
-      core.archiveError = (err as Error).message;
-      if (strict) {
-        throw new ChronoError('ARCHIVE_UNAVAILABLE', `the working set is full and segment ${oldest} cannot be archived: ${(err as Error).message}`, { segment: oldest }, err);
-      }
-      core.log.warn({ segment: oldest, err: (err as Error).message }, 'archive failed; will retry at the next turnover');
-      return;
-    }
+    await detach(core, oldest);
+    core.leaving = { segment: oldest, done: archiveAndRecycle(core, oldest).then(() => undefined, (err: unknown) => err ?? new Error('archive failed')) };
+    if (!strict) return;
   }
 }
 
 /**
- * Moves a segment out of the working set. Order (docs/DESIGN.md): its live blocks are copied
- * forward and synced, then it is archived and the archive read back and compared, and only then
- * is its primary copy recycled.
+ * Waits for the segment leaving in the background. True once it is gone. An archive failure is
+ * recorded (status shows it) and, if `strict`, retried once here: a second failure throws
+ * ARCHIVE_UNAVAILABLE. Any other failure is thrown: the writer then refuses further writes.
  */
-async function evict(core: Core, segment: number): Promise<void> {
+async function settleLeaving(core: Core, strict: boolean): Promise<boolean> {
+  const leaving = core.leaving!;
+  let err = await leaving.done;
+  if (err !== undefined && isArchiveTrouble(err) && strict) {
+    err = await archiveAndRecycle(core, leaving.segment).then(() => undefined, (e: unknown) => e ?? new Error('archive failed'));
+    if (err !== undefined && isArchiveTrouble(err)) {
+      core.archiveError = (err as Error).message;
+      throw new ChronoError('ARCHIVE_UNAVAILABLE', `the working set is full and segment ${leaving.segment} cannot be archived: ${(err as Error).message}`, { segment: leaving.segment }, err);
+    }
+  }
+  if (err === undefined) {
+    core.leaving = undefined;
+    core.archiveError = undefined;
+    return true;
+  }
+  if (!isArchiveTrouble(err)) {
+    core.leaving = undefined;
+    throw err;
+  }
+  core.archiveError = (err as Error).message;
+  core.log.warn({ segment: leaving.segment, err: (err as Error).message }, 'archive failed; will retry at the next turnover');
+  leaving.done = Promise.resolve(err); // settled: the next strict drain retries it
+  return false;
+}
+
+/** Waits for a background archive to end (at close); its failure is only logged. */
+export async function quiesceTurnover(core: Core): Promise<void> {
+  const err = core.leaving && (await core.leaving.done);
+  if (err !== undefined && err !== null) core.log.warn({ err: (err as Error).message }, 'background archive failed; it is retried when the volume next opens');
+}
+
+function isArchiveTrouble(err: unknown): boolean {
+  return isChronoError(err, 'ARCHIVE_UNAVAILABLE') || isChronoError(err, 'ARCHIVE_MISMATCH');
+}
+
+/**
+ * Takes a segment out of the working set: its live blocks are copied forward and synced, and a
+ * checkpoint covers it, so neither the live volume nor replay needs it any more. Idempotent: a
+ * second pass finds nothing live left in it.
+ */
+async function detach(core: Core, segment: number): Promise<void> {
   copyForward(core, segment);
   await core.segments.syncAll(); // the copies are durable before the original can go
   if (core.index.coveredSegment <= segment) {
@@ -67,7 +105,14 @@ async function evict(core: Core, segment: number): Promise<void> {
     core.checkpointer.request();
     await core.checkpointer.idle();
   }
-  const whole = core.segments.readWhole(segment);
+}
+
+/**
+ * Order (docs/DESIGN.md): the detached segment is archived and the archive read back and
+ * compared, and only then is its primary copy recycled. Reads meanwhile still find it in primary.
+ */
+async function archiveAndRecycle(core: Core, segment: number): Promise<void> {
+  const whole = await core.segments.readWholeAsync(segment);
   const obj = buildArchiveObject(whole, core.sb.blockSizeBytes, segment, core.sb.volumeId);
   const key = archiveKey(segment);
   await core.store.put(key, obj);

@@ -21,7 +21,7 @@ import { Core } from './core';
 import { EventList, LIVE_SEQ, Point, SyncEvent } from './events';
 import { replay, ReplayReport } from './replay';
 import { blocksPerSegment, planGeometry } from './sizing';
-import { ensureSpace, drainEvictions } from './turnover';
+import { ensureSpace, drainEvictions, quiesceTurnover } from './turnover';
 import { VolumeDir } from './volume-dir';
 import { VolumeStatus, volumeStatus } from './volume-status';
 import { VolumeWriter } from './volume-writer';
@@ -247,6 +247,7 @@ export class Volume {
     await this.serial.catch(() => undefined);
     this.closed = true;
     try {
+      await quiesceTurnover(this.core);
       if (!this.failure) {
         // Through the checkpointer, so it cannot overlap a background one.
         await this.core.checkpointer.idle();
