@@ -212,6 +212,22 @@ describe('FUSE tree', { skip }, () => {
     }
   });
 
+  test('a plain umount of the mountpoint stops the daemon cleanly and releases the volume', { timeout: WATCHDOG_MS }, async () => {
+    const { dir, mnt } = newVolume('64M');
+    const m = await MountedVolume.start(dir, mnt);
+    try {
+      ok('dd', ['if=/dev/urandom', `of=${path.join(mnt, 'live/volume.img')}`, 'bs=64k', 'count=4', 'conv=notrunc,fsync', 'status=none']);
+      const exited = new Promise<number | null>((r) => m.proc.once('exit', (code) => r(code)));
+      ok('umount', [mnt]);
+      const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 10_000))]);
+      assert.equal(code, 0, 'the daemon notices and exits cleanly');
+      assert.match(m.log.join(''), /unmounted from outside/);
+      assert.equal(chronovol(['status', dir]).status, 0, 'the volume opens again: its lock was released');
+    } finally {
+      await m.cleanup();
+    }
+  });
+
   test('block cache: one version read through two events is cached once (a hit the second time), counted in status.json', { timeout: WATCHDOG_MS }, async () => {
     const { dir, mnt } = newVolume('64M');
     ok(process.execPath, [require.resolve('../src/cli/main.js'), 'write', dir, '--offset', String(4096 * 100), '--input', '-'], 30_000, Buffer.alloc(4096, 0x42));

@@ -112,6 +112,7 @@ export class FuseDaemon {
     let policy: PlacementPolicy | undefined; // set once mounted
     this.timer = setInterval(() => {
       policy?.tick();
+      this.noticeExternalUnmount();
       void this.refreshStatus(socket);
     }, 1000);
     this.timer.unref();
@@ -131,6 +132,18 @@ export class FuseDaemon {
       await this.nbd.start();
     }
     this.o.log.info({ mountpoint: this.mountpoint, dir: this.o.dir, fuseThreadsCpu: this.fuseThreads?.cpu }, 'mounted');
+  }
+
+  /**
+   * `umount` or `fusermount -u` run by hand ends the FUSE session without telling fuse-native's
+   * JS side, which would leave this process holding the volume's lock with nothing mounted. The
+   * mount table is read (never the mount) once a second; once the mount is gone, the daemon stops.
+   */
+  private noticeExternalUnmount(): void {
+    if (!this.fuse || this.stopping || mountEntry(this.mountpoint)) return;
+    this.o.log.warn({ mountpoint: this.mountpoint }, 'unmounted from outside; closing the volume');
+    if (this.onStopped) this.onStopped();
+    else void this.stop();
   }
 
   private async refreshStatus(socket: string): Promise<void> {
