@@ -53,6 +53,9 @@ for (let round = 0; round < 4; round++) {
       };
       for (let op = 0; op < 400; op++) {
         if (fs instanceof FaultyFileSystem) fs.coldCache = rng.bool(0.5);
+        // Now and then uploads take a few milliseconds, so a turnover's background archiving
+        // overlaps the operations that follow it (and a close, which waits for it).
+        if (rng.bool(0.1)) store.holdPuts = rng.bool(0.5) ? new Promise((r) => setTimeout(r, rng.int(4))) : undefined;
         const r = rng.next();
         if (r < 0.6) {
           const off = rng.bool(0.5) ? rng.int(SIZE / BS) * BS : rng.int(SIZE - 1);
