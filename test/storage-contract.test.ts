@@ -6,7 +6,7 @@ import { FaultyStore } from '../src/archive/faulty-store';
 import { LocalDirStore } from '../src/archive/local-dir-store';
 import { MemoryStore } from '../src/archive/memory-store';
 import { isChronoError } from '../src/errors';
-import { writeFileDurable } from '../src/storage/durable-file';
+import { writeFileDurable, writeFileDurableAsync } from '../src/storage/durable-file';
 import { FaultyFileSystem } from '../src/storage/faulty-file-system';
 import { FileSystem } from '../src/storage/file-system';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
@@ -36,6 +36,16 @@ for (const [name, make] of fileSystems) {
       h.truncate(5);
       assert.equal(h.size(), 5);
       h.close();
+    });
+    test('writeFileDurableAsync, direct or not, leaves exactly the parts\' bytes (odd lengths, several 8 MiB chunks)', async () => {
+      const { fs, root } = make();
+      const parts = [Buffer.alloc(5 * 1024 * 1024 + 3, 1), Buffer.alloc(7, 2), Buffer.alloc(12 * 1024 * 1024 + 4097, 3)];
+      for (const direct of [false, true]) {
+        const p = path.join(root, `obj-${direct}`);
+        await writeFileDurableAsync(fs, p, parts, { direct });
+        assert.ok(fs.readFile(p).equals(Buffer.concat(parts)), `direct: ${direct}`);
+        assert.ok(!fs.exists(`${p}.tmp`));
+      }
     });
     test('syncDirAsync resolves for a directory and fails with IO for a missing one', async () => {
       const { fs, root } = make();

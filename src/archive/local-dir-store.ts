@@ -6,6 +6,9 @@ import { NodeFileSystem } from '../storage/node-file-system';
 import { BackingStore } from './backing-store';
 
 /** A backing store in a local directory; keys map to relative paths. Durable puts. */
+/** Objects this large are written with O_DIRECT (segments are; the superblock is not). */
+const DIRECT_MIN_BYTES = 1024 * 1024;
+
 export class LocalDirStore implements BackingStore {
   readonly description: string;
   constructor(private readonly root: string, private readonly fs: FileSystem = new NodeFileSystem()) {
@@ -28,7 +31,8 @@ export class LocalDirStore implements BackingStore {
     const p = this.pathOf(key);
     this.fs.mkdirp(path.dirname(p));
     // On the threadpool: a 64 MiB object's write and fsync would stall every request for 0.2 s.
-    await writeFileDurableAsync(this.fs, p, data);
+    // Direct: buffered, its fsync ran at about a third of the disk's direct write speed here.
+    await writeFileDurableAsync(this.fs, p, data, { direct: data.length >= DIRECT_MIN_BYTES });
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
