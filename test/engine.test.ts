@@ -171,15 +171,19 @@ test('a write error stops the writer; reopened, every synced byte is intact', as
   await again.close();
 });
 
+/** A small in-memory volume whose archive is an in-memory store behind a fault injector. */
+async function faultyStoreVolume(): Promise<{ store: FaultyStore; vol: Volume; model: VolumeModel }> {
+  const fsys = new MemoryFileSystem();
+  const store = new FaultyStore(new MemoryStore());
+  fsys.mkdirp('/v');
+  await Volume.create('/v', SMALL, { fs: fsys, store });
+  return { store, vol: await Volume.open('/v', { fs: fsys, store }), model: new VolumeModel(SMALL.sizeBytes) };
+}
+
 test('an archive upload that reads back wrong is not trusted: the primary copy stays', async () => {
   const rng = Rng.fromEnv();
   await withSeed(rng, async () => {
-    const fsys = new MemoryFileSystem();
-    const store = new FaultyStore(new MemoryStore());
-    fsys.mkdirp('/v');
-    await Volume.create('/v', SMALL, { fs: fsys, store });
-    const vol = await Volume.open('/v', { fs: fsys, store });
-    const model = new VolumeModel(SMALL.sizeBytes);
+    const { store, vol, model } = await faultyStoreVolume();
     store.corruptPuts = true;
     let refused = false;
     try {
@@ -203,12 +207,7 @@ test('an archive upload that reads back wrong is not trusted: the primary copy s
 test('turnover archives in the background: the write that made room does not wait for the upload, the next rollover does, and reads are served meanwhile', async () => {
   const rng = Rng.fromEnv();
   await withSeed(rng, async () => {
-    const fsys = new MemoryFileSystem();
-    const store = new FaultyStore(new MemoryStore());
-    fsys.mkdirp('/v');
-    await Volume.create('/v', SMALL, { fs: fsys, store });
-    const vol = await Volume.open('/v', { fs: fsys, store });
-    const model = new VolumeModel(SMALL.sizeBytes);
+    const { store, vol, model } = await faultyStoreVolume();
     let release!: () => void;
     store.holdPuts = new Promise<void>((r) => (release = r));
     const segmentPuts = () => store.putsStarted.filter((k) => k.startsWith('segments/'));
