@@ -37,15 +37,22 @@ for (const [name, make] of fileSystems) {
       assert.equal(h.size(), 5);
       h.close();
     });
-    test('writeFileDurableAsync, direct or not, leaves exactly the parts\' bytes (odd lengths, several 8 MiB chunks)', async () => {
+    test('writeFileDurableAsync, direct or not, leaves exactly the parts\' bytes (odd lengths, several 8 MiB chunks); readFileAsync reads them back', async () => {
       const { fs, root } = make();
       const parts = [Buffer.alloc(5 * 1024 * 1024 + 3, 1), Buffer.alloc(7, 2), Buffer.alloc(12 * 1024 * 1024 + 4097, 3)];
       for (const direct of [false, true]) {
         const p = path.join(root, `obj-${direct}`);
         await writeFileDurableAsync(fs, p, parts, { direct });
         assert.ok(fs.readFile(p).equals(Buffer.concat(parts)), `direct: ${direct}`);
+        assert.ok((await fs.readFileAsync(p, { direct })).equals(Buffer.concat(parts)), `read back, direct: ${direct}`);
         assert.ok(!fs.exists(`${p}.tmp`));
       }
+      for (const size of [0, 1, 4095, 4097]) {
+        const p = path.join(root, `small-${size}`);
+        await writeFileDurableAsync(fs, p, Buffer.alloc(size, 9));
+        assert.ok((await fs.readFileAsync(p, { direct: true })).equals(Buffer.alloc(size, 9)), `direct read of ${size} bytes`);
+      }
+      await assert.rejects(fs.readFileAsync(path.join(root, 'missing'), { direct: true }), (e) => isChronoError(e, 'IO') || (e as Error).message.includes('ENOENT'));
     });
     test('syncDirAsync resolves for a directory and fails with IO for a missing one', async () => {
       const { fs, root } = make();

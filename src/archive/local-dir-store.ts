@@ -6,7 +6,7 @@ import { NodeFileSystem } from '../storage/node-file-system';
 import { BackingStore } from './backing-store';
 
 /** A backing store in a local directory; keys map to relative paths. Durable puts. */
-/** Objects this large are written with O_DIRECT (segments are; the superblock is not). */
+/** Objects this large are written and read whole with O_DIRECT (segments are; the superblock is not). */
 const DIRECT_MIN_BYTES = 1024 * 1024;
 
 export class LocalDirStore implements BackingStore {
@@ -61,7 +61,13 @@ export class LocalDirStore implements BackingStore {
   async get(key: string): Promise<Buffer> {
     const size = await this.size(key);
     if (size === undefined) throw new ChronoError('ARCHIVE_MISSING', `archive object missing: ${key}`, { key });
-    return this.getRange(key, 0, size);
+    if (size < DIRECT_MIN_BYTES) return this.getRange(key, 0, size);
+    // Whole objects are read once (the read-back after an upload, recovery): directly, so the
+    // check is of what the disk holds and the disk streams (120-150 ms for 64 MiB through the
+    // page cache here, about 45 direct).
+    const data = await this.fs.readFileAsync(this.pathOf(key), { direct: true });
+    if (data.length !== size) throw new ChronoError('ARCHIVE_MISMATCH', `archive object ${key} changed size while read: ${data.length} of ${size} bytes`, { key });
+    return data;
   }
 
   async size(key: string): Promise<number | undefined> {

@@ -172,12 +172,14 @@ export class SegmentSet {
     return b;
   }
 
-  /** A whole sealed segment, read on the threadpool (written with O_DIRECT, it is not in the OS cache). */
+  /**
+   * A whole sealed segment, read on the threadpool and directly (written with O_DIRECT, it is not
+   * in the OS cache, and it is read once, to be archived).
+   */
   async readWholeAsync(id: number): Promise<Buffer> {
     const size = this.source(id).size;
-    const buf = Buffer.allocUnsafe(size);
-    const n = await this.reader(id).readAsync(buf, 0, size, 0);
-    if (n !== size) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected: ${n} of ${size} bytes`, { segment: id });
+    const buf = await this.fs.readFileAsync(this.pathOf(id), { direct: true });
+    if (buf.length !== size) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected: ${buf.length} of ${size} bytes`, { segment: id });
     return buf;
   }
 

@@ -54,6 +54,10 @@ export class FaultyFileSystem implements FileSystem {
     this.check('read', path);
     return this.inner.readFile(path);
   }
+  async readFileAsync(path: string, o?: { direct?: boolean }): Promise<Buffer> {
+    this.check('read', path);
+    return this.inner.readFileAsync(path, o);
+  }
   list(dir: string): string[] {
     return this.inner.list(dir);
   }

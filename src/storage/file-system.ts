@@ -53,6 +53,12 @@ export interface FileSystem {
   open(path: string, mode: OpenMode): FileHandle;
   exists(path: string): boolean;
   readFile(path: string): Buffer;
+  /**
+   * A whole file, read on the threadpool. `direct` bypasses the OS cache where the file system
+   * allows it: for large objects read once (an archived segment read back), where direct reads
+   * keep the disk streaming and check what the disk holds, not what the cache does.
+   */
+  readFileAsync(path: string, o?: { direct?: boolean }): Promise<Buffer>;
   /** Names in a directory, sorted; empty when it does not exist. */
   list(dir: string): string[];
   mkdirp(dir: string): void;

@@ -79,6 +79,9 @@ export class MemoryFileSystem implements FileSystem {
     if (!f) throw enoent(path);
     return Buffer.from(f.data.subarray(0, f.size));
   }
+  async readFileAsync(path: string): Promise<Buffer> {
+    return this.readFile(path);
+  }
   list(dir: string): string[] {
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
     const names = new Set<string>();

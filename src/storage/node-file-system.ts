@@ -139,6 +139,35 @@ const DIRECT_ALIGN_BYTES = 4096;
 
 const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx+', createNewDirect: 'wx+' };
 
+/**
+ * A whole file read with O_DIRECT into an aligned buffer (one read request: the kernel splits it
+ * and keeps the pieces in flight); undefined where O_DIRECT is refused or the addon is missing.
+ */
+async function readFileDirect(path: string): Promise<Buffer | undefined> {
+  if (!alignedBuffer || process.env.CHRONOVOL_DIRECT_IO === '0') return undefined;
+  let h: fs.promises.FileHandle;
+  try {
+    h = await fs.promises.open(path, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+    throw err;
+  }
+  try {
+    const size = (await h.stat()).size;
+    const buf = alignedBuffer(Math.max(DIRECT_ALIGN_BYTES, Math.ceil(size / DIRECT_ALIGN_BYTES) * DIRECT_ALIGN_BYTES), DIRECT_ALIGN_BYTES);
+    let done = 0;
+    while (done < size) {
+      // Direct reads end short only at the end of the file, so `done` stays aligned.
+      const { bytesRead } = await h.read(buf, done, buf.length - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return buf.subarray(0, done);
+  } finally {
+    await h.close();
+  }
+}
+
 export class NodeFileSystem implements FileSystem {
   open(path: string, mode: OpenMode): FileHandle {
     try {
@@ -176,6 +205,13 @@ export class NodeFileSystem implements FileSystem {
   readFile(path: string): Buffer {
     try {
       return fs.readFileSync(path);
+    } catch (err) {
+      throw ioError('read', path, err);
+    }
+  }
+  async readFileAsync(path: string, o: { direct?: boolean } = {}): Promise<Buffer> {
+    try {
+      return (o.direct && (await readFileDirect(path))) || (await fs.promises.readFile(path));
     } catch (err) {
       throw ioError('read', path, err);
     }
