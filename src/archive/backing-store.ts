@@ -4,8 +4,11 @@
  */
 export interface BackingStore {
   readonly description: string;
-  /** Stores `data` under `key`, replacing any object there; visible whole or not at all. */
-  put(key: string, data: Buffer): Promise<void>;
+  /**
+   * Stores `data` under `key`, replacing any object there; visible whole or not at all. Parts are
+   * stored back to back, so a large object need not be gathered into one buffer first.
+   */
+  put(key: string, data: Buffer | Buffer[]): Promise<void>;
   /** Exactly `length` bytes at `offset`; fails with ARCHIVE_MISSING if the object is absent. */
   getRange(key: string, offset: number, length: number): Promise<Buffer>;
   get(key: string): Promise<Buffer>;

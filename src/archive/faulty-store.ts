@@ -26,14 +26,15 @@ export class FaultyStore implements BackingStore {
     if (this.failWhen(op, key)) throw new ChronoError('ARCHIVE_UNAVAILABLE', `injected failure on ${op} ${key}`);
   }
 
-  async put(key: string, data: Buffer): Promise<void> {
+  async put(key: string, parts: Buffer | Buffer[]): Promise<void> {
     this.check('put', key);
     this.putsStarted.push(key);
     if (this.holdPuts) await this.holdPuts;
-    let stored = data;
-    if (this.corruptPuts && data.length > 0) {
-      stored = Buffer.from(data);
-      stored[stored.length >> 1] ^= 0xff;
+    let stored = parts;
+    if (this.corruptPuts) {
+      const data = Buffer.concat(Array.isArray(parts) ? parts : [parts]);
+      if (data.length > 0) data[data.length >> 1] ^= 0xff;
+      stored = data;
     }
     return this.inner.put(key, stored);
   }

@@ -26,13 +26,14 @@ export class LocalDirStore implements BackingStore {
     }
   }
 
-  async put(key: string, data: Buffer): Promise<void> {
+  async put(key: string, data: Buffer | Buffer[]): Promise<void> {
     this.reachable();
     const p = this.pathOf(key);
     this.fs.mkdirp(path.dirname(p));
     // On the threadpool: a 64 MiB object's write and fsync would stall every request for 0.2 s.
     // Direct: buffered, its fsync ran at about a third of the disk's direct write speed here.
-    await writeFileDurableAsync(this.fs, p, data, { direct: data.length >= DIRECT_MIN_BYTES });
+    const length = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.length;
+    await writeFileDurableAsync(this.fs, p, data, { direct: length >= DIRECT_MIN_BYTES });
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {

@@ -6,8 +6,8 @@ export class MemoryStore implements BackingStore {
   readonly description = 'memory';
   readonly objects = new Map<string, Buffer>();
 
-  async put(key: string, data: Buffer): Promise<void> {
-    this.objects.set(key, Buffer.from(data));
+  async put(key: string, data: Buffer | Buffer[]): Promise<void> {
+    this.objects.set(key, Buffer.concat(Array.isArray(data) ? data : [data]));
   }
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     const o = this.objects.get(key);

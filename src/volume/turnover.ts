@@ -1,4 +1,4 @@
-import { archiveKey, buildArchiveObject } from '../archive/archive-object';
+import { archiveKey, buildArchiveObject, partsEqual } from '../archive/archive-object';
 import { ChronoError, isChronoError } from '../errors';
 import { RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
@@ -117,11 +117,11 @@ async function archiveAndRecycle(core: Core, segment: number): Promise<void> {
   const key = archiveKey(segment);
   await core.store.put(key, obj);
   const back = await core.store.get(key);
-  if (!back.equals(obj)) {
+  if (!partsEqual(obj, back)) {
     throw new ChronoError('ARCHIVE_MISMATCH', `archived segment ${segment} reads back different from what was written`, { segment });
   }
   core.segments.recycle(segment);
-  core.log.debug({ segment, archiveBytes: obj.length }, 'segment archived and recycled');
+  core.log.debug({ segment, archiveBytes: back.length }, 'segment archived and recycled');
 }
 
 /** Copies the blocks of `segment` that are still live into the current segment. */
