@@ -62,6 +62,8 @@ function randomReads(file: string, sizeBytes: number, count: number): { iops: nu
  *   (thirteen rounds write 13 GiB, inside its 16 GiB working set: no round pays for turnover), vs
  *   bare fuse-native's no-op sink (as shipped, and with its FUSE threads placed as ours are),
  *   and vs the same dd into a plain file on the disk under the volume;
+ * - the live image of a volume the size of one copy, written six times over: the median of the
+ *   last three (every segment filled archives the oldest) against the first (no turnover yet);
  * - random 4 KiB reads of a past image with our block cache warm.
  */
 export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
@@ -112,10 +114,24 @@ export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
       fs.rmSync(plain);
       return r;
     }), ourWrite);
-    fs.rmSync(src);
     await new Promise((r) => setTimeout(r, 1200)); // status.json refreshes once a second
     const wstatus = JSON.parse(fs.readFileSync(path.join(wmnt, 'status.json'), 'utf8')) as { fuseRequests: { maxWriteBytes: number } };
     await stop(wdaemon);
+    // Steady turnover: a volume the size of one copy has a working set of about twice that, so
+    // from the third copy on every segment filled archives the oldest one (local archive, same
+    // disk). The first copy, before any turnover, is the comparison.
+    const tdir = path.join(root, 'tvol');
+    const tmnt = path.join(root, 'tmnt');
+    spawnSync(process.execPath, [CLI, 'init', tdir, '--size', String(sizeBytes)], { stdio: 'ignore' });
+    const tdaemon = await daemon(tdir, tmnt);
+    const copy = settled(() => dd([`if=${src}`, `of=${path.join(tmnt, 'live/volume.img')}`, 'bs=1M', count, 'conv=notrunc,fsync']));
+    const fresh = copy();
+    copy();
+    copy();
+    const turnover = [copy(), copy(), copy()].sort((a, b) => a - b)[1];
+    await stop(tdaemon);
+    fs.rmSync(tdir, { recursive: true, force: true });
+    fs.rmSync(src);
     // Reads: history to read, an image written once and an event taken.
     const rdir = path.join(root, 'rvol');
     const rmnt = path.join(root, 'rmnt');
@@ -163,9 +179,10 @@ export async function benchFuse(sizeBytes = 1024 * MiB): Promise<BenchResult> {
         `FUSE live-image sequential write (dd bs=1M conv=fsync): ${mbs(writes.ours)} vs bare no-op sink ${mbs(writes.baseline)}  ratio ${writes.ratio.toFixed(3)} (median of ${med(writes)}; target >= 0.8); kernel write requests up to ${wstatus.fuseRequests.maxWriteBytes} B`,
         `FUSE live-image sequential write vs a bare sink whose FUSE threads are placed the same way (thread-placement.ts): ${mbs(placedWrites.ours)} vs ${mbs(placedWrites.baseline)}  ratio ${placedWrites.ratio.toFixed(3)} (median of ${med(placedWrites)})`,
         `FUSE live-image sequential write vs the same dd into a plain file on the disk under the volume: ${mbs(diskWrites.ours)} vs ${mbs(diskWrites.baseline)}  ratio ${diskWrites.ratio.toFixed(3)} (median of ${med(diskWrites)})`,
+        `FUSE live-image sequential write in steady turnover (every segment filled archives one; median of 3): ${mbs(turnover)} vs ${mbs(fresh)} before turnover starts  ratio ${(turnover / fresh).toFixed(3)}`,
         `FUSE past-image random 4 KiB reads, warm cache: ${rr.iops.toFixed(0)} IOPS, p50 ${rr.p50Us.toFixed(0)} us, p99 ${rr.p99Us.toFixed(0)} us (block cache ${rstatus.cache.hits} hits / ${rstatus.cache.misses} misses)`,
       ],
-      figures: { fuseReadRatio: reads.ratio, fuseReadSameReadAheadRatio: readsRa.ratio, fuseReadWarmRatio: warmReads.ratio, fuseReadVsDiskRatio: readsVsDisk.ratio, diskStreamMBps: readsVsDisk.baseline / 1e6, fuseWriteRatio: writes.ratio, fuseWriteSamePlacementRatio: placedWrites.ratio, fuseWriteVsDiskRatio: diskWrites.ratio, diskWriteMBps: diskWrites.baseline / 1e6, diskReadMBps: diskRead / 1e6, fuseReadMBps: reads.ours / 1e6, bareReadMBps: reads.baseline / 1e6, fuseWriteMBps: writes.ours / 1e6, bareWriteMBps: writes.baseline / 1e6, fuseRandRead4kIops: rr.iops },
+      figures: { fuseReadRatio: reads.ratio, fuseReadSameReadAheadRatio: readsRa.ratio, fuseReadWarmRatio: warmReads.ratio, fuseReadVsDiskRatio: readsVsDisk.ratio, diskStreamMBps: readsVsDisk.baseline / 1e6, fuseWriteRatio: writes.ratio, fuseWriteSamePlacementRatio: placedWrites.ratio, fuseWriteVsDiskRatio: diskWrites.ratio, fuseWriteTurnoverMBps: turnover / 1e6, fuseWriteTurnoverRatio: turnover / fresh, diskWriteMBps: diskWrites.baseline / 1e6, diskReadMBps: diskRead / 1e6, fuseReadMBps: reads.ours / 1e6, bareReadMBps: reads.baseline / 1e6, fuseWriteMBps: writes.ours / 1e6, bareWriteMBps: writes.baseline / 1e6, fuseRandRead4kIops: rr.iops },
     };
   } finally {
     for (const p of running) await stop(p);
