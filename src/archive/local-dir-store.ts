@@ -65,7 +65,7 @@ export class LocalDirStore implements BackingStore {
     if (size < DIRECT_MIN_BYTES) return this.getRange(key, 0, size);
     // Whole objects are read once (the read-back after an upload, recovery): directly, so the
     // check is of what the disk holds and the disk streams (120-150 ms for 64 MiB through the
-    // page cache here, about 45 direct).
+    // page cache here, about 60 direct).
     const data = await this.fs.readFileAsync(this.pathOf(key), { direct: true });
     if (data.length !== size) throw new ChronoError('ARCHIVE_MISMATCH', `archive object ${key} changed size while read: ${data.length} of ${size} bytes`, { key });
     return data;

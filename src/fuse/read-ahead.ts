@@ -18,6 +18,9 @@ export function setReadAhead(mountpoint: string, bytes: number): { device: strin
   return { device, kib };
 }
 
+/** Where the fusectl file system shows each FUSE connection's settings. */
+const FUSECTL = '/sys/fs/fuse/connections';
+
 /**
  * Raises the FUSE connection's congestion threshold through its control file (fusectl, named by
  * the mount's device minor). libfuse 2 clamps the `congestion_threshold` mount option to
@@ -35,8 +38,6 @@ export function setCongestionThreshold(mountpoint: string, requests: number): nu
   fs.writeFileSync(file, `${requests}\n`);
   return Number(fs.readFileSync(file, 'utf8'));
 }
-
-const FUSECTL = '/sys/fs/fuse/connections';
 
 /** "major:minor" of the file system mounted at mountpoint, from /proc/self/mountinfo. */
 export function mountDevice(mountpoint: string): string | undefined {
