@@ -3,12 +3,28 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** A scratch directory on the same disk as the system temp dir; removed at exit. */
+const scratchDirs: string[] = [];
+
+/** A scratch directory on the same disk as the system temp dir; removed by clearScratch or at exit. */
 export function scratch(prefix: string): string {
   const d = fs.mkdtempSync(path.join(process.env.CHRONOVOL_BENCH_DIR ?? os.tmpdir(), `chronovol-bench-${prefix}-`));
-  process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
+  scratchDirs.push(d);
   return d;
 }
+
+/**
+ * Removes every scratch directory so far, and writes the removal back, so that the next section
+ * does not run beside gigabytes of the last one's files (the history section leaves a volume of
+ * 10^7 versions and its archive).
+ */
+export function clearScratch(): void {
+  for (const d of scratchDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  settle();
+}
+
+process.on('exit', () => {
+  for (const d of scratchDirs) fs.rmSync(d, { recursive: true, force: true });
+});
 
 export function seconds(since: bigint): number {
   return Number(process.hrtime.bigint() - since) / 1e9;

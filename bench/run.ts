@@ -6,7 +6,7 @@ import { crcEngine } from '../src/format/crc';
 import { benchIngest, benchWriteAmp } from './engine-ingest';
 import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
-import { BenchResult } from './lib';
+import { BenchResult, clearScratch } from './lib';
 import { benchNbd } from './nbd-bench';
 
 type Section = { name: string; run: () => Promise<BenchResult> };
@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     const r = await s.run();
     for (const line of r.lines) process.stdout.write(line + '\n');
     Object.assign(figures, r.figures);
+    clearScratch();
   }
   if (json) process.stdout.write(JSON.stringify(figures) + '\n');
 }
