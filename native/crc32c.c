@@ -123,27 +123,33 @@ static napi_value js_crc32c(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* Common arguments of packUnits/unpackUnits: (src, srcOffset, blockSize, count, dst, dstOffset). */
+/*
+ * Common arguments of packUnits/unpackUnits: (src, srcOffset, blockSize, count, dst, dstOffset);
+ * of checkUnits: the first four (dst is then NULL).
+ */
 typedef struct { uint8_t *src, *dst; size_t block, count; } units_args;
 
-static int units_arg(napi_env env, napi_callback_info info, units_args *a, int src_is_units) {
-  size_t argc = 6, slen, dlen;
+enum units_op { PACK, UNPACK, CHECK };
+
+static int units_arg(napi_env env, napi_callback_info info, units_args *a, enum units_op op) {
+  size_t want = op == CHECK ? 4 : 6, argc = 6, slen, dlen = 0;
   napi_value argv[6];
-  double so, bs, cnt, dof;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) {
-    napi_throw_type_error(env, NULL, "expected (src, srcOffset, blockSize, count, dst, dstOffset)");
+  double so, bs, cnt, dof = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want) {
+    napi_throw_type_error(env, NULL, op == CHECK ? "expected (src, srcOffset, blockSize, count)" : "expected (src, srcOffset, blockSize, count, dst, dstOffset)");
     return 0;
   }
-  if (!bytes_arg(env, argv[0], &a->src, &slen) || !num_arg(env, argv[1], &so) || !num_arg(env, argv[2], &bs) ||
-      !num_arg(env, argv[3], &cnt) || !bytes_arg(env, argv[4], &a->dst, &dlen) || !num_arg(env, argv[5], &dof)) return 0;
+  a->dst = NULL;
+  if (!bytes_arg(env, argv[0], &a->src, &slen) || !num_arg(env, argv[1], &so) || !num_arg(env, argv[2], &bs) || !num_arg(env, argv[3], &cnt)) return 0;
+  if (op != CHECK && (!bytes_arg(env, argv[4], &a->dst, &dlen) || !num_arg(env, argv[5], &dof))) return 0;
   double unit = bs + 4;
-  double need_src = so + cnt * (src_is_units ? unit : bs), need_dst = dof + cnt * (src_is_units ? bs : unit);
+  double need_src = so + cnt * (op == PACK ? bs : unit), need_dst = op == CHECK ? 0 : dof + cnt * (op == PACK ? unit : bs);
   if (bs == 0 || need_src > (double)slen || need_dst > (double)dlen) {
     napi_throw_range_error(env, NULL, "units out of range");
     return 0;
   }
   a->src += (size_t)so;
-  a->dst += (size_t)dof;
+  if (a->dst) a->dst += (size_t)dof;
   a->block = (size_t)bs;
   a->count = (size_t)cnt;
   return 1;
@@ -155,7 +161,7 @@ static inline uint32_t get_le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[
 /* packUnits: blocks -> (crc32c u32 LE, data) units. */
 static napi_value js_pack_units(napi_env env, napi_callback_info info) {
   units_args a;
-  if (!units_arg(env, info, &a, 0)) return NULL;
+  if (!units_arg(env, info, &a, PACK)) return NULL;
   for (size_t i = 0; i < a.count; i++) {
     const uint8_t *s = a.src + i * a.block;
     uint8_t *d = a.dst + i * (a.block + 4);
@@ -165,41 +171,29 @@ static napi_value js_pack_units(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* unpackUnits: checks every unit's CRC, copies the data out; returns -1, or the first bad unit. */
-static napi_value js_unpack_units(napi_env env, napi_callback_info info) {
-  units_args a;
+/* The first unit whose data fails its CRC, or -1; the good units' data is copied to dst if set. */
+static napi_value first_bad_unit(napi_env env, const units_args *a) {
   napi_value out;
   int32_t bad = -1;
-  if (!units_arg(env, info, &a, 1)) return NULL;
-  for (size_t i = 0; i < a.count; i++) {
-    const uint8_t *s = a.src + i * (a.block + 4);
-    if (crc32c_hw(0, s + 4, a.block) != get_le32(s)) { bad = (int32_t)i; break; }
-    memcpy(a.dst + i * a.block, s + 4, a.block);
+  for (size_t i = 0; i < a->count; i++) {
+    const uint8_t *s = a->src + i * (a->block + 4);
+    if (crc32c_hw(0, s + 4, a->block) != get_le32(s)) { bad = (int32_t)i; break; }
+    if (a->dst) memcpy(a->dst + i * a->block, s + 4, a->block);
   }
   CHECK(napi_create_int32(env, bad, &out));
   return out;
 }
 
+/* unpackUnits: checks every unit's CRC, copies the data out; returns -1, or the first bad unit. */
+static napi_value js_unpack_units(napi_env env, napi_callback_info info) {
+  units_args a;
+  return units_arg(env, info, &a, UNPACK) ? first_bad_unit(env, &a) : NULL;
+}
+
 /* checkUnits(src, srcOffset, blockSize, count): unpackUnits without the copy (archiving, verify). */
 static napi_value js_check_units(napi_env env, napi_callback_info info) {
-  size_t argc = 4, slen;
-  napi_value argv[4], out;
-  uint8_t *src;
-  double so, bs, cnt;
-  int32_t bad = -1;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 4 || !bytes_arg(env, argv[0], &src, &slen) || !num_arg(env, argv[1], &so) || !num_arg(env, argv[2], &bs) || !num_arg(env, argv[3], &cnt)) return NULL;
-  if (bs == 0 || so + cnt * (bs + 4) > (double)slen) {
-    napi_throw_range_error(env, NULL, "units out of range");
-    return NULL;
-  }
-  size_t block = (size_t)bs;
-  for (size_t i = 0; i < (size_t)cnt; i++) {
-    const uint8_t *s = src + (size_t)so + i * (block + 4);
-    if (crc32c_hw(0, s + 4, block) != get_le32(s)) { bad = (int32_t)i; break; }
-  }
-  CHECK(napi_create_int32(env, bad, &out));
-  return out;
+  units_args a;
+  return units_arg(env, info, &a, CHECK) ? first_bad_unit(env, &a) : NULL;
 }
 
 /* Defines crc32c, packUnits, unpackUnits and checkUnits on exports, if this CPU has SSE4.2. */

@@ -27,6 +27,18 @@ function checkRange(srcEnd: number, srcLength: number, dstEnd: number, dstLength
   if (srcEnd > srcLength || dstEnd > dstLength) throw new RangeError('units out of range');
 }
 
+/** The first unit whose data fails its CRC, or -1; the good units' data is copied to dst if given. */
+function firstBadUnit(src: Uint8Array, so: number, bs: number, count: number, dst?: Uint8Array, dof = 0): number {
+  const view = Buffer.from(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < count; i++) {
+    const at = so + i * (bs + 4);
+    const data = view.subarray(at + 4, at + 4 + bs);
+    if (nodeRsCrc32c(data, 0) >>> 0 !== view.readUInt32LE(at)) return i;
+    dst?.set(data, dof + i * bs);
+  }
+  return -1;
+}
+
 export const fallbackCodec: CrcCodec = {
   name: 'node-rs',
   crc32c: (buf, initial) => nodeRsCrc32c(buf as Buffer, initial) >>> 0,
@@ -41,23 +53,11 @@ export const fallbackCodec: CrcCodec = {
   },
   unpackUnits(src, so, bs, count, dst, dof) {
     checkRange(so + count * (bs + 4), src.length, dof + count * bs, dst.length);
-    const view = Buffer.from(src.buffer, src.byteOffset, src.length);
-    for (let i = 0; i < count; i++) {
-      const at = so + i * (bs + 4);
-      const data = src.subarray(at + 4, at + 4 + bs);
-      if (nodeRsCrc32c(data as Buffer, 0) >>> 0 !== view.readUInt32LE(at)) return i;
-      dst.set(data, dof + i * bs);
-    }
-    return -1;
+    return firstBadUnit(src, so, bs, count, dst, dof);
   },
   checkUnits(src, so, bs, count) {
     checkRange(so + count * (bs + 4), src.length, 0, 0);
-    const view = Buffer.from(src.buffer, src.byteOffset, src.length);
-    for (let i = 0; i < count; i++) {
-      const at = so + i * (bs + 4);
-      if (nodeRsCrc32c(view.subarray(at + 4, at + 4 + bs), 0) >>> 0 !== view.readUInt32LE(at)) return i;
-    }
-    return -1;
+    return firstBadUnit(src, so, bs, count);
   },
 };
 

@@ -47,7 +47,7 @@ export async function drainEvictions(core: Core, strict: boolean): Promise<void>
     if (core.segments.count <= core.sb.workingSetSegments) return;
     const oldest = core.segments.sealed[0];
     await detach(core, oldest);
-    core.leaving = { segment: oldest, done: archiveAndRecycle(core, oldest).then(() => undefined, (err: unknown) => err ?? new Error('archive failed')) };
+    core.leaving = { segment: oldest, done: attemptArchive(core, oldest) };
     if (!strict) return;
   }
 }
@@ -61,7 +61,7 @@ async function settleLeaving(core: Core, strict: boolean): Promise<boolean> {
   const leaving = core.leaving!;
   let err = await leaving.done;
   if (err !== undefined && isArchiveTrouble(err) && strict) {
-    err = await archiveAndRecycle(core, leaving.segment).then(() => undefined, (e: unknown) => e ?? new Error('archive failed'));
+    err = await attemptArchive(core, leaving.segment);
     if (err !== undefined && isArchiveTrouble(err)) {
       core.archiveError = (err as Error).message;
       throw new ChronoError('ARCHIVE_UNAVAILABLE', `the working set is full and segment ${leaving.segment} cannot be archived: ${(err as Error).message}`, { segment: leaving.segment }, err);
@@ -86,6 +86,11 @@ async function settleLeaving(core: Core, strict: boolean): Promise<boolean> {
 export async function quiesceTurnover(core: Core): Promise<void> {
   const err = core.leaving && (await core.leaving.done);
   if (err !== undefined && err !== null) core.log.warn({ err: (err as Error).message }, 'background archive failed; it is retried when the volume next opens');
+}
+
+/** archiveAndRecycle, settling with its failure (undefined on success) instead of rejecting. */
+function attemptArchive(core: Core, segment: number): Promise<unknown> {
+  return archiveAndRecycle(core, segment).then(() => undefined, (err: unknown) => err ?? new Error('archive failed'));
 }
 
 function isArchiveTrouble(err: unknown): boolean {
