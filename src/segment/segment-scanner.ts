@@ -36,6 +36,12 @@ export interface ScanOptions {
   /** Check every block's CRC (tail replay, verify); otherwise headers only. */
   verifyData: boolean;
   segmentId: number;
+  /**
+   * Every byte before this offset was acknowledged (a checkpoint covers it, or a later
+   * segment's sync point proves the whole segment durable: Infinity). Damage there, or a
+   * segment that ends before it, is corruption, never a torn tail. Default 0.
+   */
+  acknowledgedThrough?: number;
 }
 
 /**
@@ -50,12 +56,14 @@ export function scanSegment(src: ByteSource, opts: ScanOptions): ScanResult {
   let at = SEGMENT_HEADER.lengthBytes;
   let bodyCrc = 0;
   let count = 0;
+  const acked = opts.acknowledgedThrough ?? 0;
   while (at < src.size) {
     let rec: ScannedRecord;
     try {
       rec = readOne(src, at, opts, unit, { ...ctx, offset: at });
     } catch (err) {
       if (!isChronoError(err)) throw err;
+      if (at < acked) return { header, records, validEnd: at, sealed: false, corruptAt: at, corruptReason: `${err.message}, below the acknowledged position ${ackText(acked)}` };
       const resumesAt = findNextRecord(src, at + 1, opts, unit, ctx);
       if (resumesAt === undefined) return { header, records, validEnd: at, sealed: false, tornAt: at };
       // Valid records after damage. In a segment with sync points, damage at or after the last
@@ -77,7 +85,22 @@ export function scanSegment(src: ByteSource, opts: ScanOptions): ScanResult {
     records.push(rec);
     at += HEADER_BYTES + rec.header.payloadLength;
   }
+  if (at < acked) return { header, records, validEnd: at, sealed: false, corruptAt: at, corruptReason: `the segment ends before the acknowledged position ${ackText(acked)}` };
   return { header, records, validEnd: at, sealed: false };
+}
+
+function ackText(acked: number): string {
+  return acked === Infinity ? '(the whole segment: a later sync point or checkpoint vouches for it)' : String(acked);
+}
+
+/**
+ * The furthest position any valid SYNC record in the segment names, looking past damage too;
+ * 0 when it holds none. Replay asks it of later segments: a sync point there was appended only
+ * after every earlier segment was durable, so it makes them acknowledged whole.
+ */
+export function furthestSyncPoint(src: ByteSource, opts: ScanOptions): number {
+  if (src.size <= SEGMENT_HEADER.lengthBytes) return 0;
+  return durableThrough(src, [], SEGMENT_HEADER.lengthBytes, opts, unitBytes(opts.blockSizeBytes), { segment: opts.segmentId });
 }
 
 function readOne(src: ByteSource, at: number, opts: ScanOptions, unit: number, ctx: Record<string, unknown>): ScannedRecord {
