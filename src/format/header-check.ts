@@ -64,10 +64,14 @@ export function sealPrelude(b: Buffer, spec: PreludeSpec): Buffer {
   return b;
 }
 
-/** Validates a prelude header in the house order; a short buffer fails on its length. */
-export function checkPrelude(b: Buffer, spec: PreludeSpec, context: Record<string, unknown>): void {
-  const short = b.length < spec.lengthBytes;
-  const p = short ? Buffer.concat([b, Buffer.alloc(spec.lengthBytes - b.length)]) : b;
+/**
+ * Validates a prelude header in the house order; a short buffer fails on its length. `wholeFile`:
+ * the buffer is a file that holds the header alone (the superblock, `volume.cvsb`), so a longer
+ * one fails on its length too.
+ */
+export function checkPrelude(b: Buffer, spec: PreludeSpec, context: Record<string, unknown>, o: { wholeFile?: boolean } = {}): void {
+  const short = b.length < spec.lengthBytes || (o.wholeFile === true && b.length > spec.lengthBytes);
+  const p = b.length < spec.lengthBytes ? Buffer.concat([b, Buffer.alloc(spec.lengthBytes - b.length)]) : b;
   checkHeader({
     what: spec.what,
     magicOk: p.subarray(0, 8).equals(spec.magic),

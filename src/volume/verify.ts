@@ -1,14 +1,18 @@
 import { archiveKey, parseArchiveObject } from '../archive/archive-object';
 import { isChronoError } from '../errors';
-import { FILE_NAMES, RecordType, parseSegmentFileName } from '../format/constants';
+import { FILE_NAMES, RecordType, SUPERBLOCK, parseSegmentFileName } from '../format/constants';
+import { checkPrelude } from '../format/header-check';
+import { decodeSuperblock } from '../format/superblock';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
 import { scanSegment } from '../segment/segment-scanner';
 import { Core } from './core';
 
 export interface Problem {
-  kind: 'primary-segment' | 'archived-segment' | 'archive-missing' | 'index-mismatch' | 'archive-unreachable';
+  kind: 'primary-segment' | 'archived-segment' | 'archive-missing' | 'index-mismatch' | 'archive-unreachable' | 'archive-superblock' | 'open';
   segment?: number;
   offset?: number;
+  /** The error code the damage raised, where one did (BAD_MAGIC, BAD_CHECKSUM, CORRUPT_LOG …). */
+  code?: string;
   message: string;
 }
 
@@ -22,8 +26,9 @@ export type Progress = (done: number, total: number) => void;
 
 /**
  * Reads everything once: every primary and archived segment with every block CRC, the index
- * against the log (each version the log holds must be what the index returns at its seq), and
- * the archive for gaps. Reports every problem found rather than stopping at the first.
+ * against the log (each version the log holds must be what the index returns at its seq, and
+ * the index holds no version the log lacks), the archive's superblock, and the archive for gaps.
+ * Reports every problem found rather than stopping at the first.
  */
 export async function verifyVolume(core: Core, progress?: Progress): Promise<VerifyReport> {
   const problems: Problem[] = [];
@@ -39,11 +44,15 @@ export async function verifyVolume(core: Core, progress?: Progress): Promise<Ver
   } catch (err) {
     problems.push({ kind: 'archive-unreachable', message: (err as Error).message });
   }
+  if (!problems.length) await checkArchiveSuperblock(core, problems); // unless the archive is unreachable
   const total = primary.length + archived.length;
   let done = 0;
+  /** Versions the log holds, per segment (a segment awaiting recycling is in both places). */
+  const logVersions = new Map<number, number>();
 
-  const checkIndex = (segment: number, primaryOffset: number, h: RecordHeader) => {
+  const checkIndex = (segment: number, primaryOffset: number, h: RecordHeader, versions: { n: number }) => {
     if (h.type !== RecordType.WRITE && h.type !== RecordType.ZERO && h.type !== RecordType.TRIM) return;
+    versions.n += h.blockCount;
     for (let i = 0; i < h.blockCount; i++) {
       const want = h.type === RecordType.WRITE ? primaryOffset + HEADER_BYTES + i * unit : 0;
       const v = core.index.floor(h.firstBlock + i, h.seq);
@@ -62,11 +71,14 @@ export async function verifyVolume(core: Core, progress?: Progress): Promise<Ver
       if (scan.corruptAt !== undefined || scan.tornAt !== undefined || (!isCurrent && !scan.sealed)) {
         problems.push({ kind: 'primary-segment', segment: id, offset: scan.corruptAt ?? scan.tornAt ?? scan.validEnd, message: scan.corruptReason ?? 'segment ends early' });
       }
+      const versions = { n: 0 };
       for (const r of scan.records) {
         checked.records++;
         checked.blocks += r.header.type === RecordType.WRITE || r.header.type === RecordType.COPY ? r.header.blockCount : 0;
-        checkIndex(id, r.offset, r.header);
+        checkIndex(id, r.offset, r.header, versions);
       }
+      // A segment with damage does not say how many versions it held.
+      if (scan.corruptAt === undefined && scan.tornAt === undefined) logVersions.set(id, versions.n);
     } catch (err) {
       if (!isChronoError(err)) throw err;
       problems.push({ kind: 'primary-segment', segment: id, message: err.message });
@@ -79,11 +91,13 @@ export async function verifyVolume(core: Core, progress?: Progress): Promise<Ver
   for (const id of archived) {
     try {
       const { scan, table } = parseArchiveObject(await core.store.get(archiveKey(id)), sb.blockSizeBytes, id, sb.volumeId);
+      const versions = { n: 0 };
       scan.records.forEach((r, i) => {
         checked.records++;
         checked.blocks += r.header.type === RecordType.WRITE ? r.header.blockCount : 0;
-        checkIndex(id, table.primary[i], r.header);
+        checkIndex(id, table.primary[i], r.header, versions);
       });
+      logVersions.set(id, versions.n);
     } catch (err) {
       if (!isChronoError(err)) throw err;
       problems.push({ kind: 'archived-segment', segment: id, message: err.message });
@@ -97,5 +111,41 @@ export async function verifyVolume(core: Core, progress?: Progress): Promise<Ver
   for (let id = Math.min(1, firstArchived); id < oldestPrimary; id++) {
     if (id >= 1 && !present.has(id)) problems.push({ kind: 'archive-missing', segment: id, message: `segment ${id} is neither in primary nor in the archive` });
   }
+  // The other direction: every version the index holds is one the log holds. Only when the whole
+  // log was read, so a count that differs is the index's fault.
+  if (!problems.length) {
+    let inLog = 0;
+    for (const n of logVersions.values()) inLog += n;
+    if (inLog !== core.index.versionCount) {
+      problems.push({ kind: 'index-mismatch', message: `the index holds ${core.index.versionCount} block versions, the log ${inLog}` });
+    }
+  }
   return { ok: problems.length === 0, problems, checked };
+}
+
+/**
+ * The archive's copy of the superblock (`volume.cvsb`): recover needs it. Checked in the house
+ * order (magic, version, length, checksum, flags; one code per rule), then against the volume's.
+ */
+async function checkArchiveSuperblock(core: Core, problems: Problem[]): Promise<void> {
+  const what = `archive superblock (${FILE_NAMES.archiveSuperblock})`;
+  let bytes: Buffer;
+  try {
+    bytes = await core.store.get(FILE_NAMES.archiveSuperblock);
+  } catch (err) {
+    problems.push({ kind: 'archive-superblock', code: isChronoError(err) ? err.code : 'IO', message: `${what} cannot be read: ${(err as Error).message}` });
+    return;
+  }
+  try {
+    checkPrelude(bytes, { what, magic: SUPERBLOCK.magic, lengthBytes: SUPERBLOCK.lengthBytes, crcOffset: SUPERBLOCK.off.crc }, { file: FILE_NAMES.archiveSuperblock }, { wholeFile: true });
+  } catch (err) {
+    if (!isChronoError(err)) throw err;
+    problems.push({ kind: 'archive-superblock', code: err.code, message: err.message });
+    return;
+  }
+  const a = decodeSuperblock(bytes);
+  const v = core.sb;
+  const same = a.volumeId.equals(v.volumeId) && a.volumeSizeBytes === v.volumeSizeBytes && a.blockSizeBytes === v.blockSizeBytes
+    && a.segmentSizeBytes === v.segmentSizeBytes && a.workingSetSegments === v.workingSetSegments && a.createdMs === v.createdMs;
+  if (!same) problems.push({ kind: 'archive-superblock', code: 'FOREIGN_SEGMENT', message: `${what} does not describe this volume (another volume's archive, or a different geometry)` });
 }
