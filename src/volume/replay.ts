@@ -20,14 +20,15 @@ export interface ReplayReport {
  * Rebuilds in-memory state on open. The index comes from its checkpoint; only the log after the
  * checkpoint's position is replayed (with every block CRC checked, since a torn tail must be
  * found). Sealed segments before it are walked header by header for copy-forward records alone,
- * which rebuild where live blocks now sit. A torn tail is cut; damage before the tail is fatal.
+ * which rebuild where live blocks now sit. Only a torn tail past everything acknowledged is cut;
+ * damage under anything acknowledged is CORRUPT_LOG (DESIGN.md, "Acknowledged bytes are never cut").
  */
 export function replay(core: Core, manifest: ManifestBody | undefined): ReplayReport {
   const { fs, dir, sb } = core;
   const ids = SegmentSet.listIds(fs, dir.segmentsDir); // may be cut short by a torn seal below
   const covered = manifest?.covered ?? { segment: ids[0] ?? 1, offset: 0 };
   const report: ReplayReport = { replayedRecords: 0, tornTailCutBytes: 0, segments: ids.length };
-  const sourceOf = (id: number, h: FileHandle): ByteSource => ({
+  const sourceOf = (h: FileHandle): ByteSource => ({
     size: h.size(),
     read: (p, l) => {
       const b = Buffer.allocUnsafe(l);
@@ -39,7 +40,7 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
   checkCheckpointedSegments(ids, manifest);
   const syncedAfter = laterSyncPoints(core, ids, covered.segment, sourceOf, scanOpts);
   dropAfterGap(core, ids, covered.segment, syncedAfter);
-  /** Where acknowledged bytes end in a segment (see DESIGN.md, "Acknowledged bytes are never cut"). */
+  /** Where acknowledged bytes end in a segment. */
   const acknowledgedThrough = (id: number): number => {
     if (syncedAfter.has(id)) return Infinity;
     if (!manifest || id > covered.segment) return 0;
@@ -51,7 +52,7 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
     const path = core.segments.pathOf(id);
     const h = fs.open(path, 'read');
     const size = h.size();
-    const src = sourceOf(id, h);
+    const src = sourceOf(h);
     const acked = acknowledgedThrough(id);
     try {
       if (acked === 0 && headerNeverWritten(src) && !headerValid(core, src, id)) {
@@ -141,7 +142,7 @@ function checkCheckpointedSegments(ids: number[], manifest: ManifestBody | undef
  * only after every earlier segment is durable (rule 2), so each of these was acknowledged
  * whole: damage anywhere in them is corruption.
  */
-function laterSyncPoints(core: Core, ids: number[], coveredSegment: number, sourceOf: (id: number, h: FileHandle) => ByteSource, scanOpts: (id: number) => { blockSizeBytes: number; volumeId: Buffer; segmentId: number }): Set<number> {
+function laterSyncPoints(core: Core, ids: number[], coveredSegment: number, sourceOf: (h: FileHandle) => ByteSource, scanOpts: (id: number) => { blockSizeBytes: number; volumeId: Buffer; segmentId: number }): Set<number> {
   const out = new Set<number>();
   let synced = false;
   for (let i = ids.length - 1; i >= 0 && ids[i] >= coveredSegment; i--) {
@@ -149,7 +150,7 @@ function laterSyncPoints(core: Core, ids: number[], coveredSegment: number, sour
     if (synced || i === 0 || ids[i - 1] < coveredSegment) continue; // earlier ones are covered whole anyway
     const h = core.fs.open(core.segments.pathOf(ids[i]), 'read');
     try {
-      synced = furthestSyncPoint(sourceOf(ids[i], h), { ...scanOpts(ids[i]), verifyData: false }) > 0;
+      synced = furthestSyncPoint(sourceOf(h), { ...scanOpts(ids[i]), verifyData: false }) > 0;
     } finally {
       h.close();
     }
