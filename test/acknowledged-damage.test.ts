@@ -8,6 +8,7 @@ import { RECORD_HEADER, RecordType } from '../src/format/constants';
 import { HEADER_BYTES } from '../src/format/record';
 import { scanSegment } from '../src/segment/segment-scanner';
 import { Volume } from '../src/volume/volume';
+import { cli } from './helpers/cli';
 import { SMALL, freshVolume } from './helpers/volumes';
 
 /**
@@ -63,6 +64,9 @@ for (const [where, at] of [
     } catch (err) {
       assert.ok(code('CORRUPT_LOG')(err), String(err));
       assert.equal(fs.statSync(file).size, size, 'nothing was cut');
+      const v = cli(['verify', dir]);
+      assert.equal(v.status, 1, v.stderr);
+      assert.match(v.stdout, /DAMAGE open \[CORRUPT_LOG\] segment \d+ offset \d+/, 'verify says where');
       return;
     }
     // The code before the fix got here: it cut the covered records as a torn tail, and the next
