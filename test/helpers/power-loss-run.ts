@@ -54,8 +54,21 @@ interface Outcome<T> {
   error?: unknown;
 }
 
-export async function powerLossRun(seed: number, o: { ops?: number } = {}): Promise<PowerLossStats> {
+export interface PowerLossOptions {
+  ops?: number;
+  /**
+   * 'mixed': fsyncs released in a random order (newest first, oldest first, at random), cuts
+   * inside operations, at acknowledgments and between operations, with write-back in any order.
+   * 'ack': the strictest order for acknowledgments: fsyncs released newest first, only as far as
+   * the operation needs, and the power cut (durable bytes only) the moment a sync, flush or close
+   * is acknowledged, or a write that made a segment leave the working set returns.
+   */
+  mode?: 'mixed' | 'ack';
+}
+
+export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Promise<PowerLossStats> {
   const rng = new Rng(seed);
+  const ackMode = o.mode === 'ack';
   const stats: PowerLossStats = { ops: 0, cuts: 0, reopens: 0, eventsChecked: 0 };
   const direct = rng.bool(0.7);
   let m = new Machine(new MemoryFileSystem({ directAlignBytes: direct ? 4096 : undefined }));
@@ -88,7 +101,7 @@ export async function powerLossRun(seed: number, o: { ops?: number } = {}): Prom
       m.mem.releaseSync(release === 'newest' ? held - 1 : release === 'oldest' ? 0 : rng.int(held));
     }
   };
-  const pickRelease = (): Release => (rng.bool(0.5) ? 'newest' : rng.bool() ? 'oldest' : 'random');
+  const pickRelease = (): Release => (ackMode || rng.bool(0.5) ? 'newest' : rng.bool() ? 'oldest' : 'random');
   const must = async <T>(start: () => Promise<T>): Promise<T> => {
     const r = await drive(start, pickRelease());
     assert.ok(r.done, 'no power cut was armed');
@@ -103,13 +116,16 @@ export async function powerLossRun(seed: number, o: { ops?: number } = {}): Prom
   let durableSeq = 0;
   const ops = o.ops ?? 300;
 
-  const check = async (context: string, maybe: ModelEvent[]) => {
+  const check = async (context: string, maybe?: ModelEvent[]) => {
     assert.ok(vol.lastSeq >= durableSeq, `reopened at seq ${vol.lastSeq}, but seq ${durableSeq} was acknowledged durable ${context}`);
     const want = model.atSeq.get(vol.lastSeq);
     assert.ok(want, `the model knows seq ${vol.lastSeq} ${context}`);
     assert.ok((await vol.read(0, SIZE)).equals(want), `live image at seq ${vol.lastSeq} ${context}`);
-    model.events = model.checkEvents(vol.events, maybe, context);
-    for (const e of model.events) {
+    model.events = model.checkEvents(vol.events, maybe ?? [], context);
+    // Every event's image on clean reopens; after a cut the newest few and a few at random.
+    const n = model.events.length;
+    const some = maybe === undefined ? model.events : model.events.filter((_, i) => i >= n - 3 || rng.bool(3 / Math.max(3, n)));
+    for (const e of some) {
       assert.ok((await vol.read(0, SIZE, vol.resolvePoint(String(e.id)))).equals(model.atSeq.get(e.seq)!), `event ${e.id} (seq ${e.seq}) image ${context}`);
       stats.eventsChecked++;
     }
@@ -144,7 +160,8 @@ export async function powerLossRun(seed: number, o: { ops?: number } = {}): Prom
     const before = vol.lastSeq;
     const mode = rng.next();
     // How the power may go during this operation: inside it, at its acknowledgment, or not.
-    const cut: 'inside' | 'ack' | 'none' = mode < 0.06 ? 'inside' : mode < 0.12 ? 'ack' : 'none';
+    const cut: 'inside' | 'ack' | 'none' = ackMode ? 'none' : mode < 0.06 ? 'inside' : mode < 0.12 ? 'ack' : 'none';
+    const oldestSealed = vol.internals.segments.sealed[0];
     if (cut === 'inside') m.mem.armPowerCut(rng.int(rng.bool() ? 8 : 60));
     const reorder: PowerCutOptions = rng.bool() ? { reorder: () => rng.next() } : {};
     const context = `(op ${op}, cut ${cut})`;
@@ -175,26 +192,31 @@ export async function powerLossRun(seed: number, o: { ops?: number } = {}): Prom
         model.acknowledge(e);
         maybe = [];
       }
-    } else if (r < 0.92) {
+    } else if (r < (ackMode ? 0.88 : 0.92)) {
       outcome = await drive(() => vol.flush(), pickRelease());
     } else {
       // Close and reopen, on the same machine (unless the power goes meanwhile).
       outcome = await drive(() => vol.close(), pickRelease());
+      if (outcome.done && !m.mem.cutImage) durableSeq = vol.lastSeq;
+      // A closed volume is all on disk: cut the power the moment close returns, now and then.
+      if (outcome.done && !m.mem.cutImage && ackMode && rng.bool(0.6)) m.mem.cutNow();
       if (outcome.done && !m.mem.cutImage) {
-        durableSeq = vol.lastSeq;
         stats.reopens++;
         vol = await must(() => Volume.open(DIR, { fs: m.fs, store: m.store, cacheBytes: rng.bool() ? 32 * 1024 : 0 }));
-        await check(`after a clean reopen ${context}`, []);
+        await check(`after a clean reopen ${context}`);
       }
     }
     if (outcome.done) {
       if (r < 0.67) assert.equal(vol.lastSeq, before + 1, `one record, one seq ${context}`);
-      if (r >= 0.85 && r < 0.92) durableSeq = vol.lastSeq;
-      if (r >= 0.67 && r < 0.85) durableSeq = vol.lastSeq;
+      if (r >= 0.67 && r < (ackMode ? 0.88 : 0.92)) durableSeq = vol.lastSeq;
+    }
+    if (ackMode && outcome.done && !m.mem.cutImage) {
+      const recycled = r < 0.67 && vol.internals.segments.sealed[0] !== oldestSealed;
+      if ((recycled || (r >= 0.67 && r < 0.88)) && rng.bool(0.6)) m.mem.cutNow();
     }
     m.mem.armPowerCut(Number.POSITIVE_INFINITY); // disarm what this operation did not reach
     if (!m.mem.cutImage && cut === 'ack') m.mem.cutNow(reorder);
-    if (!m.mem.cutImage && rng.bool(0.03)) {
+    if (!m.mem.cutImage && !ackMode && rng.bool(0.03)) {
       // Between operations: let some background fsyncs finish (sealing, archiving, a
       // checkpoint), then cut while others still wait.
       for (let n = rng.int(4); n > 0 && m.mem.heldSyncs.length; n--) {
@@ -204,7 +226,7 @@ export async function powerLossRun(seed: number, o: { ops?: number } = {}): Prom
       if (!m.mem.cutImage) m.mem.cutNow(reorder);
     }
     if (m.mem.cutImage) await reboot(context, maybe);
-    else if (rng.bool(0.1)) {
+    else if (!ackMode && rng.bool(0.1)) {
       // Background progress without a cut.
       for (let n = rng.int(3); n > 0 && m.mem.heldSyncs.length; n--) m.mem.releaseSync(rng.int(m.mem.heldSyncs.length));
       await new Promise((res) => setImmediate(res));
@@ -214,7 +236,7 @@ export async function powerLossRun(seed: number, o: { ops?: number } = {}): Prom
   await must(() => vol.close());
   durableSeq = vol.lastSeq;
   vol = await must(() => Volume.open(DIR, { fs: m.fs, store: m.store }));
-  await check('(final reopen)', []);
+  await check('(final reopen)');
   const report = await must(() => verifyVolume(vol.internals));
   assert.deepEqual(report.problems, [], 'verify finds nothing');
   await must(() => vol.close());
