@@ -77,15 +77,16 @@ export class MemoryFileSystem implements FileSystem {
     return this.calls;
   }
 
-  /** Held fsyncs, in the order they were issued. */
+  /** Held fsyncs, in the order they were issued (the same object while one stays held). */
   get heldSyncs(): readonly HeldSync[] {
-    return this.pending.map(({ path, kind }) => ({ path, kind }));
+    return this.pending.slice();
   }
 
-  /** Completes the held fsync at `index` (of `heldSyncs`): it takes effect now, then resolves. */
-  releaseSync(index: number): void {
-    const [p] = this.pending.splice(index, 1);
-    if (!p) throw new Error(`no held fsync at ${index}`);
+  /** Completes a held fsync (one of `heldSyncs`, or its index there): it takes effect now, then resolves. */
+  releaseSync(which: number | HeldSync): void {
+    const index = typeof which === 'number' ? which : this.pending.indexOf(which as PendingSync);
+    const [p] = index >= 0 ? this.pending.splice(index, 1) : [];
+    if (!p) throw new Error(`no such held fsync: ${typeof which === 'number' ? which : which.path}`);
     p.apply(); // counted (and possibly cut) as it takes effect
 
     p.resolve();

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { FaultyStore } from '../../src/archive/faulty-store';
 import { LocalDirStore } from '../../src/archive/local-dir-store';
 import { FaultyFileSystem } from '../../src/storage/faulty-file-system';
-import { MemoryFileSystem, PowerCutOptions } from '../../src/storage/memory-file-system';
+import { HeldSync, MemoryFileSystem, PowerCutOptions } from '../../src/storage/memory-file-system';
 import { verifyVolume } from '../../src/volume/verify';
 import { Volume } from '../../src/volume/volume';
 import { Rng } from './rng';
@@ -77,12 +77,17 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
 
   /**
    * Runs an operation to its end, releasing held fsyncs one at a time whenever nothing else can
-   * move, until it settles or the power is cut. An operation still waiting with no fsync held
+   * move, until it settles or the power is cut. Each fsync held during the operation (those
+   * already waiting when it starts included) is withheld with probability `withhold`: released
+   * only once nothing else is left to release. An operation that does not wait for an fsync it
+   * depends on is then acknowledged before it. An operation still waiting with no fsync held
    * is a hang, reported as one.
    */
-  const drive = async <T>(start: () => Promise<T>, release: Release): Promise<Outcome<T>> => {
+  const drive = async <T>(start: () => Promise<T>, release: Release, withhold = 0): Promise<Outcome<T>> => {
     const out: Outcome<T> = { done: false };
     let settled = false;
+    const seen = new Set<HeldSync>();
+    const withheld = new Set<HeldSync>();
     start().then((v) => ((settled = true), (out.value = v)), (e) => ((settled = true), (out.error = e)));
     for (let idle = 0; ; ) {
       await new Promise((r) => setImmediate(r));
@@ -92,13 +97,20 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
         if (out.error !== undefined) throw out.error;
         return out;
       }
-      const held = m.mem.heldSyncs.length;
-      if (held === 0) {
+      const held = m.mem.heldSyncs;
+      if (held.length === 0) {
         assert.ok(++idle < 200, 'an operation waits with no fsync held: it can never finish');
         continue;
       }
       idle = 0;
-      m.mem.releaseSync(release === 'newest' ? held - 1 : release === 'oldest' ? 0 : rng.int(held));
+      for (const h of held) {
+        if (seen.has(h)) continue;
+        seen.add(h);
+        if (rng.bool(withhold)) withheld.add(h);
+      }
+      const free = held.filter((h) => !withheld.has(h));
+      const from = free.length ? free : held;
+      m.mem.releaseSync(from[release === 'newest' ? from.length - 1 : release === 'oldest' ? 0 : rng.int(from.length)]);
     }
   };
   const pickRelease = (): Release => (ackMode || rng.bool(0.5) ? 'newest' : rng.bool() ? 'oldest' : 'random');
@@ -164,6 +176,7 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
     const oldestSealed = vol.internals.segments.sealed[0];
     if (cut === 'inside') m.mem.armPowerCut(rng.int(rng.bool() ? 8 : 60));
     const reorder: PowerCutOptions = rng.bool() ? { reorder: () => rng.next() } : {};
+    const withhold = ackMode || rng.bool() ? 0.5 : 0;
     const context = `(op ${op}, cut ${cut})`;
     const r = rng.next();
     let maybe: ModelEvent[] = [];
@@ -174,18 +187,18 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
       const data = rng.bytes(Math.min(SIZE - off, 1 + rng.int(rng.bool(0.8) ? 2048 : 8192 - (off % BS))));
       model.write(off, data);
       model.snapshot(before + 1);
-      outcome = await drive(() => vol.write(off, data), pickRelease());
+      outcome = await drive(() => vol.write(off, data), pickRelease(), withhold);
     } else if (r < 0.67) {
       const first = rng.int(SIZE / BS);
       const count = 1 + rng.int(Math.min(64, SIZE / BS - first));
       model.zero(first * BS, count * BS);
       model.snapshot(before + 1);
-      outcome = await drive(() => vol.writeZeroes(first * BS, count * BS, rng.bool()), pickRelease());
+      outcome = await drive(() => vol.writeZeroes(first * BS, count * BS, rng.bool()), pickRelease(), withhold);
     } else if (r < 0.85) {
       const label = `e${op}`;
       model.snapshot(before + 1);
       maybe = [{ id: vol.internals.nextEventId, seq: before + 1, label }];
-      outcome = await drive(() => vol.sync({ label }), pickRelease());
+      outcome = await drive(() => vol.sync({ label }), pickRelease(), withhold);
       if (outcome.done) {
         const e = outcome.value as ModelEvent;
         assert.deepEqual({ id: e.id, seq: e.seq, label: e.label }, maybe[0], `sync returned the event it appended ${context}`);
@@ -193,10 +206,11 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
         maybe = [];
       }
     } else if (r < (ackMode ? 0.88 : 0.92)) {
-      outcome = await drive(() => vol.flush(), pickRelease());
+      outcome = await drive(() => vol.flush(), pickRelease(), withhold);
     } else {
       // Close and reopen, on the same machine (unless the power goes meanwhile).
-      outcome = await drive(() => vol.close(), pickRelease());
+      outcome = await drive(() => vol.close(), pickRelease(), withhold);
+      m.mem.armPowerCut(Number.POSITIVE_INFINITY); // a cut armed for the close, not the reopen
       if (outcome.done && !m.mem.cutImage) durableSeq = vol.lastSeq;
       // A closed volume is all on disk: cut the power the moment close returns, now and then.
       if (outcome.done && !m.mem.cutImage && ackMode && rng.bool(0.6)) m.mem.cutNow();

@@ -30,16 +30,18 @@ async function main(): Promise<void> {
   const failed: number[] = [];
   const total = { ops: 0, cuts: 0, reopens: 0, eventsChecked: 0 };
   for (const seed of list) {
-    try {
-      const s = await powerLossRun(seed, { ops });
-      for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += s[k];
-      process.stdout.write(`ok   seed ${seed}: ${s.ops} operations, ${s.cuts} power cuts, ${s.reopens} clean reopens, ${s.eventsChecked} event images checked\n`);
-    } catch (err) {
-      failed.push(seed);
-      process.stdout.write(`FAIL seed ${seed}: ${(err as Error).stack ?? err}\n     replay: CHRONOVOL_SEED=${seed} node --test dist/test/power-loss.test.js\n`);
+    for (const mode of ['mixed', 'ack'] as const) {
+      try {
+        const s = await powerLossRun(seed, { ops, mode });
+        for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += s[k];
+        process.stdout.write(`ok   seed ${seed} (${mode}): ${s.ops} operations, ${s.cuts} power cuts, ${s.reopens} clean reopens, ${s.eventsChecked} event images checked\n`);
+      } catch (err) {
+        failed.push(seed);
+        process.stdout.write(`FAIL seed ${seed} (${mode}): ${(err as Error).stack ?? err}\n     replay: CHRONOVOL_SEED=${seed} node --test dist/test/power-loss.test.js\n`);
+      }
     }
   }
-  process.stdout.write(`${list.length - failed.length} of ${list.length} seeds passed (${total.ops} operations, ${total.cuts} power cuts, ${total.reopens} clean reopens, ${total.eventsChecked} event images checked)${failed.length ? `; failed: ${failed.join(' ')}` : ''}\n`);
+  process.stdout.write(`${list.length * 2 - failed.length} of ${list.length * 2} runs (${list.length} seeds, two modes) passed (${total.ops} operations, ${total.cuts} power cuts, ${total.reopens} clean reopens, ${total.eventsChecked} event images checked)${failed.length ? `; failed: ${failed.join(' ')}` : ''}\n`);
   process.exit(failed.length ? 1 : 0);
 }
 
