@@ -34,6 +34,9 @@ export interface PowerCutOptions {
   reorder?: () => number;
 }
 
+/** The calls that change the disk or make something durable: the possible cut points. */
+export type CountedCall = 'create' | 'write' | 'sync' | 'truncate' | 'remove' | 'rename' | 'syncDir';
+
 /** An fsync (of a file or a directory) held back until the test releases it. */
 export interface HeldSync {
   readonly path: string;
@@ -112,8 +115,15 @@ export class MemoryFileSystem implements FileSystem {
     return this.cutImage;
   }
 
-  private tick(): void {
+  /**
+   * Called just before each counted call takes effect (after the count): a test may arm a cut
+   * here, e.g. right after a segment file is removed.
+   */
+  onCall?: (op: CountedCall, path: string) => void;
+
+  private tick(op: CountedCall, path: string): void {
     this.calls++;
+    this.onCall?.(op, path);
     if (this.armed && this.calls >= this.armed.at) this.cutNow(this.armed.opts);
   }
 
@@ -127,7 +137,7 @@ export class MemoryFileSystem implements FileSystem {
     if (mode === 'createNew' || mode === 'createNewDirect') {
       if (f) throw new ChronoError('IO', `exists: ${path}`, { path, errno: 'EEXIST' });
       if (!this.dirs.has(dirname(path))) throw enoent(dirname(path));
-      this.tick();
+      this.tick('create', path);
       f = { data: Buffer.alloc(0), size: 0, durable: Buffer.alloc(0) };
       this.files.set(path, f);
     }
@@ -146,7 +156,7 @@ export class MemoryFileSystem implements FileSystem {
         if (align && (position % align !== 0 || length % align !== 0)) {
           throw new ChronoError('IO', `unaligned direct write ${position}+${length}: ${path}`, { path, errno: 'EINVAL' });
         }
-        this.tick();
+        this.tick('write', path);
         const end = position + length;
         if (end > file.data.length) {
           const grown = Buffer.alloc(Math.max(end, file.data.length * 2));
@@ -157,12 +167,12 @@ export class MemoryFileSystem implements FileSystem {
         file.size = Math.max(file.size, end);
       },
       sync: () => {
-        this.tick();
+        this.tick('sync', path);
         file.durable = Buffer.from(file.data.subarray(0, file.size));
       },
       size: () => file.size,
       truncate: (length) => {
-        this.tick();
+        this.tick('truncate', path);
         if (length < file.size) file.data.fill(0, length, file.size);
         else if (length > file.data.length) {
           const grown = Buffer.alloc(length);
@@ -205,13 +215,13 @@ export class MemoryFileSystem implements FileSystem {
     for (let d = dir; d !== '/' && d !== '.' && !this.dirs.has(d); d = dirname(d)) this.dirs.add(d);
   }
   remove(path: string): void {
-    this.tick();
+    this.tick('remove', path);
     this.files.delete(path);
   }
   rename(from: string, to: string): void {
     const f = this.files.get(from);
     if (!f) throw enoent(from);
-    this.tick();
+    this.tick('rename', from);
     this.files.delete(from);
     this.files.set(to, f);
   }
@@ -219,7 +229,7 @@ export class MemoryFileSystem implements FileSystem {
     return this.hold(dir, 'dir', () => this.syncDir(dir));
   }
   syncDir(dir: string): void {
-    this.tick();
+    this.tick('syncDir', dir);
     const entries = new Map<string, MemFile>();
     for (const [p, f] of this.files) if (dirname(p) === dir) entries.set(p, f);
     this.durableEntries.set(dir, entries);

@@ -177,6 +177,10 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
     if (cut === 'inside') m.mem.armPowerCut(rng.int(rng.bool() ? 8 : 60));
     const reorder: PowerCutOptions = rng.bool() ? { reorder: () => rng.next() } : {};
     const withhold = ackMode || rng.bool() ? 0.5 : 0;
+    // Now and then the power goes right after a segment leaves primary (its file removed and
+    // that made durable): everything the working set needs must be durable by then.
+    const segmentsDir = `${DIR}/segments/`;
+    m.mem.onCall = rng.bool(ackMode ? 0.4 : 0.1) ? (call, p) => call === 'remove' && p.startsWith(segmentsDir) && m.mem.armPowerCut(1) : undefined;
     const context = `(op ${op}, cut ${cut})`;
     const r = rng.next();
     let maybe: ModelEvent[] = [];
@@ -211,6 +215,7 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
       // Close and reopen, on the same machine (unless the power goes meanwhile).
       outcome = await drive(() => vol.close(), pickRelease(), withhold);
       m.mem.armPowerCut(Number.POSITIVE_INFINITY); // a cut armed for the close, not the reopen
+      m.mem.onCall = undefined;
       if (outcome.done && !m.mem.cutImage) durableSeq = vol.lastSeq;
       // A closed volume is all on disk: cut the power the moment close returns, now and then.
       if (outcome.done && !m.mem.cutImage && ackMode && rng.bool(0.6)) m.mem.cutNow();
@@ -229,6 +234,7 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
       if ((recycled || (r >= 0.67 && r < 0.88)) && rng.bool(0.6)) m.mem.cutNow();
     }
     m.mem.armPowerCut(Number.POSITIVE_INFINITY); // disarm what this operation did not reach
+    m.mem.onCall = undefined;
     if (!m.mem.cutImage && cut === 'ack') m.mem.cutNow(reorder);
     if (!m.mem.cutImage && !ackMode && rng.bool(0.03)) {
       // Between operations: let some background fsyncs finish (sealing, archiving, a
