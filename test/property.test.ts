@@ -35,7 +35,7 @@ async function checkAll(vol: Volume, model: VolumeModel, rng: Rng): Promise<void
 }
 
 /** Fixed seeds run in CI every time, beside a random one (CHRONOVOL_SEED replays one). */
-const CORPUS = [101, 102, 103, 104];
+const CORPUS = [101, 102, 103];
 
 for (const [round, { seed, source }] of seedsFor(CORPUS).entries()) {
   // Odd rounds find the OS cache cold now and then: those reads finish on the "threadpool",
