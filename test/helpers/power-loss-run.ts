@@ -250,7 +250,6 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
       // Background progress without a cut.
       for (let n = rng.int(3); n > 0 && m.mem.heldSyncs.length; n--) m.mem.releaseSync(rng.int(m.mem.heldSyncs.length));
       await new Promise((res) => setImmediate(res));
-      if (m.mem.cutImage) await reboot(`(op ${op}, cut by background work)`, []);
     }
   }
   await must(() => vol.close());
