@@ -92,7 +92,7 @@ export class Volume {
     const fs = o.fs ?? new NodeFileSystem();
     const vd = new VolumeDir(fs, dir);
     const sb = vd.readSuperblock();
-    vd.lock({ pid: process.pid, role: o.role, socket: o.socket });
+    vd.lock({ pid: process.pid, role: o.role, socket: o.socket }, o.log);
     try {
       const store = o.store ?? new LocalDirStore(vd.readConfig().archive, fs);
       const index = new VersionIndex(fs, vd.indexDir);
