@@ -104,8 +104,8 @@ export class VolumeDir {
    * Without the addon (or on the in-memory crash file system) the fallback judges LOCK by
    * whether its pid is alive, which refuses a restart while a killed owner is still a zombie.
    */
-  lock(info: LockInfo, log?: Logger): void {
-    if (kernelLocks(this.fs)) return this.lockKernel(info);
+  lock(info: LockInfo, log?: Logger, readOnly = false): void {
+    if (kernelLocks(this.fs)) return this.lockKernel(info, readOnly);
     if (this.fs instanceof NodeFileSystem && !fallbackLogged) {
       fallbackLogged = true;
       log?.warn({ dir: this.root }, 'native addon not loaded: the volume lock falls back to a pid check, which refuses a restart while a killed owner is still a zombie');
@@ -128,7 +128,8 @@ export class VolumeDir {
     throw new ChronoError('LOCKED', `could not lock ${this.root}`);
   }
 
-  private lockKernel(info: LockInfo): void {
+  /** `readOnly`: a full disk may refuse LOCK's content; the lock holds all the same (the content only names the owner). */
+  private lockKernel(info: LockInfo, readOnly: boolean): void {
     // A closing owner removes LOCK after its last write and before it lets go of the lock: a lock
     // won on a file that is no longer at the path is worthless, so check and try again.
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -143,7 +144,14 @@ export class VolumeDir {
         if (!here || here.ino !== mine.ino || here.dev !== mine.dev) continue;
         this.lockFd = fd;
         keep = true;
-        this.writeLockInfo(info);
+        try {
+          this.writeLockInfo(info);
+        } catch (e) {
+          if (!(readOnly && (e as NodeJS.ErrnoException).code === 'ENOSPC')) {
+            this.unlock();
+            throw new ChronoError('IO', `cannot write ${this.lockPath}: ${(e as Error).message}`, { file: this.lockPath, errno: (e as NodeJS.ErrnoException).code }, e);
+          }
+        }
         return;
       } finally {
         if (!keep) nfs.closeSync(fd);

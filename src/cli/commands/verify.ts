@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .argument('<dir>', 'volume directory (not while a daemon holds it)')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o) => {
-      const vol = await openForCli(volumeDirOf(dir), 'verify');
+      const vol = await openForCli(volumeDirOf(dir), 'verify', 0, true);
       let ok = false;
       try {
         const bar = new ProgressBar('verify', 0, false);
