@@ -35,6 +35,8 @@ export const DEFAULTS = {
   nbdListen: '127.0.0.1:10809',
   /** Least headroom kept free on the primary file system for index checkpoints (space-check.ts). */
   spaceReserveBytes: 4 * 1024 * 1024,
+  /** How long a comfortable free-space reading is trusted before the next statfs (space-check.ts). */
+  spaceRecheckMs: 100,
 } as const;
 
 export function parseSize(text: string): number {

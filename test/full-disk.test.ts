@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { isChronoError } from '../src/errors';
 import { NBD } from '../src/nbd/nbd-protocol';
+import { DEFAULTS } from '../src/options';
 import { Volume } from '../src/volume/volume';
 import { ServeDaemon } from './helpers/daemon';
 import { RawNbdClient } from './helpers/nbd-client';
@@ -37,8 +38,16 @@ function smallFileSystem(): { mnt: string; teardown: () => void } {
   return { mnt, teardown: () => void (isMounted(mnt) && run('umount', ['-l', mnt], 20_000)) };
 }
 
-/** Fills the file system to the last block with `file`: fallocate for the bulk, then writes to the end. */
-function fill(file: string): void {
+/**
+ * Fills the file system to the last block with `file`: fallocate for the bulk, then writes to the
+ * end. Then waits out the time a volume trusts a comfortable free-space reading (space-check.ts).
+ */
+async function fill(file: string): Promise<void> {
+  fillNow(file);
+  await new Promise((r) => setTimeout(r, DEFAULTS.spaceRecheckMs + 10));
+}
+
+function fillNow(file: string): void {
   const s = fs.statfsSync(path.dirname(file));
   const bulk = Math.max(0, s.bfree * s.bsize - (2 << 20));
   if (bulk > 0) ok('fallocate', ['-l', String(bulk), file]);
@@ -100,7 +109,7 @@ test('full disk: the Volume API refuses writes with NO_SPACE, nothing poisoned; 
     const a = rng.bytes(1 << 20);
     await vol.write(0, a);
     await vol.sync({ label: 'a' });
-    fill(filler);
+    await fill(filler);
     const b = rng.bytes(256 << 10);
     await assert.rejects(vol.write(1 << 20, b), (e: unknown) => isChronoError(e, 'NO_SPACE') && /MiB more/.test(e.message));
     assert.equal(vol.tryWriteSync(1 << 20, b), false);
@@ -135,7 +144,7 @@ test('full disk: FUSE writes get ENOSPC with one log line of the numbers, resume
     ok('dd', [`if=${first}`, `of=${img}`, 'bs=1M', 'conv=fsync,notrunc', 'status=none']);
     ok(process.execPath, [path.join(__dirname, '..', 'src', 'cli', 'main.js'), 'sync', fuseMnt, '--label', 'first']);
 
-    fill(filler);
+    await fill(filler);
     const second = path.join(scratch, 'second');
     fs.writeFileSync(second, new Rng(53).bytes(1 << 20));
     const refused = run('dd', [`if=${second}`, `of=${img}`, 'bs=1M', 'seek=2', 'conv=fsync,notrunc', 'status=none']);
@@ -155,7 +164,7 @@ test('full disk: FUSE writes get ENOSPC with one log line of the numbers, resume
     assert.equal(await m.stop(), 0);
 
     // Full again, daemon stopped: the read-only commands open read-only and work.
-    fill(filler);
+    await fill(filler);
     const events = JSON.parse(ok(process.execPath, [path.join(__dirname, '..', 'src', 'cli', 'main.js'), 'events', dir, '--json']).stdout) as Array<{ label: string }>;
     assert.deepEqual(events.map((e) => e.label), ['first', 'second']);
     const exported = ok(process.execPath, [path.join(__dirname, '..', 'src', 'cli', 'main.js'), 'export', dir, '--at', 'first', '--length', String(2 << 20)]).out;
@@ -187,7 +196,7 @@ test('full disk: an NBD write gets ENOSPC, not EIO, and the same connection writ
     const data = new Rng(54).bytes(64 << 10);
     c.sendRequest(NBD.CMD_WRITE, 0, data.length, data);
     assert.equal((await c.reply()).error, 0);
-    fill(filler);
+    await fill(filler);
     c.sendRequest(NBD.CMD_WRITE, 1 << 20, data.length, data);
     assert.equal((await c.reply()).error, NBD.ENOSPC);
     free(filler, mnt);
