@@ -58,7 +58,8 @@ function indexReserveBytes(sb: Superblock): number {
 /** What a volume with `sb` needs on its primary file system, `workingSetOwedBytes` of working set not allocated yet. */
 export function spaceNeed(sb: Superblock, primaryDir: string, archiveDir: string | undefined, workingSetOwedBytes: number): SpaceNeed {
   const archiveShared = archiveDir !== undefined && sameFileSystem(primaryDir, archiveDir);
-  const archiveBytes = archiveShared ? sb.segmentSizeBytes : 0;
+  // An archived object can exceed its segment by its offset table: 8 bytes a kept record of 64 bytes or more.
+  const archiveBytes = archiveShared ? Math.ceil(sb.segmentSizeBytes * 1.125) : 0;
   const indexBytes = indexReserveBytes(sb);
   return { needBytes: workingSetOwedBytes + archiveBytes + indexBytes, freeBytes: freeBytesAt(primaryDir), workingSetBytes: workingSetOwedBytes, archiveBytes, indexBytes, archiveShared };
 }

@@ -203,7 +203,10 @@ export class Volume {
 
   async write(offset: number, data: Buffer): Promise<void> {
     this.checkRange(offset, data.length);
-    return this.mutate(() => (this.space?.admit(), this.writer.write(offset, data)));
+    return this.mutate(() => {
+      this.space?.admit(); // a full disk refuses the write before anything of it is appended
+      return this.writer.write(offset, data);
+    });
   }
 
   /**
@@ -226,7 +229,10 @@ export class Volume {
   /** Zeros a range; `trim` records it as discarded (reads still return zeros). */
   async writeZeroes(offset: number, length: number, trim = false): Promise<void> {
     this.checkRange(offset, length);
-    return this.mutate(() => (this.space?.admit(), this.writer.zero(offset, length, trim ? RecordType.TRIM : RecordType.ZERO)));
+    return this.mutate(() => {
+      this.space?.admit();
+      return this.writer.zero(offset, length, trim ? RecordType.TRIM : RecordType.ZERO);
+    });
   }
 
   /** Makes every completed write durable. */
