@@ -4,10 +4,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { isChronoError } from '../src/errors';
+import { FileSystem } from '../src/storage/file-system';
+import { NodeFileSystem } from '../src/storage/node-file-system';
 import { Volume } from '../src/volume/volume';
 import { CLI } from './helpers/cli';
 import { ServeDaemon, freePort } from './helpers/daemon';
 import { tmpDir } from './helpers/tmp';
+
+/** The real file system, but not a NodeFileSystem: VolumeDir then takes the pid-check fallback lock. */
+function pidLockedFs(): FileSystem {
+  const real = new NodeFileSystem();
+  return {
+    open: (p, m) => real.open(p, m), exists: (p) => real.exists(p), readFile: (p) => real.readFile(p), readFileAsync: (p, o) => real.readFileAsync(p, o),
+    list: (d) => real.list(d), mkdirp: (d) => real.mkdirp(d), remove: (p) => real.remove(p), rename: (a, b) => real.rename(a, b),
+    syncDir: (d) => real.syncDir(d), syncDirAsync: (d) => real.syncDirAsync(d),
+  };
+}
 
 /** The state letter of /proc/<pid>/stat ('Z': a zombie), or undefined once the pid is gone. */
 function procState(pid: number): string | undefined {
@@ -53,6 +65,10 @@ test('lock: a restart right after SIGKILL is not refused while the dead serve is
     assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'LOCK'), 'utf8')).pid, pid);
     process.kill(pid, 'SIGKILL');
     await until('the killed serve did not become a zombie', () => (procState(pid) === 'Z' ? true : undefined));
+
+    // Without the addon the lock falls back to LOCK's pid: a zombie counts as dead there too.
+    const viaPid = await Volume.open(dir, { fs: pidLockedFs() });
+    await viaPid.close();
 
     next = await ServeDaemon.start(dir); // refused with LOCKED before the fix
     assert.equal(procState(pid), 'Z', 'the restart happened while the old owner was still a zombie');

@@ -8,7 +8,7 @@ import { Superblock, decodeSuperblock } from '../format/superblock';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
-import { nativeAddon, nativeEnabled } from '../util/native-addon';
+import { nativeAddon } from '../util/native-addon';
 
 /** User settings that are not part of the format (where the archive is). */
 export interface VolumeConfig {
@@ -102,13 +102,13 @@ export class VolumeDir {
    * lock, through the native addon), which the kernel drops when its owner dies, even while the
    * dead owner is a zombie; LOCK's content (pid, role, socket) only names the owner in messages.
    * Without the addon (or on the in-memory crash file system) the fallback judges LOCK by
-   * whether its pid is alive, which refuses a restart while a killed owner is still a zombie.
+   * whether its pid is alive (a zombie counts as dead), which a reused pid can fool.
    */
   lock(info: LockInfo, log?: Logger, readOnly = false): void {
     if (kernelLocks(this.fs)) return this.lockKernel(info, readOnly);
     if (this.fs instanceof NodeFileSystem && !fallbackLogged) {
       fallbackLogged = true;
-      log?.warn({ dir: this.root }, 'native addon not loaded: the volume lock falls back to a pid check, which refuses a restart while a killed owner is still a zombie');
+      log?.warn({ dir: this.root }, 'native addon not loaded: the volume lock falls back to a pid check, which a reused pid can fool');
     }
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -201,9 +201,12 @@ const EAGAIN = osConstants.errno.EAGAIN;
 const EACCES = osConstants.errno.EACCES;
 let fallbackLogged = false;
 
-/** The kernel lock needs a real file and the addon's fcntl; CHRONOVOL_NATIVE=0 turns it off too. */
+/**
+ * The kernel lock needs a real file and the addon's fcntl. CHRONOVOL_NATIVE=0 does not turn it
+ * off: two processes locking one volume in different ways would not see each other.
+ */
 function kernelLocks(fs: FileSystem): boolean {
-  return fs instanceof NodeFileSystem && nativeEnabled && nativeAddon.lockNoWait !== undefined && nativeAddon.lockHeld !== undefined;
+  return fs instanceof NodeFileSystem && nativeAddon.lockNoWait !== undefined && nativeAddon.lockHeld !== undefined;
 }
 
 function parseLockInfo(b: Buffer | undefined): LockInfo | undefined {
@@ -216,11 +219,17 @@ function parseLockInfo(b: Buffer | undefined): LockInfo | undefined {
   }
 }
 
+/** Is `pid` a live process? A zombie is not: it has exited, and only waits for its parent to reap it. */
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = nfs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
+  } catch {
+    return true; // no /proc: trust kill(0)
   }
 }
