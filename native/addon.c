@@ -6,6 +6,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_aligned_buffer(env, exports);
   register_affinity(env, exports);
   register_read_no_wait(env, exports);
+  register_file_lock(env, exports);
   return exports;
 }
 

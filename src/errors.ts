@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'WRITER_FAILED' // an earlier I/O error poisoned this writer
   | 'READ_ONLY'
   | 'IO' // an I/O error from the file system
+  | 'NO_SPACE' // the primary file system cannot hold what the volume needs; nothing was written
   | 'CLOSED'
   | 'DAEMON' // control-socket failure
   | 'UNSUPPORTED';

@@ -33,6 +33,10 @@ export const DEFAULTS = {
   /** The CPU for fuse-native's threads: `auto` is the daemon's own at mount (thread-placement.ts). */
   fuseCpu: 'auto' as 'auto' | 'off' | number,
   nbdListen: '127.0.0.1:10809',
+  /** Least headroom kept free on the primary file system for index checkpoints (space-check.ts). */
+  spaceReserveBytes: 4 * 1024 * 1024,
+  /** How long a comfortable free-space reading is trusted before the next statfs (space-check.ts). */
+  spaceRecheckMs: 100,
 } as const;
 
 export function parseSize(text: string): number {

@@ -133,10 +133,18 @@ test('disaster recovery: delete primary, recover from the archive, every archive
     await churn(vol, model, rng, 300, 7);
     const eventsBefore = [...vol.events];
     await vol.close();
-    fs.rmSync(dir, { recursive: true });
+    // Primary is gone from where it was: recovery has the archive alone. The original is kept
+    // aside only to say what the archive's last state was (no seq is skipped by the check).
+    const aside = path.join(tmpDir(), 'original');
+    fs.renameSync(dir, aside);
     const target = path.join(tmpDir(), 'recovered');
     const report = await recoverFromArchive(archive, target);
     assert.ok(report.events > 3, `recovered ${report.events} events`);
+    assert.equal(report.missing, undefined);
+    const original = await Volume.open(aside);
+    const expectedLive = await original.read(0, SMALL.sizeBytes, original.resolvePoint(`seq:${report.lastSeq}`));
+    await original.close();
+    fs.rmSync(aside, { recursive: true });
     const v = await Volume.open(target);
     assert.equal(v.events.length, report.events);
     for (const e of v.events) {
@@ -145,7 +153,10 @@ test('disaster recovery: delete primary, recover from the archive, every archive
       assert.ok((await v.read(0, SMALL.sizeBytes, v.resolvePoint(String(e.id)))).equals(model.atSeq.get(e.seq)!), `event ${e.id}`);
     }
     const last = v.events[v.events.length - 1];
-    assert.ok((await v.read(0, SMALL.sizeBytes)).equals(model.atSeq.get(last.seq)!) || v.lastSeq > last.seq, 'live is the archived state');
+    assert.equal(v.lastSeq, report.lastSeq);
+    assert.ok(report.lastSeq >= last.seq);
+    if (report.lastSeq === last.seq) assert.ok(expectedLive.equals(model.atSeq.get(last.seq)!), 'the original agrees with the model');
+    assert.ok((await v.read(0, SMALL.sizeBytes)).equals(expectedLive), `live is the archived state at seq ${report.lastSeq}`);
     assert.ok((await verifyVolume(v.internals)).ok, 'recovered volume verifies');
     // It is a working volume: writes continue.
     await v.write(0, Buffer.alloc(4096, 7));

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { ChronoError } from '../errors';
-import { FILE_NAMES, parseSegmentFileName } from '../format/constants';
+import { encodeArchiveHead } from '../format/archive-head';
+import { FILE_NAMES } from '../format/constants';
 import { decodeSuperblock } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
 import { writeFileDurable } from '../storage/durable-file';
@@ -12,6 +13,7 @@ import { EventList } from '../volume/events';
 import { materializeLive } from '../volume/materialize';
 import { Volume } from '../volume/volume';
 import { VolumeDir } from '../volume/volume-dir';
+import { ChainBreak, describeBreak, traceArchiveChain } from './archive-chain';
 import { archiveKey, parseArchiveObject } from './archive-object';
 import { BackingStore } from './backing-store';
 import { LocalDirStore } from './local-dir-store';
@@ -22,18 +24,29 @@ export interface RecoverReport {
   versions: number;
   lastSeq: number;
   materializedBlocks: number;
+  /** Set when the archive was not complete and the user accepted a partial recovery: what is missing. */
+  missing?: ChainBreak & { description: string; movedTo: string };
+  /** False for an archive written before its head existed: a missing newest object could not be detected. */
+  headPresent: boolean;
 }
 
 export interface RecoverOptions {
   fs?: FileSystem;
   store?: BackingStore;
   progress?: (phase: string, done: number, total: number) => void;
+  /**
+   * Recover the provably complete part of an incomplete archive (every segment from the first up
+   * to the first one missing) instead of refusing. The objects after the break are moved to
+   * `unrecovered/` in the archive, so the recovered volume's new segments cannot collide with them.
+   */
+  acceptPartial?: boolean;
 }
 
 /**
  * Disaster recovery: rebuilds a volume directory from the backing store alone. The archive
  * carries the superblock and every segment; the index is rebuilt from them, then the live
- * volume is copied into a fresh working set.
+ * volume is copied into a fresh working set. An archive that cannot be proven complete (see
+ * traceArchiveChain) is refused with ARCHIVE_MISSING unless the caller accepts a partial recovery.
  */
 export async function recoverFromArchive(archive: string, dir: string, o: RecoverOptions = {}): Promise<RecoverReport> {
   const fs = o.fs ?? new NodeFileSystem();
@@ -44,24 +57,46 @@ export async function recoverFromArchive(archive: string, dir: string, o: Recove
     throw new ChronoError('NOT_A_VOLUME', `${store.description} holds no chronovol archive (${(err as Error).message})`, {}, err);
   });
   const sb = decodeSuperblock(sbBytes, { archive: store.description });
-  const ids = (await store.list(FILE_NAMES.archiveSegmentsPrefix))
-    .map((k) => parseSegmentFileName(k.slice(FILE_NAMES.archiveSegmentsPrefix.length)))
-    .filter((x): x is number => x !== undefined);
-  for (let i = 1; i < ids.length; i++) {
-    if (ids[i] !== ids[i - 1] + 1) throw new ChronoError('ARCHIVE_MISSING', `archive has a gap: segment ${ids[i - 1] + 1} is missing`, { segment: ids[i - 1] + 1 });
+  const chain = await traceArchiveChain(store, sb);
+  if (chain.break) {
+    const b = chain.break;
+    const description = describeBreak(b);
+    if (!chain.usable.length) {
+      throw new ChronoError('ARCHIVE_MISSING', `${store.description}: ${description}; no state of the volume is provably complete, so nothing can be recovered`, { ...b });
+    }
+    if (!o.acceptPartial) {
+      throw new ChronoError('ARCHIVE_MISSING', `${store.description}: ${description}; refusing to recover. A partial recovery (--accept-partial) would end at seq ${b.fromSeq - 1}`, { ...b });
+    }
   }
+  const ids = chain.usable.map((l) => l.segment);
   fs.mkdirp(vd.segmentsDir);
   fs.mkdirp(vd.indexDir);
   const index = new VersionIndex(fs, vd.indexDir);
   // Enough of a Core for applyRecord: the log's meaning is defined once.
   const lite = { sb, index, events: new EventList(), counters: { bytesWritten: 0, copyForwardBytes: 0, versions: 0 }, changedSinceEvent: 0, nextEventId: 1, nextSeq: 1, lastTimeMs: 0 } as unknown as Core;
-  ids.forEach((id, n) => o.progress?.('index', n, ids.length));
-  for (const [n, id] of ids.entries()) {
+  o.progress?.('index', 0, ids.length);
+  for (const [n, link] of chain.usable.entries()) {
+    const id = link.segment;
     const { scan, table } = parseArchiveObject(await store.get(archiveKey(id)), sb.blockSizeBytes, id, sb.volumeId);
+    // The chain was proven from headers; the records themselves must hold exactly those seqs.
+    scan.records.forEach((r, i) => {
+      if (r.header.seq !== link.firstSeq + i) {
+        throw new ChronoError('CORRUPT_LOG', `archived segment ${id}: record ${i} has seq ${r.header.seq}, expected ${link.firstSeq + i}`, { segment: id, archive: true });
+      }
+    });
     scan.records.forEach((r, i) => applyRecord(lite, id, table.primary[i], r.header, r.payload));
     o.progress?.('index', n + 1, ids.length);
   }
-  const next = (ids[ids.length - 1] ?? 0) + 1;
+  let missing: RecoverReport['missing'];
+  if (chain.break) {
+    const movedTo = `${store.description}/${FILE_NAMES.archiveUnrecoveredPrefix}`;
+    missing = { ...chain.break, description: describeBreak(chain.break), movedTo };
+    await moveAside(store, chain.break.unusableSegments);
+  }
+  // From here on the archive head names what was recovered: the recovered volume archives on after it.
+  const lastId = ids[ids.length - 1] ?? 0;
+  if (lastId > 0) await store.put(FILE_NAMES.archiveHead, encodeArchiveHead({ volumeId: sb.volumeId, lastSegment: lastId, nextSeq: chain.nextSeq }));
+  const next = lastId + 1;
   await index.checkpoint({
     covered: { segment: next, offset: 0 }, nextSeq: lite.nextSeq, nextEventId: lite.nextEventId, lastTimeMs: lite.lastTimeMs,
     events: lite.events.all, changedSinceEvent: lite.changedSinceEvent, stats: lite.counters,
@@ -71,8 +106,20 @@ export async function recoverFromArchive(archive: string, dir: string, o: Recove
   const vol = await Volume.open(dir, { fs, store });
   try {
     const materialized = await materializeLive(vol.internals, (d, t) => o.progress?.('working set', d, t));
-    return { segments: ids.length, events: lite.events.all.length, versions: lite.counters.versions, lastSeq: lite.nextSeq - 1, materializedBlocks: materialized };
+    return { segments: ids.length, events: lite.events.all.length, versions: lite.counters.versions, lastSeq: lite.nextSeq - 1, materializedBlocks: materialized, missing, headPresent: chain.headPresent };
   } finally {
     await vol.close();
+  }
+}
+
+/**
+ * Moves archived objects the recovery could not use out of `segments/`, so the recovered volume
+ * can archive its own segments under those ids. Copied first, deleted after: never lost.
+ */
+async function moveAside(store: BackingStore, ids: number[]): Promise<void> {
+  for (const id of ids) {
+    const key = archiveKey(id);
+    await store.put(FILE_NAMES.archiveUnrecoveredPrefix + key, await store.get(key));
+    await store.delete(key);
   }
 }

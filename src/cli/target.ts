@@ -32,19 +32,22 @@ export function volumeDirOf(p: string): string {
   return t.volumeDir;
 }
 
-/** Opens a volume for a CLI command; a daemon holding it yields a LOCKED error naming it. */
-export async function openForCli(dir: string, role: string, cacheBytes = 0): Promise<Volume> {
-  return Volume.open(dir, { role, log: createLogger(process.env.CHRONOVOL_LOG ?? 'warn'), cacheBytes });
+/**
+ * Opens a volume for a CLI command; a daemon holding it yields a LOCKED error naming it.
+ * `readOnly` for commands that only read: they then work on a full disk.
+ */
+export async function openForCli(dir: string, role: string, cacheBytes = 0, readOnly = false): Promise<Volume> {
+  return Volume.open(dir, { role, log: createLogger(process.env.CHRONOVOL_LOG ?? 'warn'), cacheBytes, readOnly });
 }
 
 /**
  * Runs a command against a volume directory or mountpoint: through the owning daemon's control
  * socket when one holds the volume, else by opening the volume for the length of the command.
  */
-export async function viaDaemonOrVolume<T>(target: string, role: string, daemon: (socket: string) => Promise<T>, local: (vol: Volume) => Promise<T>): Promise<T> {
+export async function viaDaemonOrVolume<T>(target: string, role: string, daemon: (socket: string) => Promise<T>, local: (vol: Volume) => Promise<T>, readOnly = false): Promise<T> {
   const t = resolveTarget(target);
   if (t.daemonSocket) return daemon(t.daemonSocket);
-  const vol = await openForCli(t.volumeDir!, role);
+  const vol = await openForCli(t.volumeDir!, role, 0, readOnly);
   try {
     return await local(vol);
   } finally {

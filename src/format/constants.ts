@@ -72,6 +72,17 @@ export const ARCHIVE_TRAILER = {
   entryBytes: 8,
 } as const;
 
+// Archive head: `volume.cvhd` in the archive, rewritten after each archived segment.
+export const ARCHIVE_HEAD = {
+  magic: Buffer.from('CHRVOLAH', 'ascii'),
+  lengthBytes: 64,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, lastSegment: 32, nextSeq: 40, crc: 60 },
+} as const;
+
+/** The first segment of every volume, and the first sequence number of its log. */
+export const FIRST_SEGMENT_ID = 1;
+export const FIRST_SEQ = 1;
+
 // Index run file: `<dir>/index/run-<first>-<last>.cvidx`.
 export const INDEX_RUN = {
   magic: Buffer.from('CHRVOLIX', 'ascii'),
@@ -102,6 +113,9 @@ export const FILE_NAMES = {
   manifest: 'MANIFEST',
   controlSocket: 'control.sock',
   archiveSuperblock: 'volume.cvsb',
+  archiveHead: 'volume.cvhd',
+  /** Where a partial recovery moves the archived objects it could not use (see docs/FORMAT.md). */
+  archiveUnrecoveredPrefix: 'unrecovered/',
   archiveSegmentsPrefix: 'segments/',
 } as const;
 

@@ -12,7 +12,7 @@ function nbdError(err: unknown): number {
   if (err instanceof ChronoError) {
     if (err.code === 'OUT_OF_RANGE' || err.code === 'BAD_ARGUMENT') return NBD.EINVAL;
     if (err.code === 'READ_ONLY') return NBD.EPERM;
-    if (err.code === 'ARCHIVE_UNAVAILABLE') return NBD.ENOSPC;
+    if (err.code === 'ARCHIVE_UNAVAILABLE' || err.code === 'NO_SPACE') return NBD.ENOSPC;
   }
   return NBD.EIO;
 }

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 
 /**
  * chronovol's optional native addon (native/, built by scripts/setup): hardware CRC32C,
- * read-ahead that copies nothing, and early write-back. Every user has a pure-Node fallback (or,
+ * read-ahead that copies nothing, early write-back, and the volume lock (an OFD lock). Every user has a pure-Node fallback (or,
  * for a hint, simply goes without), so a machine that cannot build it loses speed, never
  * correctness. CHRONOVOL_NATIVE=0 turns it off.
  */
@@ -25,6 +25,10 @@ export interface NativeAddon {
   currentCpu?(): number;
   /** A Buffer whose memory is aligned to `align` bytes (for O_DIRECT). */
   alignedBuffer?(sizeBytes: number, align: number): Buffer;
+  /** An exclusive OFD lock (fcntl F_OFD_SETLK) on the whole file: 0 when taken, or an errno (EAGAIN: held elsewhere). */
+  lockNoWait?(fd: number): number;
+  /** F_OFD_GETLK: 1 when another open file description holds a lock on the file, 0 when none does, or -errno. */
+  lockHeld?(fd: number): number;
 }
 
 function load(): NativeAddon {

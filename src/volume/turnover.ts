@@ -1,6 +1,7 @@
 import { archiveKey, buildArchiveObject, partsEqual } from '../archive/archive-object';
 import { ChronoError, isChronoError } from '../errors';
-import { RecordType } from '../format/constants';
+import { archiveHeadAfter, encodeArchiveHead } from '../format/archive-head';
+import { FILE_NAMES, RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
 import { scanSegment } from '../segment/segment-scanner';
 import { applyRecord } from './apply-record';
@@ -114,7 +115,7 @@ async function detach(core: Core, segment: number): Promise<void> {
 
 /**
  * Order (docs/DESIGN.md): the detached segment is archived and the archive read back and
- * compared, and only then is its primary copy recycled. Reads meanwhile still find it in primary.
+ * compared, then the archive head names it, and only then is its primary copy recycled. Reads meanwhile still find it in primary.
  */
 async function archiveAndRecycle(core: Core, segment: number): Promise<void> {
   const whole = await core.segments.readWholeAsync(segment);
@@ -125,6 +126,8 @@ async function archiveAndRecycle(core: Core, segment: number): Promise<void> {
   if (!partsEqual(obj, back)) {
     throw new ChronoError('ARCHIVE_MISMATCH', `archived segment ${segment} reads back different from what was written`, { segment });
   }
+  // The head names this segment before its primary copy goes: recovery can then prove the archive complete.
+  await core.store.put(FILE_NAMES.archiveHead, encodeArchiveHead(archiveHeadAfter(obj, core.sb.volumeId, segment)));
   core.segments.recycle(segment);
   core.log.debug({ segment, archiveBytes: back.length }, 'segment archived and recycled');
 }

@@ -22,6 +22,7 @@ import { EventList, LIVE_SEQ, Point, SyncEvent } from './events';
 import { replay, ReplayReport } from './replay';
 import { blocksPerSegment, planGeometry } from './sizing';
 import { ensureSpace, drainEvictions, quiesceTurnover } from './turnover';
+import { SpaceGuard, noSpaceError, openSpaceCheckEnabled } from './space-check';
 import { VolumeDir } from './volume-dir';
 import { VolumeStatus, volumeStatus } from './volume-status';
 import { VolumeWriter } from './volume-writer';
@@ -44,6 +45,11 @@ export interface OpenOptions {
   /** Recorded in LOCK, so a second opener learns who holds the volume. */
   role?: string;
   socket?: string;
+  /**
+   * Open for reading only: nothing is written (no turnover, no checkpoint at close), so the
+   * read-only commands work on a full disk. Mutations fail with READ_ONLY.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -58,7 +64,7 @@ export class Volume {
   private closed = false;
   private readonly writer: VolumeWriter;
 
-  private constructor(private readonly core: Core, readonly replayReport: ReplayReport) {
+  private constructor(private readonly core: Core, readonly replayReport: ReplayReport, private readonly readOnly: boolean, private readonly space?: SpaceGuard) {
     this.writer = new VolumeWriter(core);
   }
 
@@ -92,7 +98,7 @@ export class Volume {
     const fs = o.fs ?? new NodeFileSystem();
     const vd = new VolumeDir(fs, dir);
     const sb = vd.readSuperblock();
-    vd.lock({ pid: process.pid, role: o.role, socket: o.socket });
+    vd.lock({ pid: process.pid, role: o.role, socket: o.socket }, o.log, o.readOnly);
     try {
       const store = o.store ?? new LocalDirStore(vd.readConfig().archive, fs);
       const index = new VersionIndex(fs, vd.indexDir);
@@ -117,8 +123,14 @@ export class Volume {
       for (const e of manifest?.events ?? []) core.events.add(e);
       index.removeStrayRuns();
       const report = replay(core, manifest);
+      if (o.readOnly) return new Volume(core, report, true);
+      const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : vd.readConfig().archive, core.log) : undefined;
+      if (space && openSpaceCheckEnabled() && !space.fits()) {
+        await segments.close().catch(() => undefined);
+        throw noSpaceError(space.need(), dir);
+      }
       await drainEvictions(core, false); // finish a turnover a crash interrupted
-      return new Volume(core, report);
+      return new Volume(core, report, false, space);
     } catch (err) {
       vd.unlock();
       throw err;
@@ -191,7 +203,10 @@ export class Volume {
 
   async write(offset: number, data: Buffer): Promise<void> {
     this.checkRange(offset, data.length);
-    return this.mutate(() => this.writer.write(offset, data));
+    return this.mutate(() => {
+      this.space?.admit(); // a full disk refuses the write before anything of it is appended
+      return this.writer.write(offset, data);
+    });
   }
 
   /**
@@ -202,7 +217,7 @@ export class Volume {
   tryWriteSync(offset: number, data: Buffer): boolean {
     this.open();
     this.checkRange(offset, data.length);
-    if (this.mutations > 0 || this.failure) return false;
+    if (this.mutations > 0 || this.failure || this.readOnly || (this.space && !this.space.fits())) return false;
     try {
       return this.writer.tryWriteSync(offset, data);
     } catch (err) {
@@ -214,7 +229,10 @@ export class Volume {
   /** Zeros a range; `trim` records it as discarded (reads still return zeros). */
   async writeZeroes(offset: number, length: number, trim = false): Promise<void> {
     this.checkRange(offset, length);
-    return this.mutate(() => this.writer.zero(offset, length, trim ? RecordType.TRIM : RecordType.ZERO));
+    return this.mutate(() => {
+      this.space?.admit();
+      return this.writer.zero(offset, length, trim ? RecordType.TRIM : RecordType.ZERO);
+    });
   }
 
   /** Makes every completed write durable. */
@@ -248,7 +266,7 @@ export class Volume {
     this.closed = true;
     try {
       await quiesceTurnover(this.core);
-      if (!this.failure) {
+      if (!this.failure && !this.readOnly) {
         // Through the checkpointer, so it cannot overlap a background one.
         await this.core.checkpointer.idle();
         this.core.checkpointer.request();
@@ -283,6 +301,7 @@ export class Volume {
     this.open();
     const run = async (): Promise<T> => {
       try {
+        if (this.readOnly) throw new ChronoError('READ_ONLY', 'volume is open read-only');
         if (this.failure) throw new ChronoError('WRITER_FAILED', `volume stopped accepting writes after an I/O error: ${this.failure.message}; close and reopen it`, {}, this.failure);
         return await op();
       } catch (err) {

@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .argument('<target>', 'volume directory or mountpoint')
     .option('--json', 'print as JSON')
     .action(async (target: string, o) => {
-      const events = await viaDaemonOrVolume(target, 'events', async (socket) => (await controlCall(socket, { method: 'events' })) as SyncEvent[], async (vol) => [...vol.events]);
+      const events = await viaDaemonOrVolume(target, 'events', async (socket) => (await controlCall(socket, { method: 'events' })) as SyncEvent[], async (vol) => [...vol.events], true);
       if (o.json) return printJson(events);
       printTable([
         ['ID', 'SEQ', 'TIME (UTC)', 'KIND', 'CHANGED', 'LABEL'],

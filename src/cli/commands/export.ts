@@ -40,7 +40,7 @@ export function register(program: Command): void {
         })) as { point: string };
         pointName = r.point;
       } else {
-        const vol = await openForCli(t.volumeDir!, 'export');
+        const vol = await openForCli(t.volumeDir!, 'export', 0, true);
         try {
           const point = vol.resolvePoint(o.at);
           pointName = point.name;

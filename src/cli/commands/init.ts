@@ -1,6 +1,9 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { parseSize } from '../../options';
+import { ChronoError } from '../../errors';
+import { DEFAULTS, parseSize } from '../../options';
+import { planGeometry } from '../../volume/sizing';
+import { initialSpaceNeed, noSpaceError } from '../../volume/space-check';
 import { Volume } from '../../volume/volume';
 import { VolumeDir } from '../../volume/volume-dir';
 import { NodeFileSystem } from '../../storage/node-file-system';
@@ -16,10 +19,17 @@ export function register(program: Command): void {
     .option('--segment-size <bytes>', 'log segment size (default 64M)', parseSize)
     .option('--working-set <K>', 'segments kept in primary storage (default: 2x the volume, plus 2)', (v) => parseInt(v, 10))
     .option('--archive <path>', 'backing-store directory for history (default <dir>/archive)')
+    .option('--skip-space-check', 'create the volume even if its file system cannot hold the working set (and the archive, if it is on the same file system); writes then fail with ENOSPC when the disk fills')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  chronovol init /srv/vol1 --size 20G --archive /mnt/backup/vol1\n')
     .action(async (dir: string, o) => {
       const abs = path.resolve(dir);
+      const g = planGeometry({ volumeSizeBytes: o.size, blockSizeBytes: o.blockSize ?? DEFAULTS.blockSizeBytes, segmentSizeBytes: o.segmentSize ?? DEFAULTS.segmentSizeBytes, workingSetSegments: o.workingSet });
+      const need = initialSpaceNeed({ ...g, volumeId: Buffer.alloc(16), createdMs: 0 }, abs, path.resolve(o.archive ?? path.join(abs, 'archive')));
+      if (need.freeBytes < need.needBytes && !o.skipSpaceCheck) {
+        const err = noSpaceError(need, abs);
+        throw new ChronoError('NO_SPACE', `${err.message}; choose a smaller --working-set or --segment-size, free space, or pass --skip-space-check`, err.details);
+      }
       await Volume.create(abs, { sizeBytes: o.size, blockSizeBytes: o.blockSize, segmentSizeBytes: o.segmentSize, workingSetSegments: o.workingSet, archive: o.archive });
       const vd = new VolumeDir(new NodeFileSystem(), abs);
       const sb = vd.readSuperblock();

@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .argument('<target>', 'volume directory or mountpoint')
     .option('--json', 'print as JSON')
     .action(async (target: string, o) => {
-      const s = await viaDaemonOrVolume(target, 'status', async (socket) => (await controlCall(socket, { method: 'status' })) as VolumeStatus, (vol) => vol.status());
+      const s = await viaDaemonOrVolume(target, 'status', async (socket) => (await controlCall(socket, { method: 'status' })) as VolumeStatus, (vol) => vol.status(), true);
       if (o.json) return printJson(s);
       const lines = [
         `volume      ${s.volume.id}  ${formatBytes(s.volume.sizeBytes)}, ${s.volume.blockSizeBytes}-byte blocks, created ${s.volume.createdAt}`,

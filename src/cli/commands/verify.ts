@@ -18,7 +18,7 @@ export function register(program: Command): void {
       let vol: Volume;
       let report: VerifyReport;
       try {
-        vol = await openForCli(volumeDirOf(dir), 'verify');
+        vol = await openForCli(volumeDirOf(dir), 'verify', 0, true);
       } catch (err) {
         // Damage that stops the volume from opening (a damaged superblock, manifest or index run,
         // damage under the checkpoint) is what verify is for: report it, never just crash.
