@@ -26,7 +26,9 @@ export type ErrorCode =
   | 'IO' // an I/O error from the file system
   | 'CLOSED'
   | 'DAEMON' // control-socket failure
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'UNSAFE_PERMISSIONS' // a volume directory other users (or its group) can reach
+  | 'ACCESS_DENIED'; // a client's identity may not do what it asked (NBD access rules)
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;
