@@ -27,7 +27,7 @@ export function readPskFile(file: string): Map<string, Buffer> {
   for (const [i, raw] of text.split('\n').entries()) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
-    const colon = line.lastIndexOf(':');
+    const colon = line.indexOf(':'); // as GnuTLS reads it: the identity ends at the first colon
     const identity = line.slice(0, colon);
     const hex = line.slice(colon + 1);
     if (colon <= 0 || !/^([0-9a-fA-F]{2})+$/.test(hex)) throw new ChronoError('BAD_ARGUMENT', `${file} line ${i + 1}: want identity:hexkey`, { file, line: i + 1 });
