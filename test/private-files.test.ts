@@ -153,11 +153,15 @@ test('private files: the FUSE tree refuses nobody unless mounted --allow-other, 
   const mnt = path.join(root, 'mnt');
   cliJson(['init', dir, '--size', '1M', '--segment-size', '64K']);
   cliJson(['sync', dir, '--label', 'first']);
-  let m = await MountedVolume.start(dir, mnt);
+  let m = await MountedVolume.start(dir, mnt, ['--nbd']);
   try {
     assert.notEqual(run('runuser', [...NOBODY, 'ls', mnt]).status, 0);
     assert.notEqual(run('runuser', [...NOBODY, 'cat', path.join(mnt, 'status.json')]).status, 0);
     assert.equal(run('ls', [mnt]).status, 0, 'the owner gets in');
+    // mount --nbd serves NBD on the volume's private socket.
+    const sock = path.join(dir, 'nbd.sock');
+    assert.equal((fs.statSync(sock).mode & 0o777).toString(8), '600');
+    ok('qemu-io', ['-r', '-f', 'raw', '-c', 'read -P 0 0 4k', `nbd+unix:///live?socket=${sock}`]);
   } finally {
     await m.cleanup();
   }
