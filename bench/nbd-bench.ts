@@ -44,7 +44,7 @@ export async function benchNbd(sizeBytes = 1 << 30): Promise<BenchResult> {
     const dir = path.join(root, `vol-${round++}`);
     spawnSync(process.execPath, [CLI, 'init', dir, '--size', String(sizeBytes)]);
     const port = await freePort();
-    const d: ChildProcess = spawn(process.execPath, [CLI, 'serve', dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CHRONOVOL_LOG: 'warn' } });
+    const d: ChildProcess = spawn(process.execPath, [CLI, 'serve', dir, '--listen', `127.0.0.1:${port}`, '--insecure'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CHRONOVOL_LOG: 'warn' } });
     await new Promise<void>((resolve) => d.stdout!.on('data', (c: Buffer) => c.toString().includes('serving') && resolve()));
     try {
       settle();

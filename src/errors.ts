@@ -27,7 +27,9 @@ export type ErrorCode =
   | 'NO_SPACE' // the primary file system cannot hold what the volume needs; nothing was written
   | 'CLOSED'
   | 'DAEMON' // control-socket failure
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'UNSAFE_PERMISSIONS' // a volume directory other users (or its group) can reach
+  | 'ACCESS_DENIED'; // a client's identity may not do what it asked (NBD access rules)
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;

@@ -32,11 +32,23 @@ export const DEFAULTS = {
   fuseReadAheadBytes: 1024 * 1024,
   /** The CPU for fuse-native's threads: `auto` is the daemon's own at mount (thread-placement.ts). */
   fuseCpu: 'auto' as 'auto' | 'off' | number,
-  nbdListen: '127.0.0.1:10809',
   /** Least headroom kept free on the primary file system for index checkpoints (space-check.ts). */
   spaceReserveBytes: 4 * 1024 * 1024,
   /** How long a comfortable free-space reading is trusted before the next statfs (space-check.ts). */
   spaceRecheckMs: 100,
+  /** NBD's Unix socket, in the volume directory unless --socket moves it. */
+  nbdSocketName: 'nbd.sock',
+  /** The NBD port when --listen names only a host. */
+  nbdPort: 10809,
+  /** A client that has not finished the handshake (TLS included) by then is closed. */
+  nbdHandshakeTimeoutMs: 5000,
+  /** NBD connections open at once (all listeners); more are closed on accept. */
+  nbdMaxConnections: 64,
+  /** Volume directory and file modes; --allow-group-access widens them to 0750/0640. */
+  privateDirMode: 0o700,
+  privateFileMode: 0o600,
+  groupDirMode: 0o750,
+  groupFileMode: 0o640,
 } as const;
 
 export function parseSize(text: string): number {

@@ -20,6 +20,7 @@ function copyFixture(name: string): { dir: string; archive: string } {
   const dir = path.join(root, 'volume');
   const archive = path.join(root, 'archive');
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ archive }));
+  fs.chmodSync(dir, 0o700); // git keeps no directory modes; open refuses a volume others can reach
   return { dir, archive };
 }
 

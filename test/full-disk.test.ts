@@ -191,7 +191,7 @@ test('full disk: an NBD write gets ENOSPC, not EIO, and the same connection writ
   try {
     await Volume.create(dir, { sizeBytes: 4 << 20, segmentSizeBytes: 256 << 10 });
     d = await ServeDaemon.start(dir);
-    c = await RawNbdClient.connect(d.port);
+    c = await d.connect();
     assert.ok('size' in (await c.go('live')));
     const data = new Rng(54).bytes(64 << 10);
     c.sendRequest(NBD.CMD_WRITE, 0, data.length, data);

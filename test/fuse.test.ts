@@ -197,7 +197,7 @@ describe('FUSE tree', { skip }, () => {
     const { root, dir, mnt } = newVolume('64M');
     const port = await freePort();
     const sock = path.join(root, 'nbd.sock');
-    const m = await MountedVolume.start(dir, mnt, ['--auto-sync', '200ms', '--listen', `127.0.0.1:${port}`, '--socket', sock]);
+    const m = await MountedVolume.start(dir, mnt, ['--auto-sync', '200ms', '--listen', `127.0.0.1:${port}`, '--insecure', '--socket', sock]);
     try {
       const live = path.join(mnt, 'live/volume.img');
       ok('dd', ['if=/dev/urandom', `of=${live}`, 'bs=64k', 'count=4', 'conv=notrunc,fsync', 'status=none']);

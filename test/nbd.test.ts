@@ -7,7 +7,6 @@ import { NBD } from '../src/nbd/nbd-protocol';
 import { cli, cliJson } from './helpers/cli';
 import { ServeDaemon } from './helpers/daemon';
 import { ok, run } from './helpers/fuse-harness';
-import { RawNbdClient } from './helpers/nbd-client';
 import { Rng } from './helpers/rng';
 import { tmpDir } from './helpers/tmp';
 
@@ -60,7 +59,7 @@ test('nbd: qemu-io patterns with writeback and flushes; writes to past exports f
     assert.notEqual(denied.status, 0);
     assert.match(denied.stderr + denied.stdout, /Permission denied|read-only/i);
     // Server side, without the client's own read-only check: EPERM.
-    const c = await RawNbdClient.connect(d.port);
+    const c = await d.connect();
     const info = await c.go(String(flushEvent!.id));
     assert.ok('flags' in info && (info.flags & NBD.FLAG_READ_ONLY) !== 0);
     c.sendRequest(NBD.CMD_WRITE, 0, 4096, Buffer.alloc(4096, 1));
@@ -81,7 +80,7 @@ test('nbd: handshake options: LIST, INFO, unknown export, unsupported options, A
   cliJson(['sync', dir, '--label', 'first']);
   const d = await ServeDaemon.start(dir);
   try {
-    const c = await RawNbdClient.connect(d.port);
+    const c = await d.connect();
     c.sendOption(NBD.OPT_LIST);
     const names: string[] = [];
     for (;;) {
@@ -99,7 +98,7 @@ test('nbd: handshake options: LIST, INFO, unknown export, unsupported options, A
     c.sendOption(NBD.OPT_ABORT);
     assert.equal((await c.optionReply()).type, NBD.REP_ACK);
     assert.ok(await c.closed());
-    const c2 = await RawNbdClient.connect(d.port);
+    const c2 = await d.connect();
     const info = await c2.go('first');
     assert.ok('size' in info && info.size === 64 << 20);
     c2.close();
@@ -133,22 +132,22 @@ test('nbd: a client that vanishes mid-request, an oversized request and bad magi
   const { dir } = volume();
   const d = await ServeDaemon.start(dir);
   try {
-    const steady = await RawNbdClient.connect(d.port);
+    const steady = await d.connect();
     await steady.go('live');
     steady.sendRequest(NBD.CMD_WRITE, 0, 4096, Buffer.alloc(4096, 7));
     assert.equal((await steady.reply()).error, 0);
 
-    const halfway = await RawNbdClient.connect(d.port);
+    const halfway = await d.connect();
     await halfway.go('live');
     halfway.sendRequest(NBD.CMD_WRITE, 8192, 65536, Buffer.alloc(30000, 9)); // header says 64 KiB, sends 30000 bytes
     halfway.close();
 
-    const big = await RawNbdClient.connect(d.port);
+    const big = await d.connect();
     await big.go('live');
     big.sendRequest(NBD.CMD_READ, 0, 64 << 20);
     assert.ok(await big.closed(), 'an oversized request closes the connection');
 
-    const bad = await RawNbdClient.connect(d.port);
+    const bad = await d.connect();
     await bad.go('live');
     bad.sendRequest(NBD.CMD_READ, 0, 4096, undefined, 0, 0xdeadbeef);
     assert.ok(await bad.closed(), 'bad request magic closes the connection');

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { ChronoError } from '../errors';
 import { exitCodeFor } from './output';
+import { allowGroupAccess } from '../volume/dir-permissions';
 import * as events from './commands/events';
 import * as exportCmd from './commands/export';
 import * as importCmd from './commands/import';
@@ -22,6 +23,10 @@ program
   .description('Every past state of a block volume, kept and served as files and over NBD.')
   .version(require('../../../package.json').version)
   .showHelpAfterError()
+  .option('--allow-group-access', "let the volume directory's group read it: open accepts 0750 and files are created 0640 (default: 0700/0600, and open refuses more)")
+  .hook('preAction', (cmd) => {
+    if (cmd.opts().allowGroupAccess) allowGroupAccess();
+  })
   .addHelpText('after', `
 Points in time (for --at and export): 'live', an event id or label, seq:<n>, or an ISO-8601 time.
 

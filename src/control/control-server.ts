@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ChronoError } from '../errors';
+import { listenUnix } from '../nbd/unix-listener';
 import { Volume } from '../volume/volume';
 import { ControlReply, ControlRequest } from './control-protocol';
 
@@ -21,14 +22,10 @@ export class ControlServer {
 
   constructor(private readonly volume: Volume, private readonly socketPath: string, private readonly log: Logger, private readonly hooks: ControlHooks = {}) {}
 
+  /** Only ever a Unix socket, its owner's alone (0600): see docs/SECURITY.md. */
   async listen(): Promise<void> {
-    if (fs.existsSync(this.socketPath)) fs.rmSync(this.socketPath, { force: true }); // stale: we hold the lock
     this.server = net.createServer((sock) => this.serve(sock));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.socketPath, () => resolve());
-    });
-    fs.chmodSync(this.socketPath, 0o600);
+    await listenUnix(this.server, this.socketPath);
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ControlServer } from '../control/control-server';
 import { ChronoError } from '../errors';
-import { NbdServer } from '../nbd/nbd-server';
+import { NbdServer, NbdServerOptions } from '../nbd/nbd-server';
 import { Volume } from '../volume/volume';
 import { makeOps } from './fuse-ops';
 import { lazyUnmount, mountEntry, prepareMountpoint } from './mount-guard';
@@ -11,6 +11,7 @@ import { CONGESTION_THRESHOLD_REQUESTS, EXTRA_MOUNT_OPTIONS, MAX_WRITE_BYTES } f
 import { setCongestionThreshold, setReadAhead } from './read-ahead';
 import { FuseCpu, FuseThreads, PlacementPolicy } from './thread-placement';
 import { Tree } from './tree';
+import { SHARING_FUSE_OPTIONS, TreeSharing, shareTree } from './tree-sharing';
 
 class BigWritesFuse extends Fuse {
   /** libfuse threads that have served a request: fuse-native sets each one up once, here. */
@@ -40,7 +41,9 @@ export interface FuseDaemonOptions {
   fuseCpu: FuseCpu;
   log: Logger;
   /** Serve NBD from the same process as well. */
-  nbd?: { listen?: string; socket?: string; syncOnFlush: boolean };
+  nbd?: Omit<NbdServerOptions, 'log'>;
+  /** `--allow-other`: other users may use the tree, as these owners and modes allow. */
+  share?: TreeSharing;
 }
 
 export interface RequestStats {
@@ -117,12 +120,13 @@ export class FuseDaemon {
     }, 1000);
     this.timer.unref();
     const tree = new Tree(this.volume, () => this.statusJson, startedMs);
-    const ops = countRequests(makeOps(this.volume, tree, { autoSyncMs: this.o.autoSyncMs, log: this.o.log }), this.requests, (isRead) => policy?.onRequest(isRead));
+    const counted = countRequests(makeOps(this.volume, tree, { autoSyncMs: this.o.autoSyncMs, log: this.o.log }), this.requests, (isRead) => policy?.onRequest(isRead));
+    const ops = this.o.share ? shareTree(counted, this.o.share) : counted;
     this.control = new ControlServer(this.volume, socket, this.o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()) });
     await this.control.listen();
     // timeout: false is load-bearing: with fuse-native's default 15 s timeout a slow request would
     // be answered EIO while our handler still uses its buffer (fuse-ops.ts reads/writes in place).
-    this.fuse = new BigWritesFuse(this.mountpoint, ops, { timeout: false, maxRead: MAX_WRITE_BYTES, fsname: 'chronovol' });
+    this.fuse = new BigWritesFuse(this.mountpoint, ops, { timeout: false, maxRead: MAX_WRITE_BYTES, fsname: 'chronovol', ...(this.o.share ? SHARING_FUSE_OPTIONS : {}) });
     const mount = () => new Promise<void>((resolve, reject) => this.fuse!.mount((err) => (err ? reject(new ChronoError('IO', `mount at ${this.mountpoint} failed: ${err.message}`)) : resolve())));
     this.fuseThreads = await FuseThreads.mount(this.o.fuseCpu, mount, this.o.log);
     if (this.fuseThreads) policy = new PlacementPolicy(this.fuseThreads);

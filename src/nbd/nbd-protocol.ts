@@ -24,6 +24,7 @@ export const NBD = {
   REP_ERR_UNSUP: 2 ** 31 + 1,
   REP_ERR_POLICY: 2 ** 31 + 2,
   REP_ERR_INVALID: 2 ** 31 + 3,
+  REP_ERR_TLS_REQD: 2 ** 31 + 5,
   REP_ERR_UNKNOWN: 2 ** 31 + 6,
 
   INFO_EXPORT: 0,

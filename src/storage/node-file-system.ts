@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
 import { ioError } from '../errors';
+import { DEFAULTS } from '../options';
 import { nativeAddon, nativeEnabled } from '../util/native-addon';
 import { FileHandle, FileSystem, OpenMode } from './file-system';
 
@@ -168,16 +170,46 @@ async function readFileDirect(path: string): Promise<Buffer | undefined> {
   }
 }
 
+/** The modes of what this process creates: private unless group access was asked for. */
+export interface CreateModes {
+  dirMode: number;
+  fileMode: number;
+}
+
+let groupAccess = false;
+
+/** `--allow-group-access`: files and directories created from now on are 0640/0750. */
+export function setGroupAccess(allowed: boolean): void {
+  groupAccess = allowed;
+}
+
+export function createModes(allowGroup = groupAccess): CreateModes {
+  return allowGroup ? { dirMode: DEFAULTS.groupDirMode, fileMode: DEFAULTS.groupFileMode } : { dirMode: DEFAULTS.privateDirMode, fileMode: DEFAULTS.privateFileMode };
+}
+
 export class NodeFileSystem implements FileSystem {
+  constructor(readonly modes: CreateModes = createModes()) {}
+
   open(path: string, mode: OpenMode): FileHandle {
     try {
       if (mode === 'createNewDirect' && alignedBuffer && process.env.CHRONOVOL_DIRECT_IO !== '0') {
         const direct = this.openDirect(path);
         if (direct) return direct;
       }
-      return new NodeFileHandle(fs.openSync(path, FLAGS[mode], 0o644), path);
+      const fd = fs.openSync(path, FLAGS[mode], this.modes.fileMode);
+      if (mode !== 'read' && mode !== 'readWrite') this.setMode(fd);
+      return new NodeFileHandle(fd, path);
     } catch (err) {
       throw ioError('open', path, err);
+    }
+  }
+  /** The umask only takes bits away: fchmod makes a new file's mode exactly ours. */
+  private setMode(fd: number): void {
+    try {
+      fs.fchmodSync(fd, this.modes.fileMode);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
     }
   }
   /** O_DIRECT where the file system takes it (not tmpfs, for one); undefined otherwise. */
@@ -185,13 +217,14 @@ export class NodeFileSystem implements FileSystem {
     const c = fs.constants;
     let fd: number;
     try {
-      fd = fs.openSync(path, c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_DIRECT, 0o644);
+      fd = fs.openSync(path, c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_DIRECT, this.modes.fileMode);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
       // Some file systems (tmpfs) create the file before they refuse O_DIRECT: remove it again.
       if (fs.existsSync(path) && fs.statSync(path).size === 0) fs.unlinkSync(path);
       return undefined;
     }
+    this.setMode(fd);
     try {
       return new NodeFileHandle(fd, path, { readFd: fs.openSync(path, 'r') });
     } catch (err) {
@@ -225,7 +258,17 @@ export class NodeFileSystem implements FileSystem {
     }
   }
   mkdirp(dir: string): void {
-    fs.mkdirSync(dir, { recursive: true });
+    try {
+      const first = fs.mkdirSync(dir, { recursive: true, mode: this.modes.dirMode });
+      if (first === undefined) return; // it was there already: its mode is its owner's choice
+      // Every directory this call created, from the first down to `dir`, exactly our mode.
+      for (let d = nodePath.resolve(dir); ; d = nodePath.dirname(d)) {
+        fs.chmodSync(d, this.modes.dirMode);
+        if (d === nodePath.resolve(first) || d === nodePath.dirname(d)) break;
+      }
+    } catch (err) {
+      throw ioError('mkdir', dir, err);
+    }
   }
   remove(path: string): void {
     try {

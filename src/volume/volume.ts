@@ -23,6 +23,7 @@ import { replay, ReplayReport } from './replay';
 import { blocksPerSegment, planGeometry } from './sizing';
 import { ensureSpace, drainEvictions, quiesceTurnover } from './turnover';
 import { SpaceGuard, noSpaceError, openSpaceCheckEnabled } from './space-check';
+import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
 import { VolumeStatus, volumeStatus } from './volume-status';
 import { VolumeWriter } from './volume-writer';
@@ -72,6 +73,7 @@ export class Volume {
     const fs = o.fs ?? new NodeFileSystem();
     const vd = new VolumeDir(fs, dir);
     if (vd.isVolume()) throw new ChronoError('EXISTS', `${dir} already holds a volume`, { dir });
+    if (fs instanceof NodeFileSystem) makeVolumeDir(dir, fs.modes);
     const g = planGeometry({
       volumeSizeBytes: c.sizeBytes,
       blockSizeBytes: c.blockSizeBytes ?? DEFAULTS.blockSizeBytes,
@@ -95,7 +97,8 @@ export class Volume {
   }
 
   static async open(dir: string, o: OpenOptions = {}): Promise<Volume> {
-    const fs = o.fs ?? new NodeFileSystem();
+    const fs = o.fs ?? new NodeFileSystem(checkVolumeDirPermissions(dir));
+    if (o.fs instanceof NodeFileSystem) checkVolumeDirPermissions(dir);
     const vd = new VolumeDir(fs, dir);
     const sb = vd.readSuperblock();
     vd.lock({ pid: process.pid, role: o.role, socket: o.socket }, o.log, o.readOnly);

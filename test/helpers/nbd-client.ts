@@ -10,8 +10,9 @@ export class RawNbdClient {
   private handle = 0n;
   private constructor(readonly sock: net.Socket, readonly reader: SocketReader) {}
 
-  static async connect(port: number): Promise<RawNbdClient> {
-    const sock = net.createConnection(port, '127.0.0.1');
+  /** Connects and reads the server's hello (to a Unix socket `path`, or TCP `port`). */
+  static async connect(to: net.NetConnectOpts): Promise<RawNbdClient> {
+    const sock = net.createConnection(to);
     await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
     const c = new RawNbdClient(sock, new SocketReader(sock));
     const hello = await c.reader.read(18);

@@ -1,12 +1,14 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
 import { FuseDaemon } from '../../fuse/fuse-daemon';
+import { ChronoError } from '../../errors';
 import { createLogger } from '../../log';
 import { parseFuseCpu } from '../../fuse/thread-placement';
 import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
 import { runUntilStopped } from '../daemon-lifecycle';
 import { volumeDirOf } from '../target';
-import { addNbdOptions } from './serve';
+import { parseId, parseMode } from '../../fuse/tree-sharing';
+import { addNbdOptions, nbdOptionsFrom } from './serve';
 
 export function register(program: Command): void {
   const cmd = program
@@ -18,6 +20,12 @@ export function register(program: Command): void {
     .option('--auto-sync <interval>', 'record a crash-consistent event at an fsync when this long has passed since the last (e.g. 30s, 5m)', parseDurationMs, DEFAULTS.fuseAutoSyncMs)
     .option('--read-ahead <bytes>', "kernel read-ahead for the mount's files (0 keeps the kernel's 128 KiB); needs root", parseSize, DEFAULTS.fuseReadAheadBytes)
     .option('--fuse-cpu <cpu>', "run the FUSE threads on one CPU: a number, auto (the daemon's CPU at mount) or off (anywhere); see docs/DESIGN.md", parseFuseCpu, DEFAULTS.fuseCpu);
+  cmd
+    .option('--allow-other', "let other users use the tree (FUSE allow_other with default_permissions): the kernel checks --uid, --gid and --mode; off by default, when only you can")
+    .option('--uid <uid>', "owner of the tree's files with --allow-other (default: yours)", parseId('uid'))
+    .option('--gid <gid>', "group of the tree's files with --allow-other (default: yours)", parseId('gid'))
+    .option('--mode <octal>', "permission bits of the tree's files with --allow-other, e.g. 0640 so a group reads past images; read-only files never get w (default 0640)", parseMode)
+    .option('--nbd', `serve NBD too, on <dir>/${DEFAULTS.nbdSocketName} (implied by --socket and --listen)`);
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
 Runs in the foreground until Ctrl-C, SIGTERM or 'chronovol umount <mountpoint>'.
@@ -31,8 +39,11 @@ Crash-consistent images (--auto-sync, or sync without --freeze) may need -o ro,n
 or -o ro,norecovery (xfs) to mount.`)
     .action(async (dir: string, mountpoint: string, o) => {
       const log = createLogger();
-      const nbd = o.listen || o.socket ? { listen: o.listen, socket: o.socket, syncOnFlush: Boolean(o.syncOnFlush) } : undefined;
-      const daemon = await FuseDaemon.start({ dir: volumeDirOf(dir), mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, log, nbd });
+      const vdir = volumeDirOf(dir);
+      const nbd = o.nbd || o.listen || o.socket ? nbdOptionsFrom(o, vdir, log) : undefined;
+      if ((o.uid !== undefined || o.gid !== undefined || o.mode !== undefined) && !o.allowOther) throw new ChronoError('BAD_ARGUMENT', '--uid, --gid and --mode take effect with --allow-other only');
+      const share = o.allowOther ? { uid: o.uid ?? process.getuid!(), gid: o.gid ?? process.getgid!(), mode: o.mode ?? 0o640 } : undefined;
+      const daemon = await FuseDaemon.start({ dir: vdir, mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, log, nbd, share });
       const also = daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '';
       process.stdout.write(`mounted ${daemon.volume.directory.root} at ${daemon.mountpoint} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${daemon.mountpoint}' to unmount\n`);
       daemon.onStopped = runUntilStopped(log, () => daemon.stop());

@@ -1,18 +1,45 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
+import type { Logger } from 'pino';
 import { ControlServer } from '../../control/control-server';
+import { ChronoError } from '../../errors';
 import { createLogger } from '../../log';
-import { NbdServer } from '../../nbd/nbd-server';
+import { NbdAccess } from '../../nbd/nbd-access';
+import { NbdServerOptions, NbdServer } from '../../nbd/nbd-server';
+import { pskTls, x509Tls } from '../../nbd/nbd-tls';
 import { DEFAULTS, parseSize } from '../../options';
 import { Volume } from '../../volume/volume';
 import { runUntilStopped } from '../daemon-lifecycle';
 import { volumeDirOf } from '../target';
 
-export function addNbdOptions(cmd: Command, defaultListen?: string): Command {
+export function addNbdOptions(cmd: Command): Command {
   return cmd
-    .option('--listen <host:port>', `NBD over TCP${defaultListen ? ` (default ${defaultListen}, loopback)` : ''}; a non-loopback host must be given explicitly`, defaultListen)
-    .option('--socket <path>', 'NBD over a Unix socket as well')
+    .option('--socket <path>', `NBD's Unix socket (default <dir>/${DEFAULTS.nbdSocketName}, mode 0600)`)
+    .option('--socket-group <group>', 'let this group use the Unix socket too (mode 0660)')
+    .option('--listen <host:port>', 'NBD over TCP as well; requires --tls-psk or --tls-certs (or --insecure)')
+    .option('--tls-psk <file>', "TLS with pre-shared keys: 'identity:hexkey' lines (psktool's format, as qemu and nbdkit read)")
+    .option('--tls-certs <dir>', 'TLS with X.509: ca-cert.pem, server-cert.pem, server-key.pem; clients need a certificate the CA signed (identity: its CN)')
+    .option('--nbd-access <file>', 'JSON: per TLS identity, the exports it may use and whether it may write live (default: every identity may do everything)')
+    .option('--insecure', 'allow --listen without TLS: anyone who reaches the port can read and write the volume')
     .option('--sync-on-flush', 'record a crash-consistent event at every NBD flush that follows writes');
+}
+
+/** The NBD server's options from the command line; bad combinations are usage errors. */
+export function nbdOptionsFrom(o: Record<string, unknown>, volumeDir: string, log: Logger): NbdServerOptions {
+  if (o.tlsPsk && o.tlsCerts) throw new ChronoError('BAD_ARGUMENT', 'give --tls-psk or --tls-certs, not both');
+  if ((o.tlsPsk || o.tlsCerts) && !o.listen) throw new ChronoError('BAD_ARGUMENT', '--tls-psk and --tls-certs are for TCP: give --listen host:port too (the Unix socket is guarded by its mode)');
+  if ((o.tlsPsk || o.tlsCerts) && o.insecure) throw new ChronoError('BAD_ARGUMENT', '--insecure and TLS contradict each other');
+  if (o.nbdAccess && !(o.tlsPsk || o.tlsCerts)) throw new ChronoError('BAD_ARGUMENT', '--nbd-access applies to TLS identities: give --tls-psk or --tls-certs');
+  return {
+    listen: o.listen as string | undefined,
+    socket: path.resolve((o.socket as string | undefined) ?? path.join(volumeDir, DEFAULTS.nbdSocketName)),
+    socketGroup: o.socketGroup as string | undefined,
+    tls: o.tlsPsk ? pskTls(o.tlsPsk as string) : o.tlsCerts ? x509Tls(o.tlsCerts as string) : undefined,
+    insecure: Boolean(o.insecure),
+    access: o.nbdAccess ? NbdAccess.fromFile(o.nbdAccess as string) : undefined,
+    syncOnFlush: Boolean(o.syncOnFlush),
+    log,
+  };
 }
 
 export function register(program: Command): void {
@@ -21,30 +48,34 @@ export function register(program: Command): void {
     .description("serve the volume over NBD: export 'live' (read-write) and every event, seq:<n> or time (read-only)")
     .argument('<dir>', 'volume directory')
     .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes);
-  addNbdOptions(cmd, DEFAULTS.nbdListen).addHelpText('after', `
-Examples:
-  qemu-img convert -n -O raw disk.img nbd://127.0.0.1:10809/live
-  qemu-io -f raw nbd://127.0.0.1:10809/before-upgrade -c 'read -v 0 512'
-  nbd-client -N live 127.0.0.1 10809 /dev/nbd0
-  nbdinfo --list nbd://127.0.0.1:10809`)
+  addNbdOptions(cmd).addHelpText('after', `
+Examples (local clients use the Unix socket; TCP needs TLS):
+  qemu-img convert -n -O raw disk.img 'nbd+unix:///live?socket=/srv/vol/nbd.sock'
+  qemu-io -f raw 'nbd+unix:///before-upgrade?socket=/srv/vol/nbd.sock' -c 'read -v 0 512'
+  chronovol serve /srv/vol --listen 0.0.0.0:10809 --tls-psk /etc/chronovol/keys.psk
+  qemu-img info --object tls-creds-psk,id=tls0,endpoint=client,dir=/etc/qemu-psk,username=replica \\
+    --image-opts driver=nbd,host=server,port=10809,export=live,tls-creds=tls0
+See docs/SECURITY.md and the README's NBD section.`)
     .action(async (dir: string, o) => {
       const log = createLogger();
       const vdir = volumeDirOf(dir);
       const socket = path.join(vdir, 'control.sock');
+      const nbdOptions = nbdOptionsFrom(o, vdir, log);
       const volume = await Volume.open(vdir, { cacheBytes: o.cache, log, role: 'serve', socket });
-      const nbd = new NbdServer(volume, { listen: o.listen, socket: o.socket, syncOnFlush: Boolean(o.syncOnFlush), log });
+      let nbd: NbdServer | undefined;
       let control: ControlServer | undefined;
       try {
+        nbd = new NbdServer(volume, nbdOptions);
         await nbd.start();
         const shutdown = runUntilStopped(log, async () => {
-          await nbd.close();
+          await nbd!.close();
           await control?.close();
           await volume.close();
         });
         control = new ControlServer(volume, socket, log, { shutdown });
         await control.listen();
       } catch (err) {
-        await nbd.close();
+        await nbd?.close();
         await volume.close();
         throw err;
       }
