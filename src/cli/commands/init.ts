@@ -1,9 +1,6 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { parseSize } from '../../options';
-import { Volume } from '../../volume/volume';
-import { VolumeDir } from '../../volume/volume-dir';
-import { NodeFileSystem } from '../../storage/node-file-system';
+import { parseCount, parseSize } from '../../options';
 import { formatBytes, printJson } from '../output';
 
 export function register(program: Command): void {
@@ -14,11 +11,14 @@ export function register(program: Command): void {
     .requiredOption('--size <bytes>', 'volume size, e.g. 10G, 512M (fixed for life)', parseSize)
     .option('--block-size <bytes>', 'block size, a power of two from 512 to 64K (default 4K)', parseSize)
     .option('--segment-size <bytes>', 'log segment size (default 64M)', parseSize)
-    .option('--working-set <K>', 'segments kept in primary storage (default: 2x the volume, plus 2)', (v) => parseInt(v, 10))
+    .option('--working-set <K>', 'segments kept in primary storage (default: 2x the volume, plus 2)', parseCount)
     .option('--archive <path>', 'backing-store directory for history (default <dir>/archive)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  chronovol init /srv/vol1 --size 20G --archive /mnt/backup/vol1\n')
     .action(async (dir: string, o) => {
+      const { Volume } = await import('../../volume/volume');
+      const { VolumeDir } = await import('../../volume/volume-dir');
+      const { NodeFileSystem } = await import('../../storage/node-file-system');
       const abs = path.resolve(dir);
       await Volume.create(abs, { sizeBytes: o.size, blockSizeBytes: o.blockSize, segmentSizeBytes: o.segmentSize, workingSetSegments: o.workingSet, archive: o.archive });
       const vd = new VolumeDir(new NodeFileSystem(), abs);

@@ -1,10 +1,6 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { FuseDaemon } from '../../fuse/fuse-daemon';
-import { createLogger } from '../../log';
-import { parseFuseCpu } from '../../fuse/thread-placement';
 import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
-import { runUntilStopped } from '../daemon-lifecycle';
 import { volumeDirOf } from '../target';
 import { addNbdOptions } from './serve';
 
@@ -17,7 +13,7 @@ export function register(program: Command): void {
     .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes)
     .option('--auto-sync <interval>', 'record a crash-consistent event at an fsync when this long has passed since the last (e.g. 30s, 5m)', parseDurationMs, DEFAULTS.fuseAutoSyncMs)
     .option('--read-ahead <bytes>', "kernel read-ahead for the mount's files (0 keeps the kernel's 128 KiB); needs root", parseSize, DEFAULTS.fuseReadAheadBytes)
-    .option('--fuse-cpu <cpu>', "run the FUSE threads on one CPU: a number, auto (the daemon's CPU at mount) or off (anywhere); see docs/DESIGN.md", parseFuseCpu, DEFAULTS.fuseCpu);
+    .option('--fuse-cpu <cpu>', "run the FUSE threads on one CPU: a number, auto (the daemon's CPU at mount) or off (anywhere); see docs/DESIGN.md", (v) => (require('../../fuse/thread-placement') as typeof import('../../fuse/thread-placement')).parseFuseCpu(v), DEFAULTS.fuseCpu);
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
 Runs in the foreground until Ctrl-C, SIGTERM or 'chronovol umount <mountpoint>'.
@@ -30,6 +26,9 @@ Try:
 Crash-consistent images (--auto-sync, or sync without --freeze) may need -o ro,noload (ext4)
 or -o ro,norecovery (xfs) to mount.`)
     .action(async (dir: string, mountpoint: string, o) => {
+      const { FuseDaemon } = await import('../../fuse/fuse-daemon');
+      const { createLogger } = await import('../../log');
+      const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
       const nbd = o.listen || o.socket ? { listen: o.listen, socket: o.socket, syncOnFlush: Boolean(o.syncOnFlush) } : undefined;
       const daemon = await FuseDaemon.start({ dir: volumeDirOf(dir), mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, log, nbd });

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { recoverFromArchive } from '../../archive/recover';
 import { ProgressBar, printJson } from '../output';
 
 export function register(program: Command): void {
@@ -11,6 +10,7 @@ export function register(program: Command): void {
     .requiredOption('--archive <path>', 'the backing-store directory of the lost volume')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o) => {
+      const { recoverFromArchive } = await import('../../archive/recover');
       const bars = new Map<string, ProgressBar>();
       const report = await recoverFromArchive(o.archive, path.resolve(dir), {
         progress: (phase, done, total) => {

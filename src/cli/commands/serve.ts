@@ -1,11 +1,7 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { ControlServer } from '../../control/control-server';
-import { createLogger } from '../../log';
-import { NbdServer } from '../../nbd/nbd-server';
+import type { ControlServer } from '../../control/control-server';
 import { DEFAULTS, parseSize } from '../../options';
-import { Volume } from '../../volume/volume';
-import { runUntilStopped } from '../daemon-lifecycle';
 import { volumeDirOf } from '../target';
 
 export function addNbdOptions(cmd: Command, defaultListen?: string): Command {
@@ -28,6 +24,11 @@ Examples:
   nbd-client -N live 127.0.0.1 10809 /dev/nbd0
   nbdinfo --list nbd://127.0.0.1:10809`)
     .action(async (dir: string, o) => {
+      const { ControlServer } = await import('../../control/control-server');
+      const { createLogger } = await import('../../log');
+      const { NbdServer } = await import('../../nbd/nbd-server');
+      const { Volume } = await import('../../volume/volume');
+      const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
       const vdir = volumeDirOf(dir);
       const socket = path.join(vdir, 'control.sock');

@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { verifyVolume } from '../../volume/verify';
 import { ProgressBar, printJson } from '../output';
 import { openForCli, volumeDirOf } from '../target';
 
@@ -10,6 +9,7 @@ export function register(program: Command): void {
     .argument('<dir>', 'volume directory (not while a daemon holds it)')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o) => {
+      const { verifyVolume } = await import('../../volume/verify');
       const vol = await openForCli(volumeDirOf(dir), 'verify');
       let ok = false;
       try {
