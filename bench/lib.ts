@@ -113,8 +113,9 @@ export function rawDirect(file: string, writes: Buffer[], syncEveryBytes: number
   let fill = 0;
   let at = 0;
   let since = 0;
-  const flush = (bytes: number) => {
-    // The last chunk is padded to the alignment; the file is cut to its length below.
+  const flush = (bytes: number, last = false) => {
+    // Only the last chunk may end off the alignment: it is padded, and the file cut to length below.
+    if (bytes % 4096 && !last) throw new Error('rawDirect: writes must be multiples of 4 KiB');
     const n = Math.ceil(bytes / 4096) * 4096;
     buf.fill(0, bytes, n);
     for (let done = 0; done < n; ) done += fs.writeSync(fd, buf, done, n - done, at + done);
@@ -136,7 +137,7 @@ export function rawDirect(file: string, writes: Buffer[], syncEveryBytes: number
       since = 0;
     }
   }
-  if (fill) flush(fill);
+  if (fill) flush(fill, true);
   fs.ftruncateSync(fd, at);
   fs.fdatasyncSync(fd);
   const s = seconds(t);
