@@ -4,6 +4,9 @@ import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
 import { volumeDirOf } from '../target';
 import { addNbdOptions } from './serve';
 
+/** --fuse-cpu's parser, loaded when the option is given: thread-placement.ts loads the native addon. */
+const parseFuseCpu = (v: string) => (require('../../fuse/thread-placement') as typeof import('../../fuse/thread-placement')).parseFuseCpu(v);
+
 export function register(program: Command): void {
   const cmd = program
     .command('mount')
@@ -13,7 +16,7 @@ export function register(program: Command): void {
     .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes)
     .option('--auto-sync <interval>', 'record a crash-consistent event at an fsync when this long has passed since the last (e.g. 30s, 5m)', parseDurationMs, DEFAULTS.fuseAutoSyncMs)
     .option('--read-ahead <bytes>', "kernel read-ahead for the mount's files (0 keeps the kernel's 128 KiB); needs root", parseSize, DEFAULTS.fuseReadAheadBytes)
-    .option('--fuse-cpu <cpu>', "run the FUSE threads on one CPU: a number, auto (the daemon's CPU at mount) or off (anywhere); see docs/DESIGN.md", (v) => (require('../../fuse/thread-placement') as typeof import('../../fuse/thread-placement')).parseFuseCpu(v), DEFAULTS.fuseCpu);
+    .option('--fuse-cpu <cpu>', "run the FUSE threads on one CPU: a number, auto (the daemon's CPU at mount) or off (anywhere); see docs/DESIGN.md", parseFuseCpu, DEFAULTS.fuseCpu);
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
 Runs in the foreground until Ctrl-C, SIGTERM or 'chronovol umount <mountpoint>'.
