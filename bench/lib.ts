@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { nativeAddon } from '../src/util/native-addon';
 
 const scratchDirs: string[] = [];
 
@@ -30,13 +31,15 @@ export function seconds(since: bigint): number {
   return Number(process.hrtime.bigint() - since) / 1e9;
 }
 
-/** Drops the page cache (root only) so "cold" reads really go to disk; false where not allowed. */
 /** Writes back every dirty page, so a timed run does not pay for the previous run's writeback. */
 export function settle(): void {
   spawnSync('sync');
 }
 
-/** Empties the page cache (after writing back dirty pages, which it cannot drop). */
+/**
+ * Empties the page cache (after writing back dirty pages, which it cannot drop), so "cold" reads
+ * really go to disk; false where not allowed (root only).
+ */
 export function dropCaches(): boolean {
   settle();
   try {
@@ -66,8 +69,8 @@ export function patternChunk(bytes: number, salt: number): Buffer {
 }
 
 /**
- * The baseline every ingest figure is measured against: append the same bytes, in the same
- * write sizes, to one file with fdatasync at the same points.
+ * Raw writer 1: append the same bytes, in the same write sizes, to one file through the page
+ * cache, with fdatasync at the same points.
  */
 export function rawAppend(file: string, writes: Buffer[], syncEveryBytes: number): number {
   const fd = fs.openSync(file, 'w');
@@ -88,6 +91,78 @@ export function rawAppend(file: string, writes: Buffer[], syncEveryBytes: number
   fs.closeSync(fd);
   fs.rmSync(file);
   return at / s;
+}
+
+const DIRECT_CHUNK_BYTES = 4 << 20;
+
+/**
+ * Raw writer 2: the same bytes gathered into 4 MiB aligned buffers and written with O_DIRECT
+ * (the page cache skipped, as the engine's segment writes skip it), fdatasync at the same
+ * points. Undefined where O_DIRECT or the addon's aligned buffers are missing.
+ */
+export function rawDirect(file: string, writes: Buffer[], syncEveryBytes: number): number | undefined {
+  if (!nativeAddon.alignedBuffer) return undefined;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_DIRECT, 0o644);
+  } catch {
+    return undefined;
+  }
+  const buf = nativeAddon.alignedBuffer(DIRECT_CHUNK_BYTES, 4096);
+  const t = process.hrtime.bigint();
+  let fill = 0;
+  let at = 0;
+  let since = 0;
+  const flush = (bytes: number, last = false) => {
+    // Only the last chunk may end off the alignment: it is padded, and the file cut to length below.
+    if (bytes % 4096 && !last) throw new Error('rawDirect: writes must be multiples of 4 KiB');
+    const n = Math.ceil(bytes / 4096) * 4096;
+    buf.fill(0, bytes, n);
+    for (let done = 0; done < n; ) done += fs.writeSync(fd, buf, done, n - done, at + done);
+    at += bytes;
+    fill = 0;
+  };
+  for (const w of writes) {
+    for (let off = 0; off < w.length; ) {
+      const n = Math.min(w.length - off, DIRECT_CHUNK_BYTES - fill);
+      w.copy(buf, fill, off, off + n);
+      fill += n;
+      off += n;
+      if (fill === DIRECT_CHUNK_BYTES) flush(fill);
+    }
+    since += w.length;
+    if (since >= syncEveryBytes) {
+      if (fill) flush(fill);
+      fs.fdatasyncSync(fd);
+      since = 0;
+    }
+  }
+  if (fill) flush(fill, true);
+  fs.ftruncateSync(fd, at);
+  fs.fdatasyncSync(fd);
+  const s = seconds(t);
+  fs.closeSync(fd);
+  fs.rmSync(file);
+  return at / s;
+}
+
+export type RawWriter = 'buffered' | 'direct';
+
+/**
+ * The baseline every ingest figure is measured against: whichever raw writer of the same bytes
+ * is faster on this machine, each measured once here (settled first), in the same run.
+ */
+export function bestRawWriter(file: string, writes: Buffer[], syncEveryBytes: number): { writer: RawWriter; mbps: Record<RawWriter, number | undefined> } {
+  settle();
+  const buffered = rawAppend(file, writes, syncEveryBytes);
+  settle();
+  const direct = rawDirect(file, writes, syncEveryBytes);
+  return { writer: direct !== undefined && direct > buffered ? 'direct' : 'buffered', mbps: { buffered: buffered / 1e6, direct: direct === undefined ? undefined : direct / 1e6 } };
+}
+
+/** Runs the chosen raw writer once. */
+export function rawWrite(writer: RawWriter, file: string, writes: Buffer[], syncEveryBytes: number): number {
+  return writer === 'direct' ? rawDirect(file, writes, syncEveryBytes)! : rawAppend(file, writes, syncEveryBytes);
 }
 
 export interface BenchResult {
@@ -122,16 +197,30 @@ export interface Paired {
 /**
  * Runs baseline and ours back to back, `rounds` times, and reports the median per-round ratio
  * (higher is better for both figures). A shared machine drifts over a run; a pair measured
- * seconds apart sees the same weather, and the median drops the odd outlier.
+ * seconds apart sees the same weather, and the median drops the odd outlier. The side that runs
+ * first alternates from round to round, so neither side always inherits the other's leftovers
+ * (dirty pages, a warm cache, a daemon's queued work) or always runs on a fresher machine.
  */
 export async function paired(rounds: number, baseline: () => Promise<number> | number, ours: () => Promise<number> | number): Promise<Paired> {
   const rows: Array<{ b: number; o: number; r: number }> = [];
   for (let i = 0; i < rounds; i++) {
-    const b = await baseline();
-    const o = await ours();
+    let b: number;
+    let o: number;
+    if (i % 2 === 0) {
+      b = await baseline();
+      o = await ours();
+    } else {
+      o = await ours();
+      b = await baseline();
+    }
     rows.push({ b, o, r: o / b });
   }
   rows.sort((x, y) => x.r - y.r);
   const mid = rows[Math.floor(rows.length / 2)];
   return { ratio: mid.r, ours: mid.o, baseline: mid.b, ratios: rows.map((x) => x.r) };
+}
+
+/** The per-pair ratios of a Paired, for a report line. */
+export function pairList(p: Paired): string {
+  return p.ratios.map((r) => r.toFixed(2)).join(', ');
 }

@@ -3,7 +3,8 @@
  * assert them. Never reuse a code for a different meaning.
  */
 export type ErrorCode =
-  | 'BAD_ARGUMENT' // invalid size, offset, option value
+  | 'BAD_USAGE' // a command line that does not parse: unknown option, missing argument, an option value that is not a size/duration/number
+  | 'BAD_ARGUMENT' // a value that parses but is not valid here: size not a multiple of the block size, offset past the end
   | 'OUT_OF_RANGE' // read/write past the end of the volume
   | 'UNKNOWN_POINT' // event id/label/seq/time that does not resolve
   | 'NOT_A_VOLUME' // directory has no superblock
@@ -15,6 +16,7 @@ export type ErrorCode =
   | 'BAD_CHECKSUM'
   | 'BAD_FLAGS'
   | 'CORRUPT_LOG' // damage in the middle of the log (not a torn tail)
+  | 'UNKNOWN_RECORD_TYPE' // a valid record of a type this build does not know (written by a newer one)
   | 'CORRUPT_BLOCK' // a block's data fails its checksum: never served
   | 'FOREIGN_SEGMENT' // a segment that belongs to another volume
   | 'ARCHIVE_MISSING' // an archived object that should exist does not

@@ -1,3 +1,5 @@
+import { ChronoError } from './errors';
+
 /** Every default in one place. Units are last in names. */
 export const DEFAULTS = {
   blockSizeBytes: 4096,
@@ -51,19 +53,37 @@ export const DEFAULTS = {
   groupFileMode: 0o640,
 } as const;
 
+/**
+ * Parsers for command-line values. A value that does not parse is a usage error (`BAD_USAGE`,
+ * exit 2); whether a parsed value suits the volume is checked where it is used (`BAD_ARGUMENT`).
+ */
 export function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)?$/i.exec(text.trim());
-  if (!m) throw new Error(`not a size: ${text}`);
+  if (!m) throw new ChronoError('BAD_USAGE', `not a size: ${text} (try 4096, 512K, 20G)`);
   const mult: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
   const n = Number(m[1]) * mult[m[2].toLowerCase()];
-  if (!Number.isSafeInteger(n)) throw new Error(`not a whole number of bytes: ${text}`);
+  if (!Number.isSafeInteger(n)) throw new ChronoError('BAD_USAGE', `not a whole number of bytes: ${text}`);
   return n;
 }
 
 /** "500ms", "30s", "5m", "1h"; a bare number is seconds. */
 export function parseDurationMs(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i.exec(text.trim());
-  if (!m) throw new Error(`not a duration: ${text} (try 30s, 5m)`);
+  if (!m) throw new ChronoError('BAD_USAGE', `not a duration: ${text} (try 30s, 5m)`);
   const mult: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   return Math.round(Number(m[1]) * mult[(m[2] ?? 's').toLowerCase()]);
+}
+
+/** A whole number, 0 or more, in decimal: a count. */
+export function parseCount(text: string): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(n)) throw new ChronoError('BAD_USAGE', `not a whole number: ${text}`);
+  return n;
+}
+
+/** A number of seconds, fractions allowed, 0 or more. */
+export function parseSeconds(text: string): number {
+  const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isFinite(n)) throw new ChronoError('BAD_USAGE', `not a number of seconds: ${text}`);
+  return n;
 }

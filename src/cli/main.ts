@@ -1,31 +1,44 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ChronoError } from '../errors';
 import { exitCodeFor } from './output';
-import { allowGroupAccess } from '../volume/dir-permissions';
-import * as events from './commands/events';
-import * as exportCmd from './commands/export';
-import * as importCmd from './commands/import';
-import * as importLog from './commands/import-log';
-import * as init from './commands/init';
-import * as mount from './commands/mount';
-import * as umount from './commands/umount';
-import * as recover from './commands/recover';
-import * as serve from './commands/serve';
-import * as status from './commands/status';
-import * as sync from './commands/sync';
-import * as verify from './commands/verify';
-import * as write from './commands/write';
+
+type CommandModule = { register(program: Command): void };
+
+/**
+ * One file per command; each declares its options in `register` and loads what its action needs
+ * only when that action runs. Only the named command's file is loaded (all of them for help or
+ * an unknown name), so `chronovol sync <mnt>` loads neither the engine, nor pino, nor FUSE, nor
+ * the other commands: a CLI sync to a mount is mostly Node's own start-up.
+ */
+const COMMANDS: Array<[string, () => CommandModule]> = [
+  ['init', () => require('./commands/init')],
+  ['import', () => require('./commands/import')],
+  ['import-log', () => require('./commands/import-log')],
+  ['write', () => require('./commands/write')],
+  ['sync', () => require('./commands/sync')],
+  ['events', () => require('./commands/events')],
+  ['export', () => require('./commands/export')],
+  ['status', () => require('./commands/status')],
+  ['verify', () => require('./commands/verify')],
+  ['recover', () => require('./commands/recover')],
+  ['mount', () => require('./commands/mount')],
+  ['umount', () => require('./commands/umount')],
+  ['serve', () => require('./commands/serve')],
+];
 
 const program = new Command();
 program
   .name('chronovol')
   .description('Every past state of a block volume, kept and served as files and over NBD.')
   .version(require('../../../package.json').version)
+  // Usage errors reach the handler below (exit 2, a stable code, JSON with --json).
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(`chronovol: ${text.trim().replace(/^error: /, '')} [BAD_USAGE]\n`) })
   .showHelpAfterError()
   .option('--allow-group-access', "let the volume directory's group read it: open accepts 0750 and files are created 0640 (default: 0700/0600, and open refuses more)")
   .hook('preAction', (cmd) => {
-    if (cmd.opts().allowGroupAccess) allowGroupAccess();
+    if (cmd.opts().allowGroupAccess) (require('../volume/dir-permissions') as typeof import('../volume/dir-permissions')).allowGroupAccess();
   })
   .addHelpText('after', `
 Points in time (for --at and export): 'live', an event id or label, seq:<n>, or an ISO-8601 time.
@@ -36,10 +49,45 @@ Quick tour:
   chronovol events /srv/vol
   chronovol export /srv/vol --at first --out first.img`);
 
-for (const cmd of [init, importCmd, importLog, write, sync, events, exportCmd, status, verify, recover, mount, umount, serve]) cmd.register(program);
+// The program itself takes no option with a value, so the first word that is not an option
+// names the command.
+const args = process.argv.slice(2);
+const named = COMMANDS.find(([name]) => name === args.find((a) => !a.startsWith('-')));
+const versionOnly = !named && args.some((a) => a === '-V' || a === '--version');
+for (const [, load] of named ? [named] : versionOnly ? [] : COMMANDS) load().register(program);
+reportParseErrorsAsUsage(program);
+
+/**
+ * Commander reports a value its parser rejects only if the parser throws its own
+ * InvalidArgumentError (anything else escapes as a crash). The parsers (src/options.ts and the
+ * commands' own) throw ChronoErrors; this turns every parser's error into commander's, so the
+ * message names the option and the outcome is a usage error like any other.
+ */
+function reportParseErrorsAsUsage(cmd: Command): void {
+  const wrap = <T extends { parseArg?: (value: string, previous: unknown) => unknown }>(o: T) => {
+    const parse = o.parseArg;
+    if (!parse) return;
+    o.parseArg = (value: string, previous: unknown) => {
+      try {
+        return parse(value, previous);
+      } catch (err) {
+        throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+      }
+    };
+  };
+  cmd.options.forEach(wrap);
+  cmd.registeredArguments.forEach(wrap);
+  cmd.commands.forEach(reportParseErrorsAsUsage);
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const json = process.argv.includes('--json');
+  if (err instanceof CommanderError) {
+    // --help and --version end here too, with exit code 0; commander has printed the rest.
+    if (err.exitCode === 0) process.exit(0);
+    if (json) process.stdout.write(JSON.stringify({ error: { code: 'BAD_USAGE', message: err.message.replace(/^error: /, '') } }) + '\n');
+    process.exit(exitCodeFor(new ChronoError('BAD_USAGE', err.message)));
+  }
   const e = err instanceof ChronoError ? err : undefined;
   const message = err instanceof Error ? err.message : String(err);
   if (json) process.stdout.write(JSON.stringify({ error: { code: e?.code ?? 'INTERNAL', message } }) + '\n');

@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChronoError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
-import { createLogger } from '../log';
-import { NodeFileSystem } from '../storage/node-file-system';
-import { Volume } from '../volume/volume';
-import { VolumeDir } from '../volume/volume-dir';
+import type { Volume } from '../volume/volume';
+
+// The engine (and pino) load only when a command opens a volume itself: a command that a daemon
+// answers (sync, events, status, export against a mount) never needs them.
 
 export interface Target {
   volumeDir?: string;
@@ -16,8 +16,11 @@ export interface Target {
 /** A volume directory, or the mountpoint of a running `chronovol mount`. */
 export function resolveTarget(p: string): Target {
   const abs = path.resolve(p);
-  const vd = new VolumeDir(new NodeFileSystem(), abs);
-  if (vd.isVolume()) return { volumeDir: abs, daemonSocket: vd.lockOwner()?.socket };
+  if (fs.existsSync(path.join(abs, FILE_NAMES.superblock))) {
+    const { VolumeDir } = require('../volume/volume-dir') as typeof import('../volume/volume-dir');
+    const { NodeFileSystem } = require('../storage/node-file-system') as typeof import('../storage/node-file-system');
+    return { volumeDir: abs, daemonSocket: new VolumeDir(new NodeFileSystem(), abs).lockOwner()?.socket };
+  }
   const statusFile = path.join(abs, 'status.json');
   if (fs.existsSync(statusFile)) {
     const s = JSON.parse(fs.readFileSync(statusFile, 'utf8')) as { daemon?: { controlSocket?: string; volumeDir?: string } };
@@ -37,6 +40,8 @@ export function volumeDirOf(p: string): string {
  * `readOnly` for commands that only read: they then work on a full disk.
  */
 export async function openForCli(dir: string, role: string, cacheBytes = 0, readOnly = false): Promise<Volume> {
+  const { Volume } = await import('../volume/volume');
+  const { createLogger } = await import('../log');
   return Volume.open(dir, { role, log: createLogger(process.env.CHRONOVOL_LOG ?? 'warn'), cacheBytes, readOnly });
 }
 

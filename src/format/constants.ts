@@ -1,7 +1,8 @@
 /**
- * On-disk format constants. This file mirrors docs/FORMAT.md table for table: change one, change
- * the other, and never change the meaning of a value that has been written to disk. All integers
- * are little-endian.
+ * On-disk format constants. This file mirrors docs/FORMAT.md table for table (test/format-spec
+ * checks every `off` and value group against the tables there): change one, change the other,
+ * and never change the meaning of a value that has been written to disk. All integers are
+ * little-endian.
  */
 
 export const FORMAT_VERSION = 1;
@@ -35,19 +36,23 @@ export const RECORD_HEADER = {
   lengthBytes: 64,
   off: {
     magic: 0, version: 4, type: 5, headerLength: 6, flags: 8, blockCount: 12, seq: 16, timeMs: 24,
-    firstBlock: 32, payloadLength: 40, originSegment: 44, originOffset: 48, crc: 60,
+    firstBlock: 32, payloadLength: 40, originSegment: 44, originOffset: 48, reserved: 52, crc: 60,
   },
 } as const;
 
-/** Record types. Values are written to disk: never renumber, only add. */
+/**
+ * Record types. Values are written to disk: never renumber, only add. A reader refuses a type it
+ * does not know (UNKNOWN_RECORD_TYPE), so a type added later must not need the reader's help to
+ * check its header: its CRC covers the header only.
+ */
 export const RecordType = {
   WRITE: 1, // blockCount × (crc32c u32, data)
   ZERO: 2, // blockCount blocks of zeros, no payload
   TRIM: 3, // discarded blocks: read as zeros, no payload
   EVENT: 4, // sync event: eventId u32, kind u8, reserved u8, labelLength u16, label utf-8
-  COPY: 5, // copy-forward of live WRITE data; seq/time are the original version's
+  COPY: 5, // copy-forward of live WRITE data; seq is the original version's (timeMs too, or 0: unused)
   COPY_ZERO: 6, // copy-forward of a live ZERO/TRIM
-  SEAL: 7, // last record of a sealed segment: recordCount u32, reserved u32, lastSeq u64, headersCrc u32
+  SEAL: 7, // last record of a sealed segment: recordCount u32, reserved u32, lastSeq u64, bodyCrc u32 (over the record headers)
   SYNC: 8, // sync point: durableThrough u64 (this record's own offset), appended before an fdatasync
 } as const;
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];

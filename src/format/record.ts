@@ -24,7 +24,6 @@ export function hasBlockData(type: number): boolean {
   return type === RecordType.WRITE || type === RecordType.COPY;
 }
 
-/** Types whose payload is covered by the header CRC (small metadata payloads). */
 /** Records whose small payload the header CRC covers (the others carry block units, or nothing). */
 export function payloadInHeaderCrc(type: number): boolean {
   return type === RecordType.EVENT || type === RecordType.SEAL || type === RecordType.SYNC;
@@ -55,7 +54,7 @@ export function writeRecordHeader(out: Buffer, at: number, h: RecordHeader): voi
   out.writeUInt32LE(h.payloadLength, at + O.payloadLength);
   out.writeUInt32LE(h.originSegment, at + O.originSegment);
   out.writeUInt32LE(h.originOffset, at + O.originOffset);
-  out.fill(0, at + 52, at + O.crc);
+  out.fill(0, at + O.reserved, at + O.crc);
   let crc = crc32c(out.subarray(at, at + O.crc));
   if (payloadInHeaderCrc(h.type)) crc = crc32c(out.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.payloadLength), crc);
   out.writeUInt32LE(crc, at + O.crc);
@@ -89,7 +88,11 @@ export function readRecordHeader(b: Buffer, at: number, payload: Buffer | undefi
     storedCrc: b.readUInt32LE(at + O.crc),
     coveredExtra: covered,
   }, context);
-  if (type < RecordType.WRITE || type > RecordType.SYNC) throw new ChronoError('CORRUPT_LOG', `unknown record type ${type}`, context);
+  // A valid header of a type this build does not know: a newer writer's record, not damage. It
+  // may change what blocks read as, so it is refused rather than skipped (docs/FORMAT.md).
+  if (type < RecordType.WRITE || type > RecordType.SYNC) {
+    throw new ChronoError('UNKNOWN_RECORD_TYPE', `record type ${type} is not one this build knows (written by a newer chronovol?)`, { ...context, type });
+  }
   return {
     type,
     blockCount: b.readUInt32LE(at + O.blockCount),

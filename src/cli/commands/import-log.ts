@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import { ChronoError } from '../../errors';
-import { DM_LOG, readDmLog } from '../../format/dm-log-writes';
 import { ProgressBar, printJson } from '../output';
 import { openForCli, volumeDirOf } from '../target';
 
@@ -15,6 +14,7 @@ export function register(program: Command): void {
     .option('--json', 'print a summary as JSON')
     .addHelpText('after', '\nRecord one with: dmsetup create lw --table "0 $(blockdev --getsz /dev/sdX) log-writes /dev/sdX /dev/sdY"\nand mark points with: dmsetup message lw 0 mark <label>\n')
     .action(async (dir: string, logPath: string, o) => {
+      const { DM_LOG, readDmLog } = await import('../../format/dm-log-writes');
       const fd = fs.openSync(logPath, 'r');
       const size = fs.fstatSync(fd).size;
       const src = { size, read: (p: number, l: number) => {

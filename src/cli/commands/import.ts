@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import { ChronoError } from '../../errors';
-import { Volume } from '../../volume/volume';
+import type { Volume } from '../../volume/volume';
 import { DEFAULTS } from '../../options';
 import { ProgressBar, formatBytes, printJson } from '../output';
 import { openForCli, volumeDirOf } from '../target';

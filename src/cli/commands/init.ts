@@ -1,12 +1,6 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { ChronoError } from '../../errors';
-import { DEFAULTS, parseSize } from '../../options';
-import { planGeometry } from '../../volume/sizing';
-import { initialSpaceNeed, noSpaceError } from '../../volume/space-check';
-import { Volume } from '../../volume/volume';
-import { VolumeDir } from '../../volume/volume-dir';
-import { NodeFileSystem } from '../../storage/node-file-system';
+import { DEFAULTS, parseCount, parseSize } from '../../options';
 import { formatBytes, printJson } from '../output';
 
 export function register(program: Command): void {
@@ -17,12 +11,18 @@ export function register(program: Command): void {
     .requiredOption('--size <bytes>', 'volume size, e.g. 10G, 512M (fixed for life)', parseSize)
     .option('--block-size <bytes>', 'block size, a power of two from 512 to 64K (default 4K)', parseSize)
     .option('--segment-size <bytes>', 'log segment size (default 64M)', parseSize)
-    .option('--working-set <K>', 'segments kept in primary storage (default: 2x the volume, plus 2)', (v) => parseInt(v, 10))
+    .option('--working-set <K>', 'segments kept in primary storage (default: 2x the volume, plus 2)', parseCount)
     .option('--archive <path>', 'backing-store directory for history (default <dir>/archive)')
     .option('--skip-space-check', 'create the volume even if its file system cannot hold the working set (and the archive, if it is on the same file system); writes then fail with ENOSPC when the disk fills')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  chronovol init /srv/vol1 --size 20G --archive /mnt/backup/vol1\n')
     .action(async (dir: string, o) => {
+      const { Volume } = await import('../../volume/volume');
+      const { VolumeDir } = await import('../../volume/volume-dir');
+      const { NodeFileSystem } = await import('../../storage/node-file-system');
+      const { ChronoError } = await import('../../errors');
+      const { planGeometry } = await import('../../volume/sizing');
+      const { initialSpaceNeed, noSpaceError } = await import('../../volume/space-check');
       const abs = path.resolve(dir);
       const g = planGeometry({ volumeSizeBytes: o.size, blockSizeBytes: o.blockSize ?? DEFAULTS.blockSizeBytes, segmentSizeBytes: o.segmentSize ?? DEFAULTS.segmentSizeBytes, workingSetSegments: o.workingSet });
       const need = initialSpaceNeed({ ...g, volumeId: Buffer.alloc(16), createdMs: 0 }, abs, path.resolve(o.archive ?? path.join(abs, 'archive')));

@@ -1,14 +1,13 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { FuseDaemon } from '../../fuse/fuse-daemon';
 import { ChronoError } from '../../errors';
-import { createLogger } from '../../log';
-import { parseFuseCpu } from '../../fuse/thread-placement';
 import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
-import { runUntilStopped } from '../daemon-lifecycle';
 import { volumeDirOf } from '../target';
 import { parseId, parseMode } from '../../fuse/tree-sharing';
 import { addNbdOptions, nbdOptionsFrom } from './serve';
+
+/** --fuse-cpu's parser, loaded when the option is given: thread-placement.ts loads the native addon. */
+const parseFuseCpu = (v: string) => (require('../../fuse/thread-placement') as typeof import('../../fuse/thread-placement')).parseFuseCpu(v);
 
 export function register(program: Command): void {
   const cmd = program
@@ -38,6 +37,9 @@ Try:
 Crash-consistent images (--auto-sync, or sync without --freeze) may need -o ro,noload (ext4)
 or -o ro,norecovery (xfs) to mount.`)
     .action(async (dir: string, mountpoint: string, o) => {
+      const { FuseDaemon } = await import('../../fuse/fuse-daemon');
+      const { createLogger } = await import('../../log');
+      const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
       const vdir = volumeDirOf(dir);
       const nbd = o.nbd || o.listen || o.socket ? nbdOptionsFrom(o, vdir, log) : undefined;

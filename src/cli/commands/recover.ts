@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { recoverFromArchive } from '../../archive/recover';
 import { ProgressBar, printJson } from '../output';
 
 export function register(program: Command): void {
@@ -12,6 +11,7 @@ export function register(program: Command): void {
     .option('--accept-partial', 'if the archive is incomplete, recover its provably complete part (up to the first missing segment) instead of refusing; the objects after it are moved to unrecovered/ in the archive')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o) => {
+      const { recoverFromArchive } = await import('../../archive/recover');
       const bars = new Map<string, ProgressBar>();
       const report = await recoverFromArchive(o.archive, path.resolve(dir), {
         acceptPartial: o.acceptPartial === true,

@@ -1,15 +1,10 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { ControlServer } from '../../control/control-server';
+import type { ControlServer } from '../../control/control-server';
 import { ChronoError } from '../../errors';
-import { createLogger } from '../../log';
-import { NbdAccess } from '../../nbd/nbd-access';
-import { NbdServerOptions, NbdServer } from '../../nbd/nbd-server';
-import { pskTls, x509Tls } from '../../nbd/nbd-tls';
+import type { NbdServerOptions, NbdServer } from '../../nbd/nbd-server';
 import { DEFAULTS, parseSize } from '../../options';
-import { Volume } from '../../volume/volume';
-import { runUntilStopped } from '../daemon-lifecycle';
 import { volumeDirOf } from '../target';
 
 export function addNbdOptions(cmd: Command): Command {
@@ -30,6 +25,9 @@ export function nbdOptionsFrom(o: Record<string, unknown>, volumeDir: string, lo
   if ((o.tlsPsk || o.tlsCerts) && !o.listen) throw new ChronoError('BAD_ARGUMENT', '--tls-psk and --tls-certs are for TCP: give --listen host:port too (the Unix socket is guarded by its mode)');
   if ((o.tlsPsk || o.tlsCerts) && o.insecure) throw new ChronoError('BAD_ARGUMENT', '--insecure and TLS contradict each other');
   if (o.nbdAccess && !(o.tlsPsk || o.tlsCerts)) throw new ChronoError('BAD_ARGUMENT', '--nbd-access applies to TLS identities: give --tls-psk or --tls-certs');
+  // Loaded here, not at the top: only the daemons need TLS and the access rules.
+  const { pskTls, x509Tls } = require('../../nbd/nbd-tls') as typeof import('../../nbd/nbd-tls');
+  const { NbdAccess } = require('../../nbd/nbd-access') as typeof import('../../nbd/nbd-access');
   return {
     listen: o.listen as string | undefined,
     socket: path.resolve((o.socket as string | undefined) ?? path.join(volumeDir, DEFAULTS.nbdSocketName)),
@@ -57,6 +55,11 @@ Examples (local clients use the Unix socket; TCP needs TLS):
     --image-opts driver=nbd,host=server,port=10809,export=live,tls-creds=tls0
 See docs/SECURITY.md and the README's NBD section.`)
     .action(async (dir: string, o) => {
+      const { ControlServer } = await import('../../control/control-server');
+      const { createLogger } = await import('../../log');
+      const { NbdServer } = await import('../../nbd/nbd-server');
+      const { Volume } = await import('../../volume/volume');
+      const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
       const vdir = volumeDirOf(dir);
       const socket = path.join(vdir, 'control.sock');

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
-import { VolumeStatus } from '../../volume/volume-status';
+import type { VolumeStatus } from '../../volume/volume-status';
 import { formatBytes, printJson } from '../output';
 import { viaDaemonOrVolume } from '../target';
 

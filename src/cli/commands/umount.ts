@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import { controlCall } from '../../control/control-client';
 import { ChronoError } from '../../errors';
-import { lazyUnmount, mountEntry } from '../../fuse/mount-guard';
+import { parseSeconds } from '../../options';
 import { printJson } from '../output';
 import { resolveTarget } from '../target';
 
@@ -11,9 +11,10 @@ export function register(program: Command): void {
     .command('umount')
     .description('unmount a `chronovol mount` cleanly: the daemon checkpoints, closes the volume and exits')
     .argument('<mountpoint>', 'mountpoint of a running `chronovol mount`')
-    .option('--timeout <seconds>', 'how long to wait for the daemon', (v) => Number(v), 30)
+    .option('--timeout <seconds>', 'how long to wait for the daemon', parseSeconds, 30)
     .option('--json', 'print the result as JSON')
     .action(async (mountpoint: string, o) => {
+      const { lazyUnmount, mountEntry } = await import('../../fuse/mount-guard');
       const mnt = path.resolve(mountpoint);
       if (!mountEntry(mnt)) throw new ChronoError('BAD_ARGUMENT', `${mnt} is not mounted`);
       let t;

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { ErrorCode, isChronoError } from '../../errors';
-import { Volume } from '../../volume/volume';
-import { VerifyReport, verifyVolume } from '../../volume/verify';
+import type { Volume } from '../../volume/volume';
+import type { VerifyReport } from '../../volume/verify';
 import { ProgressBar, printJson } from '../output';
 import { openForCli, volumeDirOf } from '../target';
 
@@ -15,6 +15,7 @@ export function register(program: Command): void {
     .argument('<dir>', 'volume directory (not while a daemon holds it)')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o) => {
+      const { verifyVolume } = await import('../../volume/verify');
       let vol: Volume;
       let report: VerifyReport;
       try {
