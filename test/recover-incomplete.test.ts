@@ -103,6 +103,7 @@ test('recover --accept-partial: a missing middle object recovers exactly the his
     // The unusable objects moved aside, so the recovered volume's own segments cannot collide.
     assert.deepEqual(fs.readdirSync(path.join(archive, 'segments')).sort(), s.ids.slice(0, mid - 1));
     assert.deepEqual(fs.readdirSync(path.join(archive, 'unrecovered', 'segments')).sort(), s.ids.slice(mid));
+    assert.equal(report.unrecoveredObjects, s.ids.length - mid);
     // Live is exactly the original's state at the last recovered seq, and every recovered event is exact.
     const original = await Volume.open(s.dir);
     const v = await Volume.open(target);

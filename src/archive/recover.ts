@@ -28,6 +28,8 @@ export interface RecoverReport {
   missing?: ChainBreak & { description: string; movedTo: string };
   /** False for an archive written before its head existed: a missing newest object could not be detected. */
   headPresent: boolean;
+  /** Objects lying in `unrecovered/` (this or an earlier partial recovery): history this archive no longer recovers. */
+  unrecoveredObjects: number;
 }
 
 export interface RecoverOptions {
@@ -103,10 +105,12 @@ export async function recoverFromArchive(archive: string, dir: string, o: Recove
   });
   vd.writeConfig({ archive: path.resolve(archive) });
   writeFileDurable(fs, vd.superblockPath, sbBytes);
+  // A partial recovery that failed after moving objects aside leaves a complete-looking archive: say so.
+  const unrecoveredObjects = (await store.list(FILE_NAMES.archiveUnrecoveredPrefix + FILE_NAMES.archiveSegmentsPrefix)).length;
   const vol = await Volume.open(dir, { fs, store });
   try {
     const materialized = await materializeLive(vol.internals, (d, t) => o.progress?.('working set', d, t));
-    return { segments: ids.length, events: lite.events.all.length, versions: lite.counters.versions, lastSeq: lite.nextSeq - 1, materializedBlocks: materialized, missing, headPresent: chain.headPresent };
+    return { segments: ids.length, events: lite.events.all.length, versions: lite.counters.versions, lastSeq: lite.nextSeq - 1, materializedBlocks: materialized, missing, headPresent: chain.headPresent, unrecoveredObjects };
   } finally {
     await vol.close();
   }
