@@ -33,6 +33,20 @@ export const DEFAULTS = {
   /** The CPU for fuse-native's threads: `auto` is the daemon's own at mount (thread-placement.ts). */
   fuseCpu: 'auto' as 'auto' | 'off' | number,
   nbdListen: '127.0.0.1:10809',
+  /** S3 archive: the region when none is given (path-style addressing needs one for signing). */
+  s3Region: 'us-east-1',
+  /** Objects at least this large go up by multipart upload, in parts of s3PartSizeBytes. */
+  s3MultipartThresholdBytes: 16 * 1024 * 1024,
+  s3PartSizeBytes: 8 * 1024 * 1024,
+  /** Parts of one object in flight at once. */
+  s3PartConcurrency: 4,
+  /** Tries per S3 request (retryable failures only), with full-jitter backoff between them. */
+  s3MaxAttempts: 8,
+  s3RetryBaseDelayMs: 100,
+  s3RetryMaxDelayMs: 10_000,
+  /** A socket silent this long (a stalled response) is dropped and the request retried. */
+  s3IdleTimeoutMs: 30_000,
+  s3ConnectTimeoutMs: 5_000,
 } as const;
 
 export function parseSize(text: string): number {

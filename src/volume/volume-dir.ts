@@ -1,14 +1,13 @@
 import * as path from 'node:path';
+import type { ArchiveSettings } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
 import { Superblock, decodeSuperblock } from '../format/superblock';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 
-/** User settings that are not part of the format (where the archive is). */
-export interface VolumeConfig {
-  archive: string;
-}
+/** User settings that are not part of the format (where the archive is, how it is sealed). */
+export type VolumeConfig = ArchiveSettings;
 
 export interface LockInfo {
   pid: number;
