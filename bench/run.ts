@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd] [-- --scales 1e5,1e6,1e7]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,s3] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { crcEngine } from '../src/format/crc';
@@ -8,6 +8,7 @@ import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
 import { BenchResult, clearScratch } from './lib';
 import { benchNbd } from './nbd-bench';
+import { benchS3 } from './s3-bench';
 
 type Section = { name: string; run: () => Promise<BenchResult> };
 
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     { name: 'history', run: () => benchHistoryScale(scales) },
     { name: 'fuse', run: () => benchFuse() },
     { name: 'nbd', run: () => benchNbd() },
+    { name: 's3', run: () => benchS3() },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {
