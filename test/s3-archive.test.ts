@@ -56,6 +56,9 @@ async function endToEnd(name: string, encrypt: boolean): Promise<void> {
   if (encrypt) {
     const other = path.join(root, 'other.key');
     cli(['init', path.join(root, 'scratch'), '--size', '1M', '--encrypt', '--key-file', other, '--new-key']);
+    const keyless = cli(['recover', rec, '--archive', url, '--archive-endpoint', s3.endpoint, '--json']);
+    assert.equal(keyless.status, 2, keyless.stderr);
+    assert.match(JSON.parse(keyless.stdout).error.message, /is encrypted: give its key with --key-file/);
     const wrong = cli(['recover', rec, '--archive', url, '--archive-endpoint', s3.endpoint, '--key-file', other, '--json']);
     assert.equal(wrong.status, 1, wrong.stderr);
     assert.equal(JSON.parse(wrong.stdout).error.code, 'ARCHIVE_WRONG_KEY');

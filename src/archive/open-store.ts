@@ -100,3 +100,14 @@ export function openStore(s: ArchiveSettings, o: OpenStoreOptions = {}): Backing
   }
   return store;
 }
+
+/**
+ * Refuses, with a clear message, to read a sealed archive without a key: its objects start with
+ * the encrypted header's magic, which would otherwise surface as a damaged superblock.
+ */
+export async function checkNotSealed(store: BackingStore, key: string): Promise<void> {
+  const head = await store.getRange(key, 0, ENCRYPTED_OBJECT.magic.length).catch(() => undefined);
+  if (head?.equals(ENCRYPTED_OBJECT.magic)) {
+    throw new ChronoError('BAD_ARGUMENT', `${store.description} is encrypted: give its key with --key-file FILE`, { key });
+  }
+}

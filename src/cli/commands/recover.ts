@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
-import { archiveSettings } from '../../archive/open-store';
+import { archiveSettings, checkNotSealed, openStore } from '../../archive/open-store';
 import { recoverFromArchive } from '../../archive/recover';
 import { ChronoError } from '../../errors';
+import { FILE_NAMES } from '../../format/constants';
 import { ProgressBar, printJson } from '../output';
 
 export function register(program: Command): void {
@@ -20,6 +21,7 @@ export function register(program: Command): void {
       const bars = new Map<string, ProgressBar>();
       if (o.encrypt && !o.keyFile) throw new ChronoError('BAD_ARGUMENT', '--encrypt needs --key-file FILE: the key the archive was sealed with');
       const { settings } = archiveSettings({ archive: o.archive, endpoint: o.archiveEndpoint, region: o.archiveRegion, keyFile: o.keyFile });
+      if (!settings.encryption) await checkNotSealed(openStore(settings), FILE_NAMES.archiveSuperblock);
       const report = await recoverFromArchive(settings, path.resolve(dir), {
         progress: (phase, done, total) => {
           if (!bars.has(phase)) bars.set(phase, new ProgressBar(phase, total, false));
