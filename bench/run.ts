@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls] [-- --scales 1e5,1e6,1e7]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { crcEngine } from '../src/format/crc';
@@ -9,6 +9,7 @@ import { benchHistoryScale } from './history-scale';
 import { BenchResult, clearScratch } from './lib';
 import { benchNbd } from './nbd-bench';
 import { benchNbdTls } from './nbd-tls-bench';
+import { benchS3 } from './s3-bench';
 
 type Section = { name: string; run: () => Promise<BenchResult> };
 
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     { name: 'fuse', run: () => benchFuse() },
     { name: 'nbd', run: () => benchNbd() },
     { name: 'nbd-tls', run: () => benchNbdTls() },
+    { name: 's3', run: () => benchS3() },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {

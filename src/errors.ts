@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'ARCHIVE_MISSING' // an archived object that should exist does not
   | 'ARCHIVE_UNAVAILABLE' // the backing store cannot be reached
   | 'ARCHIVE_MISMATCH' // read-back verification of an upload failed
+  | 'ARCHIVE_WRONG_KEY' // an encrypted archive object was sealed with another key than the key file's
+  | 'ARCHIVE_AUTH_FAILED' // an encrypted archive object fails authentication: altered, swapped or truncated
   | 'NO_ARCHIVE' // the volume has no backing store configured
   | 'WRITER_FAILED' // an earlier I/O error poisoned this writer
   | 'READ_ONLY'

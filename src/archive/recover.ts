@@ -1,5 +1,4 @@
-import * as path from 'node:path';
-import { ChronoError } from '../errors';
+import { ChronoError, isChronoError } from '../errors';
 import { encodeArchiveHead } from '../format/archive-head';
 import { FILE_NAMES } from '../format/constants';
 import { decodeSuperblock } from '../format/superblock';
@@ -16,7 +15,7 @@ import { VolumeDir } from '../volume/volume-dir';
 import { ChainBreak, describeBreak, traceArchiveChain } from './archive-chain';
 import { archiveKey, parseArchiveObject } from './archive-object';
 import { BackingStore } from './backing-store';
-import { LocalDirStore } from './local-dir-store';
+import { ArchiveSettings, archiveSettings, openStore } from './open-store';
 
 export interface RecoverReport {
   segments: number;
@@ -50,12 +49,14 @@ export interface RecoverOptions {
  * volume is copied into a fresh working set. An archive that cannot be proven complete (see
  * traceArchiveChain) is refused with ARCHIVE_MISSING unless the caller accepts a partial recovery.
  */
-export async function recoverFromArchive(archive: string, dir: string, o: RecoverOptions = {}): Promise<RecoverReport> {
+export async function recoverFromArchive(archive: string | ArchiveSettings, dir: string, o: RecoverOptions = {}): Promise<RecoverReport> {
   const fs = o.fs ?? new NodeFileSystem();
-  const store = o.store ?? new LocalDirStore(path.resolve(archive), fs);
+  const settings = typeof archive === 'string' ? archiveSettings({ archive }).settings : archive;
+  const store = o.store ?? openStore(settings, { fs });
   const vd = new VolumeDir(fs, dir);
   if (vd.isVolume()) throw new ChronoError('EXISTS', `${dir} already holds a volume; recover into an empty directory`);
   const sbBytes = await store.get(FILE_NAMES.archiveSuperblock).catch((err) => {
+    if (isChronoError(err, 'ARCHIVE_WRONG_KEY') || isChronoError(err, 'ARCHIVE_AUTH_FAILED')) throw err; // an archive, but not readable with this key
     throw new ChronoError('NOT_A_VOLUME', `${store.description} holds no chronovol archive (${(err as Error).message})`, {}, err);
   });
   const sb = decodeSuperblock(sbBytes, { archive: store.description });
@@ -103,7 +104,7 @@ export async function recoverFromArchive(archive: string, dir: string, o: Recove
     covered: { segment: next, offset: 0 }, nextSeq: lite.nextSeq, nextEventId: lite.nextEventId, lastTimeMs: lite.lastTimeMs,
     events: lite.events.all, changedSinceEvent: lite.changedSinceEvent, stats: lite.counters,
   });
-  vd.writeConfig({ archive: path.resolve(archive) });
+  vd.writeConfig(settings);
   writeFileDurable(fs, vd.superblockPath, sbBytes);
   // A partial recovery that failed after moving objects aside leaves a complete-looking archive: say so.
   const unrecoveredObjects = (await store.list(FILE_NAMES.archiveUnrecoveredPrefix + FILE_NAMES.archiveSegmentsPrefix)).length;

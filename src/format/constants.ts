@@ -88,6 +88,31 @@ export const ARCHIVE_HEAD = {
 export const FIRST_SEGMENT_ID = 1;
 export const FIRST_SEQ = 1;
 
+// Encrypted archive object (any key of an archive created with --encrypt): a header, then the
+// plaintext in chunks of chunkPlainBytes (the last one shorter, possibly empty), each sealed with
+// AES-256-GCM and followed by its 16-byte tag. See docs/FORMAT.md "Encrypted archive objects".
+export const ENCRYPTED_OBJECT = {
+  magic: Buffer.from('CHRVOLEN', 'ascii'),
+  lengthBytes: 64,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, chunkPlainBytes: 16, plainLength: 24, keyId: 32, salt: 40, crc: 60 },
+  cipher: 'aes-256-gcm',
+  /** Plaintext per chunk: a ranged read fetches and opens only the chunks it touches. */
+  chunkPlainBytes: 64 * 1024,
+  tagBytes: 16,
+  nonceBytes: 12,
+  keyIdBytes: 8,
+  /** HKDF salt, random per object (per put): the object key, and so every nonce, is never reused. */
+  saltBytes: 20,
+  /** HKDF-SHA256 info strings: per-object key, and the key file's fingerprint (keyId). */
+  objectKeyInfo: 'chronovol archive object key v1',
+  keyIdInfo: 'chronovol archive key id v1',
+  /** First bytes of every chunk's associated data. */
+  aadLabel: 'chronovol-enc-v1',
+} as const;
+
+/** The archive key file: one line, the secret as 64 hex digits (32 bytes). Mode 0600. */
+export const ARCHIVE_KEY_FILE = { secretBytes: 32, mode: 0o600 } as const;
+
 // Index run file: `<dir>/index/run-<first>-<last>.cvidx`.
 export const INDEX_RUN = {
   magic: Buffer.from('CHRVOLIX', 'ascii'),

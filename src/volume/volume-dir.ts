@@ -2,6 +2,7 @@ import * as nfs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import type { ArchiveSettings } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
 import { Superblock, decodeSuperblock } from '../format/superblock';
@@ -10,10 +11,8 @@ import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
 import { nativeAddon } from '../util/native-addon';
 
-/** User settings that are not part of the format (where the archive is). */
-export interface VolumeConfig {
-  archive: string;
-}
+/** User settings that are not part of the format (where the archive is, how it is sealed). */
+export type VolumeConfig = ArchiveSettings;
 
 export interface LockInfo {
   pid: number;

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
 import { BackingStore } from '../archive/backing-store';
-import { LocalDirStore } from '../archive/local-dir-store';
+import { ArchiveSettings, openStore } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType } from '../format/constants';
 import { HEADER_BYTES, encodeEventPayload } from '../format/record';
@@ -35,6 +35,8 @@ export interface CreateOptions {
   workingSetSegments?: number;
   /** Archive directory; default `<dir>/archive`. */
   archive?: string;
+  /** Where and how the archive is (an s3:// URL, endpoint, encryption); overrides `archive`. */
+  archiveSettings?: ArchiveSettings;
 }
 
 export interface OpenOptions {
@@ -81,15 +83,14 @@ export class Volume {
       workingSetSegments: c.workingSetSegments,
     });
     const sb = { volumeId: newVolumeId(), ...g, createdMs: Date.now() };
-    const archive = path.resolve(c.archive ?? path.join(dir, 'archive'));
-    const store = o.store ?? new LocalDirStore(archive, fs);
-    if (!o.store) fs.mkdirp(archive);
+    const settings = c.archiveSettings ?? { archive: path.resolve(c.archive ?? path.join(dir, 'archive')) };
+    const store = o.store ?? openStore(settings, { fs, create: true });
     if ((await store.size(FILE_NAMES.archiveSuperblock)) !== undefined) {
       throw new ChronoError('EXISTS', `archive ${store.description} already belongs to a volume; recover from it with 'chronovol recover', or choose another`);
     }
     fs.mkdirp(vd.segmentsDir);
     fs.mkdirp(vd.indexDir);
-    vd.writeConfig({ archive });
+    vd.writeConfig(settings);
     const bytes = encodeSuperblock(sb);
     // The archive learns the geometry first, so it is self-sufficient from its first segment on.
     await store.put(FILE_NAMES.archiveSuperblock, bytes);
@@ -103,7 +104,7 @@ export class Volume {
     const sb = vd.readSuperblock();
     vd.lock({ pid: process.pid, role: o.role, socket: o.socket }, o.log, o.readOnly);
     try {
-      const store = o.store ?? new LocalDirStore(vd.readConfig().archive, fs);
+      const store = o.store ?? openStore(vd.readConfig(), { fs });
       const index = new VersionIndex(fs, vd.indexDir);
       const segments = new SegmentSet(fs, vd.segmentsDir, { volumeId: sb.volumeId, segmentSizeBytes: sb.segmentSizeBytes, writeBufferBytes: DEFAULTS.writeBufferBytes });
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);

@@ -7,13 +7,23 @@ export function register(program: Command): void {
     .command('recover')
     .description('rebuild a volume directory from its archive alone (disaster recovery)')
     .argument('<dir>', 'new, empty volume directory')
-    .requiredOption('--archive <path>', 'the backing-store directory of the lost volume')
+    .requiredOption('--archive <path|url>', 'the lost volume\'s archive: a directory, or s3://bucket/prefix')
+    .option('--archive-endpoint <url>', 'S3 endpoint, e.g. http://127.0.0.1:7480 (default: AWS); credentials from the AWS chain')
+    .option('--archive-region <region>', 'S3 region (default us-east-1)')
+    .option('--encrypt', 'the archive was created with --encrypt (implied by --key-file)')
+    .option('--key-file <file>', 'the archive key file, for an archive created with --encrypt')
     .option('--accept-partial', 'if the archive is incomplete, recover its provably complete part (up to the first missing segment) instead of refusing; the objects after it are moved to unrecovered/ in the archive')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o) => {
       const { recoverFromArchive } = await import('../../archive/recover');
       const bars = new Map<string, ProgressBar>();
-      const report = await recoverFromArchive(o.archive, path.resolve(dir), {
+      const { archiveSettings, checkNotSealed, openStore } = await import('../../archive/open-store');
+      const { ChronoError } = await import('../../errors');
+      const { FILE_NAMES } = await import('../../format/constants');
+      if (o.encrypt && !o.keyFile) throw new ChronoError('BAD_ARGUMENT', '--encrypt needs --key-file FILE: the key the archive was sealed with');
+      const { settings } = archiveSettings({ archive: o.archive, endpoint: o.archiveEndpoint, region: o.archiveRegion, keyFile: o.keyFile });
+      if (!settings.encryption) await checkNotSealed(openStore(settings), FILE_NAMES.archiveSuperblock);
+      const report = await recoverFromArchive(settings, path.resolve(dir), {
         acceptPartial: o.acceptPartial === true,
         progress: (phase, done, total) => {
           if (!bars.has(phase)) bars.set(phase, new ProgressBar(phase, total, false));

@@ -1,0 +1,54 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { tmpDir } from './tmp';
+
+/** Small parts and threshold, so tests cross the multipart threshold cheaply; quick retries. */
+export const S3_TEST_TUNING = { multipartThresholdBytes: 5 << 20, partSizeBytes: 5 << 20, retry: { maxAttempts: 10, baseDelayMs: 5, maxDelayMs: 100 }, idleTimeoutMs: 1500 };
+
+export interface S3Server {
+  endpoint: string;
+  port: number;
+  bucket: string;
+  /** Where s3rver keeps objects: tests read the stored bytes behind the server's back. */
+  directory: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real S3 server (s3rver) on a random loopback port, in a child process, with one bucket.
+ * Credentials go through the AWS chain like anyone's: this process's environment, inherited by
+ * CLI children.
+ */
+export async function startS3Server(bucket = 'chronovol-test'): Promise<S3Server> {
+  process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
+  process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
+  process.env.AWS_EC2_METADATA_DISABLED = 'true';
+  const directory = tmpDir('chronovol-s3rver-');
+  // s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy
+  // provider: without it, every listing longer than a page fails with a 500.
+  const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', path.join(__dirname, 's3rver-child.js'), directory, bucket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const kill = () => child.kill('SIGKILL');
+  process.on('exit', kill);
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve((JSON.parse(out.slice(0, nl)) as { port: number }).port);
+    });
+    child.once('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening`)));
+  });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    bucket,
+    directory,
+    stop: async () => {
+      process.off('exit', kill);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
