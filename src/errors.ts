@@ -26,7 +26,9 @@ export type ErrorCode =
   | 'IO' // an I/O error from the file system
   | 'CLOSED'
   | 'DAEMON' // control-socket failure
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'UNKNOWN_CLONE' // a clone name that does not exist
+  | 'FOREIGN_CLONE'; // a clone's files belong to another volume or geometry
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;

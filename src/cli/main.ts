@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { ChronoError } from '../errors';
 import { exitCodeFor } from './output';
+import * as clone from './commands/clone';
 import * as events from './commands/events';
 import * as exportCmd from './commands/export';
 import * as importCmd from './commands/import';
@@ -31,7 +32,7 @@ Quick tour:
   chronovol events /srv/vol
   chronovol export /srv/vol --at first --out first.img`);
 
-for (const cmd of [init, importCmd, importLog, write, sync, events, exportCmd, status, verify, recover, mount, umount, serve]) cmd.register(program);
+for (const cmd of [init, importCmd, importLog, write, sync, events, exportCmd, status, verify, recover, mount, umount, serve, clone]) cmd.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const json = process.argv.includes('--json');

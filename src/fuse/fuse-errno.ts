@@ -8,6 +8,8 @@ const ERRNO: Partial<Record<ErrorCode, number>> = {
   UNKNOWN_POINT: Fuse.ENOENT,
   BAD_ARGUMENT: Fuse.EINVAL,
   LOCKED: Fuse.EBUSY,
+  UNKNOWN_CLONE: Fuse.ENOENT,
+  EXISTS: Fuse.EEXIST,
 };
 
 export function toErrno(err: unknown): number {
