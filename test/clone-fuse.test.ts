@@ -39,9 +39,9 @@ function filesIn(dir: string): string[] {
 }
 
 const FILESYSTEMS = [
-  { fs: 'ext4', size: '256M', mkfs: ['mkfs.ext4', '-q', '-F'], cloneOpts: 'loop', check: (img: string) => ok('e2fsck', ['-fn', img]) },
+  { fs: 'ext4', size: '64M', mkfs: ['mkfs.ext4', '-q', '-F'], cloneOpts: 'loop', check: (img: string) => ok('e2fsck', ['-fn', img]) },
   // XFS wants 300 MB at least; a clone of an XFS image shares the live one's UUID.
-  { fs: 'xfs', size: '320M', mkfs: ['mkfs.xfs', '-q', '-f'], cloneOpts: 'loop,nouuid', check: (img: string) => ok('xfs_repair', ['-n', '-f', img]) },
+  { fs: 'xfs', size: '304M', mkfs: ['mkfs.xfs', '-q', '-f'], cloneOpts: 'loop,nouuid', check: (img: string) => ok('xfs_repair', ['-n', '-f', img]) },
 ];
 
 describe('clones through the FUSE tree', { skip }, () => {
