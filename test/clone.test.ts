@@ -61,11 +61,17 @@ test('clone overlay: reads fall through to the point, writes (aligned and not) s
       assert.equal(map.length, CLONE_MAP.lengthBytes + vol.sizeBytes / 4096 / 8);
       await clones.closeAll();
       await vol.close();
+      // What a crash in the middle of a make or a discard leaves: dot-named, never a clone.
+      for (const d of ['.half.new', '.gone.discard']) {
+        fs.mkdirSync(path.join(dir, 'clones', d));
+        fs.writeFileSync(path.join(dir, 'clones', d, 'clone.json'), '{}');
+      }
       // After a reopen the clone holds what was synced.
       const again = await Volume.open(dir);
       try {
         const c2 = clonesOf(again);
         assert.deepEqual(c2.names(), ['work']);
+        assert.deepEqual(fs.readdirSync(path.join(dir, 'clones')), ['work'], 'a crashed make and discard are swept at open');
         assert.equal(c2.info('work').overlayBytes, held);
         const o2 = c2.overlay('work');
         assert.deepEqual(await imageOf((b, off, len) => o2.readInto(b, off, len), again.sizeBytes), model);

@@ -45,6 +45,18 @@ export class CloneService {
 
   constructor(private readonly volume: Volume) {
     this.root = path.join(volume.directory.root, FILE_NAMES.clonesDir);
+    this.sweep();
+  }
+
+  /** Removes what a crash left of a clone being made or discarded (the volume's lock makes them ours). */
+  private sweep(): void {
+    let entries: string[] = [];
+    try {
+      entries = fs.readdirSync(this.root);
+    } catch {
+      return;
+    }
+    for (const n of entries) if (/^\..+\.(new|discard)$/.test(n)) fs.rmSync(path.join(this.root, n), { recursive: true, force: true });
   }
 
   static checkName(name: string): void {
