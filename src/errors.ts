@@ -33,7 +33,9 @@ export type ErrorCode =
   | 'DAEMON' // control-socket failure
   | 'UNSUPPORTED'
   | 'UNSAFE_PERMISSIONS' // a volume directory other users (or its group) can reach
-  | 'ACCESS_DENIED'; // a client's identity may not do what it asked (NBD access rules)
+  | 'ACCESS_DENIED' // a client's identity may not do what it asked (NBD access rules)
+  | 'UNKNOWN_CLONE' // a clone name that does not exist
+  | 'FOREIGN_CLONE'; // a clone's files belong to another volume or geometry
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;

@@ -25,6 +25,7 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['mount', () => require('./commands/mount')],
   ['umount', () => require('./commands/umount')],
   ['serve', () => require('./commands/serve')],
+  ['clone', () => require('./commands/clone')],
 ];
 
 const program = new Command();

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
+import { clonesOf } from '../clone/clone-service';
 import { ChronoError } from '../errors';
 import { listenUnix } from '../nbd/unix-listener';
 import { Volume } from '../volume/volume';
@@ -71,6 +72,8 @@ export class ControlServer {
         this.log.info({ label: p.label }, 'sync requested over the control socket');
         return reply(this.hooks.sync ? await this.hooks.sync(p) : await v.sync({ label: p.label as string | undefined, kind: (p.kind as 'app' | 'crash') ?? 'app' }));
       }
+      case 'clone':
+        return reply(await clonesOf(v).request(p));
       case 'export': {
         const point = v.resolvePoint(String(p.at ?? 'live'));
         const offset = Number(p.offset ?? 0);

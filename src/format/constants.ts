@@ -147,6 +147,18 @@ export const FILE_NAMES = {
   /** Where a partial recovery moves the archived objects it could not use (see docs/FORMAT.md). */
   archiveUnrecoveredPrefix: 'unrecovered/',
   archiveSegmentsPrefix: 'segments/',
+  clonesDir: 'clones',
+  cloneMeta: 'clone.json',
+  cloneData: 'overlay.data',
+  cloneMap: 'overlay.map',
+} as const;
+
+// Clone overlay map: `<dir>/clones/<name>/overlay.map`. The header, then one bit per block
+// (bit i%8 of byte i/8 set = block i is in overlay.data at i*blockSizeBytes). Bits only go 0 -> 1.
+export const CLONE_MAP = {
+  magic: Buffer.from('CHRVOLCM', 'ascii'),
+  lengthBytes: 64,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, blockSizeBytes: 32, blockCount: 40, crc: 60 },
 } as const;
 
 export function segmentFileName(id: number): string {

@@ -1,6 +1,7 @@
 import Fuse from 'fuse-native';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import { clonesOf } from '../clone/clone-service';
 import { ControlServer } from '../control/control-server';
 import { ChronoError } from '../errors';
 import { NbdServer, NbdServerOptions } from '../nbd/nbd-server';
@@ -181,6 +182,7 @@ export class FuseDaemon {
       }
       await this.nbd?.close();
       await this.control?.close();
+      await clonesOf(this.volume).closeAll();
       await this.volume.close();
       this.o.log.info({ mountpoint: this.mountpoint }, 'unmounted and closed');
     })();

@@ -10,6 +10,8 @@ const ERRNO: Partial<Record<ErrorCode, number>> = {
   LOCKED: Fuse.EBUSY,
   NO_SPACE: Fuse.ENOSPC, // a full disk: the write appended nothing and may be retried once space is freed
   ARCHIVE_UNAVAILABLE: Fuse.ENOSPC, // the working set is full and cannot turn over (as at the NBD edge)
+  UNKNOWN_CLONE: Fuse.ENOENT,
+  EXISTS: Fuse.EEXIST,
 };
 
 export function toErrno(err: unknown): number {

@@ -1,5 +1,6 @@
 import Fuse, { Ops, Stat } from 'fuse-native';
 import type { Logger } from 'pino';
+import { CloneOverlay } from '../clone/clone-overlay';
 import { Point } from '../volume/events';
 import { Volume } from '../volume/volume';
 import { toErrno } from './fuse-errno';
@@ -12,6 +13,8 @@ interface Handle {
   node: Node;
   point?: Point;
   writable: boolean;
+  /** A clone's image: reads and writes go to its overlay. */
+  clone?: CloneOverlay;
   /** Snapshot of a small file's content, so size and reads agree for this open. */
   content?: Buffer;
 }
@@ -66,6 +69,15 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
     }
   };
 
+  /** Answers a clone operation that finished at once (undefined) or later (a promise). */
+  const settle = (pending: Promise<void> | undefined, done: () => void, cb: (err: number) => void, what: string): void => {
+    if (!pending) return done();
+    pending.then(done, (err: Error) => {
+      o.log.error({ err: err.message }, what);
+      cb(toErrno(err));
+    });
+  };
+
   return {
     getattr(path, cb) {
       guard('getattr', cb, () => {
@@ -98,7 +110,8 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         const writable = n.kind === 'image' && n.writable;
         if (wantsWrite && !writable) return cb(Fuse.EROFS);
         const fd = nextFd++;
-        handles.set(fd, { node: n, point: n.kind === 'image' ? n.point : undefined, writable: wantsWrite, content: n.kind === 'file' ? lastContent.get(path) ?? contentOf(path, n) : undefined });
+        const clone = n.kind === 'image' && n.clone ? tree.clones.overlay(n.clone) : undefined;
+        handles.set(fd, { node: n, point: n.kind === 'image' ? n.point : undefined, writable: wantsWrite, clone, content: n.kind === 'file' ? lastContent.get(path) ?? contentOf(path, n) : undefined });
         cb(0, fd);
       });
     },
@@ -120,6 +133,7 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         }
         if (pos >= size) return cb(0);
         const n = Math.min(len, size - pos);
+        if (h.clone) return settle(h.clone.readInto(buf, pos, n), () => cb(n), cb, 'clone read failed');
         // The request buffer stays ours until cb: fuse-native's op timeout is off (fuse-daemon.ts),
         // so no late reply can hand it back to the kernel while we still fill it.
         const pending = volume.readIntoNow(buf, pos, n, h.point);
@@ -142,6 +156,7 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         // Appended straight from the request buffer, which stays valid until cb (timeout is off);
         // at once when nothing needs waiting for, which is nearly always (see tryWriteSync).
         const data = buf.subarray(0, len);
+        if (h.clone) return settle(h.clone.write(pos, data), () => cb(len), cb, 'clone write failed');
         if (volume.tryWriteSync(pos, data)) return cb(len);
         volume.write(pos, data).then(
           () => cb(len),
@@ -155,11 +170,13 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
     flush(path, fd, cb) {
       const h = handles.get(fd);
       if (!h?.writable) return cb(0);
+      if (h.clone) return settle(h.clone.sync(), () => cb(0), cb, 'clone flush failed');
       durable().then(() => cb(0), (err) => cb(toErrno(err)));
     },
     fsync(path, datasync, fd, cb) {
       const h = handles.get(fd);
       if (!h?.writable) return cb(0);
+      if (h.clone) return settle(h.clone.sync(), () => cb(0), cb, 'clone fsync failed');
       durable().then(() => cb(0), (err) => cb(toErrno(err)));
     },
     truncate(path, newSize, cb) {
@@ -176,19 +193,24 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
     },
     mkdir(path, mode, cb) {
       if (tree.resolve(path)) return cb(Fuse.EEXIST);
-      tree.mkdir(path).then(
-        (e) => {
-          o.log.info({ event: e.id, label: e.label }, 'event recorded by mkdir');
-          cb(0);
-        },
-        (err) => cb(toErrno(err)),
-      );
+      guard('mkdir', cb, () => {
+        tree.mkdir(path).then(
+          (r) => {
+            if (r.event) o.log.info({ event: r.event.id, label: r.event.label }, 'event recorded by mkdir');
+            else o.log.info({ clone: r.clone }, 'clone made by mkdir');
+            cb(0);
+          },
+          (err) => cb(toErrno(err)),
+        );
+      });
     },
     rmdir(path, cb) {
-      cb(tree.resolve(path) ? Fuse.EROFS : Fuse.ENOENT);
+      if (!tree.resolve(path)) return cb(Fuse.ENOENT);
+      tree.rmdir(path).then(() => cb(0), (err) => cb(toErrno(err)));
     },
     unlink(path, cb) {
-      cb(tree.resolve(path) ? Fuse.EROFS : Fuse.ENOENT);
+      if (!tree.resolve(path)) return cb(Fuse.ENOENT);
+      cb(tree.isCloneFile(path) ? 0 : Fuse.EROFS); // rm -r of a clone: its rmdir discards the whole clone
     },
     rename(src, dest, cb) {
       cb(Fuse.EROFS);

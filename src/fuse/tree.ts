@@ -1,3 +1,4 @@
+import { CloneService, clonesOf, parseCloneSpec } from '../clone/clone-service';
 import { ChronoError, isChronoError } from '../errors';
 import { LIVE_SEQ, Point, SyncEvent } from '../volume/events';
 import { Volume } from '../volume/volume';
@@ -5,15 +6,20 @@ import { eventDirName, findEvent } from './event-names';
 
 /**
  * The tree, as a pure function of the volume's state:
- *   live/volume.img, events/<name>/{volume.img,event.json}, at/<point>/volume.img, status.json
+ *   live/volume.img, events/<name>/{volume.img,event.json}, at/<point>/volume.img, status.json,
+ *   clones/<name>/{volume.img,clone.json}
  */
 export type Node =
   | { kind: 'dir'; mtimeMs: number; list?: () => string[] }
-  | { kind: 'image'; point: Point; writable: boolean; mtimeMs: number }
+  | { kind: 'image'; point: Point; writable: boolean; mtimeMs: number; clone?: string }
   | { kind: 'file'; content: () => Buffer; mtimeMs: number };
 
 export class Tree {
-  constructor(private readonly volume: Volume, private readonly status: () => Buffer, private readonly startedMs: number) {}
+  readonly clones: CloneService;
+
+  constructor(private readonly volume: Volume, private readonly status: () => Buffer, private readonly startedMs: number) {
+    this.clones = clonesOf(volume);
+  }
 
   private liveMtime(): number {
     return Math.max(this.volume.internals.lastTimeMs, this.startedMs);
@@ -23,7 +29,7 @@ export class Tree {
     const parts = path.split('/').filter(Boolean);
     const v = this.volume;
     const dir = (list?: () => string[], mtimeMs = this.startedMs): Node => ({ kind: 'dir', mtimeMs, list });
-    if (parts.length === 0) return dir(() => ['live', 'events', 'at', 'status.json']);
+    if (parts.length === 0) return dir(() => ['live', 'events', 'at', 'clones', 'status.json']);
     const [top, name, leaf] = parts;
     if (parts.length > 3) return undefined;
     switch (top) {
@@ -56,16 +62,51 @@ export class Tree {
         if (parts.length === 2) return dir(() => ['volume.img'], mtimeMs);
         return leaf === 'volume.img' ? { kind: 'image', point, writable: false, mtimeMs } : undefined;
       }
+      case 'clones':
+        return this.resolveClone(parts);
       default:
         return undefined;
     }
   }
 
-  /** mkdir events/<label> records an app-consistent event with that label. */
-  async mkdir(path: string): Promise<SyncEvent> {
+  private resolveClone(parts: string[]): Node | undefined {
+    const [, spec, leaf] = parts;
+    if (parts.length === 1) return { kind: 'dir', mtimeMs: this.startedMs, list: () => this.clones.names() };
+    // `<name>@<point>` names the clone `<name>` too: mkdir looks the new directory up by the name it made.
+    const name = this.clones.exists(spec) ? spec : parseCloneSpec(spec)?.name;
+    if (!name || !this.clones.exists(name)) return undefined;
+    const base = this.clones.base(name);
+    const mtimeMs = Date.parse(base.createdAt);
+    if (parts.length === 2) return { kind: 'dir', mtimeMs, list: () => ['volume.img', 'clone.json'] };
+    if (leaf === 'volume.img') return { kind: 'image', point: { seqLimit: base.seq, name: base.point }, writable: true, mtimeMs, clone: name };
+    if (leaf === 'clone.json') return { kind: 'file', content: () => Buffer.from(JSON.stringify(this.clones.info(name), null, 2) + '\n'), mtimeMs: Date.now() };
+    return undefined;
+  }
+
+  /** mkdir events/<label> records an app-consistent event with that label; clones/<name>@<point> makes a clone. */
+  async mkdir(path: string): Promise<{ event?: SyncEvent; clone?: string }> {
     const parts = path.split('/').filter(Boolean);
-    if (parts.length !== 2 || parts[0] !== 'events') throw new ChronoError('READ_ONLY', `mkdir is only allowed as events/<label>`);
-    return this.volume.sync({ label: parts[1], kind: 'app' });
+    if (parts.length === 2 && parts[0] === 'clones') {
+      const spec = parseCloneSpec(parts[1]);
+      if (!spec) throw new ChronoError('BAD_ARGUMENT', `mkdir clones/<name>@<point>, got clones/${parts[1]}`);
+      this.clones.create(spec.name, spec.at);
+      return { clone: spec.name };
+    }
+    if (parts.length !== 2 || parts[0] !== 'events') throw new ChronoError('READ_ONLY', `mkdir is only allowed as events/<label> or clones/<name>@<point>`);
+    return { event: await this.volume.sync({ label: parts[1], kind: 'app' }) };
+  }
+
+  /** rmdir clones/<name> discards the clone; nothing else can be removed. */
+  async rmdir(path: string): Promise<void> {
+    const parts = path.split('/').filter(Boolean);
+    if (parts.length !== 2 || parts[0] !== 'clones') throw new ChronoError('READ_ONLY', 'only clones/<name> can be removed');
+    await this.clones.delete(this.clones.exists(parts[1]) ? parts[1] : parseCloneSpec(parts[1])?.name ?? parts[1]);
+  }
+
+  /** A file inside clones/<name>: rm -r unlinks these before its rmdir, which does the discarding. */
+  isCloneFile(path: string): boolean {
+    const parts = path.split('/').filter(Boolean);
+    return parts.length === 3 && parts[0] === 'clones' && this.clones.exists(parts[1]);
   }
 }
 

@@ -1,0 +1,225 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ChronoError, ioError } from '../errors';
+import { FILE_NAMES } from '../format/constants';
+import { LIVE_SEQ, Point } from '../volume/events';
+import { Volume } from '../volume/volume';
+import { encodeCloneMapHeader, mapFileBytes } from './clone-map';
+import { CloneOverlay } from './clone-overlay';
+
+/** What clone.json records: the point the clone was made from, fixed at creation. */
+export interface CloneBase {
+  name: string;
+  /** The canonical point it was made from; `live` is recorded as the seq it stood at. */
+  point: string;
+  seq: number;
+  event: { id: number; label: string; kind: string } | null;
+  /** The point's time, when it has one (events and times; a bare seq has none). */
+  time: string | null;
+  createdAt: string;
+}
+
+export interface CloneInfo extends CloneBase {
+  overlayBytes: number;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const services = new WeakMap<Volume, CloneService>();
+
+/** The one clone service of an open volume, shared by the FUSE tree, the control socket and NBD. */
+export function clonesOf(volume: Volume): CloneService {
+  let s = services.get(volume);
+  if (!s) services.set(volume, (s = new CloneService(volume)));
+  return s;
+}
+
+/**
+ * Clones of a volume: `<dir>/clones/<name>/` holds clone.json, overlay.map and overlay.data.
+ * Creating one writes three small files and costs the same whatever the volume's size or
+ * history; discarding one removes its directory. Half-made or half-removed directories are
+ * dot-named, so a crash leaves nothing that lists as a clone.
+ */
+export class CloneService {
+  private readonly open = new Map<string, CloneOverlay>();
+  private readonly root: string;
+
+  constructor(private readonly volume: Volume) {
+    this.root = path.join(volume.directory.root, FILE_NAMES.clonesDir);
+    this.sweep();
+  }
+
+  /** Removes what a crash left of a clone being made or discarded (the volume's lock makes them ours). */
+  private sweep(): void {
+    let entries: string[] = [];
+    try {
+      entries = fs.readdirSync(this.root);
+    } catch {
+      return;
+    }
+    for (const n of entries) if (/^\..+\.(new|discard)$/.test(n)) fs.rmSync(path.join(this.root, n), { recursive: true, force: true });
+  }
+
+  static checkName(name: string): void {
+    if (!NAME.test(name)) throw new ChronoError('BAD_ARGUMENT', `bad clone name '${name}': letters, digits, '.', '_' and '-', at most 64, not starting with '.', '_' or '-'`, { name });
+  }
+
+  names(): string[] {
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(this.root);
+    } catch {
+      return [];
+    }
+    return entries.filter((n) => NAME.test(n) && fs.existsSync(path.join(this.root, n, FILE_NAMES.cloneMeta))).sort();
+  }
+
+  exists(name: string): boolean {
+    return NAME.test(name) && fs.existsSync(path.join(this.root, name, FILE_NAMES.cloneMeta));
+  }
+
+  list(): CloneInfo[] {
+    return this.names().map((n) => this.info(n));
+  }
+
+  info(name: string): CloneInfo {
+    const base = this.base(name);
+    return { ...base, overlayBytes: this.overlay(name).overlayBytes };
+  }
+
+  base(name: string): CloneBase {
+    const file = path.join(this.dirOf(name), FILE_NAMES.cloneMeta);
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as CloneBase;
+    } catch (err) {
+      throw ioError('read', file, err);
+    }
+  }
+
+  /** The clone's open overlay (opened on first use, kept open until discarded or closed). */
+  overlay(name: string): CloneOverlay {
+    let o = this.open.get(name);
+    if (!o) {
+      const b = this.base(name);
+      const point: Point = { seqLimit: b.seq, name: b.point };
+      o = CloneOverlay.open(this.volume, this.dirOf(name), point);
+      this.open.set(name, o);
+    }
+    return o;
+  }
+
+  /** Creates clone `name` of `at` (any point the CLI takes). */
+  create(name: string, at: string): CloneInfo {
+    CloneService.checkName(name);
+    if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
+    const p = this.volume.resolvePoint(at);
+    // `live` moves on; the clone is of the state live has now.
+    const seq = p.seqLimit === LIVE_SEQ ? this.volume.lastSeq : p.seqLimit;
+    const e = p.event;
+    const base: CloneBase = {
+      name,
+      point: p.seqLimit === LIVE_SEQ ? `seq:${seq}` : p.name,
+      seq,
+      event: e ? { id: e.id, label: e.label, kind: e.kind } : null,
+      time: p.timeMs !== undefined ? new Date(p.timeMs).toISOString() : null,
+      createdAt: new Date().toISOString(),
+    };
+    const bs = this.volume.blockSizeBytes;
+    const blockCount = Math.ceil(this.volume.sizeBytes / bs);
+    mkdirPrivate(this.root);
+    const tmp = path.join(this.root, `.${name}.new`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    mkdirPrivate(tmp);
+    writeNew(path.join(tmp, FILE_NAMES.cloneMeta), Buffer.from(JSON.stringify(base, null, 2) + '\n'));
+    // The map at its full length, sparse past the header: no cost that grows with the volume.
+    writeNew(path.join(tmp, FILE_NAMES.cloneMap), encodeCloneMapHeader({ volumeId: Buffer.from(this.volume.volumeId, 'hex'), blockSizeBytes: bs, blockCount }), mapFileBytes(blockCount));
+    writeNew(path.join(tmp, FILE_NAMES.cloneData), Buffer.alloc(0));
+    syncDir(tmp);
+    // Every file is durable before the name that makes it a clone appears.
+    fs.renameSync(tmp, path.join(this.root, name));
+    syncDir(this.root);
+    return { ...base, overlayBytes: 0 };
+  }
+
+  /** Discards clone `name` and every byte written into it. */
+  async delete(name: string): Promise<void> {
+    if (!this.exists(name)) throw new ChronoError('UNKNOWN_CLONE', `no clone named '${name}'`, { name });
+    const o = this.open.get(name);
+    this.open.delete(name);
+    if (o) await o.close().catch(() => undefined); // its bytes are being thrown away
+    const gone = path.join(this.root, `.${name}.discard`);
+    fs.rmSync(gone, { recursive: true, force: true });
+    fs.renameSync(this.dirOf(name), gone);
+    syncDir(this.root);
+    fs.rmSync(gone, { recursive: true, force: true });
+  }
+
+  /** Syncs and closes every open overlay (the daemon's stop). */
+  async closeAll(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map((o) => o.close()));
+  }
+
+  /** A control-socket request: { op: 'create' | 'delete' | 'list', name, at }. */
+  async request(p: Record<string, unknown>): Promise<unknown> {
+    switch (p.op) {
+      case 'create':
+        return this.create(String(p.name ?? ''), String(p.at ?? 'live'));
+      case 'delete':
+        await this.delete(String(p.name ?? ''));
+        return { deleted: String(p.name) };
+      case 'list':
+        return this.list();
+      default:
+        throw new ChronoError('BAD_ARGUMENT', `unknown clone op ${String(p.op)}`);
+    }
+  }
+
+  private dirOf(name: string): string {
+    if (!this.exists(name)) throw new ChronoError('UNKNOWN_CLONE', `no clone named '${name}'`, { name });
+    return path.join(this.root, name);
+  }
+}
+
+/** `<name>@<point>`, the spelling of `mkdir clones/<name>@<point>`. */
+export function parseCloneSpec(spec: string): { name: string; at: string } | undefined {
+  const i = spec.indexOf('@');
+  if (i <= 0 || i === spec.length - 1) return undefined;
+  return { name: spec.slice(0, i), at: spec.slice(i + 1) };
+}
+
+function mkdirPrivate(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw ioError('mkdir', dir, err);
+  }
+}
+
+function writeNew(file: string, head: Buffer, lengthBytes = head.length): void {
+  try {
+    const fd = fs.openSync(file, 'wx', 0o600);
+    try {
+      fs.writeSync(fd, head, 0, head.length, 0);
+      if (lengthBytes > head.length) fs.ftruncateSync(fd, lengthBytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw ioError('create', file, err);
+  }
+}
+
+function syncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw ioError('fsync', dir, err);
+  }
+}
