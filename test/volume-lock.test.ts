@@ -8,7 +8,7 @@ import { FileSystem } from '../src/storage/file-system';
 import { NodeFileSystem } from '../src/storage/node-file-system';
 import { Volume } from '../src/volume/volume';
 import { CLI } from './helpers/cli';
-import { ServeDaemon, freePort } from './helpers/daemon';
+import { ServeDaemon } from './helpers/daemon';
 import { tmpDir } from './helpers/tmp';
 
 /** The real file system, but not a NodeFileSystem: VolumeDir then takes the pid-check fallback lock. */
@@ -47,10 +47,9 @@ test('lock: a restart right after SIGKILL is not refused while the dead serve is
   const root = tmpDir();
   const dir = path.join(root, 'vol');
   await Volume.create(dir, { sizeBytes: 1 << 20, blockSizeBytes: 4096, segmentSizeBytes: 64 * 1024, archive: path.join(root, 'archive') });
-  const port = await freePort();
   // serve's parent becomes `sleep` (exec keeps the pid), which never reaps a child: once killed,
   // serve stays a zombie until the test ends the sleep.
-  const parent = spawn('/bin/sh', ['-c', '"$0" "$1" serve "$2" --listen "$3" & echo "pid $!"; exec sleep 600', process.execPath, CLI, dir, `127.0.0.1:${port}`], {
+  const parent = spawn('/bin/sh', ['-c', '"$0" "$1" serve "$2" & echo "pid $!"; exec sleep 600', process.execPath, CLI, dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CHRONOVOL_LOG: 'warn' },
   });

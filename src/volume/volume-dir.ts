@@ -8,7 +8,7 @@ import { FILE_NAMES } from '../format/constants';
 import { Superblock, decodeSuperblock } from '../format/superblock';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
-import { NodeFileSystem } from '../storage/node-file-system';
+import { NodeFileSystem, createModes } from '../storage/node-file-system';
 import { nativeAddon } from '../util/native-addon';
 
 /** User settings that are not part of the format (where the archive is, how it is sealed). */
@@ -132,7 +132,8 @@ export class VolumeDir {
     // A closing owner removes LOCK after its last write and before it lets go of the lock: a lock
     // won on a file that is no longer at the path is worthless, so check and try again.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const fd = nfs.openSync(this.lockPath, nfs.constants.O_RDWR | nfs.constants.O_CREAT, 0o644);
+      const fd = nfs.openSync(this.lockPath, nfs.constants.O_RDWR | nfs.constants.O_CREAT, createModes().fileMode);
+      nfs.fchmodSync(fd, createModes().fileMode); // the umask must not widen it (docs/SECURITY.md)
       let keep = false;
       try {
         const err = nativeAddon.lockNoWait!(fd);
