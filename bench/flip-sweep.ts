@@ -1,8 +1,8 @@
 /**
  * Byte-flip sweep (issue 10): flips one byte at a time in every kind of file a volume and its
  * archive hold, reopens a fresh copy with a cold cache (no block cache, the OS cache never
- * consulted: every primary read takes the threadpool path), reads every block at every event
- * and live, compares each with a model, then runs verify. A flip must never be served, and must
+ * consulted: every primary read takes the threadpool path), appends two blocks, reads every
+ * block at every event and live, compares each with a model, then runs verify. A flip must never be served, and must
  * never pass unnoticed: open refuses it, a read fails on it, or verify reports it.
  *
  *   scripts/flip-sweep [--seed N] [--payload N] [--header-stride N] [--files-per-kind N] [--json]
@@ -214,8 +214,23 @@ async function tryFlip(t: Template, target: Target, offset: number, xor: number,
   }
   try {
     let readFailed = '';
+    // Appends after the reopen: a cut that an index entry still points into gets overwritten by
+    // them, and the blocks there would read back these bytes (issue 10, defect 1).
+    const images = new Map(t.images);
+    const live = Buffer.from(t.images.get('live')!);
+    try {
+      for (let k = 1; k <= 2; k++) {
+        const data = Buffer.alloc(BS, 0xf0 + k);
+        await vol.write(live.length - k * BS, data);
+        data.copy(live, live.length - k * BS);
+      }
+      images.set('live', live);
+    } catch (err) {
+      if (!isChronoError(err)) throw err;
+      readFailed = `${err.code} (a write after the reopen)`;
+    }
     const got = Buffer.alloc(BS);
-    for (const [label, image] of t.images) {
+    for (const [label, image] of images) {
       const point = label === 'live' ? undefined : vol.resolvePoint(label);
       for (let blk = 0; blk < image.length / BS; blk++) {
         try {
