@@ -2,8 +2,10 @@
 import { Command } from 'commander';
 import { ChronoError } from '../errors';
 import { exitCodeFor } from './output';
+import * as diff from './commands/diff';
 import * as events from './commands/events';
 import * as exportCmd from './commands/export';
+import * as history from './commands/history';
 import * as importCmd from './commands/import';
 import * as importLog from './commands/import-log';
 import * as init from './commands/init';
@@ -31,7 +33,7 @@ Quick tour:
   chronovol events /srv/vol
   chronovol export /srv/vol --at first --out first.img`);
 
-for (const cmd of [init, importCmd, importLog, write, sync, events, exportCmd, status, verify, recover, mount, umount, serve]) cmd.register(program);
+for (const cmd of [init, importCmd, importLog, write, sync, events, exportCmd, diff, history, status, verify, recover, mount, umount, serve]) cmd.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const json = process.argv.includes('--json');
