@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
-import { BlockExtent, extentBlocks, indexDiff } from '../../history/index-diff';
+import { changesBetween } from '../../history/changes';
+import { BlockExtent } from '../../history/index-diff';
 import { formatBytes, printJson, printTable } from '../output';
 import { openForCli, volumeDirOf } from '../target';
 
@@ -33,21 +34,11 @@ Examples:
         const from = vol.resolvePoint(fromText);
         const to = vol.resolvePoint(toText);
         const bs = vol.blockSizeBytes;
-        const extents = indexDiff(vol.internals.index, from.seqLimit, to.seqLimit);
-        const blocks = extentBlocks(extents);
-        if (o.out) await writeSparse(o.out, extents, bs, vol.sizeBytes, (buf, off) => vol.readInto(buf, off, buf.length, to));
-        const asBytes = (e: BlockExtent) => ({ offset: e.firstBlock * bs, length: e.blockCount * bs });
-        if (o.json) {
-          return printJson({
-            from: from.name, to: to.name, blockSizeBytes: bs, extents: extents.length, blocks, bytes: blocks * bs,
-            ...(o.out ? { out: o.out } : {}),
-            changes: extents.map((e) => ({ ...e, ...asBytes(e) })),
-          });
-        }
-        process.stdout.write(`${from.name} -> ${to.name}: ${extents.length} extents, ${blocks} blocks, ${formatBytes(blocks * bs)} changed${o.out ? `; changed blocks of ${to.name} written to ${o.out}` : ''}\n`);
-        if (extents.length) {
-          printTable([['FIRST BLOCK', 'BLOCKS', 'OFFSET', 'LENGTH'], ...extents.map((e) => [String(e.firstBlock), String(e.blockCount), String(e.firstBlock * bs), String(e.blockCount * bs)])]);
-        }
+        const c = changesBetween(vol.internals.index, bs, from, to);
+        if (o.out) await writeSparse(o.out, c.changes, bs, vol.sizeBytes, (buf, off) => vol.readInto(buf, off, buf.length, to));
+        if (o.json) return printJson({ ...c, ...(o.out ? { out: o.out } : {}) });
+        process.stdout.write(`${from.name} -> ${to.name}: ${c.extents} extents, ${c.blocks} blocks, ${formatBytes(c.bytes)} changed${o.out ? `; changed blocks of ${to.name} written to ${o.out}` : ''}\n`);
+        if (c.extents) printTable([['FIRST BLOCK', 'BLOCKS', 'OFFSET', 'LENGTH'], ...c.changes.map((e) => [String(e.firstBlock), String(e.blockCount), String(e.offset), String(e.length)])]);
       } finally {
         await vol.close();
       }
