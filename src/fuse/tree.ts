@@ -41,7 +41,7 @@ export class Tree {
         if (parts.length === 2) return dir(() => ['volume.img', 'event.json', 'changes.json'], e.timeMs);
         if (leaf === 'volume.img') return { kind: 'image', point: { seqLimit: e.seq, name: `event:${e.id}`, event: e, timeMs: e.timeMs }, writable: false, mtimeMs: e.timeMs };
         if (leaf === 'event.json') return { kind: 'file', content: () => eventJson(e), mtimeMs: e.timeMs };
-        if (leaf === 'changes.json') return { kind: 'file', content: () => changesJson(v, events, e), mtimeMs: e.timeMs };
+        if (leaf === 'changes.json') return { kind: 'file', content: () => this.changesOf(e), mtimeMs: e.timeMs };
         return undefined;
       }
       case 'at': {
@@ -61,6 +61,18 @@ export class Tree {
       default:
         return undefined;
     }
+  }
+
+  /** An event's changes never change: computed once (getattr asks on every stat), a few kept. */
+  private readonly changes = new Map<number, Buffer>();
+  private changesOf(e: SyncEvent): Buffer {
+    let c = this.changes.get(e.id);
+    if (!c) {
+      c = changesJson(this.volume, this.volume.events, e);
+      if (this.changes.size >= 32) this.changes.delete(this.changes.keys().next().value!);
+      this.changes.set(e.id, c);
+    }
+    return c;
   }
 
   /** mkdir events/<label> records an app-consistent event with that label. */

@@ -96,7 +96,7 @@ export class SortedRun {
       for (let i = 0; i < blocks.length; i++) visit(blocks[i], seqs[i], segs[i], offs[i]);
       return;
     }
-    const order = (this.bySeq ??= seqOrder(seqs));
+    const order = (this.bySeq ??= seqOrder(seqs, this.firstSeq, this.lastSeq));
     let lo = 0;
     let hi = order.length;
     while (lo < hi) {
@@ -178,11 +178,25 @@ export class SortedRun {
   }
 }
 
-/** Entry indexes sorted by seq (stable, so equal seqs stay in block order). */
-function seqOrder(seqs: Float64Array): Uint32Array {
-  const order = new Uint32Array(seqs.length);
-  for (let i = 0; i < order.length; i++) order[i] = i;
-  return order.sort((a, b) => seqs[a] - seqs[b] || a - b);
+/**
+ * Entry indexes sorted by seq, stable (equal seqs stay in block order). A run covers every
+ * version in its seq range, so the span is about its count: a counting sort, O(n), and no
+ * comparator calls (a 10^7-entry run sorts in a fraction of a second, not seconds).
+ */
+function seqOrder(seqs: Float64Array, firstSeq: number, lastSeq: number): Uint32Array {
+  const n = seqs.length;
+  const order = new Uint32Array(n);
+  const span = lastSeq - firstSeq + 1;
+  if (span > 4 * n + 1024) {
+    for (let i = 0; i < n; i++) order[i] = i;
+    return order.sort((a, b) => seqs[a] - seqs[b] || a - b);
+  }
+  const starts = new Uint32Array(span + 1);
+  // Small-integer keys (span < 2^31 here) keep the typed-array accesses on V8's fast path.
+  for (let i = 0; i < n; i++) starts[((seqs[i] - firstSeq) | 0) + 1]++;
+  for (let k = 1; k <= span; k++) starts[k] += starts[k - 1];
+  for (let i = 0; i < n; i++) order[starts[(seqs[i] - firstSeq) | 0]++] = i;
+  return order;
 }
 
 /**
