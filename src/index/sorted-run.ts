@@ -180,8 +180,9 @@ export class SortedRun {
 
 /**
  * Entry indexes sorted by seq, stable (equal seqs stay in block order). A run covers every
- * version in its seq range, so the span is about its count: a counting sort, O(n), and no
- * comparator calls (a 10^7-entry run sorts in a fraction of a second, not seconds).
+ * version in its seq range, so the span is about its count: a counting sort, O(n), no
+ * comparator calls. Its cost is memory latency (entries are in block order, so the accesses
+ * jump): about 2.5 s for 10^7 entries on the dev machine, once per run.
  */
 function seqOrder(seqs: Float64Array, firstSeq: number, lastSeq: number): Uint32Array {
   const n = seqs.length;
@@ -192,7 +193,7 @@ function seqOrder(seqs: Float64Array, firstSeq: number, lastSeq: number): Uint32
     return order.sort((a, b) => seqs[a] - seqs[b] || a - b);
   }
   const starts = new Uint32Array(span + 1);
-  // Small-integer keys (span < 2^31 here) keep the typed-array accesses on V8's fast path.
+  // Integer keys (span < 2^31 here) index the typed arrays without a double-to-int conversion.
   for (let i = 0; i < n; i++) starts[((seqs[i] - firstSeq) | 0) + 1]++;
   for (let k = 1; k <= span; k++) starts[k] += starts[k - 1];
   for (let i = 0; i < n; i++) order[starts[(seqs[i] - firstSeq) | 0]++] = i;
