@@ -19,6 +19,8 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['sync', () => require('./commands/sync')],
   ['events', () => require('./commands/events')],
   ['export', () => require('./commands/export')],
+  ['diff', () => require('./commands/diff')],
+  ['history', () => require('./commands/history')],
   ['status', () => require('./commands/status')],
   ['verify', () => require('./commands/verify')],
   ['recover', () => require('./commands/recover')],

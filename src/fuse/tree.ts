@@ -1,13 +1,14 @@
 import { CloneService, clonesOf, parseCloneSpec } from '../clone/clone-service';
 import { ChronoError, isChronoError } from '../errors';
+import { changesBetween } from '../history/changes';
 import { LIVE_SEQ, Point, SyncEvent } from '../volume/events';
 import { Volume } from '../volume/volume';
 import { eventDirName, findEvent } from './event-names';
 
 /**
  * The tree, as a pure function of the volume's state:
- *   live/volume.img, events/<name>/{volume.img,event.json}, at/<point>/volume.img, status.json,
- *   clones/<name>/{volume.img,clone.json}
+ *   live/volume.img, events/<name>/{volume.img,event.json,changes.json}, at/<point>/volume.img,
+ *   status.json, clones/<name>/{volume.img,clone.json}
  */
 export type Node =
   | { kind: 'dir'; mtimeMs: number; list?: () => string[] }
@@ -43,9 +44,10 @@ export class Tree {
         if (parts.length === 1) return dir(() => events.map(eventDirName), events.length ? events[events.length - 1].timeMs : this.startedMs);
         const e = findEvent(events, name);
         if (!e) return undefined;
-        if (parts.length === 2) return dir(() => ['volume.img', 'event.json'], e.timeMs);
+        if (parts.length === 2) return dir(() => ['volume.img', 'event.json', 'changes.json'], e.timeMs);
         if (leaf === 'volume.img') return { kind: 'image', point: { seqLimit: e.seq, name: `event:${e.id}`, event: e, timeMs: e.timeMs }, writable: false, mtimeMs: e.timeMs };
         if (leaf === 'event.json') return { kind: 'file', content: () => eventJson(e), mtimeMs: e.timeMs };
+        if (leaf === 'changes.json') return { kind: 'file', content: () => this.changesOf(e), mtimeMs: e.timeMs };
         return undefined;
       }
       case 'at': {
@@ -67,6 +69,18 @@ export class Tree {
       default:
         return undefined;
     }
+  }
+
+  /** An event's changes never change: computed once (getattr asks on every stat), a few kept. */
+  private readonly changes = new Map<number, Buffer>();
+  private changesOf(e: SyncEvent): Buffer {
+    let c = this.changes.get(e.id);
+    if (!c) {
+      c = changesJson(this.volume, this.volume.events, e);
+      if (this.changes.size >= 32) this.changes.delete(this.changes.keys().next().value!);
+      this.changes.set(e.id, c);
+    }
+    return c;
   }
 
   private resolveClone(parts: string[]): Node | undefined {
@@ -108,6 +122,13 @@ export class Tree {
     const parts = path.split('/').filter(Boolean);
     return parts.length === 3 && parts[0] === 'clones' && this.clones.exists(parts[1]);
   }
+}
+
+/** The extents changed since the event before this one (since creation for the first). */
+function changesJson(v: Volume, events: readonly SyncEvent[], e: SyncEvent): Buffer {
+  const prev = events[events.indexOf(e) - 1];
+  const from = prev ? { name: `event:${prev.id}`, seqLimit: prev.seq } : { name: 'seq:0', seqLimit: 0 };
+  return Buffer.from(JSON.stringify(changesBetween(v.internals.index, v.blockSizeBytes, from, { name: `event:${e.id}`, seqLimit: e.seq }), null, 2) + '\n');
 }
 
 export function eventJson(e: SyncEvent): Buffer {

@@ -1,5 +1,5 @@
 import { BlockMap } from './block-map';
-import { Location, SortedRun } from './sorted-run';
+import { Location, SortedRun, VersionVisitor } from './sorted-run';
 
 /**
  * Versions appended since the last checkpoint, in seq order. Per-block chains make floor lookups
@@ -49,6 +49,25 @@ export class Memtable {
       if (this.seqs[i] <= seqLimit) return { seq: this.seqs[i], segment: this.segs[i], offset: this.offs[i] };
     }
     return undefined;
+  }
+
+  /** Versions with fromSeq < seq ≤ toSeq: entries are in seq order, so one search, then a walk. */
+  versionsInSeqRange(fromSeq: number, toSeq: number, visit: VersionVisitor): void {
+    let lo = 0;
+    let hi = this.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.seqs[mid] <= fromSeq) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.n && this.seqs[i] <= toSeq; i++) visit(this.blocks[i], this.seqs[i], this.segs[i], this.offs[i]);
+  }
+
+  /** Every version of one block here, oldest first. */
+  versionsOfBlock(block: number, visit: VersionVisitor): void {
+    const chain: number[] = [];
+    for (let i = this.head.get(block, -1); i >= 0; i = this.prev[i]) chain.push(i);
+    for (let k = chain.length - 1; k >= 0; k--) visit(block, this.seqs[chain[k]], this.segs[chain[k]], this.offs[chain[k]]);
   }
 
   freeze(): SortedRun {

@@ -19,6 +19,9 @@ export function rangeResult(count: number): RangeResult {
   return { found: new Uint8Array(count), seqs: new Float64Array(count), segs: new Uint32Array(count), offs: new Uint32Array(count) };
 }
 
+/** One version: its block, seq and origin location (offset 0: a zero or trim, no data). */
+export type VersionVisitor = (block: number, seq: number, segment: number, offset: number) => void;
+
 export class SortedRun {
   constructor(
     readonly blocks: Float64Array,
@@ -37,6 +40,9 @@ export class SortedRun {
   get count(): number {
     return this.blocks.length;
   }
+
+  /** Indexes of the entries in seq order, for seq-range queries; built on first need. */
+  private bySeq?: Uint32Array;
 
   /** Index of the newest version of `block` with seq ≤ seqLimit, or -1. */
   floorIndex(block: number, seqLimit: number): number {
@@ -76,6 +82,39 @@ export class SortedRun {
       }
     }
     for (let k = 0; k < count; k++) if (out.found[k] === 2) out.found[k] = 1;
+  }
+
+  /**
+   * Calls visit for each version with fromSeq < seq ≤ toSeq. A run wholly inside the range is
+   * walked as it is; one it straddles is searched through a seq-order permutation built on first
+   * need (4 bytes a version, kept with the immutable run), so the cost is the versions visited.
+   */
+  versionsInSeqRange(fromSeq: number, toSeq: number, visit: VersionVisitor): void {
+    if (this.lastSeq <= fromSeq || this.firstSeq > toSeq) return;
+    const { blocks, seqs, segs, offs } = this;
+    if (this.firstSeq > fromSeq && this.lastSeq <= toSeq) {
+      for (let i = 0; i < blocks.length; i++) visit(blocks[i], seqs[i], segs[i], offs[i]);
+      return;
+    }
+    const order = (this.bySeq ??= seqOrder(seqs, this.firstSeq, this.lastSeq));
+    let lo = 0;
+    let hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seqs[order[mid]] <= fromSeq) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let k = lo; k < order.length; k++) {
+      const i = order[k];
+      if (seqs[i] > toSeq) break;
+      visit(blocks[i], seqs[i], segs[i], offs[i]);
+    }
+  }
+
+  /** Calls visit for every version of one block, oldest first. */
+  versionsOfBlock(block: number, visit: VersionVisitor): void {
+    const { blocks, seqs, segs, offs } = this;
+    for (let i = firstAtOrAbove(blocks, block); i < blocks.length && blocks[i] === block; i++) visit(block, seqs[i], segs[i], offs[i]);
   }
 
   at(i: number): Location {
@@ -137,6 +176,28 @@ export class SortedRun {
     timeSeqs.set(newer.timeSeqs, older.timeSeqs.length);
     return new SortedRun(blocks, seqs, segs, offs, older.firstSeq, newer.lastSeq, times, timeSeqs);
   }
+}
+
+/**
+ * Entry indexes sorted by seq, stable (equal seqs stay in block order). A run covers every
+ * version in its seq range, so the span is about its count: a counting sort, O(n), no
+ * comparator calls. Its cost is memory latency (entries are in block order, so the accesses
+ * jump): about 2.5 s for 10^7 entries on the dev machine, once per run.
+ */
+function seqOrder(seqs: Float64Array, firstSeq: number, lastSeq: number): Uint32Array {
+  const n = seqs.length;
+  const order = new Uint32Array(n);
+  const span = lastSeq - firstSeq + 1;
+  if (span > 4 * n + 1024) {
+    for (let i = 0; i < n; i++) order[i] = i;
+    return order.sort((a, b) => seqs[a] - seqs[b] || a - b);
+  }
+  const starts = new Uint32Array(span + 1);
+  // Integer keys (span < 2^31 here) index the typed arrays without a double-to-int conversion.
+  for (let i = 0; i < n; i++) starts[((seqs[i] - firstSeq) | 0) + 1]++;
+  for (let k = 1; k <= span; k++) starts[k] += starts[k - 1];
+  for (let i = 0; i < n; i++) order[starts[(seqs[i] - firstSeq) | 0]++] = i;
+  return order;
 }
 
 /**

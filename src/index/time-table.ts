@@ -41,6 +41,18 @@ export class TimeTable {
     return i < 0 ? -1 : this.seqs[i];
   }
 
+  /** Time of the record with this seq: the first entry whose last seq is ≥ it; -1 if none. */
+  timeOfSeq(seq: number): number {
+    let lo = 0;
+    let hi = this.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.seqs[mid] < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < this.n ? this.times[lo] : -1;
+  }
+
   /** Entries with seq > afterSeq, for the next checkpoint run. */
   sliceAfter(afterSeq: number): { times: Float64Array; seqs: Float64Array } {
     let i = this.n;

@@ -5,10 +5,10 @@ import { ManifestBody, decodeManifest, encodeManifest } from '../format/manifest
 import { writeFileDurableAsync } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { Memtable } from './memtable';
-import { Location, RangeResult, SortedRun } from './sorted-run';
+import { Location, RangeResult, SortedRun, VersionVisitor } from './sorted-run';
 import { TimeTable } from './time-table';
 
-export type { Location, RangeResult } from './sorted-run';
+export type { Location, RangeResult, VersionVisitor } from './sorted-run';
 export { rangeResult } from './sorted-run';
 
 /**
@@ -91,6 +91,21 @@ export class VersionIndex {
       left = 0;
       for (let k = 0; k < count; k++) if (out.found[k] !== 1) left++;
     }
+  }
+
+  /**
+   * Every version written with fromSeq < seq ≤ toSeq (unordered). Runs outside the range are
+   * skipped by their seq bounds, so the cost follows the versions in range, not the volume.
+   */
+  versionsInSeqRange(fromSeq: number, toSeq: number, visit: VersionVisitor): void {
+    for (const run of this.runs) run.versionsInSeqRange(fromSeq, toSeq, visit);
+    this.mem.versionsInSeqRange(fromSeq, toSeq, visit);
+  }
+
+  /** Every version of one block, oldest first (runs hold increasing seq ranges, then the memtable). */
+  versionsOfBlock(block: number, visit: VersionVisitor): void {
+    for (const run of this.runs) run.versionsOfBlock(block, visit);
+    this.mem.versionsOfBlock(block, visit);
   }
 
   /** Where to read a version now: its forward copy if it has one, else where it was written. */

@@ -1,0 +1,49 @@
+import { VersionIndex } from '../index/version-index';
+
+/** A run of consecutive blocks. */
+export interface BlockExtent {
+  firstBlock: number;
+  blockCount: number;
+}
+
+/**
+ * The blocks whose state may differ between two points, from the index alone: every block with
+ * a version written in (fromSeq, toSeq] (writes, zeros and trims alike), merged into extents in
+ * block order. Points are seq limits; their order does not matter. It is by version, not by
+ * bytes: a block rewritten with the bytes it had is listed too, and no block that differs is
+ * missed. Cost: the versions in the range (plus a sort of their blocks), not the volume's size,
+ * and no block is read. Rollback stands on this too: it writes exactly these extents.
+ */
+export function indexDiff(index: VersionIndex, fromSeq: number, toSeq: number): BlockExtent[] {
+  const lo = Math.min(fromSeq, toSeq);
+  const hi = Math.max(fromSeq, toSeq);
+  if (lo === hi) return [];
+  let blocks = new Float64Array(1024);
+  let n = 0;
+  index.versionsInSeqRange(lo, hi, (block) => {
+    if (n === blocks.length) {
+      const grown = new Float64Array(n * 2);
+      grown.set(blocks);
+      blocks = grown;
+    }
+    blocks[n++] = block;
+  });
+  return extentsOf(blocks.subarray(0, n).sort());
+}
+
+/** Merges an ascending list of block numbers (repeats allowed) into extents. */
+export function extentsOf(sortedBlocks: ArrayLike<number>): BlockExtent[] {
+  const out: BlockExtent[] = [];
+  let cur: BlockExtent | undefined;
+  for (let i = 0; i < sortedBlocks.length; i++) {
+    const b = sortedBlocks[i];
+    if (cur && b < cur.firstBlock + cur.blockCount) continue;
+    if (cur && b === cur.firstBlock + cur.blockCount) cur.blockCount++;
+    else out.push((cur = { firstBlock: b, blockCount: 1 }));
+  }
+  return out;
+}
+
+export function extentBlocks(extents: readonly BlockExtent[]): number {
+  return extents.reduce((n, e) => n + e.blockCount, 0);
+}
