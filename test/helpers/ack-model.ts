@@ -73,6 +73,17 @@ export class AckModel {
   }
 
   /**
+   * Whether block `b` of `image` (at `at`) holds zeros or exactly what some write sent to that
+   * block left there: for reads while several clients write at once, where no order is known.
+   */
+  isSomeWrite(image: Buffer, at: number, b: number): boolean {
+    const bs = this.blockSizeBytes;
+    if (isZero(image, at, bs)) return true;
+    const id = image.readUInt32LE(at);
+    return image.readUInt32LE(at + 4) === b && id > 0 && id < this.nextId && !this.zeroIds.has(id) && this.blockBytes(id, b).equals(image.subarray(at, at + bs));
+  }
+
+  /**
    * Checks blocks [firstBlock, firstBlock + n) of a live image read after a restart; returns one
    * line per problem. Afterwards the model takes what is there as acknowledged (a block found
    * holding a later write keeps it: it is on disk now, and the writer's order goes on from there).

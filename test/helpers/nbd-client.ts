@@ -113,8 +113,10 @@ export class PipelinedNbdClient {
         const handle = h.readBigUInt64BE(8);
         const w = this.waiting.get(handle);
         if (!w) throw new Error(`reply for unknown handle ${handle}`);
+        // Still waiting while its data arrives: if the connection dies meanwhile, it is rejected too.
+        const data = error === 0 && w.readLength ? await this.raw.reader.read(w.readLength) : Buffer.alloc(0);
         this.waiting.delete(handle);
-        w.resolve({ error, data: error === 0 && w.readLength ? await this.raw.reader.read(w.readLength) : Buffer.alloc(0) });
+        w.resolve({ error, data });
       }
     } catch (err) {
       this.failed = err as Error;
