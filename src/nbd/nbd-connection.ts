@@ -32,7 +32,8 @@ const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /**
  * The transmission phase: requests are read in order and run concurrently (pipelining); writes
  * and flushes keep their order through the volume's mutation queue, so a FLUSH reply covers
- * every write whose reply went out before it. Replies go out as requests complete.
+ * every write whose reply went out before it. Replies go out as requests complete; a write's
+ * only once its bytes are in the kernel, so a crash of this process loses no acknowledged write.
  */
 export async function serveTransmission(sock: net.Socket, reader: SocketReader, volume: Volume, n: Negotiated, o: ConnectionOptions): Promise<void> {
   const size = volume.sizeBytes;
@@ -86,7 +87,10 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
             if (type !== NBD.CMD_WRITE) await volume.writeZeroes(offset, length, type === NBD.CMD_TRIM);
             else if (!volume.tryWriteSync(offset, payload!)) await volume.write(offset, payload!);
             o.dirty.writes++;
+            // An acknowledged write survives our process: its bytes are in the kernel before the
+            // reply (FUA: on disk). Replies of one turn share one write-out (SegmentWriter.handOff).
             if (flags & NBD.CMD_FLAG_FUA) await volume.flush();
+            else await volume.handOff();
             return reply(handle, 0);
           case NBD.CMD_FLUSH:
             if (ro) return reply(handle, 0);

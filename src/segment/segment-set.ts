@@ -104,6 +104,16 @@ export class SegmentSet {
     await this.current.sync({ syncPoint: true });
   }
 
+  /**
+   * Everything appended so far, in every segment, is in the kernel (written, not yet synced) when
+   * this resolves: it survives the process, not a power cut. A segment being sealed is waited for
+   * whole (its fdatasync too): that happens once a segment, and its writer is closing.
+   */
+  async handOff(): Promise<void> {
+    await Promise.all([...[...this.sealing.values()].map((s) => s.durable), this.current.handOff()]);
+    if (this.failure) throw this.failure;
+  }
+
   /** Everything up to `offset` of segment `segment` (and before) is on disk when this resolves. */
   async durableThrough(pos: { segment: number; offset: number }): Promise<void> {
     await Promise.all([...this.sealing.entries()].filter(([id]) => id <= pos.segment).map(([, s]) => s.durable));

@@ -163,6 +163,30 @@ export class SegmentWriter {
     return at - position;
   }
 
+  /**
+   * Resolves once every byte appended so far is in the kernel: written (page cache or device),
+   * not yet fdatasync'd. That survives our process being killed, not a power cut. Calls in one
+   * turn of the event loop share one write: the filling buffer goes out (zero-padded to a page,
+   * as for a sync) in the check phase, after every request that arrived in that turn is appended.
+   */
+  handOff(): Promise<void> {
+    if (this.failure && this.failure.code !== 'CLOSED') return Promise.reject(this.failure);
+    if (this.bufLen <= this.written) return this.landed();
+    return (this.handOffPending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.handOffPending = undefined;
+      if (this.failure && this.failure.code !== 'CLOSED') throw this.failure;
+      // A seal's sync (or close) may have sent everything meanwhile; then only wait for it.
+      if (this.bufLen > this.written && !this.failure) this.startFlush(0, true);
+      return this.landed();
+    }));
+  }
+  private handOffPending?: Promise<void>;
+
+  /** Every write-out started so far has returned. */
+  private async landed(): Promise<void> {
+    if (this.inFlight.length) await Promise.all(this.inFlight.map((f) => f.done));
+  }
+
   /** Waits until at most `maxBytes` are still queued for the OS. */
   async backpressure(maxBytes: number): Promise<void> {
     while (this.inFlight.length && this.pendingBytes > maxBytes) await this.inFlight[0].done;

@@ -239,6 +239,16 @@ export class Volume {
     });
   }
 
+  /**
+   * Every completed write is in the kernel (page cache or device) when this resolves: it then
+   * survives this process being killed, not a power cut (flush() is for that). The NBD edge
+   * awaits it before acknowledging a write (docs/DESIGN.md, "Acknowledged writes").
+   */
+  handOff(): Promise<void> {
+    this.open();
+    return this.core.segments.handOff();
+  }
+
   /** Makes every completed write durable. */
   flush(): Promise<void> {
     return this.mutate(() => this.core.segments.syncAll());

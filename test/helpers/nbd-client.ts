@@ -87,3 +87,80 @@ export class RawNbdClient {
     this.sock.destroy();
   }
 }
+
+/**
+ * A pipelined client over RawNbdClient: any number of requests in flight, replies matched to
+ * their requests by handle (the server answers in completion order). Every method resolves with
+ * the reply's NBD error (0: acknowledged); a closed connection rejects everything still waiting.
+ */
+export class PipelinedNbdClient {
+  private readonly waiting = new Map<bigint, { readLength: number; resolve: (r: { error: number; data: Buffer }) => void; reject: (e: Error) => void }>();
+  private failed?: Error;
+
+  constructor(readonly raw: RawNbdClient, readonly sizeBytes: number) {
+    void this.pump();
+  }
+
+  get inFlight(): number {
+    return this.waiting.size;
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const h = await this.raw.reader.read(16);
+        if (h.readUInt32BE(0) !== NBD.SIMPLE_REPLY_MAGIC) throw new Error('bad reply magic');
+        const error = h.readUInt32BE(4);
+        const handle = h.readBigUInt64BE(8);
+        const w = this.waiting.get(handle);
+        if (!w) throw new Error(`reply for unknown handle ${handle}`);
+        // Still waiting while its data arrives: if the connection dies meanwhile, it is rejected too.
+        const data = error === 0 && w.readLength ? await this.raw.reader.read(w.readLength) : Buffer.alloc(0);
+        this.waiting.delete(handle);
+        w.resolve({ error, data });
+      }
+    } catch (err) {
+      this.failed = err as Error;
+      for (const w of this.waiting.values()) w.reject(this.failed);
+      this.waiting.clear();
+    }
+  }
+
+  private request(type: number, offset: number, length: number, data?: Buffer, flags = 0): Promise<{ error: number; data: Buffer }> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      const handle = this.raw.sendRequest(type, offset, length, data, flags);
+      this.waiting.set(handle, { readLength: type === NBD.CMD_READ ? length : 0, resolve, reject });
+    });
+  }
+
+  async write(offset: number, data: Buffer, fua = false): Promise<number> {
+    return (await this.request(NBD.CMD_WRITE, offset, data.length, data, fua ? NBD.CMD_FLAG_FUA : 0)).error;
+  }
+  async zero(offset: number, length: number, trim = false): Promise<number> {
+    return (await this.request(trim ? NBD.CMD_TRIM : NBD.CMD_WRITE_ZEROES, offset, length)).error;
+  }
+  async flush(): Promise<number> {
+    return (await this.request(NBD.CMD_FLUSH, 0, 0)).error;
+  }
+  async read(offset: number, length: number): Promise<Buffer> {
+    const r = await this.request(NBD.CMD_READ, offset, length);
+    if (r.error) throw new Error(`NBD read ${offset}+${length}: error ${r.error}`);
+    return r.data;
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}
+
+/**
+ * The one place tests connect to a daemon's NBD export: how a daemon listens may change, and
+ * then only this changes.
+ */
+export async function openExport(d: { connect(): Promise<RawNbdClient> }, name = 'live'): Promise<PipelinedNbdClient> {
+  const raw = await d.connect();
+  const info = await raw.go(name);
+  if ('error' in info) throw new Error(`NBD export ${name}: option error ${info.error}`);
+  return new PipelinedNbdClient(raw, info.size);
+}
