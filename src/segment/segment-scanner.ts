@@ -63,6 +63,9 @@ export function scanSegment(src: ByteSource, opts: ScanOptions): ScanResult {
       rec = readOne(src, at, opts, unit, { ...ctx, offset: at });
     } catch (err) {
       if (!isChronoError(err)) throw err;
+      // A whole, valid record of a type this build does not know was written by a newer writer:
+      // neither damage nor a torn tail, and never skipped (docs/FORMAT.md).
+      if (err.code === 'UNKNOWN_RECORD_TYPE') throw err;
       if (at < acked) return { header, records, validEnd: at, sealed: false, corruptAt: at, corruptReason: `${err.message}, below the acknowledged position ${ackText(acked)}` };
       const resumesAt = findNextRecord(src, at + 1, opts, unit, ctx);
       if (resumesAt === undefined) return { header, records, validEnd: at, sealed: false, tornAt: at };
