@@ -20,6 +20,7 @@ import { FileHandle, OpenMode } from '../src/storage/file-system';
 import { NodeFileSystem } from '../src/storage/node-file-system';
 import { verifyVolume } from '../src/volume/verify';
 import { Volume } from '../src/volume/volume';
+import { Rng } from '../test/helpers/rng';
 
 export type FileKind = 'superblock' | 'manifest' | 'index-run' | 'segment-sealed' | 'segment-current' | 'archive-object' | 'archive-superblock';
 
@@ -58,21 +59,6 @@ export interface SweepResult {
 const BS = 4096;
 const GEOMETRY = { sizeBytes: 256 * 1024, blockSizeBytes: BS, segmentSizeBytes: 64 * 1024 };
 
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-}
 
 /**
  * The real file system without fsyncs: each flip opens and closes a throw-away copy, whose

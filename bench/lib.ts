@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { nativeAddon } from '../src/util/native-addon';
@@ -223,4 +224,14 @@ export async function paired(rounds: number, baseline: () => Promise<number> | n
 /** The per-pair ratios of a Paired, for a report line. */
 export function pairList(p: Paired): string {
   return p.ratios.map((r) => r.toFixed(2)).join(', ');
+}
+
+/** A free TCP port on loopback (the kernel picks). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -1,19 +1,9 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { BenchResult, paired, scratch, seconds, settle } from './lib';
+import { BenchResult, freePort, paired, scratch, seconds, settle } from './lib';
 
 const CLI = path.resolve(__dirname, '../src/cli/main.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function timed(cmd: string, args: string[]): number {
   const t = process.hrtime.bigint();

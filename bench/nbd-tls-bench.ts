@@ -1,20 +1,10 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { BenchResult, scratch, seconds, settle } from './lib';
+import { BenchResult, freePort, scratch, seconds, settle } from './lib';
 
 const CLI = path.resolve(__dirname, '../src/cli/main.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * nbdTlsConvertRatio: qemu-img convert of a 1 GiB image into a fresh volume's live export over
