@@ -1,8 +1,9 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3] [-- --scales 1e5,1e6,1e7]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { crcEngine } from '../src/format/crc';
+import { benchArchiveCrypto } from './archive-crypto-bench';
 import { benchIngest, benchWriteAmp } from './engine-ingest';
 import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     { name: 'nbd', run: () => benchNbd() },
     { name: 'nbd-tls', run: () => benchNbdTls() },
     { name: 's3', run: () => benchS3() },
+    { name: 'crypto', run: () => benchArchiveCrypto() },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {
