@@ -22,6 +22,8 @@ const BS = 4096;
  * while buffers are in flight, and the file after close. On the Node file system the segment
  * is opened for direct writes, so page alignment, padding and the carried page are exercised.
  * Two segments in turn share one buffer pool, so the second fills buffers the first wrote from.
+ * Hand-offs (one or several in a turn) must leave every byte appended before them in the file as
+ * another reader sees it (issue 10 defect 6: in the kernel before the reply).
  */
 for (const [name, make] of [
   ['node (direct writes)', () => ({ fs: new NodeFileSystem() as FileSystem, dir: tmpDir() })],
@@ -63,6 +65,11 @@ for (const [name, make] of [
               assert.equal(decodeSyncPayload(tail.subarray(HEADER_BYTES)), model.length, 'a sync point names its own offset');
             }
             model = Buffer.concat([model, tail]);
+          } else if (r < 0.93) {
+            const calls = Array.from({ length: 1 + rng.int(3) }, () => w.handOff());
+            await Promise.all(calls);
+            const onFile = fs.readFile(file);
+            assert.ok(onFile.length >= model.length && onFile.subarray(0, model.length).equals(model), `after a hand-off (op ${op}) the file holds every byte appended`);
           } else {
             const from = rng.int(model.length);
             const len = 1 + rng.int(Math.min(model.length - from, 200_000));
