@@ -35,6 +35,12 @@ export function parseArchiveUrl(url: string): ArchiveLocation {
   return { kind: 'dir', path: path.resolve(url) };
 }
 
+/** The archive's directory when it is one (the space check counts it if it shares the primary's file system). */
+export function localArchiveDir(url: string): string | undefined {
+  const loc = parseArchiveUrl(url);
+  return loc.kind === 'dir' ? loc.path : undefined;
+}
+
 export interface SettingsRequest {
   /** A directory or s3://bucket/prefix. */
   archive: string;

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
 import { BackingStore } from '../archive/backing-store';
-import { ArchiveSettings, openStore } from '../archive/open-store';
+import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType } from '../format/constants';
 import { HEADER_BYTES, encodeEventPayload } from '../format/record';
@@ -128,7 +128,7 @@ export class Volume {
       index.removeStrayRuns();
       const report = replay(core, manifest);
       if (o.readOnly) return new Volume(core, report, true);
-      const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : vd.readConfig().archive, core.log) : undefined;
+      const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;
       if (space && openSpaceCheckEnabled() && !space.fits()) {
         await segments.close().catch(() => undefined);
         throw noSpaceError(space.need(), dir);

@@ -31,10 +31,10 @@ export function register(program: Command): void {
       const abs = path.resolve(dir);
       if (o.encrypt && !o.keyFile) throw new ChronoError('BAD_ARGUMENT', '--encrypt needs --key-file FILE (add --new-key to create it)');
       if (!o.encrypt && (o.keyFile || o.newKey)) throw new ChronoError('BAD_ARGUMENT', '--key-file and --new-key go with --encrypt');
-      const { archiveSettings } = await import('../../archive/open-store');
+      const { archiveSettings, localArchiveDir } = await import('../../archive/open-store');
       const archive: string = o.archive ?? path.join(abs, 'archive');
       const g = planGeometry({ volumeSizeBytes: o.size, blockSizeBytes: o.blockSize ?? DEFAULTS.blockSizeBytes, segmentSizeBytes: o.segmentSize ?? DEFAULTS.segmentSizeBytes, workingSetSegments: o.workingSet });
-      const need = initialSpaceNeed({ ...g, volumeId: Buffer.alloc(16), createdMs: 0 }, abs, archive.startsWith('s3://') ? undefined : path.resolve(archive));
+      const need = initialSpaceNeed({ ...g, volumeId: Buffer.alloc(16), createdMs: 0 }, abs, localArchiveDir(archive));
       if (need.freeBytes < need.needBytes && !o.skipSpaceCheck) {
         const err = noSpaceError(need, abs);
         throw new ChronoError('NO_SPACE', `${err.message}; choose a smaller --working-set or --segment-size, free space, or pass --skip-space-check`, err.details);
