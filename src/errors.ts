@@ -35,7 +35,9 @@ export type ErrorCode =
   | 'UNSAFE_PERMISSIONS' // a volume directory other users (or its group) can reach
   | 'ACCESS_DENIED' // a client's identity may not do what it asked (NBD access rules)
   | 'UNKNOWN_CLONE' // a clone name that does not exist
-  | 'FOREIGN_CLONE'; // a clone's files belong to another volume or geometry
+  | 'FOREIGN_CLONE' // a clone's files belong to another volume or geometry
+  | 'POINT_IN_RESYNC' // a point (or a new event) inside a resync window: the replica was a torn mix then
+  | 'PROTECT_FAILED'; // protect could not start or drive qemu-storage-daemon (the splitter)
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;

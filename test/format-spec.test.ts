@@ -126,7 +126,7 @@ function checkSpec(markdown: string): { problems: string[]; checked: string[] } 
       }
     }
   }
-  const required = [...Object.keys(constants).filter((k) => isOffGroup(constants[k])), 'RecordType', 'EventKind', 'SegmentFlags'];
+  const required = [...Object.keys(constants).filter((k) => isOffGroup(constants[k])), 'RecordType', 'EventKind', 'SegmentFlags', 'ResyncReason'];
   for (const name of required) if (!checked.includes(name)) problems.push(`${name} has no table in FORMAT.md under a heading naming it`);
   return { problems, checked };
 }
@@ -134,7 +134,7 @@ function checkSpec(markdown: string): { problems: string[]; checked: string[] } 
 test('format spec: every table in docs/FORMAT.md matches src/format/constants.ts', () => {
   const { problems, checked } = checkSpec(fs.readFileSync(SPEC, 'utf8'));
   assert.deepEqual(problems, []);
-  assert.deepEqual([...new Set(checked)].sort(), ['ARCHIVE_HEAD', 'ARCHIVE_TRAILER', 'CLONE_MAP', 'ENCRYPTED_OBJECT', 'EVENT_PAYLOAD', 'EventKind', 'INDEX_RUN', 'MANIFEST', 'RECORD_HEADER', 'RecordType', 'SEAL_PAYLOAD', 'SEGMENT_HEADER', 'SUPERBLOCK', 'SYNC_PAYLOAD', 'SegmentFlags']);
+  assert.deepEqual([...new Set(checked)].sort(), ['ARCHIVE_HEAD', 'ARCHIVE_TRAILER', 'CLONE_MAP', 'ENCRYPTED_OBJECT', 'EVENT_PAYLOAD', 'EventKind', 'INDEX_RUN', 'MANIFEST', 'RECORD_HEADER', 'RESYNC_PAYLOAD', 'RecordType', 'ResyncReason', 'SEAL_PAYLOAD', 'SEGMENT_HEADER', 'SUPERBLOCK', 'SYNC_PAYLOAD', 'SegmentFlags']);
 });
 
 test('format spec: the checker finds a moved field, a missing field, a gap, a wrong length and a wrong value', () => {
@@ -151,12 +151,14 @@ test('format spec: the checker finds a moved field, a missing field, a gap, a wr
   assert.match(mutate('| 64+20n | 4n | offsets |', '| 64+20n | 8n | offsets |'), /INDEX_RUN.*28 bytes an entry, entryBytes is 24/);
   assert.match(mutate('ASCII `CHRVOLMF`', 'ASCII `CHRVOLMX`'), /MANIFEST.*magic/);
   assert.match(mutate('### Sync payload (8 bytes) — `SYNC_PAYLOAD`', '### Sync payload (8 bytes)'), /SYNC_PAYLOAD has no table/);
+  assert.match(mutate('| 16 | 8 | bytesCopied |', '| 16 | 8 | bytesMoved |'), /RESYNC_PAYLOAD.*field bytesCopied .*not in the table/);
+  assert.match(mutate('| 2 | resync |', '| 3 | resync |'), /ResyncReason/);
 });
 
 test('format: a valid record of a type this build does not know is UNKNOWN_RECORD_TYPE, not damage', () => {
   const b = Buffer.alloc(HEADER_BYTES);
-  writeRecordHeader(b, 0, { type: 9 as never, blockCount: 0, seq: 5, timeMs: 1, firstBlock: 0, payloadLength: 0, originSegment: 0, originOffset: 0 });
-  assert.throws(() => readRecordHeader(b, 0, undefined, {}), (e: unknown) => isChronoError(e, 'UNKNOWN_RECORD_TYPE') && /type 9/.test(e.message));
+  writeRecordHeader(b, 0, { type: (C.LAST_RECORD_TYPE + 1) as never, blockCount: 0, seq: 5, timeMs: 1, firstBlock: 0, payloadLength: 0, originSegment: 0, originOffset: 0 });
+  assert.throws(() => readRecordHeader(b, 0, undefined, {}), (e: unknown) => isChronoError(e, 'UNKNOWN_RECORD_TYPE') && new RegExp(`type ${C.LAST_RECORD_TYPE + 1}`).test(e.message));
   // The same bytes damaged are damage: a CRC mismatch is checked first.
   b[20] ^= 1;
   assert.throws(() => readRecordHeader(b, 0, undefined, {}), (e: unknown) => isChronoError(e, 'BAD_CHECKSUM'));

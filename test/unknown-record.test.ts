@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { bufferSource } from '../src/archive/archive-object';
 import { isChronoError } from '../src/errors';
+import { LAST_RECORD_TYPE } from '../src/format/constants';
 import { HEADER_BYTES, writeRecordHeader } from '../src/format/record';
 import { scanSegment } from '../src/segment/segment-scanner';
 import { Volume } from '../src/volume/volume';
@@ -23,7 +24,7 @@ test('unknown record: a valid record of an unknown type at the log tail fails op
   const bytes = fs.readFileSync(file);
   const end = scanSegment(bufferSource(bytes), { blockSizeBytes: BS, verifyData: false, segmentId: 0 }).validEnd;
   const rec = Buffer.alloc(HEADER_BYTES);
-  writeRecordHeader(rec, 0, { type: 9 as never, blockCount: 0, seq: 1000, timeMs: 1, firstBlock: 0, payloadLength: 0, originSegment: 0, originOffset: 0 });
+  writeRecordHeader(rec, 0, { type: (LAST_RECORD_TYPE + 1) as never, blockCount: 0, seq: 1000, timeMs: 1, firstBlock: 0, payloadLength: 0, originSegment: 0, originOffset: 0 });
   const grown = Buffer.alloc(Math.max(bytes.length, end + HEADER_BYTES));
   bytes.copy(grown);
   rec.copy(grown, end);

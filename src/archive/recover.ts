@@ -102,7 +102,7 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   const next = lastId + 1;
   await index.checkpoint({
     covered: { segment: next, offset: 0 }, nextSeq: lite.nextSeq, nextEventId: lite.nextEventId, lastTimeMs: lite.lastTimeMs,
-    events: lite.events.all, changedSinceEvent: lite.changedSinceEvent, stats: lite.counters,
+    events: lite.events.all, windows: lite.events.windows.all, changedSinceEvent: lite.changedSinceEvent, stats: lite.counters,
   });
   vd.writeConfig(settings);
   writeFileDurable(fs, vd.superblockPath, sbBytes);

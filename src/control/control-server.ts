@@ -88,6 +88,15 @@ export class ControlServer {
         sock.end();
         return;
       }
+      // Resync windows: `chronovol protect` opens one before a copy and closes it once the copy is done.
+      case 'windows':
+        return reply(v.resyncWindows);
+      case 'begin-resync':
+        this.log.info({ reason: p.reason, lostMs: p.lostMs }, 'resync window opened');
+        return reply(await v.beginResync({ reason: p.reason === 'initial' ? 'initial' : 'resync', lostMs: Number(p.lostMs ?? 0) }));
+      case 'end-resync':
+        this.log.info({ bytesCopied: p.bytesCopied }, 'resync window closed');
+        return reply(await v.endResync({ bytesCopied: Number(p.bytesCopied ?? 0) }));
       default:
         throw new ChronoError('UNSUPPORTED', `unknown control method ${String(req.method)}`);
     }

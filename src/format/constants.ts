@@ -54,7 +54,11 @@ export const RecordType = {
   COPY_ZERO: 6, // copy-forward of a live ZERO/TRIM
   SEAL: 7, // last record of a sealed segment: recordCount u32, reserved u32, lastSeq u64, bodyCrc u32 (over the record headers)
   SYNC: 8, // sync point: durableThrough u64 (this record's own offset), appended before an fdatasync
+  RESYNC_BEGIN: 9, // a resync window opens: the replica is a torn mix until its RESYNC_END (RESYNC_PAYLOAD)
+  RESYNC_END: 10, // the window closes: the replica equals the primary again (RESYNC_PAYLOAD)
 } as const;
+/** The highest record type this build knows. */
+export const LAST_RECORD_TYPE = RecordType.RESYNC_END;
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
 
 /** Per-block unit inside WRITE/COPY payloads: crc32c of the data, then the data. */
@@ -64,6 +68,15 @@ export const EVENT_PAYLOAD = { off: { eventId: 0, kind: 4, reserved: 5, labelLen
 /** Consistency kinds of sync events. Written to disk. */
 export const EventKind = { app: 1, crash: 2 } as const;
 export type EventKindName = keyof typeof EventKind;
+
+/**
+ * RESYNC_BEGIN / RESYNC_END payload. Types added after SYNC are not covered by the header CRC
+ * (a reader must check a header whose type it does not know), so the payload carries its own.
+ */
+export const RESYNC_PAYLOAD = { lengthBytes: 32, off: { windowId: 0, reason: 4, lostMs: 8, bytesCopied: 16, crc: 28 } } as const;
+/** Why a resync window opened. Written to disk. */
+export const ResyncReason = { initial: 1, resync: 2 } as const;
+export type ResyncReasonName = keyof typeof ResyncReason;
 
 export const SEAL_PAYLOAD = { lengthBytes: 20, off: { recordCount: 0, lastSeq: 8, bodyCrc: 16 } } as const;
 export const SYNC_PAYLOAD = { lengthBytes: 8, off: { durableThrough: 0 } } as const;

@@ -12,6 +12,8 @@ export interface ManifestBody {
   nextEventId: number;
   lastTimeMs: number;
   events: Array<{ id: number; seq: number; timeMs: number; label: string; kind: 'app' | 'crash'; changedBlocks: number }>;
+  /** Resync windows (absent in manifests written before they existed). */
+  windows?: Array<{ id: number; reason: 'initial' | 'resync'; beginSeq: number; beginMs: number; lostMs: number; endSeq?: number; endMs?: number; bytesCopied?: number }>;
   /** Versions since the newest event (for the next event's changedBlocks). */
   changedSinceEvent: number;
   stats: { bytesWritten: number; copyForwardBytes: number; versions: number };

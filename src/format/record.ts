@@ -1,7 +1,7 @@
 import { ChronoError } from '../errors';
 import {
-  BLOCK_CRC_BYTES, EVENT_PAYLOAD, EventKind, EventKindName, FORMAT_VERSION, RECORD_HEADER, RecordType,
-  RecordTypeValue, SEAL_PAYLOAD, SYNC_PAYLOAD,
+  BLOCK_CRC_BYTES, EVENT_PAYLOAD, EventKind, EventKindName, FORMAT_VERSION, LAST_RECORD_TYPE, RECORD_HEADER, RESYNC_PAYLOAD,
+  RecordType, RecordTypeValue, ResyncReason, ResyncReasonName, SEAL_PAYLOAD, SYNC_PAYLOAD,
 } from './constants';
 import { crc32c } from './crc';
 import { checkHeader } from './header-check';
@@ -22,6 +22,11 @@ export const HEADER_BYTES = RECORD_HEADER.lengthBytes;
 
 export function hasBlockData(type: number): boolean {
   return type === RecordType.WRITE || type === RecordType.COPY;
+}
+
+/** Records with a small fixed payload that scans read whole (not block units). */
+export function hasSmallPayload(type: number): boolean {
+  return payloadInHeaderCrc(type) || type === RecordType.RESYNC_BEGIN || type === RecordType.RESYNC_END;
 }
 
 /** Records whose small payload the header CRC covers (the others carry block units, or nothing). */
@@ -90,7 +95,7 @@ export function readRecordHeader(b: Buffer, at: number, payload: Buffer | undefi
   }, context);
   // A valid header of a type this build does not know: a newer writer's record, not damage. It
   // may change what blocks read as, so it is refused rather than skipped (docs/FORMAT.md).
-  if (type < RecordType.WRITE || type > RecordType.SYNC) {
+  if (type < RecordType.WRITE || type > LAST_RECORD_TYPE) {
     throw new ChronoError('UNKNOWN_RECORD_TYPE', `record type ${type} is not one this build knows (written by a newer chronovol?)`, { ...context, type });
   }
   return {
@@ -160,4 +165,36 @@ export function encodeSyncPayload(durableThrough: number): Buffer {
 
 export function decodeSyncPayload(b: Buffer): number {
   return Number(b.readBigUInt64LE(SYNC_PAYLOAD.off.durableThrough));
+}
+
+export interface ResyncPayload {
+  windowId: number;
+  /** RESYNC_BEGIN only; RESYNC_END carries 0. */
+  reason?: ResyncReasonName;
+  /** RESYNC_BEGIN: when the protecting host lost the target (0: not lost, an initial copy). */
+  lostMs: number;
+  /** RESYNC_END: bytes the resync copied. */
+  bytesCopied: number;
+}
+
+const RO = RESYNC_PAYLOAD.off;
+
+export function encodeResyncPayload(p: ResyncPayload): Buffer {
+  const b = Buffer.alloc(RESYNC_PAYLOAD.lengthBytes);
+  b.writeUInt32LE(p.windowId, RO.windowId);
+  b.writeUInt8(p.reason ? ResyncReason[p.reason] : 0, RO.reason);
+  b.writeBigUInt64LE(BigInt(p.lostMs), RO.lostMs);
+  b.writeBigUInt64LE(BigInt(p.bytesCopied), RO.bytesCopied);
+  b.writeUInt32LE(crc32c(b.subarray(0, RO.crc)), RO.crc);
+  return b;
+}
+
+/** Validates length, then the payload's own CRC (the header CRC does not cover it), then the fields. */
+export function decodeResyncPayload(b: Buffer | undefined, context: Record<string, unknown>): ResyncPayload {
+  if (!b || b.length !== RESYNC_PAYLOAD.lengthBytes) throw new ChronoError('BAD_LENGTH', 'resync payload: wrong length', context);
+  if (crc32c(b.subarray(0, RO.crc)) !== b.readUInt32LE(RO.crc)) throw new ChronoError('BAD_CHECKSUM', 'resync payload: checksum mismatch', context);
+  const value = b.readUInt8(RO.reason);
+  const reason = (Object.keys(ResyncReason) as ResyncReasonName[]).find((k) => ResyncReason[k] === value);
+  if (value !== 0 && !reason) throw new ChronoError('CORRUPT_LOG', `resync payload: unknown reason ${value}`, context);
+  return { windowId: b.readUInt32LE(RO.windowId), reason, lostMs: Number(b.readBigUInt64LE(RO.lostMs)), bytesCopied: Number(b.readBigUInt64LE(RO.bytesCopied)) };
 }

@@ -1,5 +1,5 @@
 import { RecordType } from '../format/constants';
-import { HEADER_BYTES, RecordHeader, decodeEventPayload, unitBytes } from '../format/record';
+import { HEADER_BYTES, RecordHeader, decodeEventPayload, decodeResyncPayload, unitBytes } from '../format/record';
 import { Core } from './core';
 
 /**
@@ -36,6 +36,18 @@ export function applyRecord(core: Core, segment: number, offset: number, h: Reco
       core.events.add({ id: e.eventId, seq: h.seq, timeMs: h.timeMs, label: e.label, kind: e.kind, changedBlocks: core.changedSinceEvent });
       core.changedSinceEvent = 0;
       core.nextEventId = Math.max(core.nextEventId, e.eventId + 1);
+      break;
+    }
+    case RecordType.RESYNC_BEGIN: {
+      const r = decodeResyncPayload(payload, { segment, offset });
+      core.index.noteTime(h.timeMs, h.seq);
+      core.events.windows.begin({ id: r.windowId, reason: r.reason ?? 'resync', beginSeq: h.seq, beginMs: h.timeMs, lostMs: r.lostMs });
+      break;
+    }
+    case RecordType.RESYNC_END: {
+      const r = decodeResyncPayload(payload, { segment, offset });
+      core.index.noteTime(h.timeMs, h.seq);
+      core.events.windows.end(r.windowId, h.seq, h.timeMs, r.bytesCopied);
       break;
     }
     default:

@@ -14,6 +14,7 @@ export async function checkpoint(core: Core): Promise<void> {
     nextEventId: core.nextEventId,
     lastTimeMs: core.lastTimeMs,
     events: core.events.all.slice(),
+    windows: core.events.windows.all.map((w) => ({ ...w })),
     changedSinceEvent: core.changedSinceEvent,
     stats: { ...core.counters },
   };

@@ -1,6 +1,7 @@
 import { ChronoError } from '../errors';
 import { EventKindName } from '../format/constants';
 import { TimeTable } from '../index/time-table';
+import { ResyncWindows } from './resync-windows';
 
 export interface SyncEvent {
   id: number;
@@ -26,6 +27,8 @@ export const LIVE_SEQ = Number.MAX_SAFE_INTEGER;
 /** The sync events of a volume, in order, and the grammar of points in time. */
 export class EventList {
   readonly all: SyncEvent[] = [];
+  /** Where the log holds no point at all (docs/REPLICATION.md): resolve refuses points inside. */
+  readonly windows = new ResyncWindows();
 
   add(e: SyncEvent): void {
     this.all.push(e);
@@ -47,6 +50,12 @@ export class EventList {
    * at or before it).
    */
   resolve(text: string, times: TimeTable, lastSeq: number, createdMs: number): Point {
+    const p = this.resolveAny(text, times, lastSeq, createdMs);
+    if (p.seqLimit !== LIVE_SEQ) this.windows.check(p.name, p.seqLimit, p.event ? undefined : p.timeMs);
+    return p;
+  }
+
+  private resolveAny(text: string, times: TimeTable, lastSeq: number, createdMs: number): Point {
     const t = text.trim();
     if (t === 'live' || t === '') return { seqLimit: LIVE_SEQ, name: 'live' };
     const seqMatch = /^seq[:-](\d+)$/.exec(t);

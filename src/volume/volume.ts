@@ -4,8 +4,8 @@ import { ArchiveReader } from '../archive/archive-reader';
 import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
-import { EventKindName, FILE_NAMES, RecordType } from '../format/constants';
-import { HEADER_BYTES, encodeEventPayload } from '../format/record';
+import { EventKindName, FILE_NAMES, RecordType, ResyncReasonName } from '../format/constants';
+import { HEADER_BYTES, encodeEventPayload, encodeResyncPayload } from '../format/record';
 import { encodeSuperblock, newVolumeId } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
@@ -27,6 +27,7 @@ import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
 import { VolumeStatus, volumeStatus } from './volume-status';
 import { VolumeWriter } from './volume-writer';
+import { ResyncWindow } from './resync-windows';
 
 export interface CreateOptions {
   sizeBytes: number;
@@ -125,6 +126,7 @@ export class Volume {
       };
       core.checkpointer = new Checkpointer(core);
       for (const e of manifest?.events ?? []) core.events.add(e);
+      for (const w of manifest?.windows ?? []) core.events.windows.begin({ ...w });
       index.removeStrayRuns();
       const report = replay(core, manifest);
       if (o.readOnly) return new Volume(core, report, true);
@@ -258,14 +260,53 @@ export class Volume {
   sync(opts: { label?: string; kind?: EventKindName } = {}): Promise<SyncEvent> {
     return this.mutate(async () => {
       const core = this.core;
+      const open = core.events.windows.open;
+      if (open) throw new ChronoError('POINT_IN_RESYNC', `resync window ${open.id} is open: the volume is a torn mix of old and new blocks until the resync ends, so no event can be recorded now`, { window: open.id });
       const payload = encodeEventPayload({ eventId: core.nextEventId, kind: opts.kind ?? 'app', label: opts.label ?? '' });
-      await ensureSpace(core, HEADER_BYTES + payload.length);
-      const h = { type: RecordType.EVENT, blockCount: 0, seq: core.nextSeq, timeMs: this.writer.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 } as const;
-      const at = core.segments.current.append(h, (buf, pos) => payload.copy(buf, pos));
-      applyRecord(core, core.segments.current.id, at, h, payload);
-      await core.segments.syncAll();
+      await this.appendMarker(RecordType.EVENT, payload);
       return core.events.all[core.events.all.length - 1];
     });
+  }
+
+  get resyncWindows(): readonly ResyncWindow[] {
+    return this.core.events.windows.all;
+  }
+
+  /**
+   * Opens a resync window (RESYNC_BEGIN), durably, before the caller starts copying: points
+   * from here until endResync are refused. An already open window is returned as it is (a
+   * resync that failed part-way and starts over is still the same torn stretch).
+   */
+  beginResync(opts: { reason: ResyncReasonName; lostMs?: number }): Promise<ResyncWindow> {
+    return this.mutate(async () => {
+      const w = this.core.events.windows;
+      if (w.open) return w.open;
+      await this.appendMarker(RecordType.RESYNC_BEGIN, encodeResyncPayload({ windowId: w.nextId, reason: opts.reason, lostMs: opts.lostMs ?? 0, bytesCopied: 0 }));
+      return w.open!;
+    });
+  }
+
+  /**
+   * Closes the open window (RESYNC_END), durably with every write before it: the caller has
+   * seen the copy complete, so from here the volume equals the primary again.
+   */
+  endResync(opts: { bytesCopied: number }): Promise<ResyncWindow> {
+    return this.mutate(async () => {
+      const open = this.core.events.windows.open;
+      if (!open) throw new ChronoError('BAD_ARGUMENT', 'no resync window is open');
+      await this.appendMarker(RecordType.RESYNC_END, encodeResyncPayload({ windowId: open.id, lostMs: 0, bytesCopied: opts.bytesCopied }));
+      return open;
+    });
+  }
+
+  /** Appends an EVENT or RESYNC record and makes it and everything before it durable. */
+  private async appendMarker(type: typeof RecordType.EVENT | typeof RecordType.RESYNC_BEGIN | typeof RecordType.RESYNC_END, payload: Buffer): Promise<void> {
+    const core = this.core;
+    await ensureSpace(core, HEADER_BYTES + payload.length);
+    const h = { type, blockCount: 0, seq: core.nextSeq, timeMs: this.writer.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 } as const;
+    const at = core.segments.current.append(h, (buf, pos) => payload.copy(buf, pos));
+    applyRecord(core, core.segments.current.id, at, h, payload);
+    await core.segments.syncAll();
   }
 
   async status(): Promise<VolumeStatus> {
