@@ -69,6 +69,15 @@ export const DEFAULTS = {
   /** A socket silent this long (a stalled response) is dropped and the request retried. */
   s3IdleTimeoutMs: 30_000,
   s3ConnectTimeoutMs: 5_000,
+  // protect (docs/REPLICATION.md)
+  /** A target owing an answer this long is cut off, so the application never waits on us longer. */
+  protectTargetTimeoutMs: 5_000,
+  /** Granularity of the dirty bitmap on the primary: a resync moves whole chunks of this size. */
+  protectBitmapGranularityBytes: 64 * 1024,
+  /** How often protect looks for a lost target, writes status.json and checks the RPO. */
+  protectPollMs: 250,
+  /** Where protect keeps its sockets and status.json, and where `agent sync` finds it. */
+  protectStateDir: '/run/chronovol/protect',
 } as const;
 
 /**

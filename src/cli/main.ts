@@ -28,6 +28,9 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['umount', () => require('./commands/umount')],
   ['serve', () => require('./commands/serve')],
   ['clone', () => require('./commands/clone')],
+  ['protect', () => require('./commands/protect')],
+  ['agent', () => require('./commands/agent')],
+  ['restore', () => require('./commands/restore')],
 ];
 
 const program = new Command();

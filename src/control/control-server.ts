@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { clonesOf } from '../clone/clone-service';
 import { ChronoError } from '../errors';
+import { indexDiff } from '../history/index-diff';
 import { listenUnix } from '../nbd/unix-listener';
 import { Volume } from '../volume/volume';
 import { ControlReply, ControlRequest } from './control-protocol';
@@ -91,6 +92,11 @@ export class ControlServer {
       // Resync windows: `chronovol protect` opens one before a copy and closes it once the copy is done.
       case 'windows':
         return reply(v.resyncWindows);
+      case 'changed-extents': {
+        // restore --changed-only: the blocks that may differ between a point and live, from the index.
+        const point = v.resolvePoint(String(p.at));
+        return reply({ point: point.name, blockSizeBytes: v.blockSizeBytes, sizeBytes: v.sizeBytes, extents: indexDiff(v.internals.index, point.seqLimit, v.lastSeq) });
+      }
       case 'begin-resync':
         this.log.info({ reason: p.reason, lostMs: p.lostMs }, 'resync window opened');
         return reply(await v.beginResync({ reason: p.reason === 'initial' ? 'initial' : 'resync', lostMs: Number(p.lostMs ?? 0) }));

@@ -1,0 +1,135 @@
+import { Command } from 'commander';
+import * as fs from 'node:fs';
+import { controlCall } from '../../control/control-client';
+import { ChronoError } from '../../errors';
+import type { BlockExtent } from '../../history/index-diff';
+import { ProgressBar, formatBytes, printJson } from '../output';
+import { openForCli, resolveTarget } from '../target';
+
+/** Reads a range of the volume at a point: through its daemon when one holds it, else directly. */
+interface Source {
+  point: string;
+  sizeBytes: number;
+  blockSizeBytes: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  /** The blocks that may differ between the point and live (from the index). */
+  changed(): Promise<BlockExtent[]>;
+  close(): Promise<void>;
+}
+
+async function openSource(target: string, at: string): Promise<Source> {
+  const t = resolveTarget(target);
+  if (t.daemonSocket) {
+    const socket = t.daemonSocket;
+    const info = (await controlCall(socket, { method: 'changed-extents', params: { at } })) as { point: string; blockSizeBytes: number; sizeBytes: number; extents: BlockExtent[] };
+    return {
+      point: info.point, sizeBytes: info.sizeBytes, blockSizeBytes: info.blockSizeBytes,
+      read: async (offset, length) => {
+        const parts: Buffer[] = [];
+        await controlCall(socket, { method: 'export', params: { at, offset, length } }, (c) => parts.push(Buffer.from(c)));
+        return Buffer.concat(parts);
+      },
+      changed: async () => info.extents,
+      close: async () => undefined,
+    };
+  }
+  const vol = await openForCli(t.volumeDir!, 'restore', 0, true);
+  try {
+    const point = vol.resolvePoint(at);
+    const { indexDiff } = await import('../../history/index-diff');
+    return {
+      point: point.name, sizeBytes: vol.sizeBytes, blockSizeBytes: vol.blockSizeBytes,
+      read: (offset, length) => vol.read(offset, length, point),
+      changed: async () => indexDiff(vol.internals.index, point.seqLimit, vol.lastSeq),
+      close: () => vol.close(),
+    };
+  } catch (err) {
+    await vol.close();
+    throw err;
+  }
+}
+
+function destinationSize(fd: number): number {
+  const st = fs.fstatSync(fd);
+  if (st.isFile()) return st.size;
+  // A block device: its size is where reading ends.
+  const probe = Buffer.alloc(1);
+  let lo = 0;
+  let hi = 1;
+  while (fs.readSync(fd, probe, 0, 1, hi * 512 - 1) === 1) (lo = hi), (hi *= 2);
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fs.readSync(fd, probe, 0, 1, mid * 512 - 1) === 1) lo = mid;
+    else hi = mid;
+  }
+  return lo * 512;
+}
+
+function writeAll(fd: number, b: Buffer, position: number): void {
+  for (let done = 0; done < b.length; ) done += fs.writeSync(fd, b, done, b.length - done, position + done);
+}
+
+export function register(program: Command): void {
+  program
+    .command('restore')
+    .description('failback: write a past state onto a disk (the primary, with protect stopped), only the blocks that differ')
+    .argument('<target>', 'volume directory or mountpoint')
+    .requiredOption('--at <point>', "an event id or label, seq:<n>, or an ISO-8601 time (inside a resync window: refused)")
+    .requiredOption('--to <file-or-device>', 'the disk to write: an image file or a block device as large as the volume')
+    .option('--changed-only', 'the disk is known to equal live (protect ran until it was stopped): write the blocks the index says changed since the point, without reading the disk')
+    .option('--json', 'print a summary as JSON')
+    .addHelpText('after', `
+Examples (stop the application and protect first):
+  chronovol restore /srv/vol --at before-upgrade --to /var/lib/app/disk.img
+  chronovol restore /srv/vol --at nightly --to /dev/vg0/app --changed-only`)
+    .action(async (target: string, o) => {
+      if (/^[a-z+]+:\/\//.test(o.to)) throw new ChronoError('UNSUPPORTED', `restore writes to a file or block device for now, not ${o.to}`);
+      const src = await openSource(target, o.at);
+      let fd: number | undefined;
+      try {
+        fd = fs.openSync(o.to, 'r+');
+        const size = destinationSize(fd);
+        if (size < src.sizeBytes) throw new ChronoError('BAD_ARGUMENT', `${o.to} holds ${size} bytes, less than the ${src.sizeBytes}-byte volume`);
+        const bs = src.blockSizeBytes;
+        let compared = 0;
+        let written = 0;
+        if (o.changedOnly) {
+          for (const e of await src.changed()) {
+            const data = await src.read(e.firstBlock * bs, e.blockCount * bs);
+            writeAll(fd, data, e.firstBlock * bs);
+            written += data.length;
+          }
+        } else {
+          const bar = new ProgressBar(`restore ${src.point}`, src.sizeBytes);
+          const chunk = 1 << 20;
+          const have = Buffer.alloc(chunk);
+          for (let at = 0; at < src.sizeBytes; at += chunk) {
+            const want = await src.read(at, Math.min(chunk, src.sizeBytes - at));
+            fs.readSync(fd, have, 0, want.length, at);
+            // Runs of differing blocks, each written once.
+            for (let b = 0; b < want.length; ) {
+              if (want.compare(have, b, b + bs, b, b + bs) === 0) {
+                b += bs;
+                continue;
+              }
+              let e = b + bs;
+              while (e < want.length && want.compare(have, e, e + bs, e, e + bs) !== 0) e += bs;
+              writeAll(fd, want.subarray(b, e), at + b);
+              written += e - b;
+              b = e;
+            }
+            compared += want.length;
+            bar.update(compared);
+          }
+          bar.done();
+        }
+        fs.fsyncSync(fd);
+        const summary = { point: src.point, to: o.to, mode: o.changedOnly ? 'changed-only' : 'compare', bytesCompared: compared, bytesWritten: written, blocksWritten: written / bs };
+        if (o.json) printJson(summary);
+        else process.stdout.write(`restored ${src.point} onto ${o.to}: ${formatBytes(written)} written (${summary.blocksWritten} blocks)${compared ? `, ${formatBytes(compared)} compared` : ''}\n`);
+      } finally {
+        if (fd !== undefined) fs.closeSync(fd);
+        await src.close();
+      }
+    });
+}

@@ -1,0 +1,102 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { listenUnix } from '../nbd/unix-listener';
+
+export interface RelayStats {
+  /** Bytes sent to the target (NBD requests: mostly write payloads). */
+  bytesToTarget: number;
+  /** When the target last answered (a byte came back), Unix ms; 0: never. */
+  lastReplyMs: number;
+  /** Connections cut because the target stopped answering. */
+  hangsCut: number;
+}
+
+/**
+ * A byte relay between qemu's NBD client and our NBD server, on a Unix socket of its own. It does
+ * not parse NBD; it is there so a hung target can be cut off: qemu 7.2's NBD client has no
+ * request timeout, so a target that stops answering would stall the mirror, and with it (the
+ * mirror is write-blocking) the application. When bytes went to the target and nothing has come
+ * back for `timeoutMs`, both sides are closed: qemu's client then fails its requests at once, the
+ * mirror stops on the target error, and the application carries on.
+ */
+export class TargetRelay {
+  readonly stats: RelayStats = { bytesToTarget: 0, lastReplyMs: 0, hangsCut: 0 };
+  private server?: net.Server;
+  private readonly pairs = new Set<{ a: net.Socket; b: net.Socket; waitingSince: number; cut?: boolean }>();
+  private timer?: NodeJS.Timeout;
+
+  /**
+   * `onLost` hears of a target that hung (cut off here) or closed its end (it died or restarted);
+   * not of connections qemu closes itself, nor of those cutAll() drops.
+   */
+  constructor(readonly socketPath: string, private readonly connectTarget: () => net.Socket, private readonly timeoutMs: number, private readonly onLost: (why: 'hung' | 'closed') => void) {}
+
+  async listen(): Promise<void> {
+    fs.rmSync(this.socketPath, { force: true });
+    this.server = net.createServer((a) => this.relay(a));
+    await listenUnix(this.server, this.socketPath);
+    this.timer = setInterval(() => this.watch(), Math.max(50, Math.min(500, this.timeoutMs / 4)));
+  }
+
+  private relay(a: net.Socket): void {
+    const b = this.connectTarget();
+    const pair: { a: net.Socket; b: net.Socket; waitingSince: number; cut?: boolean } = { a, b, waitingSince: 0 };
+    this.pairs.add(pair);
+    a.setNoDelay(true);
+    if (b instanceof net.Socket) b.setNoDelay?.(true);
+    a.on('data', (chunk: Buffer) => {
+      this.stats.bytesToTarget += chunk.length;
+      if (pair.waitingSince === 0) pair.waitingSince = Date.now();
+      if (!b.write(chunk)) a.pause();
+    });
+    b.on('drain', () => a.resume());
+    b.on('data', (chunk: Buffer) => {
+      pair.waitingSince = 0;
+      this.stats.lastReplyMs = Date.now();
+      if (!a.write(chunk)) b.pause();
+    });
+    a.on('drain', () => b.resume());
+    const end = (byTarget: boolean) => {
+      if (!this.pairs.delete(pair)) return;
+      a.destroy();
+      b.destroy();
+      if (!pair.cut && byTarget) this.onLost('closed');
+    };
+    a.on('close', () => end(false));
+    b.on('close', () => end(true));
+    a.on('error', () => end(false));
+    b.on('error', () => end(true));
+  }
+
+  /** Cuts every connection whose target has owed an answer for longer than the timeout. */
+  private watch(): void {
+    const now = Date.now();
+    for (const p of this.pairs) {
+      if (p.waitingSince > 0 && now - p.waitingSince > this.timeoutMs) {
+        this.stats.hangsCut++;
+        p.cut = true;
+        p.a.destroy();
+        p.b.destroy();
+        this.pairs.delete(p);
+        this.onLost('hung');
+      }
+    }
+  }
+
+  /** Drops every connection now (the target is known to be gone, or protect is stopping). */
+  cutAll(): void {
+    for (const p of this.pairs) {
+      p.cut = true;
+      p.a.destroy();
+      p.b.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.cutAll();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    fs.rmSync(this.socketPath, { force: true });
+  }
+}
