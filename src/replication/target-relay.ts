@@ -35,7 +35,7 @@ export class TargetRelay {
     fs.rmSync(this.socketPath, { force: true });
     this.server = net.createServer((a) => this.relay(a));
     await listenUnix(this.server, this.socketPath);
-    this.timer = setInterval(() => this.watch(), Math.max(50, Math.min(500, this.timeoutMs / 4)));
+    this.timer = setInterval(() => this.watch(), this.checkEveryMs);
   }
 
   private relay(a: net.Socket): void {
@@ -68,11 +68,18 @@ export class TargetRelay {
     b.on('error', () => end(true));
   }
 
-  /** Cuts every connection whose target has owed an answer for longer than the timeout. */
+  private get checkEveryMs(): number {
+    return Math.max(20, Math.min(500, this.timeoutMs / 10));
+  }
+
+  /**
+   * Cuts every connection whose target has owed an answer for about the timeout: a check early
+   * by up to its own interval, so that the application's longest wait stays within the timeout.
+   */
   private watch(): void {
     const now = Date.now();
     for (const p of this.pairs) {
-      if (p.waitingSince > 0 && now - p.waitingSince > this.timeoutMs) {
+      if (p.waitingSince > 0 && now - p.waitingSince >= this.timeoutMs - 2 * this.checkEveryMs) {
         this.stats.hangsCut++;
         p.cut = true;
         p.a.destroy();
