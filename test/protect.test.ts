@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { CLI } from './helpers/cli';
+import { ServeDaemon } from './helpers/daemon';
+import { chronovol, isMounted, ok, run } from './helpers/fuse-harness';
+import { tmpDir } from './helpers/tmp';
+
+const MiB = 1 << 20;
+const SIZE = 64 * MiB;
+const TARGET_TIMEOUT_MS = 2000;
+const BS = 4096;
+
+function qsdSkipReason(): string | false {
+  if (run('sh', ['-c', 'command -v qemu-storage-daemon']).status === 0) return false;
+  if (process.env.CHRONOVOL_SKIP_QEMU === '1') return 'CHRONOVOL_SKIP_QEMU=1 and qemu-storage-daemon is missing';
+  throw new Error('qemu-storage-daemon is missing (apt-get install qemu-system-common; scripts/setup does): set CHRONOVOL_SKIP_QEMU=1 to skip explicitly');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+
+interface Protection { state: string; lagMs: number; dirtyBytes: number | null; lastResync: { reason: string; bytes: number; mbPerSecond: number } | null; disconnectedSince: string | null }
+
+/** Every regular file of an ext4 image, name -> sha256, read with debugfs (no mount needed). */
+function filesOfImage(image: string, scratch: string): Record<string, string> {
+  const out = path.join(scratch, `rdump-${crypto.randomBytes(4).toString('hex')}`);
+  fs.mkdirSync(out);
+  ok('debugfs', ['-R', `rdump / ${out}`, image]);
+  return filesIn(out);
+}
+
+function filesIn(dir: string): Record<string, string> {
+  const r: Record<string, string> = {};
+  for (const n of fs.readdirSync(dir).sort()) {
+    const p = path.join(dir, n);
+    if (n !== 'lost+found' && fs.statSync(p).isFile()) r[n] = sha(fs.readFileSync(p));
+  }
+  return r;
+}
+
+/**
+ * An application on ext4: writes a 64 KiB file with fsync (dd conv=fsync) in a loop, over 40
+ * names, logging each write's milliseconds and any error; pauses while `pause` exists.
+ */
+function startWriter(mnt: string, dir: string): { proc: ChildProcess; log: string; pause(): Promise<void>; resume(): void; stop(): Promise<void> } {
+  const log = path.join(dir, 'writer.log');
+  const flag = path.join(dir, 'pause');
+  const paused = path.join(dir, 'paused');
+  const stopFile = path.join(dir, 'stop');
+  const script = `i=0; while [ ! -e ${stopFile} ]; do
+    if [ -e ${flag} ]; then touch ${paused}; sleep 0.02; continue; fi; rm -f ${paused}
+    s=$(date +%s%N); dd if=/dev/urandom of=${mnt}/w$((i % 40)) bs=64K count=1 conv=fsync status=none || echo ERR $i
+    e=$(date +%s%N); echo "$i $(( (e - s) / 1000000 ))"; i=$((i + 1)); sleep 0.01; done >> ${log} 2>&1`;
+  const proc = spawn('bash', ['-c', script], { stdio: 'ignore' });
+  return {
+    proc, log,
+    async pause() {
+      fs.writeFileSync(flag, '');
+      while (!fs.existsSync(paused)) await sleep(10);
+    },
+    resume() {
+      fs.rmSync(flag, { force: true });
+      fs.rmSync(paused, { force: true });
+    },
+    async stop() {
+      fs.writeFileSync(stopFile, '');
+      this.resume();
+      if (proc.exitCode === null) await new Promise((r) => proc.once('exit', r));
+    },
+  };
+}
+
+test('protect: a primary in use is mirrored, survives our daemon killed and a resync, and fails back block-exactly', { skip: qsdSkipReason(), timeout: 120_000 }, async () => {
+  const dir = tmpDir('chronovol-protect-');
+  const vol = path.join(dir, 'vol');
+  const prim = path.join(dir, 'prim.img');
+  const appImg = path.join(dir, 'app.img');
+  const mnt = path.join(dir, 'mnt');
+  const state = path.join(dir, 'state');
+  const alertLog = path.join(dir, 'alert.log');
+  ok(process.execPath, [CLI, 'init', vol, '--size', String(SIZE)]);
+  fs.writeFileSync(prim, Buffer.alloc(0));
+  fs.truncateSync(prim, SIZE);
+  ok('mkfs.ext4', ['-q', '-F', prim]);
+  fs.mkdirSync(mnt);
+  const status = (): Protection => JSON.parse(fs.readFileSync(path.join(state, 'status.json'), 'utf8')).protection as Protection;
+  const waitFor = async (what: string, cond: (p: Protection) => boolean, ms = 30_000) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const p = fs.existsSync(path.join(state, 'status.json')) ? status() : undefined;
+      if (p && cond(p)) return p;
+      if (Date.now() > deadline) throw new Error(`watchdog: ${what} within ${ms} ms (last: ${JSON.stringify(p)})`);
+      await sleep(50);
+    }
+  };
+  /** With the file system frozen nothing is in flight: every write the primary has, `live` has. */
+  const identicalFrozen = (what: string) => {
+    const liveImage = path.join(dir, 'live.img');
+    ok('fsfreeze', ['-f', mnt]);
+    try {
+      ok(process.execPath, [CLI, 'export', vol, '--at', 'live', '--out', liveImage]);
+      assert.ok(fs.readFileSync(prim).equals(fs.readFileSync(liveImage)), what);
+    } finally {
+      ok('fsfreeze', ['-u', mnt]);
+    }
+  };
+  let serve: ServeDaemon | undefined;
+  let protect: ChildProcess | undefined;
+  let loop: string | undefined;
+  let writer: ReturnType<typeof startWriter> | undefined;
+  const protectLog: string[] = [];
+  try {
+    // Protect starts before our daemon: the application works on the primary at once, and the
+    // initial copy then runs while it writes.
+    protect = spawn(process.execPath, [CLI, 'protect', vol, '--primary', prim, '--app-export', `fuse:${appImg}`, '--state-dir', state,
+      '--target-timeout', `${TARGET_TIMEOUT_MS}ms`, '--rpo', '1s', '--alert', `echo "$CHRONOVOL_PROTECT_STATE" >> ${alertLog}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    protect.stderr!.on('data', (c: Buffer) => protectLog.push(c.toString()));
+    await new Promise<void>((resolve, reject) => {
+      protect!.stdout!.on('data', (c: Buffer) => c.toString().includes('protecting ') && resolve());
+      protect!.once('exit', (code) => reject(new Error(`protect exited ${code}: ${protectLog.join('')}`)));
+    });
+    loop = ok('losetup', ['-f', '--show', appImg]).stdout.trim();
+    ok('mount', [loop, mnt]);
+    writer = startWriter(mnt, dir);
+    await sleep(300);
+    serve = await ServeDaemon.start(vol);
+    await waitFor('mirroring after the initial copy', (p) => p.state === 'mirroring');
+    const initial = status().lastResync!;
+    assert.equal(initial.reason, 'initial');
+    assert.ok(initial.bytes >= SIZE, 'the initial copy moved the whole primary (and what the application wrote meanwhile)');
+    fs.rmSync(alertLog, { force: true }); // the alert ran at the start too (not yet protected): count from here
+
+    // Event 1 from the agent, with the file system frozen: exactly the files the mount had.
+    await writer.pause();
+    fs.writeFileSync(path.join(mnt, 'first'), crypto.randomBytes(300_000));
+    const atE1 = filesIn(mnt);
+    ok(process.execPath, [CLI, 'agent', 'sync', '--label', 'e1', '--freeze', mnt, '--protect', state]);
+    const e1Image = path.join(dir, 'e1.img');
+    ok(process.execPath, [CLI, 'export', vol, '--at', 'e1', '--out', e1Image]);
+    assert.deepEqual(filesOfImage(e1Image, dir), atE1, 'event e1 holds exactly the files the mount had');
+    identicalFrozen('primary and the replica identical');
+    writer.resume();
+    await sleep(500);
+
+    // Our daemon dies while the application writes with fsync.
+    serve.proc.kill('SIGKILL');
+    await new Promise((r) => serve!.proc.once('exit', r));
+    await waitFor('disconnected', (p) => p.state === 'disconnected');
+    await sleep(1500); // past the RPO: the alert runs
+    await writer.pause();
+    const dirty = status().dirtyBytes!;
+    assert.ok(status().lagMs > 1000, 'the lag grows while disconnected');
+    serve = await ServeDaemon.start(vol);
+    const resynced = (await waitFor('mirroring after the resync', (p) => p.state === 'mirroring' && p.lastResync?.reason === 'resync')).lastResync!;
+    writer.resume();
+    await sleep(300);
+    await writer.pause();
+    const lines = fs.readFileSync(writer.log, 'utf8').trim().split('\n');
+    assert.deepEqual(lines.filter((l) => l.startsWith('ERR')), [], 'the application saw no error');
+    const worstMs = Math.max(...lines.map((l) => Number(l.split(' ')[1])));
+    assert.ok(worstMs < TARGET_TIMEOUT_MS, `no write waited longer than --target-timeout (worst ${worstMs} ms)`);
+    assert.ok(lines.length > 40, `the application kept writing (${lines.length} writes)`);
+    // Bytes moved ≈ bytes dirtied: what the bitmap held when our daemon came back, no more than
+    // a little journal write-back besides, and far from the whole disk.
+    assert.ok(dirty > 0 && resynced.bytes >= dirty && resynced.bytes <= dirty + 2 * MiB, `resync moved ${resynced.bytes} bytes for ${dirty} dirtied`);
+    assert.ok(resynced.bytes < SIZE / 4);
+    console.log(`resync: ${resynced.bytes} bytes (bitmap said ${dirty}) at ${resynced.mbPerSecond.toFixed(1)} MB/s; worst app write ${worstMs} ms`);
+    assert.match(fs.readFileSync(alertLog, 'utf8'), /disconnected/, 'the alert ran once the lag passed the RPO');
+
+    // Event 2 after the resync; primary and replica identical again; both events exact.
+    fs.writeFileSync(path.join(mnt, 'second'), crypto.randomBytes(200_000));
+    const atE2 = filesIn(mnt);
+    ok(process.execPath, [CLI, 'agent', 'sync', '--label', 'e2', '--freeze', mnt, '--protect', state]);
+    const e2Image = path.join(dir, 'e2.img');
+    ok(process.execPath, [CLI, 'export', vol, '--at', 'e2', '--out', e2Image]);
+    assert.deepEqual(filesOfImage(e2Image, dir), atE2, 'event e2 holds exactly the files the mount had');
+    identicalFrozen('primary and the replica identical again after the resync');
+    assert.deepEqual(filesOfImage(e1Image, dir), atE1);
+    const entries = JSON.parse(ok(process.execPath, [CLI, 'events', state, '--json']).stdout) as Array<{ kind: string; reason?: string; beginSeq?: number; endSeq?: number; lostMs?: number; endMs?: number; label?: string }>;
+    assert.deepEqual(entries.map((e) => (e.kind === 'resync' ? `window:${e.reason}` : e.label)), ['window:initial', 'e1', 'window:resync', 'e2']);
+    const w = entries[2];
+    const refused = chronovol(['export', vol, '--at', `seq:${w.beginSeq! + 1}`, '--out', path.join(dir, 'x.img')]);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /POINT_IN_RESYNC/);
+    assert.match(chronovol(['export', vol, '--at', new Date(w.lostMs! + 10).toISOString(), '--out', path.join(dir, 'x.img')]).stderr, /POINT_IN_RESYNC/, 'a time after the loss');
+
+    // Failback: the application and protect stop; e1 goes back onto the primary, only the blocks that differ.
+    await writer.stop();
+    writer = undefined;
+    ok('umount', [mnt]);
+    ok('losetup', ['-d', loop]);
+    loop = undefined;
+    protect.kill('SIGTERM');
+    await new Promise((r) => protect!.once('exit', r));
+    protect = undefined;
+    const before = fs.readFileSync(prim);
+    const want = fs.readFileSync(e1Image);
+    let differing = 0;
+    for (let b = 0; b < SIZE; b += BS) if (before.compare(want, b, b + BS, b, b + BS) !== 0) differing++;
+    const r = JSON.parse(ok(process.execPath, [CLI, 'restore', vol, '--at', 'e1', '--to', prim, '--json']).stdout) as { blocksWritten: number };
+    assert.equal(r.blocksWritten, differing, 'exactly the differing blocks were written');
+    assert.ok(differing > 0 && differing < SIZE / BS / 4);
+    assert.ok(fs.readFileSync(prim).equals(want), 'the primary is at e1');
+    assert.deepEqual(filesOfImage(prim, dir), atE1);
+    const again = JSON.parse(ok(process.execPath, [CLI, 'restore', vol, '--at', 'e1', '--to', prim, '--json']).stdout) as { blocksWritten: number };
+    assert.equal(again.blocksWritten, 0);
+  } catch (err) {
+    console.error(protectLog.join('').slice(-4000));
+    throw err;
+  } finally {
+    await writer?.stop();
+    if (isMounted(mnt)) run('umount', ['-l', mnt]);
+    if (loop) run('losetup', ['-d', loop]);
+    if (protect && protect.exitCode === null) {
+      protect.kill('SIGTERM');
+      await Promise.race([new Promise((r) => protect!.once('exit', r)), sleep(10_000)]);
+      if (protect.exitCode === null) protect.kill('SIGKILL');
+    }
+    if (isMounted(appImg)) run('fusermount', ['-uz', appImg]);
+    await serve?.stop();
+  }
+});
