@@ -188,6 +188,22 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
     assert.match(refused.stderr, /POINT_IN_RESYNC/);
     assert.match(chronovol(['export', vol, '--at', new Date(w.lostMs! + 10).toISOString(), '--out', path.join(dir, 'x.img')]).stderr, /POINT_IN_RESYNC/, 'a time after the loss');
 
+    // Our daemon hangs (SIGSTOP) while the application writes: cut off within --target-timeout.
+    fs.writeFileSync(writer.log, '');
+    writer.resume();
+    await sleep(300);
+    process.kill(serve.proc.pid!, 'SIGSTOP');
+    await waitFor('the hung target cut off', (p) => p.state === 'disconnected', 3 * TARGET_TIMEOUT_MS);
+    await sleep(500);
+    process.kill(serve.proc.pid!, 'SIGCONT');
+    await waitFor('mirroring after the hang', (p) => p.state === 'mirroring');
+    await writer.pause();
+    const hung = fs.readFileSync(writer.log, 'utf8').trim().split('\n');
+    assert.deepEqual(hung.filter((l) => l.startsWith('ERR')), [], 'the application saw no error');
+    const worstHungMs = Math.max(...hung.map((l) => Number(l.split(' ')[1])));
+    assert.ok(worstHungMs > TARGET_TIMEOUT_MS / 2 && worstHungMs < TARGET_TIMEOUT_MS + 250, `a write waited about --target-timeout, no longer (worst ${worstHungMs} ms)`);
+    identicalFrozen('primary and the replica identical after the hang');
+
     // Failback: the application and protect stop; e1 goes back onto the primary, only the blocks that differ.
     await writer.stop();
     writer = undefined;
