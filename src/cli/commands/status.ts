@@ -3,16 +3,30 @@ import { controlCall } from '../../control/control-client';
 import type { VolumeStatus } from '../../volume/volume-status';
 import { formatBytes, printJson } from '../output';
 import { viaDaemonOrVolume } from '../target';
+import type { ProtectionStatus } from '../../replication/protection-status';
+
+/** `chronovol status <protect state dir>`: the protection first, then the volume. */
+function protectionLines(p: ProtectionStatus): string[] {
+  const r = p.lastResync;
+  return [
+    `protection  ${p.state} since ${p.since}${p.disconnectedSince ? `; target lost at ${p.disconnectedSince}` : ''}; lag ${(p.lagMs / 1000).toFixed(1)} s${p.rpoMs !== null ? ` (RPO ${(p.rpoMs / 1000).toFixed(1)} s)` : ''}`,
+    `primary     ${p.primary}; last write received ${p.lastWriteReceived ?? 'never'}; ${p.dirtyBytes === null ? '?' : formatBytes(p.dirtyBytes)} dirty since the last event`,
+    `resync      ${r ? `${r.reason}: ${formatBytes(r.bytes)} in ${r.seconds.toFixed(2)} s (${r.mbPerSecond.toFixed(0)} MB/s) at ${r.at}` : 'none yet'}; hung targets cut ${p.targetHangsCut}${p.lastError ? `; last error: ${p.lastError}` : ''}`,
+  ];
+}
 
 export function register(program: Command): void {
   program
     .command('status')
-    .description('segments by state, working set, archive, versions, write amplification')
-    .argument('<target>', 'volume directory or mountpoint')
+    .description('segments by state, working set, archive, versions, write amplification; with a protect state directory, the protection too')
+    .argument('<target>', "volume directory, mountpoint, or protect's --state-dir")
     .option('--json', 'print as JSON')
     .action(async (target: string, o) => {
       const s = await viaDaemonOrVolume(target, 'status', async (socket) => (await controlCall(socket, { method: 'status' })) as VolumeStatus, (vol) => vol.status(), true);
       if (o.json) return printJson(s);
+      const p = (s as { protection?: ProtectionStatus }).protection;
+      if (p) process.stdout.write(protectionLines(p).join('\n') + '\n');
+      if (!s.volume) return; // protect's state directory while the volume's daemon is away
       const lines = [
         `volume      ${s.volume.id}  ${formatBytes(s.volume.sizeBytes)}, ${s.volume.blockSizeBytes}-byte blocks, created ${s.volume.createdAt}`,
         `segments    current ${s.segments.current}; active ${s.segments.active.length}; awaiting archive ${s.segments.awaitingArchive.length}; in primary ${s.segments.inPrimary} of at most ${s.segments.primaryLimit} (working set K=${s.volume.workingSetSegments} x ${formatBytes(s.volume.segmentSizeBytes)})`,
