@@ -63,7 +63,8 @@ export class Splitter {
   }
 
   private spawn(which: 'core' | 'app', args: string[]): void {
-    const child = spawn(this.o.qsdBinary ?? 'qemu-storage-daemon', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its own process group: a Ctrl-C meant for protect must not take the application's I/O path down.
+    const child = spawn(this.o.qsdBinary ?? 'qemu-storage-daemon', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-4000)));
     child.on('error', (err) => {
