@@ -108,6 +108,16 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
       ok('fsfreeze', ['-u', mnt]);
     }
   };
+  /** A new file, then `agent sync --freeze`: the event's image holds exactly the mount's files. */
+  const agentEvent = (label: string, file: string, bytes: number) => {
+    fs.writeFileSync(path.join(mnt, file), crypto.randomBytes(bytes));
+    const files = filesIn(mnt);
+    ok(process.execPath, [CLI, 'agent', 'sync', '--label', label, '--freeze', mnt, '--protect', state]);
+    const image = path.join(dir, `${label}.img`);
+    ok(process.execPath, [CLI, 'export', vol, '--at', label, '--out', image]);
+    assert.deepEqual(filesOfImage(image, dir), files, `event ${label} holds exactly the files the mount had`);
+    return { files, image };
+  };
   let serve: ServeDaemon | undefined;
   let protect: ChildProcess | undefined;
   let loop: string | undefined;
@@ -136,12 +146,7 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
 
     // Event 1 from the agent, with the file system frozen: exactly the files the mount had.
     await writer.pause();
-    fs.writeFileSync(path.join(mnt, 'first'), crypto.randomBytes(300_000));
-    const atE1 = filesIn(mnt);
-    ok(process.execPath, [CLI, 'agent', 'sync', '--label', 'e1', '--freeze', mnt, '--protect', state]);
-    const e1Image = path.join(dir, 'e1.img');
-    ok(process.execPath, [CLI, 'export', vol, '--at', 'e1', '--out', e1Image]);
-    assert.deepEqual(filesOfImage(e1Image, dir), atE1, 'event e1 holds exactly the files the mount had');
+    const { files: atE1, image: e1Image } = agentEvent('e1', 'first', 300_000);
     identicalFrozen('primary and the replica identical');
     writer.resume();
     await sleep(500);
@@ -172,12 +177,7 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
     assert.match(fs.readFileSync(alertLog, 'utf8'), /disconnected/, 'the alert ran once the lag passed the RPO');
 
     // Event 2 after the resync; primary and replica identical again; both events exact.
-    fs.writeFileSync(path.join(mnt, 'second'), crypto.randomBytes(200_000));
-    const atE2 = filesIn(mnt);
-    ok(process.execPath, [CLI, 'agent', 'sync', '--label', 'e2', '--freeze', mnt, '--protect', state]);
-    const e2Image = path.join(dir, 'e2.img');
-    ok(process.execPath, [CLI, 'export', vol, '--at', 'e2', '--out', e2Image]);
-    assert.deepEqual(filesOfImage(e2Image, dir), atE2, 'event e2 holds exactly the files the mount had');
+    agentEvent('e2', 'second', 200_000);
     identicalFrozen('primary and the replica identical again after the resync');
     assert.deepEqual(filesOfImage(e1Image, dir), atE1);
     const entries = JSON.parse(ok(process.execPath, [CLI, 'events', state, '--json']).stdout) as Array<{ kind: string; reason?: string; beginSeq?: number; endSeq?: number; lostMs?: number; endMs?: number; label?: string }>;

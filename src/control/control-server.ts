@@ -8,6 +8,24 @@ import { listenUnix } from '../nbd/unix-listener';
 import { Volume } from '../volume/volume';
 import { ControlReply, ControlRequest } from './control-protocol';
 
+/** Reads a client's request line and runs `handle`; a failure is answered with its stable code. */
+export function onControlRequest(sock: net.Socket, handle: (req: ControlRequest) => Promise<void>): void {
+  let buf = '';
+  sock.on('error', () => undefined);
+  sock.on('data', (chunk) => {
+    buf += chunk.toString('utf8');
+    const nl = buf.indexOf('\n');
+    if (nl < 0) return;
+    const line = buf.slice(0, nl);
+    buf = buf.slice(nl + 1);
+    Promise.resolve().then(() => handle(JSON.parse(line) as ControlRequest)).catch((err: Error) => {
+      const e = err instanceof ChronoError ? err : new ChronoError('DAEMON', err.message);
+      const reply: ControlReply = { ok: false, error: { code: e.code, message: e.message } };
+      sock.end(JSON.stringify(reply) + '\n');
+    });
+  });
+}
+
 export interface ControlHooks {
   /** Replaces the default sync (e.g. to add fsfreeze); receives the request's params. */
   sync?: (params: Record<string, unknown>) => Promise<unknown>;
@@ -36,24 +54,10 @@ export class ControlServer {
   }
 
   private serve(sock: net.Socket): void {
-    let buf = '';
-    sock.on('error', () => undefined);
-    sock.on('data', (chunk) => {
-      buf += chunk.toString('utf8');
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      this.handle(line, sock).catch((err: Error) => {
-        const e = err instanceof ChronoError ? err : new ChronoError('DAEMON', err.message);
-        const reply: ControlReply = { ok: false, error: { code: e.code, message: e.message } };
-        sock.end(JSON.stringify(reply) + '\n');
-      });
-    });
+    onControlRequest(sock, (req) => this.handle(req, sock));
   }
 
-  private async handle(line: string, sock: net.Socket): Promise<void> {
-    const req = JSON.parse(line) as ControlRequest;
+  private async handle(req: ControlRequest, sock: net.Socket): Promise<void> {
     const p = req.params ?? {};
     const v = this.volume;
     const reply = (result: unknown): void => void sock.end(JSON.stringify({ ok: true, result } satisfies ControlReply) + "\n");

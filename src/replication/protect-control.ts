@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { ControlReply, ControlRequest } from '../control/control-protocol';
+import { onControlRequest } from '../control/control-server';
 import { ChronoError } from '../errors';
 import { listenUnix } from '../nbd/unix-listener';
 import type { Protector } from './protector';
@@ -19,23 +20,10 @@ export class ProtectControl {
   constructor(private readonly p: Protector, private readonly socketPath: string, private readonly status: () => Promise<ProtectionStatus>, private readonly shutdown: () => void, private readonly log: Logger) {}
 
   async listen(): Promise<void> {
-    this.server = net.createServer((sock) => {
-      let buf = '';
-      sock.on('error', () => undefined);
-      sock.on('data', (chunk) => {
-        buf += chunk.toString('utf8');
-        const nl = buf.indexOf('\n');
-        if (nl < 0) return;
-        const req = JSON.parse(buf.slice(0, nl)) as ControlRequest;
-        buf = '';
-        this.handle(req).then(
-          (result) => sock.end(JSON.stringify({ ok: true, result } satisfies ControlReply) + '\n'),
-          (err: Error) => {
-            const e = err instanceof ChronoError ? err : new ChronoError('DAEMON', err.message);
-            sock.end(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } } satisfies ControlReply) + '\n');
-          });
-      });
-    });
+    this.server = net.createServer((sock) => onControlRequest(sock, async (req) => {
+      const result = await this.handle(req);
+      sock.end(JSON.stringify({ ok: true, result } satisfies ControlReply) + '\n');
+    }));
     await listenUnix(this.server, this.socketPath);
   }
 
