@@ -109,10 +109,13 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
     }
   };
   /** A new file, then `agent sync --freeze`: the event's image holds exactly the mount's files. */
+  const hooks = path.join(dir, 'hooks.log');
   const agentEvent = (label: string, file: string, bytes: number) => {
     fs.writeFileSync(path.join(mnt, file), crypto.randomBytes(bytes));
     const files = filesIn(mnt);
-    ok(process.execPath, [CLI, 'agent', 'sync', '--label', label, '--freeze', mnt, '--protect', state]);
+    // The hooks run around the freeze: the pre hook sees the file system writable, the post hook too (thawed).
+    const probe = `touch ${mnt}/.probe && rm ${mnt}/.probe && echo`;
+    ok(process.execPath, [CLI, 'agent', 'sync', '--label', label, '--freeze', mnt, '--protect', state, '--pre', `${probe} pre-${label} >> ${hooks}`, '--post', `${probe} post-${label} >> ${hooks}`]);
     const image = path.join(dir, `${label}.img`);
     ok(process.execPath, [CLI, 'export', vol, '--at', label, '--out', image]);
     assert.deepEqual(filesOfImage(image, dir), files, `event ${label} holds exactly the files the mount had`);
@@ -178,6 +181,10 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
 
     // Event 2 after the resync; primary and replica identical again; both events exact.
     agentEvent('e2', 'second', 200_000);
+    assert.deepEqual(fs.readFileSync(hooks, 'utf8').trim().split('\n'), ['pre-e1', 'post-e1', 'pre-e2', 'post-e2']);
+    const busy = run(process.execPath, [CLI, 'agent', 'sync', '--label', 'never', '--freeze', mnt, '--protect', state, '--pre', 'exit 3']);
+    assert.equal(busy.status, 1, 'a failed pre hook aborts the event');
+    fs.writeFileSync(path.join(mnt, 'still-writable'), 'x'); // and nothing was left frozen
     identicalFrozen('primary and the replica identical again after the resync');
     assert.deepEqual(filesOfImage(e1Image, dir), atE1);
     const entries = JSON.parse(ok(process.execPath, [CLI, 'events', state, '--json']).stdout) as Array<{ kind: string; reason?: string; beginSeq?: number; endSeq?: number; lostMs?: number; endMs?: number; label?: string }>;
@@ -201,7 +208,7 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
     const hung = fs.readFileSync(writer.log, 'utf8').trim().split('\n');
     assert.deepEqual(hung.filter((l) => l.startsWith('ERR')), [], 'the application saw no error');
     const worstHungMs = Math.max(...hung.map((l) => Number(l.split(' ')[1])));
-    assert.ok(worstHungMs > TARGET_TIMEOUT_MS / 2 && worstHungMs < TARGET_TIMEOUT_MS + 250, `a write waited about --target-timeout, no longer (worst ${worstHungMs} ms)`);
+    assert.ok(worstHungMs > TARGET_TIMEOUT_MS / 2 && worstHungMs < TARGET_TIMEOUT_MS + 750, `a write waited about --target-timeout, no longer (worst ${worstHungMs} ms; the margin is for dd itself on a loaded machine)`);
     identicalFrozen('primary and the replica identical after the hang');
 
     // Failback: the application and protect stop; e1 goes back onto the primary, only the blocks that differ.
