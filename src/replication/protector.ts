@@ -67,9 +67,8 @@ export class Protector {
         this.lossSignal?.();
       },
     });
-    this.relay = new TargetRelay(`${o.stateDir}/target-relay.sock`, () => net.createConnection(o.target.nbdSocket), o.targetTimeoutMs, (why) => {
-      if (why === 'hung') o.log.warn({ timeoutMs: o.targetTimeoutMs }, 'the target stopped answering: cut off so the application does not wait on it');
-      else o.log.warn('the target closed its connection');
+    this.relay = new TargetRelay(`${o.stateDir}/target-relay.sock`, () => net.createConnection(o.target.nbdSocket), o.targetTimeoutMs, () => {
+      o.log.warn({ timeoutMs: o.targetTimeoutMs }, 'the target stopped answering: cut off so the application does not wait on it');
       this.lossSignal?.();
     });
   }
@@ -122,7 +121,7 @@ export class Protector {
       const lost = new Promise<void>((resolve) => (this.lossSignal = resolve));
       try {
         await this.exclusive(() => this.connect());
-        await lost;
+        await this.watchTarget(lost);
       } catch (err) {
         this.lastError = (err as Error).message;
         this.o.log.warn({ err: this.lastError }, 'mirroring failed');
@@ -132,6 +131,25 @@ export class Protector {
       if (!this.lostMs) this.lostMs = Date.now();
       this.setState('disconnected');
       await this.exclusive(() => this.teardown());
+    }
+  }
+
+  /**
+   * While mirroring: the mirror's own error ends it (a write the target failed), and so does our
+   * daemon not answering a ping (it died while the application was idle, or hangs).
+   */
+  private async watchTarget(lost: Promise<void>): Promise<void> {
+    let gone = false;
+    void lost.then(() => (gone = true));
+    while (!gone && !this.stopping) {
+      await Promise.race([lost, sleep(DEFAULTS.protectPollMs)]);
+      if (gone || this.stopping) return;
+      try {
+        await controlCall(this.o.target.controlSocket, { method: 'ping' }, undefined, this.o.targetTimeoutMs);
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'our daemon does not answer');
+        return;
+      }
     }
   }
 

@@ -22,14 +22,15 @@ export interface RelayStats {
 export class TargetRelay {
   readonly stats: RelayStats = { bytesToTarget: 0, lastReplyMs: 0, hangsCut: 0 };
   private server?: net.Server;
-  private readonly pairs = new Set<{ a: net.Socket; b: net.Socket; waitingSince: number; cut?: boolean }>();
+  private readonly pairs = new Set<{ a: net.Socket; b: net.Socket; waitingSince: number }>();
   private timer?: NodeJS.Timeout;
 
   /**
-   * `onLost` hears of a target that hung (cut off here) or closed its end (it died or restarted);
-   * not of connections qemu closes itself, nor of those cutAll() drops.
+   * `onHung` hears of a target cut off here. A target that closes its end is not reported: a
+   * server also closes after qemu's disconnect request, before qemu closes its own end, so the
+   * order of the two closes cannot tell a death from a goodbye. (protect pings the daemon.)
    */
-  constructor(readonly socketPath: string, private readonly connectTarget: () => net.Socket, private readonly timeoutMs: number, private readonly onLost: (why: 'hung' | 'closed') => void) {}
+  constructor(readonly socketPath: string, private readonly connectTarget: () => net.Socket, private readonly timeoutMs: number, private readonly onHung: () => void) {}
 
   async listen(): Promise<void> {
     fs.rmSync(this.socketPath, { force: true });
@@ -40,7 +41,7 @@ export class TargetRelay {
 
   private relay(a: net.Socket): void {
     const b = this.connectTarget();
-    const pair: { a: net.Socket; b: net.Socket; waitingSince: number; cut?: boolean } = { a, b, waitingSince: 0 };
+    const pair = { a, b, waitingSince: 0 };
     this.pairs.add(pair);
     a.setNoDelay(true);
     if (b instanceof net.Socket) b.setNoDelay?.(true);
@@ -56,16 +57,15 @@ export class TargetRelay {
       if (!a.write(chunk)) b.pause();
     });
     a.on('drain', () => b.resume());
-    const end = (byTarget: boolean) => {
-      if (!this.pairs.delete(pair)) return;
+    const end = () => {
+      this.pairs.delete(pair);
       a.destroy();
       b.destroy();
-      if (!pair.cut && byTarget) this.onLost('closed');
     };
-    a.on('close', () => end(false));
-    b.on('close', () => end(true));
-    a.on('error', () => end(false));
-    b.on('error', () => end(true));
+    a.on('close', end);
+    b.on('close', end);
+    a.on('error', end);
+    b.on('error', end);
   }
 
   private get checkEveryMs(): number {
@@ -81,11 +81,10 @@ export class TargetRelay {
     for (const p of this.pairs) {
       if (p.waitingSince > 0 && now - p.waitingSince >= this.timeoutMs - 2 * this.checkEveryMs) {
         this.stats.hangsCut++;
-        p.cut = true;
         p.a.destroy();
         p.b.destroy();
         this.pairs.delete(p);
-        this.onLost('hung');
+        this.onHung();
       }
     }
   }
@@ -93,7 +92,6 @@ export class TargetRelay {
   /** Drops every connection now (the target is known to be gone, or protect is stopping). */
   cutAll(): void {
     for (const p of this.pairs) {
-      p.cut = true;
       p.a.destroy();
       p.b.destroy();
     }
