@@ -12,6 +12,7 @@ const ERRNO: Partial<Record<ErrorCode, number>> = {
   ARCHIVE_UNAVAILABLE: Fuse.ENOSPC, // the working set is full and cannot turn over (as at the NBD edge)
   UNKNOWN_CLONE: Fuse.ENOENT,
   EXISTS: Fuse.EEXIST,
+  POINT_IN_RESYNC: Fuse.EBUSY, // mkdir events/<label> while a resync runs: try again once it is done
 };
 
 export function toErrno(err: unknown): number {

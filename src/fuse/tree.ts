@@ -56,7 +56,7 @@ export class Tree {
         try {
           point = v.resolvePoint(name);
         } catch (err) {
-          if (isChronoError(err, 'UNKNOWN_POINT')) return undefined;
+          if (isChronoError(err, 'UNKNOWN_POINT') || isChronoError(err, 'POINT_IN_RESYNC')) return undefined; // inside a resync window: no such state
           throw err;
         }
         if (point.seqLimit === LIVE_SEQ) return undefined; // the live image is live/volume.img

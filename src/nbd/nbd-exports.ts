@@ -21,7 +21,8 @@ export function resolveExport(volume: Volume, name: string): NbdExport | undefin
     const e = point.event;
     return { name, point, readOnly: true, description: e ? `event ${e.id} '${e.label}' at ${new Date(e.timeMs).toISOString()}` : `past image at ${point.name}` };
   } catch (err) {
-    if (isChronoError(err, 'UNKNOWN_POINT')) return undefined;
+    // A point inside a resync window is no state the primary had: no such export.
+    if (isChronoError(err, 'UNKNOWN_POINT') || isChronoError(err, 'POINT_IN_RESYNC')) return undefined;
     throw err;
   }
 }
