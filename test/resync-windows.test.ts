@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { isChronoError } from '../src/errors';
 import { RESYNC_PAYLOAD } from '../src/format/constants';
+import { resolveExport } from '../src/nbd/nbd-exports';
 import { Volume } from '../src/volume/volume';
 import { cliJson } from './helpers/cli';
 import { freshVolume } from './helpers/volumes';
@@ -44,6 +45,8 @@ test('resync windows: points inside a window are refused (events, seq, time), po
     assert.deepEqual({ id: win.id, reason: win.reason, lostMs: win.lostMs, bytesCopied: win.bytesCopied, closed: win.endSeq !== undefined }, { id: 1, reason: 'resync', lostMs, bytesCopied: 2 * BS, closed: true });
   };
   check(vol);
+  assert.equal(resolveExport(vol, `seq:${w.beginSeq + 1}`), undefined, 'no NBD export of a point inside the window');
+  assert.equal(resolveExport(vol, 'after')?.point.seqLimit, after.seq);
   assert.equal((await vol.read(0, BS, vol.resolvePoint('before')))[0], 0x61);
   assert.equal((await vol.read(BS, BS, vol.resolvePoint('after')))[0], 0x63);
   await vol.close();
