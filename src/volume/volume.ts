@@ -7,6 +7,8 @@ import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType } from '../format/constants';
 import { HEADER_BYTES, encodeEventPayload } from '../format/record';
 import { encodeSuperblock, newVolumeId } from '../format/superblock';
+import { BlockVersion, blockHistory } from '../history/block-history';
+import { Changes, changesBetween } from '../history/changes';
 import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
@@ -26,7 +28,9 @@ import { SpaceGuard, noSpaceError, openSpaceCheckEnabled } from './space-check';
 import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
 import { VolumeStatus, volumeStatus } from './volume-status';
+import { VerifyReport, verifyVolume } from './verify';
 import { VolumeWriter } from './volume-writer';
+import { registerCore } from './white-box';
 
 export interface CreateOptions {
   sizeBytes: number;
@@ -69,6 +73,7 @@ export class Volume {
 
   private constructor(private readonly core: Core, readonly replayReport: ReplayReport, private readonly readOnly: boolean, private readonly space?: SpaceGuard) {
     this.writer = new VolumeWriter(core);
+    registerCore(this, core);
   }
 
   static async create(dir: string, c: CreateOptions, o: OpenOptions = {}): Promise<void> {
@@ -161,6 +166,28 @@ export class Volume {
   }
   get directory(): VolumeDir {
     return this.core.dir;
+  }
+  /** Wall-clock time of the newest record (0 for a volume never written). */
+  get lastTimeMs(): number {
+    return this.core.lastTimeMs;
+  }
+
+  /** The extents changed between two points, from the index alone. */
+  changesBetween(from: Pick<Point, 'name' | 'seqLimit'>, to: Pick<Point, 'name' | 'seqLimit'>): Changes {
+    this.open();
+    return changesBetween(this.core.index, this.core.sb.blockSizeBytes, from, to);
+  }
+
+  /** Every version of blocks first … first+count-1, oldest first, from the index. */
+  blockHistory(firstBlock: number, blockCount: number): BlockVersion[] {
+    this.open();
+    return blockHistory(this.core.index, this.core.events.all, firstBlock, blockCount);
+  }
+
+  /** Reads everything once and reports every problem found (see verify.ts). */
+  verify(progress?: (done: number, total: number) => void): Promise<VerifyReport> {
+    this.open();
+    return verifyVolume(this.core, progress);
   }
 
   resolvePoint(text: string): Point {
@@ -290,11 +317,6 @@ export class Volume {
       await this.core.segments.close();
       this.core.dir.unlock();
     }
-  }
-
-  /** For tools (verify, recover, tests): the parts, read-only by convention. */
-  get internals(): Core {
-    return this.core;
   }
 
   private open(): void {

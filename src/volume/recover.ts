@@ -6,16 +6,17 @@ import { VersionIndex } from '../index/version-index';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
-import { applyRecord } from '../volume/apply-record';
-import { Core } from '../volume/core';
-import { EventList } from '../volume/events';
-import { materializeLive } from '../volume/materialize';
-import { Volume } from '../volume/volume';
-import { VolumeDir } from '../volume/volume-dir';
-import { ChainBreak, describeBreak, traceArchiveChain } from './archive-chain';
-import { archiveKey, parseArchiveObject } from './archive-object';
-import { BackingStore } from './backing-store';
-import { ArchiveSettings, archiveSettings, openStore } from './open-store';
+import { ChainBreak, describeBreak, traceArchiveChain } from '../archive/archive-chain';
+import { archiveKey, parseArchiveObject } from '../archive/archive-object';
+import { BackingStore } from '../archive/backing-store';
+import { ArchiveSettings, archiveSettings, openStore } from '../archive/open-store';
+import { applyRecord } from './apply-record';
+import { Core } from './core';
+import { EventList } from './events';
+import { materializeLive } from './materialize';
+import { Volume } from './volume';
+import { VolumeDir } from './volume-dir';
+import { whiteBox } from './white-box';
 
 export interface RecoverReport {
   segments: number;
@@ -110,7 +111,7 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   const unrecoveredObjects = (await store.list(FILE_NAMES.archiveUnrecoveredPrefix + FILE_NAMES.archiveSegmentsPrefix)).length;
   const vol = await Volume.open(dir, { fs, store });
   try {
-    const materialized = await materializeLive(vol.internals, (d, t) => o.progress?.('working set', d, t));
+    const materialized = await materializeLive(whiteBox(vol), (d, t) => o.progress?.('working set', d, t));
     return { segments: ids.length, events: lite.events.all.length, versions: lite.counters.versions, lastSeq: lite.nextSeq - 1, materializedBlocks: materialized, missing, headPresent: chain.headPresent, unrecoveredObjects };
   } finally {
     await vol.close();
