@@ -136,7 +136,7 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         if (pos >= size) return cb(0);
         const n = Math.min(len, size - pos);
         if (h.clone) return settle(h.clone.readInto(buf, pos, n), () => cb(n), cb, 'clone read failed', 'read');
-        // The request buffer stays ours until cb: fuse-native's op timeout is off (fuse-daemon.ts),
+        // The request buffer stays ours until cb: fuse-native's op timeout is off (fuse-mount.ts),
         // so no late reply can hand it back to the kernel while we still fill it.
         const pending = volume.readIntoNow(buf, pos, n, h.point);
         if (!pending) return cb(n);
