@@ -68,7 +68,7 @@ test('verify reports a log record that the index does not know (index-mismatch)'
   const core = whiteBox(vol);
   assert.deepEqual((await verifyVolume(core)).problems, [], 'clean before');
   // A WRITE record in the log that never reached the index (as a lost index update would leave).
-  const seq = core.nextSeq;
+  const seq = core.volumeLog.nextSeq;
   core.segments.current.appendBlocks({ type: RecordType.WRITE, blockCount: 1, seq, timeMs: Date.now(), firstBlock: 3, originSegment: 0, originOffset: 0 }, Buffer.alloc(BS, 2), 0, BS);
   const report = await verifyVolume(core);
   assert.equal(report.ok, false);

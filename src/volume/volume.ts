@@ -5,7 +5,7 @@ import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType } from '../format/constants';
-import { HEADER_BYTES, encodeEventPayload } from '../format/record';
+import { HEADER_BYTES } from '../format/record';
 import { encodeSuperblock, newVolumeId } from '../format/superblock';
 import { BlockVersion, blockHistory } from '../history/block-history';
 import { Changes, changesBetween } from '../history/changes';
@@ -16,7 +16,6 @@ import { SegmentSet } from '../segment/segment-set';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
-import { applyRecord } from './apply-record';
 import { BlockReader } from './block-reader';
 import { Checkpointer } from './checkpoint';
 import { Core } from './core';
@@ -29,6 +28,7 @@ import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
 import { VolumeStatus, volumeStatus } from './volume-status';
 import { VerifyReport, verifyVolume } from './verify';
+import { VolumeLog } from './volume-log';
 import { VolumeWriter } from './volume-writer';
 import { registerCore } from './white-box';
 
@@ -115,21 +115,15 @@ export class Volume {
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
-      const core: Core = {
-        sb, fs, dir: vd, segments, index, store, archive,
-        events: new EventList(),
+      const events = new EventList();
+      const parts = {
+        sb, fs, dir: vd, segments, index, store, archive, events,
         reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
         log: o.log ?? silentLogger(),
-        nextSeq: manifest?.nextSeq ?? 1,
-        nextEventId: manifest?.nextEventId ?? 1,
-        lastTimeMs: manifest?.lastTimeMs ?? 0,
-        changedSinceEvent: manifest?.changedSinceEvent ?? 0,
-        counters: manifest ? { ...manifest.stats } : { bytesWritten: 0, copyForwardBytes: 0, versions: 0 },
+        volumeLog: new VolumeLog(sb.blockSizeBytes, index, events, segments, manifest),
         maxBlocksPerRecord: perRecord,
-        checkpointer: undefined as unknown as Checkpointer,
       };
-      core.checkpointer = new Checkpointer(core);
-      for (const e of manifest?.events ?? []) core.events.add(e);
+      const core: Core = Object.assign(parts, { checkpointer: new Checkpointer(parts) });
       index.removeStrayRuns();
       const report = replay(core, manifest);
       if (o.readOnly) return new Volume(core, report, true);
@@ -159,7 +153,7 @@ export class Volume {
     return this.core.sb.createdMs;
   }
   get lastSeq(): number {
-    return this.core.nextSeq - 1;
+    return this.core.volumeLog.nextSeq - 1;
   }
   get events(): readonly SyncEvent[] {
     return this.core.events.all;
@@ -169,7 +163,7 @@ export class Volume {
   }
   /** Wall-clock time of the newest record (0 for a volume never written). */
   get lastTimeMs(): number {
-    return this.core.lastTimeMs;
+    return this.core.volumeLog.lastTimeMs;
   }
 
   /** The extents changed between two points, from the index alone. */
@@ -285,13 +279,11 @@ export class Volume {
   sync(opts: { label?: string; kind?: EventKindName } = {}): Promise<SyncEvent> {
     return this.mutate(async () => {
       const core = this.core;
-      const payload = encodeEventPayload({ eventId: core.nextEventId, kind: opts.kind ?? 'app', label: opts.label ?? '' });
+      const payload = core.volumeLog.eventPayload(opts.kind ?? 'app', opts.label ?? '');
       await ensureSpace(core, HEADER_BYTES + payload.length);
-      const h = { type: RecordType.EVENT, blockCount: 0, seq: core.nextSeq, timeMs: this.writer.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 } as const;
-      const at = core.segments.current.append(h, (buf, pos) => payload.copy(buf, pos));
-      applyRecord(core, core.segments.current.id, at, h, payload);
+      const e = core.volumeLog.appendEvent(payload);
       await core.segments.syncAll();
-      return core.events.all[core.events.all.length - 1];
+      return e;
     });
   }
 

@@ -201,7 +201,7 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
     } else if (r < 0.85) {
       const label = `e${op}`;
       model.snapshot(before + 1);
-      maybe = [{ id: whiteBox(vol).nextEventId, seq: before + 1, label }];
+      maybe = [{ id: whiteBox(vol).volumeLog.nextEventId, seq: before + 1, label }];
       outcome = await drive(() => vol.sync({ label }), pickRelease(), withhold);
       if (outcome.done) {
         const e = outcome.value as ModelEvent;
