@@ -10,25 +10,31 @@ import { TreeSharing } from '../fuse/tree-sharing';
 import { NbdServer, NbdServerOptions } from '../nbd/nbd-server';
 import { Volume } from '../volume/volume';
 
-export interface DaemonHostOptions {
-  dir: string;
+export interface MountOptions {
   mountpoint: string;
-  cacheBytes: number;
   autoSyncMs: number;
   /** Kernel read-ahead for the mount (0 leaves the kernel's default). */
   readAheadBytes: number;
   /** The CPU for fuse-native's threads (see thread-placement.ts). */
   fuseCpu: FuseCpu;
-  log: Logger;
-  /** Serve NBD from the same process as well. */
-  nbd?: Omit<NbdServerOptions, 'log'>;
   /** `--allow-other`: other users may use the tree, as these owners and modes allow. */
   share?: TreeSharing;
 }
 
+export interface DaemonHostOptions {
+  dir: string;
+  cacheBytes: number;
+  log: Logger;
+  /** Mount the file tree (`chronovol mount`). */
+  fuse?: MountOptions;
+  /** Serve NBD (`chronovol serve`, or `mount --nbd`). */
+  nbd?: Omit<NbdServerOptions, 'log'>;
+}
+
 /**
- * One process around one open volume: the FUSE mount, the control socket, NBD if asked, the
- * status.json timer and the watch for an unmount done from outside. The edges it hosts adapt;
+ * One process around one open volume (`mount` and `serve`): the control socket, the FUSE mount
+ * and NBD as asked, and with a mount the status.json timer and the watch for an unmount done
+ * from outside. The edges it hosts adapt;
  * this owns their lifetime and the order they start and stop in.
  */
 export class DaemonHost {
@@ -41,52 +47,60 @@ export class DaemonHost {
   /** Called when a stop was asked over the control socket (`chronovol umount`). */
   onStopped?: () => void;
 
-  private constructor(readonly volume: Volume, readonly mountpoint: string, private readonly o: DaemonHostOptions) {}
+  private constructor(readonly volume: Volume, private readonly o: DaemonHostOptions) {}
+
+  get mountpoint(): string | undefined {
+    return this.o.fuse?.mountpoint;
+  }
 
   get nbdAddresses(): string[] {
     return this.nbd?.addresses ?? [];
   }
 
   static async start(o: DaemonHostOptions): Promise<DaemonHost> {
-    const mountpoint = path.resolve(o.mountpoint);
     const dir = path.resolve(o.dir);
-    if (dir === mountpoint || dir.startsWith(mountpoint + path.sep)) {
-      throw new ChronoError('BAD_ARGUMENT', 'the volume directory must not be inside the mountpoint: the daemon would touch its own mount');
+    const fuse = o.fuse && { ...o.fuse, mountpoint: path.resolve(o.fuse.mountpoint) };
+    if (fuse) {
+      if (dir === fuse.mountpoint || dir.startsWith(fuse.mountpoint + path.sep)) {
+        throw new ChronoError('BAD_ARGUMENT', 'the volume directory must not be inside the mountpoint: the daemon would touch its own mount');
+      }
+      prepareMountpoint(fuse.mountpoint, o.log);
     }
-    prepareMountpoint(mountpoint, o.log);
     const socket = path.join(dir, 'control.sock');
-    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, log: o.log, role: `mount at ${mountpoint}`, socket });
-    const d = new DaemonHost(volume, mountpoint, { ...o, dir });
+    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket });
+    const d = new DaemonHost(volume, { ...o, dir, fuse });
     try {
       await d.startServing(socket);
     } catch (err) {
-      await volume.close();
+      await d.stop().catch(() => undefined); // whatever did start, stopped in order; the volume closed
       throw err;
     }
     return d;
   }
 
   private async startServing(socket: string): Promise<void> {
-    const startedMs = Date.now();
-    await this.refreshStatus(socket);
-    this.timer = setInterval(() => {
-      this.fuse?.tick();
-      this.noticeExternalUnmount();
-      void this.refreshStatus(socket);
-    }, 1000);
-    this.timer.unref();
-    this.control = new ControlServer(this.volume, socket, this.o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()) });
-    await this.control.listen();
     const o = this.o;
-    this.fuse = await FuseMount.mount(this.volume, {
-      mountpoint: this.mountpoint, autoSyncMs: o.autoSyncMs, readAheadBytes: o.readAheadBytes, fuseCpu: o.fuseCpu, log: o.log, share: o.share,
-      status: () => this.statusJson, startedMs,
-    });
+    const startedMs = Date.now();
+    if (o.fuse) {
+      // status.json is the tree's: refreshed once a second while mounted.
+      await this.refreshStatus(socket);
+      this.timer = setInterval(() => {
+        this.fuse?.tick();
+        this.noticeExternalUnmount();
+        void this.refreshStatus(socket);
+      }, 1000);
+      this.timer.unref();
+    }
+    this.control = new ControlServer(this.volume, socket, o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()) });
+    await this.control.listen();
+    if (o.fuse) {
+      this.fuse = await FuseMount.mount(this.volume, { ...o.fuse, log: o.log, status: () => this.statusJson, startedMs });
+      o.log.info({ mountpoint: this.mountpoint, dir: o.dir, fuseThreadsCpu: this.fuse.threadsCpu }, 'mounted');
+    }
     if (o.nbd) {
       this.nbd = new NbdServer(this.volume, { ...o.nbd, log: o.log });
       await this.nbd.start();
     }
-    o.log.info({ mountpoint: this.mountpoint, dir: o.dir, fuseThreadsCpu: this.fuse.threadsCpu }, 'mounted');
   }
 
   /**
@@ -105,7 +119,7 @@ export class DaemonHost {
     try {
       const status = await this.volume.status();
       this.statusJson = Buffer.from(JSON.stringify({
-        daemon: { pid: process.pid, volumeDir: this.o.dir, mountpoint: this.mountpoint, controlSocket: socket, autoSyncMs: this.o.autoSyncMs },
+        daemon: { pid: process.pid, volumeDir: this.o.dir, mountpoint: this.mountpoint, controlSocket: socket, autoSyncMs: this.o.fuse?.autoSyncMs },
         ...(this.fuse?.statusFields() ?? FuseMount.noStatusFields()),
         ...status,
       }, null, 2) + '\n');
@@ -123,7 +137,7 @@ export class DaemonHost {
       await this.control?.close();
       await clonesOf(this.volume).closeAll();
       await this.volume.close();
-      this.o.log.info({ mountpoint: this.mountpoint }, 'unmounted and closed');
+      this.o.log.info({ mountpoint: this.mountpoint, dir: this.o.dir }, this.fuse ? 'unmounted and closed' : 'closed');
     })();
     return this.stopping;
   }
