@@ -34,7 +34,7 @@ const PARTS = ['segment', 'index', 'history'];
 /** What the daemons' edges may import from volume/: the facade alone. */
 const EDGE_VOLUME_FILES = ['volume/volume'];
 /** The CLI creates, checks and recovers volumes too: those entry points as well. */
-const CLI_VOLUME_FILES = [...EDGE_VOLUME_FILES, 'volume/events', 'volume/volume-status', 'volume/volume-dir', 'volume/sizing', 'volume/space-check', 'volume/dir-permissions', 'volume/verify', 'volume/recover'];
+const CLI_VOLUME_FILES = [...EDGE_VOLUME_FILES, 'volume/volume-status', 'volume/volume-dir', 'volume/sizing', 'volume/space-check', 'volume/dir-permissions', 'volume/verify', 'volume/recover'];
 /** White-box access to a volume's state: tests, benches and volume/ itself only. */
 const WHITE_BOX = 'volume/white-box';
 
