@@ -63,7 +63,7 @@ export class VolumeLog {
   }
 
   /** Monotonic wall-clock milliseconds, so time lookups see a sorted log. */
-  now(): number {
+  private now(): number {
     this.timeMs = Math.max(Date.now(), this.timeMs);
     return this.timeMs;
   }
