@@ -3,9 +3,9 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { clonesOf } from '../clone/clone-service';
 import { ChronoError } from '../errors';
-import { indexDiff } from '../history/index-diff';
 import { listenUnix } from '../nbd/unix-listener';
-import { Volume } from '../volume/volume';
+import { LIVE_POINT, changesBetween, imageRange, resolveImage, streamImage } from '../service/images';
+import type { Volume } from '../volume/volume';
 import { ControlReply, ControlRequest } from './control-protocol';
 
 /** Reads a client's request line and runs `handle`; a failure is answered with its stable code. */
@@ -80,14 +80,10 @@ export class ControlServer {
       case 'clone':
         return reply(await clonesOf(v).request(p));
       case 'export': {
-        const point = v.resolvePoint(String(p.at ?? 'live'));
-        const offset = Number(p.offset ?? 0);
-        const length = p.length === undefined ? v.sizeBytes - offset : Number(p.length);
-        if (offset < 0 || length < 0 || offset + length > v.sizeBytes) throw new ChronoError('OUT_OF_RANGE', `range ${offset}+${length} runs past the end of the volume`);
+        const point = resolveImage(v, String(p.at ?? 'live'));
+        const { offset, length } = imageRange(v, Number(p.offset ?? 0), p.length === undefined ? undefined : Number(p.length));
         sock.write(JSON.stringify({ ok: true, result: { point: point.name }, length } satisfies ControlReply) + '\n');
-        const chunk = 1 << 20;
-        for (let at = offset; at < offset + length; at += chunk) {
-          const data = await v.read(at, Math.min(chunk, offset + length - at), point);
+        for await (const data of streamImage(v, point, offset, length)) {
           if (!sock.write(data)) await new Promise((r) => sock.once('drain', r));
         }
         sock.end();
@@ -98,8 +94,8 @@ export class ControlServer {
         return reply(v.resyncWindows);
       case 'changed-extents': {
         // restore --changed-only: the blocks that may differ between a point and live, from the index.
-        const point = v.resolvePoint(String(p.at));
-        return reply({ point: point.name, blockSizeBytes: v.blockSizeBytes, sizeBytes: v.sizeBytes, extents: indexDiff(v.internals.index, point.seqLimit, v.lastSeq) });
+        const point = resolveImage(v, String(p.at));
+        return reply({ point: point.name, blockSizeBytes: v.blockSizeBytes, sizeBytes: v.sizeBytes, extents: changesBetween(v, point, LIVE_POINT).changes });
       }
       case 'begin-resync':
         this.log.info({ reason: p.reason, lostMs: p.lostMs }, 'resync window opened');

@@ -9,32 +9,25 @@ import { BlockReader } from './block-reader';
 import type { Checkpointer } from './checkpoint';
 import { EventList } from './events';
 import { VolumeDir } from './volume-dir';
+import { VolumeLog } from './volume-log';
 
-export interface VolumeCounters {
-  /** User bytes written (data and zeros), the denominator of write amplification. */
-  bytesWritten: number;
-  /** Bytes of block data rewritten by copy-forward. */
-  copyForwardBytes: number;
-  versions: number;
-}
-
-/** The state the volume's parts share. One object, passed explicitly, no globals. */
+/**
+ * The state the volume's parts share. One object, passed explicitly, no globals; all it holds
+ * is fixed at open except the archive's progress. What changes per record is the VolumeLog's.
+ */
 export interface Core {
-  sb: Superblock;
-  fs: FileSystem;
-  dir: VolumeDir;
-  segments: SegmentSet;
-  index: VersionIndex;
-  events: EventList;
-  store: BackingStore;
-  archive: ArchiveReader;
-  reader: BlockReader;
-  log: Logger;
-  nextSeq: number;
-  nextEventId: number;
-  lastTimeMs: number;
-  changedSinceEvent: number;
-  counters: VolumeCounters;
+  readonly sb: Superblock;
+  readonly fs: FileSystem;
+  readonly dir: VolumeDir;
+  readonly segments: SegmentSet;
+  readonly index: VersionIndex;
+  readonly events: EventList;
+  readonly store: BackingStore;
+  readonly archive: ArchiveReader;
+  readonly reader: BlockReader;
+  readonly log: Logger;
+  /** Appends and applies records; owns the sequence, clock, counters and changed-since-event. */
+  readonly volumeLog: VolumeLog;
   /** Last archive failure, cleared by the next success; shown in status. */
   archiveError?: string;
   /**
@@ -42,6 +35,6 @@ export interface Core {
    * one: turnover.ts). `done` settles with the failure, if any; it never rejects.
    */
   leaving?: { segment: number; done: Promise<unknown> };
-  maxBlocksPerRecord: number;
-  checkpointer: Checkpointer;
+  readonly maxBlocksPerRecord: number;
+  readonly checkpointer: Checkpointer;
 }

@@ -5,8 +5,10 @@ import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType, ResyncReasonName } from '../format/constants';
-import { HEADER_BYTES, encodeEventPayload, encodeResyncPayload } from '../format/record';
+import { HEADER_BYTES, encodeResyncPayload } from '../format/record';
 import { encodeSuperblock, newVolumeId } from '../format/superblock';
+import { BlockVersion, blockHistory } from '../history/block-history';
+import { Changes, changesBetween } from '../history/changes';
 import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
@@ -14,7 +16,6 @@ import { SegmentSet } from '../segment/segment-set';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
-import { applyRecord } from './apply-record';
 import { BlockReader } from './block-reader';
 import { Checkpointer } from './checkpoint';
 import { Core } from './core';
@@ -26,8 +27,11 @@ import { SpaceGuard, noSpaceError, openSpaceCheckEnabled } from './space-check';
 import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
 import { VolumeStatus, volumeStatus } from './volume-status';
+import { VerifyReport, verifyVolume } from './verify';
+import { VolumeLog } from './volume-log';
 import { VolumeWriter } from './volume-writer';
 import { ResyncWindow } from './resync-windows';
+import { registerCore } from './white-box';
 
 export interface CreateOptions {
   sizeBytes: number;
@@ -70,6 +74,7 @@ export class Volume {
 
   private constructor(private readonly core: Core, readonly replayReport: ReplayReport, private readonly readOnly: boolean, private readonly space?: SpaceGuard) {
     this.writer = new VolumeWriter(core);
+    registerCore(this, core);
   }
 
   static async create(dir: string, c: CreateOptions, o: OpenOptions = {}): Promise<void> {
@@ -111,22 +116,15 @@ export class Volume {
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
-      const core: Core = {
-        sb, fs, dir: vd, segments, index, store, archive,
-        events: new EventList(),
+      const events = new EventList();
+      const parts = {
+        sb, fs, dir: vd, segments, index, store, archive, events,
         reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
         log: o.log ?? silentLogger(),
-        nextSeq: manifest?.nextSeq ?? 1,
-        nextEventId: manifest?.nextEventId ?? 1,
-        lastTimeMs: manifest?.lastTimeMs ?? 0,
-        changedSinceEvent: manifest?.changedSinceEvent ?? 0,
-        counters: manifest ? { ...manifest.stats } : { bytesWritten: 0, copyForwardBytes: 0, versions: 0 },
+        volumeLog: new VolumeLog(sb.blockSizeBytes, index, events, segments, manifest),
         maxBlocksPerRecord: perRecord,
-        checkpointer: undefined as unknown as Checkpointer,
       };
-      core.checkpointer = new Checkpointer(core);
-      for (const e of manifest?.events ?? []) core.events.add(e);
-      for (const w of manifest?.windows ?? []) core.events.windows.begin({ ...w });
+      const core: Core = Object.assign(parts, { checkpointer: new Checkpointer(parts) });
       index.removeStrayRuns();
       const report = replay(core, manifest);
       if (o.readOnly) return new Volume(core, report, true);
@@ -156,13 +154,35 @@ export class Volume {
     return this.core.sb.createdMs;
   }
   get lastSeq(): number {
-    return this.core.nextSeq - 1;
+    return this.core.volumeLog.nextSeq - 1;
   }
   get events(): readonly SyncEvent[] {
     return this.core.events.all;
   }
   get directory(): VolumeDir {
     return this.core.dir;
+  }
+  /** Wall-clock time of the newest record (0 for a volume never written). */
+  get lastTimeMs(): number {
+    return this.core.volumeLog.lastTimeMs;
+  }
+
+  /** The extents changed between two points, from the index alone. */
+  changesBetween(from: Pick<Point, 'name' | 'seqLimit'>, to: Pick<Point, 'name' | 'seqLimit'>): Changes {
+    this.open();
+    return changesBetween(this.core.index, this.core.sb.blockSizeBytes, from, to);
+  }
+
+  /** Every version of blocks first … first+count-1, oldest first, from the index. */
+  blockHistory(firstBlock: number, blockCount: number): BlockVersion[] {
+    this.open();
+    return blockHistory(this.core.index, this.core.events.all, firstBlock, blockCount);
+  }
+
+  /** Reads everything once and reports every problem found (see verify.ts). */
+  verify(progress?: (done: number, total: number) => void): Promise<VerifyReport> {
+    this.open();
+    return verifyVolume(this.core, progress);
   }
 
   resolvePoint(text: string): Point {
@@ -262,9 +282,11 @@ export class Volume {
       const core = this.core;
       const open = core.events.windows.open;
       if (open) throw new ChronoError('POINT_IN_RESYNC', `resync window ${open.id} is open: the volume is a torn mix of old and new blocks until the resync ends, so no event can be recorded now`, { window: open.id });
-      const payload = encodeEventPayload({ eventId: core.nextEventId, kind: opts.kind ?? 'app', label: opts.label ?? '' });
-      await this.appendMarker(RecordType.EVENT, payload);
-      return core.events.all[core.events.all.length - 1];
+      const payload = core.volumeLog.eventPayload(opts.kind ?? 'app', opts.label ?? '');
+      await ensureSpace(core, HEADER_BYTES + payload.length);
+      const e = core.volumeLog.appendEvent(payload);
+      await core.segments.syncAll();
+      return e;
     });
   }
 
@@ -281,7 +303,7 @@ export class Volume {
     return this.mutate(async () => {
       const w = this.core.events.windows;
       if (w.open) return w.open;
-      await this.appendMarker(RecordType.RESYNC_BEGIN, encodeResyncPayload({ windowId: w.nextId, reason: opts.reason, lostMs: opts.lostMs ?? 0, bytesCopied: 0 }));
+      await this.appendResync(RecordType.RESYNC_BEGIN, encodeResyncPayload({ windowId: w.nextId, reason: opts.reason, lostMs: opts.lostMs ?? 0, bytesCopied: 0 }));
       return w.open!;
     });
   }
@@ -294,18 +316,16 @@ export class Volume {
     return this.mutate(async () => {
       const open = this.core.events.windows.open;
       if (!open) throw new ChronoError('BAD_ARGUMENT', 'no resync window is open');
-      await this.appendMarker(RecordType.RESYNC_END, encodeResyncPayload({ windowId: open.id, lostMs: 0, bytesCopied: opts.bytesCopied }));
+      await this.appendResync(RecordType.RESYNC_END, encodeResyncPayload({ windowId: open.id, lostMs: 0, bytesCopied: opts.bytesCopied }));
       return open;
     });
   }
 
-  /** Appends an EVENT or RESYNC record and makes it and everything before it durable. */
-  private async appendMarker(type: typeof RecordType.EVENT | typeof RecordType.RESYNC_BEGIN | typeof RecordType.RESYNC_END, payload: Buffer): Promise<void> {
+  /** Appends a RESYNC record and makes it and everything before it durable. */
+  private async appendResync(type: typeof RecordType.RESYNC_BEGIN | typeof RecordType.RESYNC_END, payload: Buffer): Promise<void> {
     const core = this.core;
     await ensureSpace(core, HEADER_BYTES + payload.length);
-    const h = { type, blockCount: 0, seq: core.nextSeq, timeMs: this.writer.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 } as const;
-    const at = core.segments.current.append(h, (buf, pos) => payload.copy(buf, pos));
-    applyRecord(core, core.segments.current.id, at, h, payload);
+    core.volumeLog.appendResync(type, payload);
     await core.segments.syncAll();
   }
 
@@ -331,11 +351,6 @@ export class Volume {
       await this.core.segments.close();
       this.core.dir.unlock();
     }
-  }
-
-  /** For tools (verify, recover, tests): the parts, read-only by convention. */
-  get internals(): Core {
-    return this.core;
   }
 
   private open(): void {

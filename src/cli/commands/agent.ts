@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { controlCall } from '../../control/control-client';
 import { ChronoError } from '../../errors';
 import { DEFAULTS, parseDurationMs } from '../../options';
-import type { SyncEvent } from '../../volume/events';
+import type { SyncEvent } from '../../service/images';
 import { printJson } from '../output';
 
 function run(what: string, args: string[]): void {

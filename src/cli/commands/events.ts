@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
-import type { SyncEvent } from '../../volume/events';
-import type { ResyncWindow } from '../../volume/resync-windows';
+import type { ResyncWindow, SyncEvent } from '../../service/images';
 import { printJson, printTable } from '../output';
 import { viaDaemonOrVolume } from '../target';
 

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
 import { ChronoError } from '../../errors';
-import type { BlockExtent } from '../../history/index-diff';
+import type { Changes } from '../../service/images';
 import { Destination, openDestination } from '../../replication/restore-destination';
 import { ProgressBar, formatBytes, printJson } from '../output';
 import { openForCli, resolveTarget } from '../target';
@@ -13,7 +13,7 @@ interface Source {
   blockSizeBytes: number;
   read(offset: number, length: number): Promise<Buffer>;
   /** The blocks that may differ between the point and live (from the index). */
-  changed(): Promise<BlockExtent[]>;
+  changed(): Promise<Changes['changes']>;
   close(): Promise<void>;
 }
 
@@ -21,7 +21,7 @@ async function openSource(target: string, at: string): Promise<Source> {
   const t = resolveTarget(target);
   if (t.daemonSocket) {
     const socket = t.daemonSocket;
-    const info = (await controlCall(socket, { method: 'changed-extents', params: { at } })) as { point: string; blockSizeBytes: number; sizeBytes: number; extents: BlockExtent[] };
+    const info = (await controlCall(socket, { method: 'changed-extents', params: { at } })) as { point: string; blockSizeBytes: number; sizeBytes: number; extents: Changes['changes'] };
     return {
       point: info.point, sizeBytes: info.sizeBytes, blockSizeBytes: info.blockSizeBytes,
       read: async (offset, length) => {
@@ -35,12 +35,12 @@ async function openSource(target: string, at: string): Promise<Source> {
   }
   const vol = await openForCli(t.volumeDir!, 'restore', 0, true);
   try {
-    const point = vol.resolvePoint(at);
-    const { indexDiff } = await import('../../history/index-diff');
+    const { LIVE_POINT, changesBetween, resolveImage } = await import('../../service/images');
+    const point = resolveImage(vol, at);
     return {
       point: point.name, sizeBytes: vol.sizeBytes, blockSizeBytes: vol.blockSizeBytes,
       read: (offset, length) => vol.read(offset, length, point),
-      changed: async () => indexDiff(vol.internals.index, point.seqLimit, vol.lastSeq),
+      changed: async () => changesBetween(vol, point, LIVE_POINT).changes,
       close: () => vol.close(),
     };
   } catch (err) {
