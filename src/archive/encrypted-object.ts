@@ -75,14 +75,20 @@ function aad(objectName: string, header: Buffer, index: number, final: boolean):
   return b;
 }
 
-/** Seals a whole object: the header, then per chunk its ciphertext and tag (parts, not one buffer). */
-export function sealObject(objectName: string, secret: Buffer, keyId: string, parts: Buffer[]): Buffer[] {
+/**
+ * Seals an object lazily: the header, then per chunk its ciphertext and tag, each chunk sealed
+ * only when its parts are taken, so a store writing as it takes them overlaps sealing with I/O.
+ */
+export function sealStream(objectName: string, secret: Buffer, keyId: string, parts: Buffer[]): { header: Buffer; totalBytes: number; parts: Iterable<Buffer> } {
   const plainLength = parts.reduce((n, p) => n + p.length, 0);
   const salt = randomBytes(E.saltBytes);
   const header = encodeHeader(plainLength, keyId, salt);
-  const key = objectKey(secret, salt);
+  return { header, totalBytes: storedLength(plainLength), parts: sealedParts(objectName, objectKey(secret, salt), header, plainLength, parts) };
+}
+
+function* sealedParts(objectName: string, key: Buffer, header: Buffer, plainLength: number, parts: Buffer[]): Generator<Buffer> {
+  yield header;
   const count = chunkCount(plainLength);
-  const out: Buffer[] = [header];
   let part = 0;
   let partAt = 0;
   for (let i = 0; i < count; i++) {
@@ -92,7 +98,7 @@ export function sealObject(objectName: string, secret: Buffer, keyId: string, pa
     let need = Math.min(E.chunkPlainBytes, plainLength - i * E.chunkPlainBytes);
     while (need > 0) {
       const take = Math.min(need, parts[part].length - partAt);
-      out.push(c.update(parts[part].subarray(partAt, partAt + take)));
+      yield c.update(parts[part].subarray(partAt, partAt + take));
       partAt += take;
       need -= take;
       if (partAt === parts[part].length) {
@@ -100,9 +106,10 @@ export function sealObject(objectName: string, secret: Buffer, keyId: string, pa
         partAt = 0;
       }
     }
-    out.push(c.final(), c.getAuthTag());
+    const tail = c.final(); // empty for GCM, which only computes the tag here
+    if (tail.length > 0) yield tail;
+    yield c.getAuthTag();
   }
-  return out;
 }
 
 /**
