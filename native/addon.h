@@ -17,4 +17,5 @@ void register_aligned_buffer(napi_env env, napi_value exports);
 void register_affinity(napi_env env, napi_value exports);
 void register_read_no_wait(napi_env env, napi_value exports);
 void register_file_lock(napi_env env, napi_value exports);
+void register_aes_gcm(napi_env env, napi_value exports);
 #endif

@@ -25,10 +25,10 @@ export interface BackingStore {
 
 export type PutData = Buffer | Buffer[] | PartStream;
 
-/** The parts of a put as a list, taking a stream whole (for stores that need them all at once). */
+/** The parts of a put as a list, a stream's copied as taken (for stores that need them all at once). */
 export function putParts(data: PutData): Buffer[] {
   if (Buffer.isBuffer(data)) return [data];
-  return Array.isArray(data) ? data : [...data.parts];
+  return Array.isArray(data) ? data : Array.from(data.parts, (p) => Buffer.from(p));
 }
 
 export function putLength(data: PutData): number {

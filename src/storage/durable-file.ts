@@ -17,7 +17,10 @@ export function writeFileDurable(fs: FileSystem, path: string, parts: Buffer | B
   fs.syncDir(dirname(path));
 }
 
-/** Parts produced lazily, taken once, in order; their total is known before the first. */
+/**
+ * Parts produced lazily, taken once, in order; their total is known before the first. A part is
+ * good only until the next is taken (the producer may reuse its memory): copy it to keep it.
+ */
 export interface PartStream {
   readonly totalBytes: number;
   readonly parts: Iterable<Buffer>;
