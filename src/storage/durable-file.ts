@@ -54,7 +54,7 @@ export async function writeFileDurableAsync(fs: FileSystem, path: string, parts:
 }
 
 /**
- * The parts, gathered into aligned buffers of at most 8 MiB and written in order; then the exact
+ * The parts, gathered into aligned buffers of at most 4 MiB and written in order; then the exact
  * length. Two buffers: one fills (a copy, or the sealing of a PartStream's next parts, on the
  * event loop) while the other is written on the threadpool.
  */
@@ -99,7 +99,7 @@ async function writeDirect(h: FileHandle, parts: Iterable<Buffer>, total: number
   h.truncate(total);
 }
 
-const DIRECT_CHUNK_BYTES = 8 * 1024 * 1024;
+const DIRECT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** The temporary next to `path`, created empty (a leftover from a crash is removed first). */
 function freshTmp(fs: FileSystem, path: string, mode: 'createNew' | 'createNewDirect' = 'createNew'): { tmp: string; h: FileHandle } {
