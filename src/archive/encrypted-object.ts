@@ -2,7 +2,7 @@ import { hkdfSync, randomBytes } from 'node:crypto';
 import { ChronoError } from '../errors';
 import { ENCRYPTED_OBJECT as E } from '../format/constants';
 import { PreludeSpec, checkPrelude, newPrelude, sealPrelude } from '../format/header-check';
-import { openChunk, sealChunk } from './gcm-chunk';
+import { ChunkParams, openChunksInto, sealChunk } from './gcm-chunk';
 
 /**
  * The codec of encrypted archive objects (docs/FORMAT.md "Encrypted archive objects"): a
@@ -55,33 +55,6 @@ export function decodeHeader(raw: Buffer, objectName: string, keyId: string): En
 
 export function objectKey(secret: Buffer, salt: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, salt, E.objectKeyInfo, 32));
-}
-
-/**
- * The nonce and associated data of one object's chunks, rewritten in place per chunk (each is
- * used up before the next chunk's): the nonce is the chunk's index; the associated data is the
- * label, the object's name, the header, then the chunk's index and final flag.
- */
-class ChunkParams {
-  readonly nonce = Buffer.alloc(E.nonceBytes);
-  readonly aad: Buffer;
-  private readonly tailAt: number;
-
-  constructor(objectName: string, header: Buffer, private readonly count: number) {
-    const name = Buffer.from(objectName, 'utf8');
-    this.aad = Buffer.alloc(E.aadLabel.length + 4 + name.length + header.length + 9);
-    let at = this.aad.write(E.aadLabel, 0, 'ascii');
-    at = this.aad.writeUInt32LE(name.length, at);
-    at += name.copy(this.aad, at);
-    this.tailAt = at + header.copy(this.aad, at);
-  }
-
-  at(index: number): this {
-    this.nonce.writeBigUInt64LE(BigInt(index), 0);
-    this.aad.writeBigUInt64LE(BigInt(index), this.tailAt);
-    this.aad.writeUInt8(index === this.count - 1 ? 1 : 0, this.tailAt + 8);
-    return this;
-  }
 }
 
 /** Chunks sealed per part handed out: about 1 MiB, enough to keep a writer busy, small enough to start soon. */
@@ -151,29 +124,25 @@ class PartReader {
 
 /**
  * Opens chunks first … first+n-1 of an object, given their stored bytes back to back, into one
- * plaintext buffer. Any chunk that fails authentication fails the whole call with
- * ARCHIVE_AUTH_FAILED.
+ * plaintext buffer, on the threadpool where the native addon is there. Any chunk that fails
+ * authentication fails the whole call with ARCHIVE_AUTH_FAILED.
  */
-export function openChunks(objectName: string, secret: Buffer, h: EncryptedHeader, first: number, stored: Buffer): Buffer {
+export async function openChunks(objectName: string, secret: Buffer, h: EncryptedHeader, first: number, stored: Buffer): Promise<Buffer> {
   const count = chunkCount(h.plainLength);
-  const key = objectKey(secret, h.salt);
   const lastPlain = h.plainLength - (count - 1) * E.chunkPlainBytes;
-  const params = new ChunkParams(objectName, h.raw, count);
-  const n = Math.ceil(stored.length / STORED_CHUNK_BYTES);
-  const out = Buffer.allocUnsafe(Math.max(0, stored.length - n * E.tagBytes));
+  // The chunks' layout first: the opener is then only asked to open what is there.
   let at = 0;
-  let outAt = 0;
+  let plainBytes = 0;
   for (let i = first; at < stored.length; i++) {
     const plain = i === count - 1 ? lastPlain : E.chunkPlainBytes;
-    if (i >= count || at + plain + E.tagBytes > stored.length || outAt + plain > out.length) throw authFailed(objectName, `chunk ${i} is cut short or beyond the object's end`);
-    const p = params.at(i);
-    if (!openChunk(key, p.nonce, p.aad, stored.subarray(at, at + plain + E.tagBytes), out.subarray(outAt, outAt + plain))) {
-      throw authFailed(objectName, `chunk ${i} fails authentication`);
-    }
+    if (i >= count || at + plain + E.tagBytes > stored.length) throw authFailed(objectName, `chunk ${i} is cut short or beyond the object's end`);
     at += plain + E.tagBytes;
-    outAt += plain;
+    plainBytes += plain;
   }
-  if (outAt !== out.length) throw authFailed(objectName, 'its chunks are cut short');
+  const out = Buffer.allocUnsafe(plainBytes);
+  if (stored.length === 0) return out;
+  const bad = await openChunksInto(objectKey(secret, h.salt), new ChunkParams(objectName, h.raw, count), first, stored, out);
+  if (bad >= 0) throw authFailed(objectName, `chunk ${first + bad} fails authentication`);
   return out;
 }
 

@@ -34,7 +34,7 @@ export class EncryptedStore implements BackingStore {
     const obj = await this.inner.get(key);
     const h = decodeHeader(obj.subarray(0, E.lengthBytes), key, this.key.keyId);
     if (obj.length !== storedLength(h.plainLength)) throw authFailed(key, `${obj.length} bytes stored where its header makes ${storedLength(h.plainLength)}`);
-    const plain = openChunks(key, this.key.secret, h, 0, obj.subarray(E.lengthBytes));
+    const plain = await openChunks(key, this.key.secret, h, 0, obj.subarray(E.lengthBytes));
     this.headers.set(key, h);
     return plain;
   }
@@ -66,7 +66,7 @@ export class EncryptedStore implements BackingStore {
       if (isChronoError(err, 'ARCHIVE_MISSING') && err.message.includes('shorter')) throw authFailed(key, 'it is shorter than its header says');
       throw err;
     }
-    const plain = openChunks(key, this.key.secret, h, first, stored);
+    const plain = await openChunks(key, this.key.secret, h, first, stored);
     const at = offset - first * E.chunkPlainBytes;
     return plain.subarray(at, at + length);
   }

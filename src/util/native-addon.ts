@@ -33,6 +33,12 @@ export interface NativeAddon {
   gcmSeal?(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, src: Uint8Array, dst: Uint8Array): void;
   /** The reverse: src is ciphertext then tag, dst (16 shorter) the plaintext; false if not authentic (dst is then garbage). */
   gcmOpen?(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, src: Uint8Array, dst: Uint8Array): boolean;
+  /**
+   * Opens chunks first.. of an object of `count` chunks, back to back in src, into dst, on the
+   * threadpool (nonce: the index; aad: a template whose last 9 bytes are the index and final
+   * flag). Calls back with -1, the first chunk (from 0) not authentic, or -2 if they do not fit.
+   */
+  gcmOpenChunks?(key: Uint8Array, aad: Uint8Array, first: number, count: number, chunkPlainBytes: number, src: Uint8Array, dst: Uint8Array, cb: (bad: number) => void): void;
 }
 
 function load(): NativeAddon {
