@@ -120,12 +120,7 @@ static void open_execute(napi_env env, void *data) {
 
 static void open_complete(napi_env env, napi_status status, void *data) {
   open_job *j = data;
-  napi_value cb, global, arg;
-  if (napi_get_reference_value(env, j->callback, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
-      napi_create_int32(env, status == napi_ok ? j->bad : -2, &arg) == napi_ok) {
-    napi_call_function(env, global, cb, 1, &arg, NULL);
-  }
-  napi_delete_reference(env, j->callback);
+  call_back_once(env, j->callback, status == napi_ok ? j->bad : -2);
   napi_delete_reference(env, j->src_ref);
   napi_delete_reference(env, j->dst_ref);
   napi_delete_async_work(env, j->work);
