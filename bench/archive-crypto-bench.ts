@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { BackingStore } from '../src/archive/backing-store';
+import { BackingStore, PutData } from '../src/archive/backing-store';
 import { ArchiveSettings, archiveSettings, openStore } from '../src/archive/open-store';
 import { Volume } from '../src/volume/volume';
 import { BenchResult, dropCaches, pairList, paired, patternChunk, scratch, seconds, settle } from './lib';
@@ -66,7 +66,7 @@ class CountingStore implements BackingStore {
   constructor(private readonly inner: BackingStore) {
     this.description = inner.description;
   }
-  put(key: string, data: Buffer | Buffer[]) {
+  put(key: string, data: PutData) {
     return this.inner.put(key, data);
   }
   async get(key: string) {

@@ -7,6 +7,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_affinity(env, exports);
   register_read_no_wait(env, exports);
   register_file_lock(env, exports);
+  register_aes_gcm(env, exports);
   return exports;
 }
 

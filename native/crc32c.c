@@ -101,6 +101,15 @@ int bytes_arg(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   return 1;
 }
 
+void call_back_once(napi_env env, napi_ref callback, int32_t value) {
+  napi_value cb, global, arg;
+  if (napi_get_reference_value(env, callback, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
+      napi_create_int32(env, value, &arg) == napi_ok) {
+    napi_call_function(env, global, cb, 1, &arg, NULL);
+  }
+  napi_delete_reference(env, callback);
+}
+
 int num_arg(napi_env env, napi_value v, double *out) {
   if (napi_get_value_double(env, v, out) != napi_ok || *out < 0 || *out != (double)(int64_t)*out) {
     napi_throw_type_error(env, NULL, "expected a non-negative integer");

@@ -29,12 +29,7 @@ static void execute(napi_env env, void *data) {
 
 static void complete(napi_env env, napi_status status, void *data) {
   advice_t *a = data;
-  napi_value cb, global, arg;
-  if (napi_get_reference_value(env, a->callback, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
-      napi_create_int32(env, status == napi_ok ? a->err : -1, &arg) == napi_ok) {
-    napi_call_function(env, global, cb, 1, &arg, NULL);
-  }
-  napi_delete_reference(env, a->callback);
+  call_back_once(env, a->callback, status == napi_ok ? a->err : -1);
   napi_delete_async_work(env, a->work);
   free(a);
 }

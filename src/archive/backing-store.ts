@@ -1,3 +1,5 @@
+import { PartStream } from '../storage/durable-file';
+
 /**
  * Where history lives once it leaves the working set. Object-store shaped (an S3 implementation
  * is planned): whole-object puts that appear atomically, ranged reads, listing by prefix.
@@ -6,9 +8,11 @@ export interface BackingStore {
   readonly description: string;
   /**
    * Stores `data` under `key`, replacing any object there; visible whole or not at all. Parts are
-   * stored back to back, so a large object need not be gathered into one buffer first.
+   * stored back to back, so a large object need not be gathered into one buffer first; a
+   * PartStream's parts are made as they are taken (sealing), so a store that writes as it goes
+   * overlaps making them with writing them.
    */
-  put(key: string, data: Buffer | Buffer[]): Promise<void>;
+  put(key: string, data: PutData): Promise<void>;
   /** Exactly `length` bytes at `offset`; fails with ARCHIVE_MISSING if the object is absent. */
   getRange(key: string, offset: number, length: number): Promise<Buffer>;
   get(key: string): Promise<Buffer>;
@@ -17,4 +21,17 @@ export interface BackingStore {
   /** Keys starting with `prefix`, sorted. */
   list(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;
+}
+
+export type PutData = Buffer | Buffer[] | PartStream;
+
+/** The parts of a put as a list, a stream's copied as taken (for stores that need them all at once). */
+export function putParts(data: PutData): Buffer[] {
+  if (Buffer.isBuffer(data)) return [data];
+  return Array.isArray(data) ? data : Array.from(data.parts, (p) => Buffer.from(p));
+}
+
+export function putLength(data: PutData): number {
+  if (Buffer.isBuffer(data)) return data.length;
+  return Array.isArray(data) ? data.reduce((n, p) => n + p.length, 0) : data.totalBytes;
 }

@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { ChronoError } from '../errors';
 import { ENCRYPTED_OBJECT as E } from '../format/constants';
 import { PreludeSpec, checkPrelude, newPrelude, sealPrelude } from '../format/header-check';
+import { ChunkParams, openChunksInto, sealChunk } from './gcm-chunk';
 
 /**
  * The codec of encrypted archive objects (docs/FORMAT.md "Encrypted archive objects"): a
@@ -56,79 +57,93 @@ export function objectKey(secret: Buffer, salt: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, salt, E.objectKeyInfo, 32));
 }
 
-function nonce(index: number): Buffer {
-  const n = Buffer.alloc(E.nonceBytes);
-  n.writeBigUInt64LE(BigInt(index), 0);
-  return n;
-}
+/** Chunks sealed per part handed out: about 1 MiB, enough to keep a writer busy, small enough to start soon. */
+const CHUNKS_PER_PART = 16;
 
-/** Associated data of chunk `index`: the label, the object's name, the header, the index and final flag. */
-function aad(objectName: string, header: Buffer, index: number, final: boolean): Buffer {
-  const name = Buffer.from(objectName, 'utf8');
-  const b = Buffer.alloc(E.aadLabel.length + 4 + name.length + header.length + 9);
-  let at = b.write(E.aadLabel, 0, 'ascii');
-  at = b.writeUInt32LE(name.length, at);
-  at += name.copy(b, at);
-  at += header.copy(b, at);
-  at = b.writeBigUInt64LE(BigInt(index), at);
-  b.writeUInt8(final ? 1 : 0, at);
-  return b;
-}
-
-/** Seals a whole object: the header, then per chunk its ciphertext and tag (parts, not one buffer). */
-export function sealObject(objectName: string, secret: Buffer, keyId: string, parts: Buffer[]): Buffer[] {
+/**
+ * Seals an object lazily: the header, then its chunks (ciphertext and tag each), a few at a time
+ * as they are taken, so a store writing as it takes them overlaps sealing with its I/O.
+ */
+export function sealStream(objectName: string, secret: Buffer, keyId: string, parts: Buffer[]): { header: Buffer; totalBytes: number; parts: Iterable<Buffer> } {
   const plainLength = parts.reduce((n, p) => n + p.length, 0);
   const salt = randomBytes(E.saltBytes);
   const header = encodeHeader(plainLength, keyId, salt);
-  const key = objectKey(secret, salt);
+  return { header, totalBytes: storedLength(plainLength), parts: sealedParts(objectName, objectKey(secret, salt), header, plainLength, parts) };
+}
+
+function* sealedParts(objectName: string, key: Buffer, header: Buffer, plainLength: number, parts: Buffer[]): Generator<Buffer> {
+  yield header;
   const count = chunkCount(plainLength);
-  const out: Buffer[] = [header];
-  let part = 0;
-  let partAt = 0;
-  for (let i = 0; i < count; i++) {
-    const c = createCipheriv(E.cipher, key, nonce(i), { authTagLength: E.tagBytes });
-    c.setAAD(aad(objectName, header, i, i === count - 1));
-    // Feed the chunk's plaintext from the parts as they lie, without gathering it first.
-    let need = Math.min(E.chunkPlainBytes, plainLength - i * E.chunkPlainBytes);
-    while (need > 0) {
-      const take = Math.min(need, parts[part].length - partAt);
-      out.push(c.update(parts[part].subarray(partAt, partAt + take)));
-      partAt += take;
-      need -= take;
-      if (partAt === parts[part].length) {
-        part++;
-        partAt = 0;
-      }
+  const params = new ChunkParams(objectName, header, count);
+  const plain = new PartReader(parts);
+  // Reused for every part handed out (a PartStream's part is good until the next is taken).
+  const scratch = Buffer.allocUnsafe(Math.min(CHUNKS_PER_PART * STORED_CHUNK_BYTES, storedLength(plainLength) - header.length));
+  for (let first = 0; first < count; first += CHUNKS_PER_PART) {
+    const n = Math.min(CHUNKS_PER_PART, count - first);
+    const plainBytes = Math.min(n * E.chunkPlainBytes, plainLength - first * E.chunkPlainBytes);
+    const out = scratch.subarray(0, plainBytes + n * E.tagBytes);
+    let at = 0;
+    for (let i = first; i < first + n; i++) {
+      const src = plain.take(Math.min(E.chunkPlainBytes, plainLength - i * E.chunkPlainBytes));
+      const p = params.at(i);
+      sealChunk(key, p.nonce, p.aad, src, out.subarray(at, at + src.length + E.tagBytes));
+      at += src.length + E.tagBytes;
     }
-    out.push(c.final(), c.getAuthTag());
+    yield out;
   }
-  return out;
+}
+
+/** Takes consecutive ranges of a list of parts: a view where a range lies in one part, else a gathered copy. */
+class PartReader {
+  private part = 0;
+  private at = 0;
+  constructor(private readonly parts: Buffer[]) {}
+
+  take(length: number): Buffer {
+    while (this.part < this.parts.length && this.at === this.parts[this.part].length) this.next();
+    const p = this.parts[this.part];
+    if (p && this.at + length <= p.length) {
+      this.at += length;
+      return p.subarray(this.at - length, this.at);
+    }
+    const out = Buffer.allocUnsafe(length);
+    for (let done = 0; done < length; ) {
+      if (this.at === this.parts[this.part].length) this.next();
+      const n = this.parts[this.part].copy(out, done, this.at, this.at + length - done);
+      this.at += n;
+      done += n;
+    }
+    return out;
+  }
+
+  private next(): void {
+    this.part++;
+    this.at = 0;
+  }
 }
 
 /**
- * Opens chunks first … first+n-1 of an object, given their stored bytes back to back, into
- * plaintext. Any chunk that fails authentication fails the whole call with ARCHIVE_AUTH_FAILED.
+ * Opens chunks first … first+n-1 of an object, given their stored bytes back to back, into one
+ * plaintext buffer, on the threadpool where the native addon is there. Any chunk that fails
+ * authentication fails the whole call with ARCHIVE_AUTH_FAILED.
  */
-export function openChunks(objectName: string, secret: Buffer, h: EncryptedHeader, first: number, stored: Buffer): Buffer {
+export async function openChunks(objectName: string, secret: Buffer, h: EncryptedHeader, first: number, stored: Buffer): Promise<Buffer> {
   const count = chunkCount(h.plainLength);
-  const key = objectKey(secret, h.salt);
   const lastPlain = h.plainLength - (count - 1) * E.chunkPlainBytes;
-  const out: Buffer[] = [];
+  // The chunks' layout first: the opener is then only asked to open what is there.
   let at = 0;
+  let plainBytes = 0;
   for (let i = first; at < stored.length; i++) {
     const plain = i === count - 1 ? lastPlain : E.chunkPlainBytes;
     if (i >= count || at + plain + E.tagBytes > stored.length) throw authFailed(objectName, `chunk ${i} is cut short or beyond the object's end`);
-    const d = createDecipheriv(E.cipher, key, nonce(i), { authTagLength: E.tagBytes });
-    d.setAAD(aad(objectName, h.raw, i, i === count - 1));
-    d.setAuthTag(stored.subarray(at + plain, at + plain + E.tagBytes));
-    try {
-      out.push(d.update(stored.subarray(at, at + plain)), d.final());
-    } catch {
-      throw authFailed(objectName, `chunk ${i} fails authentication`);
-    }
     at += plain + E.tagBytes;
+    plainBytes += plain;
   }
-  return Buffer.concat(out);
+  const out = Buffer.allocUnsafe(plainBytes);
+  if (stored.length === 0) return out;
+  const bad = await openChunksInto(objectKey(secret, h.salt), new ChunkParams(objectName, h.raw, count), first, stored, out);
+  if (bad >= 0) throw authFailed(objectName, `chunk ${first + bad} fails authentication`);
+  return out;
 }
 
 export function authFailed(objectName: string, why: string): ChronoError {

@@ -2,8 +2,8 @@ import { LRUCache } from 'lru-cache';
 import { ChronoError, isChronoError } from '../errors';
 import { ENCRYPTED_OBJECT as E } from '../format/constants';
 import { ArchiveKey } from './archive-key';
-import { BackingStore } from './backing-store';
-import { EncryptedHeader, STORED_CHUNK_BYTES, authFailed, chunkCount, decodeHeader, openChunks, sealObject, storedLength } from './encrypted-object';
+import { BackingStore, PutData, putParts } from './backing-store';
+import { EncryptedHeader, STORED_CHUNK_BYTES, authFailed, chunkCount, decodeHeader, openChunks, sealStream, storedLength } from './encrypted-object';
 
 const HEADERS_CACHED = 1024;
 
@@ -21,18 +21,20 @@ export class EncryptedStore implements BackingStore {
     this.description = `encrypted ${inner.description}`;
   }
 
-  async put(key: string, data: Buffer | Buffer[]): Promise<void> {
+  async put(key: string, data: PutData): Promise<void> {
     this.headers.delete(key);
-    const sealed = sealObject(key, this.key.secret, this.key.keyId, Array.isArray(data) ? data : [data]);
+    // Sealed as the inner store takes the parts: a local directory seals the next chunks while
+    // it writes the last ones.
+    const sealed = sealStream(key, this.key.secret, this.key.keyId, putParts(data));
     await this.inner.put(key, sealed);
-    this.headers.set(key, decodeHeader(sealed[0], key, this.key.keyId));
+    this.headers.set(key, decodeHeader(sealed.header, key, this.key.keyId));
   }
 
   async get(key: string): Promise<Buffer> {
     const obj = await this.inner.get(key);
     const h = decodeHeader(obj.subarray(0, E.lengthBytes), key, this.key.keyId);
     if (obj.length !== storedLength(h.plainLength)) throw authFailed(key, `${obj.length} bytes stored where its header makes ${storedLength(h.plainLength)}`);
-    const plain = openChunks(key, this.key.secret, h, 0, obj.subarray(E.lengthBytes));
+    const plain = await openChunks(key, this.key.secret, h, 0, obj.subarray(E.lengthBytes));
     this.headers.set(key, h);
     return plain;
   }
@@ -64,7 +66,7 @@ export class EncryptedStore implements BackingStore {
       if (isChronoError(err, 'ARCHIVE_MISSING') && err.message.includes('shorter')) throw authFailed(key, 'it is shorter than its header says');
       throw err;
     }
-    const plain = openChunks(key, this.key.secret, h, first, stored);
+    const plain = await openChunks(key, this.key.secret, h, first, stored);
     const at = offset - first * E.chunkPlainBytes;
     return plain.subarray(at, at + length);
   }

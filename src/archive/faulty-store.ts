@@ -1,5 +1,5 @@
 import { ChronoError } from '../errors';
-import { BackingStore } from './backing-store';
+import { BackingStore, PutData, putParts } from './backing-store';
 
 export type StoreOp = 'put' | 'getRange' | 'get' | 'size' | 'list' | 'delete';
 
@@ -26,13 +26,13 @@ export class FaultyStore implements BackingStore {
     if (this.failWhen(op, key)) throw new ChronoError('ARCHIVE_UNAVAILABLE', `injected failure on ${op} ${key}`);
   }
 
-  async put(key: string, parts: Buffer | Buffer[]): Promise<void> {
+  async put(key: string, parts: PutData): Promise<void> {
     this.check('put', key);
     this.putsStarted.push(key);
     if (this.holdPuts) await this.holdPuts;
     let stored = parts;
     if (this.corruptPuts) {
-      const data = Buffer.concat(Array.isArray(parts) ? parts : [parts]);
+      const data = Buffer.concat(putParts(parts));
       if (data.length > 0) data[data.length >> 1] ^= 0xff;
       stored = data;
     }

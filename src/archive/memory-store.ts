@@ -1,13 +1,13 @@
 import { ChronoError } from '../errors';
-import { BackingStore } from './backing-store';
+import { BackingStore, PutData, putParts } from './backing-store';
 
 /** An object store in memory, with S3's semantics: atomic whole puts, ranged gets. */
 export class MemoryStore implements BackingStore {
   readonly description = 'memory';
   readonly objects = new Map<string, Buffer>();
 
-  async put(key: string, data: Buffer | Buffer[]): Promise<void> {
-    this.objects.set(key, Buffer.concat(Array.isArray(data) ? data : [data]));
+  async put(key: string, data: PutData): Promise<void> {
+    this.objects.set(key, Buffer.concat(putParts(data)));
   }
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     const o = this.objects.get(key);

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { ChronoError } from '../errors';
 import { crc32c } from '../format/crc';
 import { DEFAULTS } from '../options';
-import { BackingStore } from './backing-store';
+import { BackingStore, PutData, putParts } from './backing-store';
 import { multipartPut } from './s3-multipart';
 import { RetryPolicy, describeError, unavailable, withRetries } from './s3-retry';
 
@@ -97,8 +97,8 @@ export class S3Store implements BackingStore {
     return unavailable(`${what} (${this.description})`, this.bucket, err, attempts);
   }
 
-  async put(key: string, data: Buffer | Buffer[]): Promise<void> {
-    const parts = Array.isArray(data) ? data : [data];
+  async put(key: string, data: PutData): Promise<void> {
+    const parts = putParts(data);
     const total = parts.reduce((n, p) => n + p.length, 0);
     let crc = 0;
     for (const p of parts) crc = crc32c(p, crc);

@@ -30,12 +30,26 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
   const inFlight = new Set<Promise<void>>();
   const payloads = new PayloadPool(MAX_IN_FLIGHT_BYTES);
   let inFlightBytes = 0;
+  // Replies that complete together (a hand-off's writes land at once) leave in one system call:
+  // the socket is corked until the current batch of callbacks has run. A read's data goes out
+  // beside its header, not copied after it.
+  let corked = false;
   const reply = (handle: Buffer, error: number, data?: Buffer) => {
+    if (sock.destroyed) return;
     const h = Buffer.alloc(16);
     h.writeUInt32BE(NBD.SIMPLE_REPLY_MAGIC, 0);
     h.writeUInt32BE(error, 4);
     handle.copy(h, 8);
-    if (!sock.destroyed) sock.write(data && error === 0 ? Buffer.concat([h, data]) : h);
+    if (!corked) {
+      corked = true;
+      sock.cork();
+      process.nextTick(() => {
+        corked = false;
+        sock.uncork();
+      });
+    }
+    sock.write(h);
+    if (data && error === 0) sock.write(data);
   };
   for (;;) {
     const req = await reader.read(REQUEST_HEADER_BYTES);

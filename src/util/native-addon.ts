@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 
 /**
- * chronovol's optional native addon (native/, built by scripts/setup): hardware CRC32C,
- * read-ahead that copies nothing, early write-back, and the volume lock (an OFD lock). Every user has a pure-Node fallback (or,
+ * chronovol's optional native addon (native/, built by scripts/setup): hardware CRC32C, AES-GCM
+ * without allocations, read-ahead that copies nothing, early write-back, and the volume lock (an OFD lock). Every user has a pure-Node fallback (or,
  * for a hint, simply goes without), so a machine that cannot build it loses speed, never
  * correctness. CHRONOVOL_NATIVE=0 turns it off.
  */
@@ -29,6 +29,16 @@ export interface NativeAddon {
   lockNoWait?(fd: number): number;
   /** F_OFD_GETLK: 1 when another open file description holds a lock on the file, 0 when none does, or -errno. */
   lockHeld?(fd: number): number;
+  /** AES-256-GCM with Node's own OpenSSL: dst (src.length + 16) gets the ciphertext, then the tag. */
+  gcmSeal?(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, src: Uint8Array, dst: Uint8Array): void;
+  /** The reverse: src is ciphertext then tag, dst (16 shorter) the plaintext; false if not authentic (dst is then garbage). */
+  gcmOpen?(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, src: Uint8Array, dst: Uint8Array): boolean;
+  /**
+   * Opens chunks first.. of an object of `count` chunks, back to back in src, into dst, on the
+   * threadpool (nonce: the index; aad: a template whose last 9 bytes are the index and final
+   * flag). Calls back with -1, the first chunk (from 0) not authentic, or -2 if they do not fit.
+   */
+  gcmOpenChunks?(key: Uint8Array, aad: Uint8Array, first: number, count: number, chunkPlainBytes: number, src: Uint8Array, dst: Uint8Array, cb: (bad: number) => void): void;
 }
 
 function load(): NativeAddon {

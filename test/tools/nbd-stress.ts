@@ -5,6 +5,7 @@ import { AckModel } from '../helpers/ack-model';
 import { ServeDaemon } from '../helpers/daemon';
 import { PipelinedNbdClient, openExport } from '../helpers/nbd-client';
 import { Rng } from '../helpers/rng';
+import { NBD } from '../../src/nbd/nbd-protocol';
 
 export interface StressOptions {
   /** An initialized volume directory; `serve` is started on it here and stopped at the end. */
@@ -18,6 +19,11 @@ export interface StressOptions {
   log?: (line: string) => void;
   /** After the watchdog fires, keep connections this long to log late answers (slow or stuck?). */
   lingerMs?: number;
+  /**
+   * Also writes of 2-8 MiB (a 1 MiB-segment volume turns over several times inside one), and
+   * clients that go away in the middle of a write's payload (`scripts/stress --huge`).
+   */
+  huge?: boolean;
 }
 
 export interface StressResult {
@@ -129,7 +135,7 @@ export async function runStress(o: StressOptions): Promise<StressResult> {
     let abandoned = false;
     while (!done()) {
       const span = crng.bool(0.5) ? hot : checked;
-      const count = 1 + crng.int(Math.min(crng.bool(0.8) ? 32 : 256, span));
+      const count = o.huge && crng.bool(0.03) ? Math.min(span, 512 + crng.int(1536)) : 1 + crng.int(Math.min(crng.bool(0.8) ? 32 : 256, span));
       const first = crng.int(span - count + 1);
       const pick = crng.next();
       if (pick < 0.45) {
@@ -163,8 +169,13 @@ export async function runStress(o: StressOptions): Promise<StressResult> {
         r.reads++;
         go(`unaligned read ${off}+${len}`, c.read(off, len).then(() => undefined));
       } else {
-        // A client that goes away with requests in flight (a killed mirror job), then comes back.
+        // A client that goes away with requests in flight (a killed mirror job), then comes back;
+        // with `huge`, sometimes halfway through sending a write's payload.
         abandoned = true;
+        if (o.huge && crng.bool(0.5)) {
+          const id = m.begin(first, count);
+          c.raw.sendRequest(NBD.CMD_WRITE, first * bs, count * bs, m.data(id, first, count).subarray(0, crng.int(count * bs)));
+        }
         c.close();
         break;
       }
