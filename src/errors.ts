@@ -35,7 +35,9 @@ export type ErrorCode =
   | 'UNSAFE_PERMISSIONS' // a volume directory other users (or its group) can reach
   | 'ACCESS_DENIED' // a client's identity may not do what it asked (NBD access rules)
   | 'UNKNOWN_CLONE' // a clone name that does not exist
-  | 'FOREIGN_CLONE'; // a clone's files belong to another volume or geometry
+  | 'FOREIGN_CLONE' // a clone's files belong to another volume or geometry
+  | 'LIVE_IN_USE' // rollback refused: live is open for writing through the tree or an NBD client is attached to it (--force overrides)
+  | 'ROLLBACK_UNFINISHED'; // a rollback to another target was cut short: repeat that one first
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;

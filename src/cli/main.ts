@@ -28,6 +28,7 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['umount', () => require('./commands/umount')],
   ['serve', () => require('./commands/serve')],
   ['clone', () => require('./commands/clone')],
+  ['rollback', () => require('./commands/rollback')],
 ];
 
 const program = new Command();
