@@ -137,6 +137,7 @@ async function cloneCreation(scales: number[]): Promise<Record<string, { medianM
       }
       const label = `scale-${scale}`;
       await vol.sync({ label });
+      settle(); // the build's dirty pages must not land on the clones' fsyncs
       const clones = clonesOf(vol);
       const times: number[] = [];
       for (let i = 0; i < 9; i++) {
