@@ -37,7 +37,7 @@ export async function benchClone(scales: number[] = [1e5, 1e7]): Promise<BenchRe
     // Sequential read: a fresh clone (every block falls through) against its event's image.
     const readBytes = 256 * MiB;
     let n = 0;
-    const read = await paired(5,
+    const read = await paired(7,
       () => seqRead(readBytes, (buf, off) => vol.readInto(buf, off, buf.length, point)),
       () => {
         const c = clones.create(`read${n++}`, 'full');
@@ -71,7 +71,7 @@ export async function benchClone(scales: number[] = [1e5, 1e7]): Promise<BenchRe
     const data = patternChunk(writeBytes, 7);
     let liveAt = 0;
     let w = 0;
-    const writes = await paired(5,
+    const writes = await paired(3,
       () => timedMBps(writeBytes, async () => {
         const at = (liveAt = (liveAt + writeBytes) % size);
         for (let off = 0; off < writeBytes; off += MiB) await vol.write(at + off, data.subarray(off, off + MiB));
