@@ -1,11 +1,12 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { CloneOverlay } from '../clone/clone-overlay';
 import { clonesOf } from '../clone/clone-service';
 import { nbdErrno } from '../service/edge-errors';
 import type { Volume } from '../volume/volume';
 import { Negotiated } from './nbd-handshake';
-import { MAX_REQUEST_BYTES, NBD, REQUEST_HEADER_BYTES } from './nbd-protocol';
+import { serveClone } from './nbd-clone-connection';
+import { NBD } from './nbd-protocol';
+import { nextRequest, replierFor } from './nbd-requests';
 import { SocketReader } from './socket-reader';
 import { PayloadPool } from './payload-pool';
 
@@ -34,28 +35,11 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
   const inFlight = new Set<Promise<void>>();
   const payloads = new PayloadPool(MAX_IN_FLIGHT_BYTES);
   let inFlightBytes = 0;
-  const reply = (handle: Buffer, error: number, data?: Buffer) => {
-    const h = Buffer.alloc(16);
-    h.writeUInt32BE(NBD.SIMPLE_REPLY_MAGIC, 0);
-    h.writeUInt32BE(error, 4);
-    handle.copy(h, 8);
-    if (!sock.destroyed) sock.write(data && error === 0 ? Buffer.concat([h, data]) : h);
-  };
+  const reply = replierFor(sock);
   for (;;) {
-    const req = await reader.read(REQUEST_HEADER_BYTES);
-    if (req.readUInt32BE(0) !== NBD.REQUEST_MAGIC) {
-      o.log.warn({ magic: req.readUInt32BE(0) }, 'nbd: bad request magic; closing the connection');
-      return;
-    }
-    const flags = req.readUInt16BE(4);
-    const type = req.readUInt16BE(6);
-    const handle = req.subarray(8, 16);
-    const offset = Number(req.readBigUInt64BE(16));
-    const length = req.readUInt32BE(24);
-    if (length > MAX_REQUEST_BYTES) {
-      o.log.warn({ length }, 'nbd: oversized request; closing the connection');
-      return;
-    }
+    const req = await nextRequest(reader, o.log);
+    if (!req) return;
+    const { flags, type, handle, offset, length } = req;
     if (type === NBD.CMD_DISC) {
       await Promise.all(inFlight);
       return;
@@ -111,86 +95,5 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
     });
     inFlight.add(p);
     if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
-  }
-}
-
-/** ZERO and TRIM of a clone are written as zeros, this many bytes at a time. */
-const CLONE_ZERO_CHUNK_BYTES = 1 << 20;
-
-/**
- * A clone/<name> export: reads and writes go to the clone's overlay, never to the log. A write is
- * in the kernel when the overlay's write returns (acknowledged writes survive our process); FUA
- * and FLUSH make the data durable before the map bits that point at it (CloneOverlay.sync).
- * Requests run one at a time, in order: the overlay queues unaligned writes anyway.
- */
-async function serveClone(sock: net.Socket, reader: SocketReader, clone: CloneOverlay, n: Negotiated, o: ConnectionOptions): Promise<void> {
-  const size = clone.sizeBytes;
-  const reply = (handle: Buffer, error: number, data?: Buffer) => {
-    const h = Buffer.alloc(16);
-    h.writeUInt32BE(NBD.SIMPLE_REPLY_MAGIC, 0);
-    h.writeUInt32BE(error, 4);
-    handle.copy(h, 8);
-    if (!sock.destroyed) sock.write(data && error === 0 ? Buffer.concat([h, data]) : h);
-  };
-  const settle = async (p: Promise<void> | undefined) => {
-    if (p) await p;
-  };
-  for (;;) {
-    const req = await reader.read(REQUEST_HEADER_BYTES);
-    if (req.readUInt32BE(0) !== NBD.REQUEST_MAGIC) {
-      o.log.warn({ magic: req.readUInt32BE(0) }, 'nbd: bad request magic; closing the connection');
-      return;
-    }
-    const flags = req.readUInt16BE(4);
-    const type = req.readUInt16BE(6);
-    const handle = Buffer.from(req.subarray(8, 16));
-    const offset = Number(req.readBigUInt64BE(16));
-    const length = req.readUInt32BE(24);
-    if (length > MAX_REQUEST_BYTES) {
-      o.log.warn({ length }, 'nbd: oversized request; closing the connection');
-      return;
-    }
-    if (type === NBD.CMD_DISC) return;
-    const payload = type === NBD.CMD_WRITE ? await reader.read(length) : undefined;
-    const inRange = offset + length <= size;
-    try {
-      switch (type) {
-        case NBD.CMD_READ: {
-          if (!inRange) {
-            reply(handle, NBD.EINVAL);
-            break;
-          }
-          const data = Buffer.allocUnsafe(length);
-          await settle(clone.readInto(data, offset, length));
-          reply(handle, 0, data);
-          break;
-        }
-        case NBD.CMD_WRITE:
-        case NBD.CMD_TRIM:
-        case NBD.CMD_WRITE_ZEROES:
-          if (n.export.readOnly) {
-            reply(handle, NBD.EPERM);
-            break;
-          }
-          if (!inRange) {
-            reply(handle, NBD.EINVAL);
-            break;
-          }
-          if (type === NBD.CMD_WRITE) await settle(clone.write(offset, payload!));
-          else for (let at = 0; at < length; at += CLONE_ZERO_CHUNK_BYTES) await settle(clone.write(offset + at, Buffer.alloc(Math.min(CLONE_ZERO_CHUNK_BYTES, length - at))));
-          if (flags & NBD.CMD_FLAG_FUA) await clone.sync();
-          reply(handle, 0);
-          break;
-        case NBD.CMD_FLUSH:
-          await clone.sync();
-          reply(handle, 0);
-          break;
-        default:
-          reply(handle, NBD.EINVAL);
-      }
-    } catch (err) {
-      o.log.warn({ type, offset, length, clone: n.export.clone, err: (err as Error).message }, 'nbd clone request failed');
-      reply(handle, nbdErrno(err, type === NBD.CMD_READ ? 'read' : 'write'));
-    }
   }
 }
