@@ -127,3 +127,60 @@ test('NBD: clone/<name> is read-write for qemu-io and qemu-img, the event never 
     await d.stop();
   }
 });
+
+test('SIGKILL of the daemon mid-rollback: live is as it was, the target, or flagged by status; the repeated rollback on the stopped volume finishes it', { timeout: WATCHDOG_MS }, async () => {
+  const rng = Rng.fromEnv();
+  console.log(`seed ${rng.seed}`);
+  const root = tmpDir('chronovol-rollback-kill-');
+  const dir = path.join(root, 'vol');
+  cliJson(['init', dir, '--size', '16M', '--segment-size', '4M']);
+  const targetImg = path.join(root, 'target.img');
+  fs.writeFileSync(targetImg, rng.bytes(16 << 20));
+  const laterImg = path.join(root, 'later.img');
+  fs.writeFileSync(laterImg, rng.bytes(16 << 20));
+  const outcomes: string[] = [];
+  // The daemon dies once the rollback's intent file is there (or that long after): mid-rollback.
+  for (const delayMs of [0, 80]) {
+    let targetId = 0;
+    const d = await ServeDaemon.start(dir);
+    let killed = false;
+    try {
+      ok('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', targetImg, d.url('live')], 120_000);
+      targetId = cliJson<{ id: number }>(['sync', dir, '--label', 'target']).id;
+      ok('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', laterImg, d.url('live')], 120_000);
+      cliJson(['sync', dir, '--label', 'later']);
+      const { spawn } = await import('node:child_process');
+      const child = spawn(process.execPath, [require.resolve('../src/cli/main.js'), 'rollback', dir, '--to', 'target'], { stdio: 'ignore' });
+      const intent = path.join(dir, 'rollback.json');
+      for (let i = 0; i < 6000 && !fs.existsSync(intent) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, delayMs));
+      d.proc.kill('SIGKILL');
+      killed = true;
+      await new Promise((r) => child.once('exit', r));
+    } finally {
+      if (!killed) await d.stop();
+      await new Promise((r) => (d.proc.exitCode !== null || d.proc.signalCode !== null ? r(undefined) : d.proc.once('exit', r)));
+    }
+    // The stopped volume: what status says, what live holds.
+    const status = cliJson<{ rollbackUnfinished: { to: string; beforeEvent: { id: number } } | null }>(['status', dir]);
+    const live = path.join(root, 'live.img');
+    ok(process.execPath, [require.resolve('../src/cli/main.js'), 'export', dir, '--at', 'live', '--out', live], 120_000);
+    const same = (a: string, b: string) => sha256(a) === sha256(b);
+    if (status.rollbackUnfinished) {
+      outcomes.push('flagged');
+      assert.equal(status.rollbackUnfinished.to, `event:${targetId}`);
+      const human = cli(['status', dir]);
+      assert.match(human.stdout, /ROLLBACK\s+UNFINISHED/);
+    } else if (same(live, laterImg)) outcomes.push('as-was');
+    else {
+      assert.ok(same(live, targetImg), `after SIGKILL ${delayMs} ms into the rollback live is as it was, the target, or flagged`);
+      outcomes.push('target');
+    }
+    const r = cliJson<Result>(['rollback', dir, '--to', 'target']);
+    assert.equal(r.resumed, Boolean(status.rollbackUnfinished));
+    ok(process.execPath, [require.resolve('../src/cli/main.js'), 'export', dir, '--at', 'live', '--out', live], 120_000);
+    assert.ok(same(live, targetImg), 'the repeated rollback leaves live the target');
+    assert.equal(cliJson<{ rollbackUnfinished: unknown }>(['status', dir]).rollbackUnfinished, null);
+  }
+  console.log(`outcomes by kill delay: ${outcomes.join(', ')}`);
+});

@@ -56,7 +56,7 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
     const core = volume.internals;
     const target = resolveTarget(volume, o.to);
     const intent = readRollbackIntent(core);
-    if (intent && intent.to !== target.name) {
+    if (intent && (intent.to !== target.name || intent.toSeq !== target.seq)) {
       throw new ChronoError('ROLLBACK_UNFINISHED', `a rollback to ${intent.to} was cut short; repeat it (--to ${intent.to}) before rolling back elsewhere`, { to: intent.to });
     }
     let current: RollbackIntent;
