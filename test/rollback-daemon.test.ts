@@ -24,18 +24,31 @@ function writeFiles(rng: Rng, dataDir: string, names: string[]): Map<string, str
   return out;
 }
 
+/** A seeded run with a fresh volume of `size` under its own temporary directory. */
+function fresh(prefix: string, size: string, segmentSize: string): { rng: Rng; root: string; dir: string } {
+  const rng = Rng.fromEnv();
+  console.log(`seed ${rng.seed}`);
+  const root = tmpDir(prefix);
+  const dir = path.join(root, 'vol');
+  cliJson(['init', dir, '--size', size, '--segment-size', segmentSize]);
+  return { rng, root, dir };
+}
+
+/** A file of random bytes to copy into live with qemu-img. */
+function randomImage(rng: Rng, root: string, name: string, bytes: number): string {
+  const f = path.join(root, name);
+  fs.writeFileSync(f, rng.bytes(bytes));
+  return f;
+}
+
 function filesOf(dataDir: string): Map<string, string> {
   return new Map(fs.readdirSync(dataDir).filter((n) => n !== 'lost+found').sort().map((n) => [n, sha256(path.join(dataDir, n))]));
 }
 
 describe('rollback through a running mount', { skip }, () => {
   test('ext4 on live: refused while mounted (LIVE_IN_USE, says which); unmounted, rollback to a frozen event is fsck-clean with every file exact; undo gives back the rest', { timeout: WATCHDOG_MS }, async () => {
-    const rng = Rng.fromEnv();
-    console.log(`seed ${rng.seed}`);
-    const root = tmpDir('chronovol-rollback-');
-    const dir = path.join(root, 'vol');
+    const { rng, root, dir } = fresh('chronovol-rollback-', '64M', '4M');
     const mnt = path.join(root, 'mnt');
-    cliJson(['init', dir, '--size', '64M', '--segment-size', '4M']);
     const m = await MountedVolume.start(dir, mnt);
     try {
       const img = path.join(mnt, 'live/volume.img');
@@ -83,13 +96,8 @@ describe('rollback through a running mount', { skip }, () => {
 });
 
 test('NBD: clone/<name> is read-write for qemu-io and qemu-img, the event never changes; rollback refused while a client holds live, then promotes the clone', { timeout: WATCHDOG_MS }, async () => {
-  const rng = Rng.fromEnv();
-  console.log(`seed ${rng.seed}`);
-  const root = tmpDir('chronovol-rollback-nbd-');
-  const dir = path.join(root, 'vol');
-  cliJson(['init', dir, '--size', '16M', '--segment-size', '4M']);
-  const src = path.join(root, 'src.img');
-  fs.writeFileSync(src, rng.bytes(16 << 20));
+  const { rng, root, dir } = fresh('chronovol-rollback-nbd-', '16M', '4M');
+  const src = randomImage(rng, root, 'src.img', 16 << 20);
   const d = await ServeDaemon.start(dir);
   try {
     ok('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, d.url('live')], 120_000);
@@ -129,15 +137,9 @@ test('NBD: clone/<name> is read-write for qemu-io and qemu-img, the event never 
 });
 
 test('SIGKILL of the daemon mid-rollback: live is as it was, the target, or flagged by status; the repeated rollback on the stopped volume finishes it', { timeout: WATCHDOG_MS }, async () => {
-  const rng = Rng.fromEnv();
-  console.log(`seed ${rng.seed}`);
-  const root = tmpDir('chronovol-rollback-kill-');
-  const dir = path.join(root, 'vol');
-  cliJson(['init', dir, '--size', '16M', '--segment-size', '4M']);
-  const targetImg = path.join(root, 'target.img');
-  fs.writeFileSync(targetImg, rng.bytes(16 << 20));
-  const laterImg = path.join(root, 'later.img');
-  fs.writeFileSync(laterImg, rng.bytes(16 << 20));
+  const { rng, root, dir } = fresh('chronovol-rollback-kill-', '16M', '4M');
+  const targetImg = randomImage(rng, root, 'target.img', 16 << 20);
+  const laterImg = randomImage(rng, root, 'later.img', 16 << 20);
   const outcomes: string[] = [];
   // The daemon dies once the rollback's intent file is there (or that long after): mid-rollback.
   for (const delayMs of [0, 80]) {

@@ -29,84 +29,82 @@ async function scatter(vol: Volume, rng: Rng, count: number): Promise<void> {
   }
 }
 
-test('rollback: live becomes the event, writing only the blocks that differ; rolling back to the event before gives back the original bytes', async () => {
+/** A seeded volume filled with random bytes and an event `label`; closed (its clones first) after `body`. */
+async function withFilledVolume(sizeBytes: number, label: string, body: (vol: Volume, rng: Rng) => Promise<void>): Promise<void> {
   const rng = Rng.fromEnv();
   console.log(`seed ${rng.seed}`);
   await withSeed(rng, async () => {
-    const { vol } = await freshVolume({ sizeBytes: 4 * MiB, blockSizeBytes: BS, segmentSizeBytes: MiB });
+    const { vol } = await freshVolume({ sizeBytes, blockSizeBytes: BS, segmentSizeBytes: MiB });
     try {
-      await vol.write(0, rng.bytes(4 * MiB));
-      await vol.sync({ label: 'target' });
-      const target = await vol.read(0, vol.sizeBytes);
-      await scatter(vol, rng, 60);
-      // Some blocks rewritten with the bytes they had: listed by the index diff, not written.
-      for (let i = 0; i < 10; i++) {
-        const b = rng.int(vol.sizeBytes / BS);
-        await vol.write(b * BS, await vol.read(b * BS, BS));
-      }
-      const original = await vol.read(0, vol.sizeBytes);
-      const differ = differingBlocks(original, target);
-      assert.ok(differ > 0);
-
-      const r = await rollback(vol, { to: 'target' });
-      assert.deepEqual(await vol.read(0, vol.sizeBytes), target, 'live is the target');
-      assert.equal(r.writtenBlocks, differ, 'exactly the blocks that differ are written');
-      assert.ok(r.comparedBlocks >= differ && r.comparedBlocks <= 70, `compared ${r.comparedBlocks}: what the index lists, not the volume`);
-      assert.equal(r.resumed, false);
-      assert.equal(r.to, 'event:1');
-      assert.deepEqual(await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(r.before.id))), original, 'the event before holds the state left');
-      assert.deepEqual(await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(r.after.id))), target, 'the event after holds the target');
-      assert.equal(vol.events.find((e) => e.id === r.after.id)!.kind, 'app', 'after a rollback to an app event, live is that app-consistent state');
-      assert.equal((await vol.status()).rollbackUnfinished, null);
-
-      const undo = await rollback(vol, { to: String(r.before.id), label: 'undo' });
-      assert.deepEqual(await vol.read(0, vol.sizeBytes), original, 'the rollback of the rollback gives back the original bytes');
-      assert.equal(undo.writtenBlocks, differ);
-      assert.equal(undo.after.label, 'undo');
-      assert.equal(undo.before.label, 'before-undo');
-      await assert.rejects(rollback(vol, { to: 'live' }), (e) => isChronoError(e, 'BAD_ARGUMENT'));
-    } finally {
-      await vol.close();
-    }
-  });
-});
-
-test('rollback --to clone:<name> promotes the clone (its overlay and the history since its base); refused while live is held, unless forced', async () => {
-  const rng = Rng.fromEnv();
-  console.log(`seed ${rng.seed}`);
-  await withSeed(rng, async () => {
-    const { vol } = await freshVolume({ sizeBytes: 2 * MiB, blockSizeBytes: BS, segmentSizeBytes: MiB });
-    try {
-      await vol.write(0, rng.bytes(2 * MiB));
-      await vol.sync({ label: 'base' });
-      const clones = clonesOf(vol);
-      clones.create('fix', 'base');
-      const o = clones.overlay('fix');
-      for (let i = 0; i < 20; i++) {
-        const p = o.write(rng.int(vol.sizeBytes - 9000), rng.bytes(1 + rng.int(9000)));
-        if (p) await p;
-      }
-      await o.sync();
-      await scatter(vol, rng, 30); // live moves on from the clone's base too
-      const want = Buffer.alloc(vol.sizeBytes);
-      const p = o.readInto(want, 0, vol.sizeBytes);
-      if (p) await p;
-
-      const release = liveUsersOf(vol).openedForWrite();
-      const detach = liveUsersOf(vol).attachedNbd();
-      await assert.rejects(rollback(vol, { to: 'clone:fix' }), (e) => isChronoError(e, 'LIVE_IN_USE') && /open for writing through the tree/.test(e.message) && /NBD client is attached/.test(e.message));
-      release();
-      await assert.rejects(rollback(vol, { to: 'clone:fix' }), (e) => isChronoError(e, 'LIVE_IN_USE') && !/through the tree/.test(e.message));
-      const r = await rollback(vol, { to: 'clone:fix', force: true });
-      detach();
-      assert.deepEqual(await vol.read(0, vol.sizeBytes), want, 'live is the clone');
-      assert.equal(r.to, 'clone:fix');
-      assert.equal(r.clone, 'fix');
-      await assert.rejects(rollback(vol, { to: 'clone:nope' }), (e) => isChronoError(e, 'UNKNOWN_CLONE'));
+      await vol.write(0, rng.bytes(sizeBytes));
+      await vol.sync({ label });
+      await body(vol, rng);
     } finally {
       await clonesOf(vol).closeAll();
       await vol.close();
     }
+  });
+}
+
+test('rollback: live becomes the event, writing only the blocks that differ; rolling back to the event before gives back the original bytes', async () => {
+  await withFilledVolume(4 * MiB, 'target', async (vol, rng) => {
+    const target = await vol.read(0, vol.sizeBytes);
+    await scatter(vol, rng, 60);
+    // Some blocks rewritten with the bytes they had: listed by the index diff, not written.
+    for (let i = 0; i < 10; i++) {
+      const b = rng.int(vol.sizeBytes / BS);
+      await vol.write(b * BS, await vol.read(b * BS, BS));
+    }
+    const original = await vol.read(0, vol.sizeBytes);
+    const differ = differingBlocks(original, target);
+    assert.ok(differ > 0);
+
+    const r = await rollback(vol, { to: 'target' });
+    assert.deepEqual(await vol.read(0, vol.sizeBytes), target, 'live is the target');
+    assert.equal(r.writtenBlocks, differ, 'exactly the blocks that differ are written');
+    assert.ok(r.comparedBlocks >= differ && r.comparedBlocks <= 70, `compared ${r.comparedBlocks}: what the index lists, not the volume`);
+    assert.equal(r.resumed, false);
+    assert.equal(r.to, 'event:1');
+    assert.deepEqual(await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(r.before.id))), original, 'the event before holds the state left');
+    assert.deepEqual(await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(r.after.id))), target, 'the event after holds the target');
+    assert.equal(vol.events.find((e) => e.id === r.after.id)!.kind, 'app', 'after a rollback to an app event, live is that app-consistent state');
+    assert.equal((await vol.status()).rollbackUnfinished, null);
+
+    const undo = await rollback(vol, { to: String(r.before.id), label: 'undo' });
+    assert.deepEqual(await vol.read(0, vol.sizeBytes), original, 'the rollback of the rollback gives back the original bytes');
+    assert.equal(undo.writtenBlocks, differ);
+    assert.equal(undo.after.label, 'undo');
+    assert.equal(undo.before.label, 'before-undo');
+    await assert.rejects(rollback(vol, { to: 'live' }), (e) => isChronoError(e, 'BAD_ARGUMENT'));
+  });
+});
+
+test('rollback --to clone:<name> promotes the clone (its overlay and the history since its base); refused while live is held, unless forced', async () => {
+  await withFilledVolume(2 * MiB, 'base', async (vol, rng) => {
+    const clones = clonesOf(vol);
+    clones.create('fix', 'base');
+    const o = clones.overlay('fix');
+    for (let i = 0; i < 20; i++) {
+      const p = o.write(rng.int(vol.sizeBytes - 9000), rng.bytes(1 + rng.int(9000)));
+      if (p) await p;
+    }
+    await o.sync();
+    await scatter(vol, rng, 30); // live moves on from the clone's base too
+    const want = Buffer.alloc(vol.sizeBytes);
+    const p = o.readInto(want, 0, vol.sizeBytes);
+    if (p) await p;
+
+    const release = liveUsersOf(vol).openedForWrite();
+    const detach = liveUsersOf(vol).attachedNbd();
+    await assert.rejects(rollback(vol, { to: 'clone:fix' }), (e) => isChronoError(e, 'LIVE_IN_USE') && /open for writing through the tree/.test(e.message) && /NBD client is attached/.test(e.message));
+    release();
+    await assert.rejects(rollback(vol, { to: 'clone:fix' }), (e) => isChronoError(e, 'LIVE_IN_USE') && !/through the tree/.test(e.message));
+    const r = await rollback(vol, { to: 'clone:fix', force: true });
+    detach();
+    assert.deepEqual(await vol.read(0, vol.sizeBytes), want, 'live is the clone');
+    assert.equal(r.to, 'clone:fix');
+    assert.equal(r.clone, 'fix');
+    await assert.rejects(rollback(vol, { to: 'clone:nope' }), (e) => isChronoError(e, 'UNKNOWN_CLONE'));
   });
 });
 
