@@ -21,7 +21,7 @@ const LAYERS: string[][] = [
   ['archive', 'history'],
   ['volume'],
   ['service'],
-  ['clone', 'retention', 'replication', 'investigate'],
+  ['clone', 'retention', 'replication', 'investigate', 'rollback'],
   ['fuse', 'nbd', 'control'],
   ['daemon'],
   ['cli'],

@@ -5,7 +5,7 @@ import { clonesOf } from '../src/clone/clone-service';
 import { isChronoError } from '../src/errors';
 import { rollback } from '../src/rollback/rollback';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
-import { liveUsersOf } from '../src/volume/live-users';
+import { liveUsersOf } from '../src/service/live-users';
 import { Volume } from '../src/volume/volume';
 import { Rng, withSeed } from './helpers/rng';
 import { freshVolume } from './helpers/volumes';

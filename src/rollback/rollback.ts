@@ -1,11 +1,12 @@
 import { clonesOf } from '../clone/clone-service';
 import { ChronoError } from '../errors';
 import { EventKindName } from '../format/constants';
-import { BlockExtent, extentBlocks, indexDiff, unionExtents } from '../history/index-diff';
-import { LIVE_SEQ, Point, SyncEvent } from '../volume/events';
+import { BlockExtent, extentBlocks, unionExtents } from '../history/index-diff';
+import { isLive, type Point } from '../service/images';
 import { liveUsersOf } from '../service/live-users';
+import type { SyncEvent } from '../volume/events';
+import type { RollbackIntent } from '../volume/rollback-intent';
 import { Volume } from '../volume/volume';
-import { RollbackIntent, clearRollbackIntent, readRollbackIntent, writeRollbackIntent } from './rollback-intent';
 
 export interface RollbackOptions {
   /** Any point the CLI takes but `live`, or `clone:<name>` to promote a clone. */
@@ -53,9 +54,8 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
   if (holders && !o.force) throw new ChronoError('LIVE_IN_USE', `refusing to roll back: ${holders}; unmount or disconnect it first, or give --force`, liveUsersOf(volume).counts);
   running.add(volume);
   try {
-    const core = volume.internals;
     const target = resolveTarget(volume, o.to);
-    const intent = readRollbackIntent(core);
+    const intent = volume.rollbackIntent();
     if (intent && (intent.to !== target.name || intent.toSeq !== target.seq)) {
       throw new ChronoError('ROLLBACK_UNFINISHED', `a rollback to ${intent.to} was cut short; repeat it (--to ${intent.to}) before rolling back elsewhere`, { to: intent.to });
     }
@@ -65,7 +65,7 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
       const label = o.label ?? `rollback-to-${target.name}`;
       const before = await volume.sync({ label: `before-${label}`, kind: 'crash' });
       current = { version: 1, to: target.name, toSeq: target.seq, clone: target.clone, beforeEvent: ref(before), label, startedAt: new Date().toISOString() };
-      writeRollbackIntent(core, current); // MUST 13: after the before-event is durable, before any block
+      volume.setRollbackIntent(current); // MUST 13: after the before-event is durable, before any block
     }
     const extents = candidates(volume, target);
     const total = extentBlocks(extents);
@@ -87,7 +87,7 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
       }
     }
     const after = await volume.sync({ label: current.label, kind: target.kind });
-    clearRollbackIntent(core); // MUST 13: only once the event after is durable
+    volume.setRollbackIntent(undefined); // MUST 13: only once the event after is durable
     return {
       to: current.to, toSeq: current.toSeq, clone: current.clone, before: current.beforeEvent, after: ref(after), resumed: intent !== undefined,
       comparedBlocks: compared, writtenBlocks: written, writtenBytes: written * bs, elapsedMs: performance.now() - started,
@@ -124,13 +124,13 @@ function resolveTarget(volume: Volume, to: string): Target {
     };
   }
   const p: Point = volume.resolvePoint(to);
-  if (p.seqLimit === LIVE_SEQ) throw new ChronoError('BAD_ARGUMENT', 'live is already live: roll back to an event, seq:<n>, a time or clone:<name>');
+  if (isLive(p)) throw new ChronoError('BAD_ARGUMENT', 'live is already live: roll back to an event, seq:<n>, a time or clone:<name>');
   return { name: p.name, seq: p.seqLimit, clone: null, kind: p.event?.kind ?? 'crash', read: (offset, length) => volume.read(offset, length, p) };
 }
 
 /** Blocks that may differ between live and the target: a version since its seq, or in its overlay. */
 function candidates(volume: Volume, t: Target): BlockExtent[] {
-  const fromIndex = indexDiff(volume.internals.index, t.seq, volume.lastSeq);
+  const fromIndex = volume.changesBetween({ name: t.name, seqLimit: t.seq }, { name: 'live', seqLimit: volume.lastSeq }).changes.map((c) => ({ firstBlock: c.firstBlock, blockCount: c.blockCount }));
   return t.clone ? unionExtents(fromIndex, clonesOf(volume).overlay(t.clone).overlayExtents()) : fromIndex;
 }
 

@@ -1,4 +1,4 @@
-import type { Volume } from './volume';
+import type { Volume } from '../volume/volume';
 
 /**
  * Who may be writing the live volume from outside: handles of live/volume.img open for writing

@@ -1,8 +1,8 @@
 import { crcEngine } from '../format/crc';
 import { FILE_NAMES } from '../format/constants';
-import { RollbackIntent, readRollbackIntent } from '../rollback/rollback-intent';
 import { CacheStats } from './block-reader';
 import { Core } from './core';
+import { RollbackIntent, readRollbackIntent } from './rollback-intent';
 
 export interface VolumeStatus {
   volume: { id: string; sizeBytes: number; blockSizeBytes: number; segmentSizeBytes: number; workingSetSegments: number; createdAt: string };

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { ChronoError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
 import { writeFileDurable } from '../storage/durable-file';
-import { Core } from '../volume/core';
+import { Core } from './core';
 
 /**
  * What `<dir>/rollback.json` records while a rollback runs (docs/FORMAT.md): the target, and the
