@@ -1,9 +1,10 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,protect] [-- --scales 1e5,1e6,1e7]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,protect,clone] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { crcEngine } from '../src/format/crc';
 import { benchArchiveCrypto } from './archive-crypto-bench';
+import { benchClone } from './clone-bench';
 import { benchIngest, benchWriteAmp } from './engine-ingest';
 import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     { name: 's3', run: () => benchS3() },
     { name: 'crypto', run: () => benchArchiveCrypto() },
     { name: 'protect', run: () => benchProtect() },
+    { name: 'clone', run: () => benchClone() },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {

@@ -37,7 +37,9 @@ export type ErrorCode =
   | 'UNKNOWN_CLONE' // a clone name that does not exist
   | 'FOREIGN_CLONE' // a clone's files belong to another volume or geometry
   | 'POINT_IN_RESYNC' // a point (or a new event) inside a resync window: the replica was a torn mix then
-  | 'PROTECT_FAILED'; // protect could not start or drive qemu-storage-daemon (the splitter)
+  | 'PROTECT_FAILED' // protect could not start or drive qemu-storage-daemon (the splitter)
+  | 'LIVE_IN_USE' // rollback refused: live is open for writing through the tree or an NBD client is attached to it (--force overrides)
+  | 'ROLLBACK_UNFINISHED'; // a rollback to another target was cut short: repeat that one first
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;

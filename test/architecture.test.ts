@@ -21,7 +21,7 @@ const LAYERS: string[][] = [
   ['archive', 'history'],
   ['volume'],
   ['service'],
-  ['clone', 'retention', 'investigate'],
+  ['clone', 'retention', 'investigate', 'rollback'],
   // replication supervises qemu beside the edges: it talks to our daemon over the control
   // socket and relays NBD, so it sits with them (it reaches no volume itself).
   ['fuse', 'nbd', 'control', 'replication'],

@@ -27,6 +27,16 @@ test('nbd access rules: exports by name, live, past and *; writeLive; unknown id
   assert.equal(a.knows('audit'), true);
   assert.deepEqual(a.allows(undefined, live), { write: true }, 'a trusted local client');
   assert.deepEqual(NbdAccess.open().allows('anyone', live), { write: true });
+  // Clone exports: named, by `clones` or by `*`, and then writable; `past` never names them.
+  const clone = { name: 'clone/try', live: false, clone: true };
+  fs.writeFileSync(f, JSON.stringify({ identities: { lab: { exports: ['clones'] }, audit: { exports: ['past'] }, all: { exports: '*' }, one: { exports: ['clone/try'] } } }));
+  const c = NbdAccess.fromFile(f);
+  assert.deepEqual(c.allows('lab', clone), { write: true });
+  assert.equal(c.allows('lab', past), undefined);
+  assert.equal(c.allows('audit', clone), undefined);
+  assert.deepEqual(c.allows('all', clone), { write: true });
+  assert.deepEqual(c.allows('one', clone), { write: true });
+  assert.deepEqual(c.allows(undefined, clone), { write: true }, 'a trusted local client writes clones');
   for (const bad of ['[]', '{"identities": {"x": {}}}', '{"identities": {"x": {"exports": ["a"], "writeLive": "yes"}}}', 'not json']) {
     fs.writeFileSync(f, bad);
     assert.throws(() => NbdAccess.fromFile(f), (e) => isChronoError(e, 'BAD_ARGUMENT'), bad);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FaultyStore } from '../src/archive/faulty-store';
 import { LocalDirStore } from '../src/archive/local-dir-store';
+import { rollback } from '../src/rollback/rollback';
 import { HeldSync, MemoryFileSystem } from '../src/storage/memory-file-system';
 import { Volume } from '../src/volume/volume';
 import { Rng } from './helpers/rng';
@@ -176,3 +177,41 @@ test('rule 6: a segment leaves primary only once its copied-forward blocks are d
   }
   assert.equal(cuts, 3);
 });
+
+for (const step of ['written', 'removed'] as const) {
+  test(`rule 13: a rollback's intent is ${step} only once the event ${step === 'written' ? 'before' : 'after'} it is durable (the log's fsyncs held back; power cut right after the intent is ${step})`, async () => {
+    const rig = new Rig();
+    await rig.create();
+    for (let i = 0; i < 12; i++) await rig.write();
+    const target = await rig.must(() => rig.vol.sync({ label: 'target' }));
+    const targetImage = Buffer.from(rig.model.live);
+    for (let i = 0; i < 12; i++) await rig.write();
+    const left = Buffer.from(rig.model.live);
+    // The rename that puts the intent in place, or its removal, then that directory fsync.
+    const intent = '/v/rollback.json';
+    rig.mem.onCall = (call, p) => (step === 'written' ? call === 'rename' && p === `${intent}.tmp` : call === 'remove' && p === intent) && rig.mem.armPowerCut(1);
+    rig.withhold = (h) => h.path.startsWith(SEGMENTS);
+    const r = await rig.drive(() => rollback(rig.vol, { to: 'target' }));
+    // After the removal's directory fsync a correct rollback makes no further call: cut as it returns.
+    if (step === 'written') assert.equal(r.done, false, 'the power went during the rollback');
+    else if (!rig.mem.cutImage) rig.mem.cutNow();
+    rig.mem = rig.mem.cutImage!;
+    rig.mem.holdSyncs = true;
+    rig.mem.remove('/v/LOCK'); // the dead owner's (made durable by the intent's directory fsync)
+    rig.store = new FaultyStore(new LocalDirStore('/archive', rig.mem));
+    rig.withhold = () => false;
+    await rig.open();
+    const flagged = (await rig.must(() => rig.vol.status())).rollbackUnfinished;
+    const read = (point?: string) => rig.must(() => rig.vol.read(0, SIZE, point === undefined ? undefined : rig.vol.resolvePoint(point)));
+    if (step === 'written') {
+      assert.ok(flagged, 'the intent is there');
+      const b = rig.vol.events.find((e) => e.id === flagged.beforeEvent.id);
+      assert.ok(b && b.seq === flagged.beforeEvent.seq, 'its before-event is in the log');
+      assert.ok((await read(String(flagged.beforeEvent.id))).equals(left), 'the before-event holds the state left');
+    } else {
+      assert.equal(flagged, null, 'the intent is gone');
+      assert.equal(rig.vol.events[rig.vol.events.length - 1].label, `rollback-to-event:${target.id}`, 'so the event after is in the log');
+      assert.ok((await read()).equals(targetImage), 'and live is the target');
+    }
+  });
+}

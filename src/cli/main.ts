@@ -31,6 +31,7 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['protect', () => require('./commands/protect')],
   ['agent', () => require('./commands/agent')],
   ['restore', () => require('./commands/restore')],
+  ['rollback', () => require('./commands/rollback')],
 ];
 
 const program = new Command();

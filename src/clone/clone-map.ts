@@ -79,6 +79,22 @@ export class CloneMap {
     return (this.bits[block >> 3] & (1 << (block & 7))) !== 0;
   }
 
+  /** The blocks present, as runs in block order; whole zero bytes of the bitmap are skipped. */
+  extents(): Array<{ firstBlock: number; blockCount: number }> {
+    const out: Array<{ firstBlock: number; blockCount: number }> = [];
+    const count = this.header.blockCount;
+    for (let i = 0; i < this.bits.length; i++) {
+      if (this.bits[i] === 0) continue;
+      for (let b = i * 8; b < Math.min(count, i * 8 + 8); b++) {
+        if (!this.has(b)) continue;
+        const last = out[out.length - 1];
+        if (last && last.firstBlock + last.blockCount === b) last.blockCount++;
+        else out.push({ firstBlock: b, blockCount: 1 });
+      }
+    }
+    return out;
+  }
+
   /** Marks blocks present in memory; they reach the disk at the next persist. */
   mark(first: number, count: number): void {
     for (let b = first; b < first + count; b++) {

@@ -43,6 +43,11 @@ export class CloneOverlay {
     return this.map.presentBlocks * this.volume.blockSizeBytes;
   }
 
+  /** The blocks written into the clone, as runs (rollback's promote writes these, among others). */
+  overlayExtents(): Array<{ firstBlock: number; blockCount: number }> {
+    return this.map.extents();
+  }
+
   /**
    * Reads into `out`: runs of blocks in the overlay from overlay.data, the rest from the base
    * point. Done when it returns undefined; otherwise the promise of the rest.

@@ -79,6 +79,11 @@ export class ControlServer {
       }
       case 'clone':
         return reply(await clonesOf(v).request(p));
+      case 'rollback': {
+        const { rollback } = await import('../rollback/rollback');
+        this.log.info({ to: p.to, force: p.force }, 'rollback requested over the control socket');
+        return reply(await rollback(v, { to: String(p.to ?? ''), label: p.label as string | undefined, force: p.force === true }));
+      }
       case 'export': {
         const point = resolveImage(v, String(p.at ?? 'live'));
         const { offset, length } = imageRange(v, Number(p.offset ?? 0), p.length === undefined ? undefined : Number(p.length));

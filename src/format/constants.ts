@@ -164,6 +164,8 @@ export const FILE_NAMES = {
   cloneMeta: 'clone.json',
   cloneData: 'overlay.data',
   cloneMap: 'overlay.map',
+  /** Present only while a rollback runs (or was cut short): docs/FORMAT.md, "Rollback intent". */
+  rollbackIntent: 'rollback.json',
 } as const;
 
 // Clone overlay map: `<dir>/clones/<name>/overlay.map`. The header, then one bit per block

@@ -1,9 +1,10 @@
 import Fuse, { Ops, Stat } from 'fuse-native';
 import type { Logger } from 'pino';
 import { CloneOverlay } from '../clone/clone-overlay';
-import type { Point } from '../service/images';
-import type { Volume } from '../volume/volume';
 import { EdgeOp, fuseErrno } from '../service/edge-errors';
+import { isLive, type Point } from '../service/images';
+import { liveUsersOf } from '../service/live-users';
+import type { Volume } from '../volume/volume';
 import { Node, Tree } from './tree';
 
 const O_ACCMODE = 3;
@@ -19,6 +20,8 @@ interface Handle {
   clone?: CloneOverlay;
   /** Snapshot of a small file's content, so size and reads agree for this open. */
   content?: Buffer;
+  /** A write handle on live/volume.img: released with the handle (rollback refuses meanwhile). */
+  liveUser?: () => void;
 }
 
 export interface OpsOptions {
@@ -113,7 +116,8 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         if (wantsWrite && !writable) return cb(Fuse.EROFS);
         const fd = nextFd++;
         const clone = n.kind === 'image' && n.clone ? tree.clones.overlay(n.clone) : undefined;
-        handles.set(fd, { node: n, point: n.kind === 'image' ? n.point : undefined, writable: wantsWrite, clone, content: n.kind === 'file' ? lastContent.get(path) ?? contentOf(path, n) : undefined });
+        const liveUser = wantsWrite && n.kind === 'image' && !n.clone && isLive(n.point) ? liveUsersOf(volume).openedForWrite() : undefined;
+        handles.set(fd, { node: n, point: n.kind === 'image' ? n.point : undefined, writable: wantsWrite, clone, content: n.kind === 'file' ? lastContent.get(path) ?? contentOf(path, n) : undefined, liveUser });
         cb(0, fd);
       });
     },
@@ -121,6 +125,7 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
       cb(tree.resolve(path) ? Fuse.EEXIST : Fuse.EROFS);
     },
     release(path, fd, cb) {
+      handles.get(fd)?.liveUser?.();
       handles.delete(fd);
       cb(0);
     },

@@ -47,3 +47,15 @@ export function extentsOf(sortedBlocks: ArrayLike<number>): BlockExtent[] {
 export function extentBlocks(extents: readonly BlockExtent[]): number {
   return extents.reduce((n, e) => n + e.blockCount, 0);
 }
+
+/** The blocks in either list of extents, as extents in block order. */
+export function unionExtents(a: readonly BlockExtent[], b: readonly BlockExtent[]): BlockExtent[] {
+  const all = [...a, ...b].sort((x, y) => x.firstBlock - y.firstBlock);
+  const out: BlockExtent[] = [];
+  for (const e of all) {
+    const last = out[out.length - 1];
+    if (last && e.firstBlock <= last.firstBlock + last.blockCount) last.blockCount = Math.max(last.blockCount, e.firstBlock + e.blockCount - last.firstBlock);
+    else out.push({ ...e });
+  }
+  return out;
+}

@@ -52,14 +52,16 @@ export class NbdAccess {
 
   /**
    * What `identity` may do with an export: undefined when it may not use it, else whether it
-   * may write (only `live` is ever writable). `identity` undefined is a trusted local client.
+   * may write (`live` with writeLive, and a clone/<name> export it may use: a clone's writes
+   * never reach history). `identity` undefined is a trusted local client. `clones` in a rule's
+   * exports names every clone; `past` never does.
    */
-  allows(identity: string | undefined, e: { name: string; live: boolean }): { write: boolean } | undefined {
-    if (identity === undefined || !this.rules) return { write: e.live };
+  allows(identity: string | undefined, e: { name: string; live: boolean; clone?: boolean }): { write: boolean } | undefined {
+    if (identity === undefined || !this.rules) return { write: e.live || !!e.clone };
     const r = this.rules.get(identity);
     if (!r) return undefined;
-    const named = r.exports.some((x) => x === '*' || x === e.name || (x === 'live' && e.live) || (x === 'past' && !e.live));
+    const named = r.exports.some((x) => x === '*' || x === e.name || (x === 'live' && e.live) || (x === 'past' && !e.live && !e.clone) || (x === 'clones' && !!e.clone));
     if (!named) return undefined;
-    return { write: e.live && r.writeLive };
+    return { write: e.live ? r.writeLive : !!e.clone };
   }
 }

@@ -1,9 +1,12 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
+import { clonesOf } from '../clone/clone-service';
 import { nbdErrno } from '../service/edge-errors';
 import type { Volume } from '../volume/volume';
 import { Negotiated } from './nbd-handshake';
-import { MAX_REQUEST_BYTES, NBD, REQUEST_HEADER_BYTES } from './nbd-protocol';
+import { serveClone } from './nbd-clone-connection';
+import { NBD } from './nbd-protocol';
+import { nextRequest, replierFor } from './nbd-requests';
 import { SocketReader } from './socket-reader';
 import { PayloadPool } from './payload-pool';
 
@@ -27,45 +30,16 @@ const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
  */
 export async function serveTransmission(sock: net.Socket, reader: SocketReader, volume: Volume, n: Negotiated, o: ConnectionOptions): Promise<void> {
   const size = volume.sizeBytes;
+  const clone = n.export.clone !== undefined ? clonesOf(volume).overlay(n.export.clone) : undefined;
+  if (clone) return serveClone(sock, reader, clone, n, o);
   const inFlight = new Set<Promise<void>>();
   const payloads = new PayloadPool(MAX_IN_FLIGHT_BYTES);
   let inFlightBytes = 0;
-  // Replies that complete together (a hand-off's writes land at once) leave in one system call:
-  // the socket is corked until the current batch of callbacks has run. A read's data goes out
-  // beside its header, not copied after it.
-  let corked = false;
-  const reply = (handle: Buffer, error: number, data?: Buffer) => {
-    if (sock.destroyed) return;
-    const h = Buffer.alloc(16);
-    h.writeUInt32BE(NBD.SIMPLE_REPLY_MAGIC, 0);
-    h.writeUInt32BE(error, 4);
-    handle.copy(h, 8);
-    if (!corked) {
-      corked = true;
-      sock.cork();
-      process.nextTick(() => {
-        corked = false;
-        sock.uncork();
-      });
-    }
-    sock.write(h);
-    if (data && error === 0) sock.write(data);
-  };
+  const reply = replierFor(sock);
   for (;;) {
-    const req = await reader.read(REQUEST_HEADER_BYTES);
-    if (req.readUInt32BE(0) !== NBD.REQUEST_MAGIC) {
-      o.log.warn({ magic: req.readUInt32BE(0) }, 'nbd: bad request magic; closing the connection');
-      return;
-    }
-    const flags = req.readUInt16BE(4);
-    const type = req.readUInt16BE(6);
-    const handle = req.subarray(8, 16);
-    const offset = Number(req.readBigUInt64BE(16));
-    const length = req.readUInt32BE(24);
-    if (length > MAX_REQUEST_BYTES) {
-      o.log.warn({ length }, 'nbd: oversized request; closing the connection');
-      return;
-    }
+    const req = await nextRequest(reader, o.log);
+    if (!req) return;
+    const { flags, type, handle, offset, length } = req;
     if (type === NBD.CMD_DISC) {
       await Promise.all(inFlight);
       return;

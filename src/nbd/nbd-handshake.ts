@@ -54,7 +54,7 @@ export async function handshake(c: NbdClient, volume: Volume, o: HandshakeOption
   /** The export as this client may use it: undefined when it may not; live read-only without write rights. */
   const permitted = (e: NbdExport | undefined): NbdExport | undefined => {
     if (!e) return undefined;
-    const a = o.access.allows(c.identity, { name: e.name, live: !e.readOnly });
+    const a = o.access.allows(c.identity, { name: e.name, live: e.name === 'live', clone: e.clone !== undefined });
     if (!a) return undefined;
     return a.write || e.readOnly ? e : { ...e, readOnly: true, description: `${e.description}; read-only for ${c.identity}` };
   };

@@ -4,6 +4,7 @@ import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ChronoError } from '../errors';
 import { DEFAULTS } from '../options';
+import { liveUsersOf } from '../service/live-users';
 import { Volume } from '../volume/volume';
 import { NbdAccess } from './nbd-access';
 import { serveTransmission } from './nbd-connection';
@@ -105,7 +106,13 @@ export class NbdServer {
       if (n) {
         const t = c.sock instanceof tls.TLSSocket ? { tls: c.sock.getProtocol(), cipher: c.sock.getCipher()?.name } : {};
         this.o.log.info({ peer, export: n.export.name, identity: c.identity, readOnly: n.export.readOnly, ...t }, 'nbd client attached');
-        await serveTransmission(c.sock, c.reader, this.volume, n, { syncOnFlush: this.o.syncOnFlush, log: this.o.log, dirty: this.dirty });
+        // A writer of live holds it: rollback refuses while it is attached.
+        const detach = n.export.name === 'live' && !n.export.readOnly ? liveUsersOf(this.volume).attachedNbd() : undefined;
+        try {
+          await serveTransmission(c.sock, c.reader, this.volume, n, { syncOnFlush: this.o.syncOnFlush, log: this.o.log, dirty: this.dirty });
+        } finally {
+          detach?.();
+        }
       }
     } catch (err) {
       this.o.log.debug({ peer, identity: c.identity, err: (err as Error).message }, 'nbd connection ended');

@@ -2,6 +2,7 @@ import { crcEngine } from '../format/crc';
 import { FILE_NAMES } from '../format/constants';
 import { CacheStats } from './block-reader';
 import { Core } from './core';
+import { RollbackIntent, readRollbackIntent } from './rollback-intent';
 
 export interface VolumeStatus {
   volume: { id: string; sizeBytes: number; blockSizeBytes: number; segmentSizeBytes: number; workingSetSegments: number; createdAt: string };
@@ -12,6 +13,8 @@ export interface VolumeStatus {
   cache: CacheStats;
   /** Which CRC32C implementation checks the blocks: the native addon, or the fallback. */
   crcEngine: string;
+  /** A rollback cut short (its intent file is there): live may be a mix; repeat it to finish. */
+  rollbackUnfinished: RollbackIntent | null;
 }
 
 export async function volumeStatus(core: Core): Promise<VolumeStatus> {
@@ -46,5 +49,6 @@ export async function volumeStatus(core: Core): Promise<VolumeStatus> {
     index: { versions: index.versionCount, runs: index.runCount, memtableVersions: index.memtableCount, runBytes: index.runBytes, relocatedBlocks: index.reloc.size },
     cache: core.reader.stats(),
     crcEngine,
+    rollbackUnfinished: readRollbackIntent(core) ?? null,
   };
 }

@@ -26,6 +26,7 @@ import { ensureSpace, drainEvictions, quiesceTurnover } from './turnover';
 import { SpaceGuard, noSpaceError, openSpaceCheckEnabled } from './space-check';
 import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
+import { RollbackIntent, clearRollbackIntent, readRollbackIntent, writeRollbackIntent } from './rollback-intent';
 import { VolumeStatus, volumeStatus } from './volume-status';
 import { VerifyReport, verifyVolume } from './verify';
 import { VolumeLog } from './volume-log';
@@ -171,6 +172,20 @@ export class Volume {
   changesBetween(from: Pick<Point, 'name' | 'seqLimit'>, to: Pick<Point, 'name' | 'seqLimit'>): Changes {
     this.open();
     return changesBetween(this.core.index, this.core.sb.blockSizeBytes, from, to);
+  }
+
+  /** The intent of a rollback that runs or was cut short (docs/FORMAT.md, rollback.json). */
+  rollbackIntent(): RollbackIntent | undefined {
+    this.open();
+    return readRollbackIntent(this.core);
+  }
+
+  /** Writes the rollback intent durably, or (undefined) removes it durably: rollback's steps (DESIGN rule 13). */
+  setRollbackIntent(intent: RollbackIntent | undefined): void {
+    this.open();
+    if (this.readOnly) throw new ChronoError('READ_ONLY', 'volume is open read-only');
+    if (intent) writeRollbackIntent(this.core, intent);
+    else clearRollbackIntent(this.core);
   }
 
   /** Every version of blocks first … first+count-1, oldest first, from the index. */

@@ -42,13 +42,14 @@ export function nbdOptionsFrom(o: Record<string, unknown>, volumeDir: string, lo
 export function register(program: Command): void {
   const cmd = program
     .command('serve')
-    .description("serve the volume over NBD: export 'live' (read-write) and every event, seq:<n> or time (read-only)")
+    .description("serve the volume over NBD: export 'live' (read-write) and clone/<name> (read-write), every event, seq:<n> or time (read-only)")
     .argument('<dir>', 'volume directory')
     .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes);
   addNbdOptions(cmd).addHelpText('after', `
 Examples (local clients use the Unix socket; TCP needs TLS):
   qemu-img convert -n -O raw disk.img 'nbd+unix:///live?socket=/srv/vol/nbd.sock'
   qemu-io -f raw 'nbd+unix:///before-upgrade?socket=/srv/vol/nbd.sock' -c 'read -v 0 512'
+  qemu-io -f raw 'nbd+unix:///clone/try1?socket=/srv/vol/nbd.sock' -c 'write -P 7 0 64k' -c flush
   chronovol serve /srv/vol --listen 0.0.0.0:10809 --tls-psk /etc/chronovol/keys.psk
   qemu-img info --object tls-creds-psk,id=tls0,endpoint=client,dir=/etc/qemu-psk,username=replica \\
     --image-opts driver=nbd,host=server,port=10809,export=live,tls-creds=tls0

@@ -36,6 +36,8 @@ export function register(program: Command): void {
         `index       ${s.index.versions} versions in ${s.index.runs} runs + ${s.index.memtableVersions} in memory; ${s.index.relocatedBlocks} live blocks relocated`,
         `checksums   CRC32C by ${s.crcEngine}`,
       ];
+      const r = s.rollbackUnfinished;
+      if (r) lines.push(`ROLLBACK    UNFINISHED: a rollback to ${r.to} (started ${r.startedAt}) was cut short; live may be part old, part new. Finish it: chronovol rollback ${target} --to ${r.to}; the state before it is event ${r.beforeEvent.id}`);
       process.stdout.write(lines.join('\n') + '\n');
     });
 }

@@ -1,0 +1,153 @@
+import { clonesOf } from '../clone/clone-service';
+import { ChronoError } from '../errors';
+import { EventKindName } from '../format/constants';
+import { BlockExtent, extentBlocks, unionExtents } from '../history/index-diff';
+import { isLive, type Point } from '../service/images';
+import { liveUsersOf } from '../service/live-users';
+import type { SyncEvent } from '../volume/events';
+import type { RollbackIntent } from '../volume/rollback-intent';
+import { Volume } from '../volume/volume';
+
+export interface RollbackOptions {
+  /** Any point the CLI takes but `live`, or `clone:<name>` to promote a clone. */
+  to: string;
+  /** The label of the event recorded after; default `rollback-to-<point>`. */
+  label?: string;
+  /** Roll back even while live is open for writing or attached over NBD. */
+  force?: boolean;
+  onProgress?: (doneBlocks: number, totalBlocks: number) => void;
+}
+
+type EventRef = { id: number; seq: number; label: string };
+
+export interface RollbackResult {
+  to: string;
+  toSeq: number;
+  clone: string | null;
+  /** The state left behind: roll back to this event to undo. */
+  before: EventRef;
+  after: EventRef;
+  /** True when this finished a rollback a crash had cut short. */
+  resumed: boolean;
+  /** Blocks the index diff listed (and, for a clone, its overlay): each was read and compared. */
+  comparedBlocks: number;
+  /** Blocks that differed, and were written. */
+  writtenBlocks: number;
+  writtenBytes: number;
+  elapsedMs: number;
+}
+
+const running = new WeakSet<Volume>();
+
+/**
+ * Makes live the state of a past point, or of a clone, by writing only the blocks that differ:
+ * the index diff lists the blocks with a version since the point (plus a clone's overlay), and
+ * of those only the ones whose bytes differ are written, so the cost follows what changed, not
+ * the volume. Order (docs/DESIGN.md, MUST 13): the event holding the state being left is
+ * durable, then the intent file, then the blocks, then the event after, and only then the
+ * intent is removed. A rollback cut short leaves the intent; repeating it finishes it.
+ */
+export async function rollback(volume: Volume, o: RollbackOptions): Promise<RollbackResult> {
+  const started = performance.now();
+  if (running.has(volume)) throw new ChronoError('LIVE_IN_USE', 'another rollback of this volume is running');
+  const holders = liveUsersOf(volume).describe();
+  if (holders && !o.force) throw new ChronoError('LIVE_IN_USE', `refusing to roll back: ${holders}; unmount or disconnect it first, or give --force`, liveUsersOf(volume).counts);
+  running.add(volume);
+  try {
+    const target = resolveTarget(volume, o.to);
+    const intent = volume.rollbackIntent();
+    if (intent && (intent.to !== target.name || intent.toSeq !== target.seq)) {
+      throw new ChronoError('ROLLBACK_UNFINISHED', `a rollback to ${intent.to} was cut short; repeat it (--to ${intent.to}) before rolling back elsewhere`, { to: intent.to });
+    }
+    let current: RollbackIntent;
+    if (intent) current = intent;
+    else {
+      const label = o.label ?? `rollback-to-${target.name}`;
+      const before = await volume.sync({ label: `before-${label}`, kind: 'crash' });
+      current = { version: 1, to: target.name, toSeq: target.seq, clone: target.clone, beforeEvent: ref(before), label, startedAt: new Date().toISOString() };
+      volume.setRollbackIntent(current); // MUST 13: after the before-event is durable, before any block
+    }
+    const extents = candidates(volume, target);
+    const total = extentBlocks(extents);
+    let compared = 0;
+    let written = 0;
+    const bs = volume.blockSizeBytes;
+    const chunkBlocks = Math.max(1, Math.floor(CHUNK_BYTES / bs));
+    for (const e of extents) {
+      for (let b = e.firstBlock; b < e.firstBlock + e.blockCount; b += chunkBlocks) {
+        const n = Math.min(chunkBlocks, e.firstBlock + e.blockCount - b);
+        const want = await target.read(b * bs, n * bs);
+        const have = await volume.read(b * bs, n * bs);
+        for (const r of differingRuns(want, have, bs)) {
+          await volume.write((b + r.firstBlock) * bs, want.subarray(r.firstBlock * bs, (r.firstBlock + r.blockCount) * bs));
+          written += r.blockCount;
+        }
+        compared += n;
+        o.onProgress?.(compared, total);
+      }
+    }
+    const after = await volume.sync({ label: current.label, kind: target.kind });
+    volume.setRollbackIntent(undefined); // MUST 13: only once the event after is durable
+    return {
+      to: current.to, toSeq: current.toSeq, clone: current.clone, before: current.beforeEvent, after: ref(after), resumed: intent !== undefined,
+      comparedBlocks: compared, writtenBlocks: written, writtenBytes: written * bs, elapsedMs: performance.now() - started,
+    };
+  } finally {
+    running.delete(volume);
+  }
+}
+
+const CHUNK_BYTES = 1 << 20;
+
+interface Target {
+  name: string;
+  seq: number;
+  clone: string | null;
+  kind: EventKindName;
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+function resolveTarget(volume: Volume, to: string): Target {
+  if (to.startsWith('clone:')) {
+    const name = to.slice('clone:'.length);
+    const clones = clonesOf(volume);
+    const base = clones.base(name); // UNKNOWN_CLONE if there is none
+    const overlay = clones.overlay(name);
+    return {
+      name: `clone:${name}`, seq: base.seq, clone: name, kind: 'crash',
+      read: async (offset, length) => {
+        const out = Buffer.allocUnsafe(length);
+        const p = overlay.readInto(out, offset, length);
+        if (p) await p;
+        return out;
+      },
+    };
+  }
+  const p: Point = volume.resolvePoint(to);
+  if (isLive(p)) throw new ChronoError('BAD_ARGUMENT', 'live is already live: roll back to an event, seq:<n>, a time or clone:<name>');
+  return { name: p.name, seq: p.seqLimit, clone: null, kind: p.event?.kind ?? 'crash', read: (offset, length) => volume.read(offset, length, p) };
+}
+
+/** Blocks that may differ between live and the target: a version since its seq, or in its overlay. */
+function candidates(volume: Volume, t: Target): BlockExtent[] {
+  const fromIndex = volume.changesBetween({ name: t.name, seqLimit: t.seq }, { name: 'live', seqLimit: volume.lastSeq }).changes.map((c) => ({ firstBlock: c.firstBlock, blockCount: c.blockCount }));
+  return t.clone ? unionExtents(fromIndex, clonesOf(volume).overlay(t.clone).overlayExtents()) : fromIndex;
+}
+
+/** Runs of blocks (numbered from the start of the buffers) whose bytes differ. */
+export function differingRuns(a: Buffer, b: Buffer, blockSizeBytes: number): BlockExtent[] {
+  const out: BlockExtent[] = [];
+  const n = a.length / blockSizeBytes;
+  for (let i = 0; i < n; i++) {
+    const at = i * blockSizeBytes;
+    if (a.compare(b, at, at + blockSizeBytes, at, at + blockSizeBytes) === 0) continue;
+    const last = out[out.length - 1];
+    if (last && last.firstBlock + last.blockCount === i) last.blockCount++;
+    else out.push({ firstBlock: i, blockCount: 1 });
+  }
+  return out;
+}
+
+function ref(e: SyncEvent | EventRef): EventRef {
+  return { id: e.id, seq: e.seq, label: e.label };
+}
