@@ -69,6 +69,8 @@ export const DEFAULTS = {
   /** A socket silent this long (a stalled response) is dropped and the request retried. */
   s3IdleTimeoutMs: 30_000,
   s3ConnectTimeoutMs: 5_000,
+  /** Archive reads kept in flight by scans (recovery's copy into the working set, sequential reads, recover's object fetches). */
+  archiveReadsInFlight: 8,
 } as const;
 
 /**

@@ -75,6 +75,8 @@ function writeFiles(rng: Rng, data: string, names: string[], stage: string, into
 async function cephEndToEnd(name: string, encrypt: boolean): Promise<void> {
   const rng = Rng.fromEnv();
   console.log(`seed ${rng.seed}`);
+  const t0 = Date.now();
+  const phase = (what: string) => console.log(`${name}: ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const root = tmpDir('chronovol-ceph-e2e-');
   const dir = path.join(root, 'vol');
   const url = `s3://${ceph.bucket}/e2e-${name}`;
@@ -103,14 +105,17 @@ async function cephEndToEnd(name: string, encrypt: boolean): Promise<void> {
     writeFiles(rng, data, ['c', 'e'], stage, files);
     ok(process.execPath, [CLI, 'sync', mnt, '--label', 'three', '--freeze', data]);
     expected.set('three', new Map(files));
+    phase('events taken');
     // Churn: 64 MiB of rewrites push all three events' segments out of the working set.
     for (let i = 0; i < 4; i++) ok('dd', ['if=/dev/urandom', `of=${path.join(data, 'churn')}`, 'bs=1M', 'count=16', 'conv=fsync', 'status=none']);
     ok(process.execPath, [CLI, 'sync', mnt, '--label', 'after-churn', '--freeze', data]);
     m.umount(data);
     m.detach(loop);
+    phase('churned');
   } finally {
     await m.cleanup();
   }
+  phase('unmounted');
   const st = JSON.parse(chronovol(['status', dir, '--json']).stdout) as { archive: { segments: number; location: string } };
   assert.ok(st.archive.segments >= 30, `segments archived: ${st.archive.segments}`);
   assert.match(st.archive.location, encrypt ? /^encrypted s3:\/\// : /^s3:\/\//);
@@ -119,12 +124,14 @@ async function cephEndToEnd(name: string, encrypt: boolean): Promise<void> {
   const rec = path.join(root, 'rec');
   const recovered = chronovol(['recover', rec, '--archive', url, '--archive-endpoint', ceph.endpoint, ...keyArgs.filter((a) => a !== '--encrypt'), '--json'], 120_000);
   assert.equal(recovered.status, 0, recovered.stderr);
+  phase('recovered');
   const report = JSON.parse(recovered.stdout) as { segments: number; events: number };
   assert.equal(report.segments, st.archive.segments, 'every archived segment recovered');
   const labels = (JSON.parse(chronovol(['events', rec, '--json']).stdout) as Array<{ label?: string }>).map((e) => e.label);
   for (const label of expected.keys()) assert.ok(labels.includes(label), `event ${label} recovered (events: ${labels.join(', ')})`);
 
   m = await MountedVolume.start(rec, mnt);
+  phase('mounted the recovered volume');
   try {
     for (const [label, want] of expected) {
       const at = path.join(root, `old-${label}`);
@@ -133,6 +140,7 @@ async function cephEndToEnd(name: string, encrypt: boolean): Promise<void> {
       assert.deepEqual(names, [...want.keys()].sort(), `files at ${label}`);
       for (const [n, h] of want) assert.equal(sha256(path.join(at, n)), h, `${label}/${n} is exact`);
       m.umount(at);
+      phase(`checked ${label}`);
     }
   } finally {
     await m.cleanup();
