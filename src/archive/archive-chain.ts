@@ -95,7 +95,8 @@ export async function traceArchiveChain(store: BackingStore, sb: Superblock): Pr
   return { usable, nextSeq, break: brk, headPresent: head !== undefined };
 }
 
-async function readLink(store: BackingStore, sb: Superblock, id: number): Promise<ChainLink> {
+/** An object's header and trailer checked (volume, id, the table where the trailer says it ends), without its data. */
+export async function readLink(store: BackingStore, sb: Superblock, id: number): Promise<ChainLink> {
   const key = archiveKey(id);
   const ctx = { segment: id, archive: true };
   const size = await store.size(key);
@@ -105,6 +106,9 @@ async function readLink(store: BackingStore, sb: Superblock, id: number): Promis
   const header = decodeSegmentHeader(await store.getRange(key, 0, SEGMENT_HEADER.lengthBytes), sb.volumeId, ctx);
   if (header.segmentId !== id) throw new ChronoError('CORRUPT_LOG', `archived segment ${id} holds segment ${header.segmentId}`, ctx);
   const trailer = decodeArchiveTrailer(await store.getRange(key, size - ARCHIVE_TRAILER.lengthBytes, ARCHIVE_TRAILER.lengthBytes), ctx);
+  if (trailer.tableOffset + trailer.entryCount * ARCHIVE_TRAILER.entryBytes !== size - ARCHIVE_TRAILER.lengthBytes) {
+    throw new ChronoError('BAD_LENGTH', `archived segment ${id} is ${size} bytes, its trailer describes ${trailer.tableOffset + trailer.entryCount * ARCHIVE_TRAILER.entryBytes + ARCHIVE_TRAILER.lengthBytes}`, ctx);
+  }
   return { segment: id, firstSeq: header.firstSeq, records: trailer.entryCount };
 }
 
