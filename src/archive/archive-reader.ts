@@ -2,12 +2,13 @@ import { LRUCache } from 'lru-cache';
 import { ARCHIVE_TRAILER } from '../format/constants';
 import { decodeArchiveTrailer } from '../format/archive-trailer';
 import { ChronoError } from '../errors';
+import { DEFAULTS } from '../options';
 import { BackingStore } from './backing-store';
 import { OffsetTable, archiveKey, parseOffsetTable, toArchiveOffset } from './archive-object';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
-const CHUNKS_CACHED = 16;
+const CHUNKS_CACHED = 2 * DEFAULTS.archiveReadsInFlight;
 
 /**
  * Ranged reads of archived segments in primary coordinates: the index keeps locations as they
@@ -56,9 +57,13 @@ export class ArchiveReader {
       const pos = at + done;
       const start = pos - (pos % CHUNK_BYTES);
       const chunkP = this.chunk(segmentId, start, Math.min(CHUNK_BYTES, table.tableOffset - start));
-      // Scans: fetch the next chunk while this one is consumed.
-      const next = start + CHUNK_BYTES;
-      if (next < table.tableOffset) void this.chunk(segmentId, next, Math.min(CHUNK_BYTES, table.tableOffset - next)).catch(() => undefined);
+      // Scans: keep the next chunks in flight while this one is consumed (out of S3 each is a
+      // round trip; one at a time, a scan ran at one chunk per round trip).
+      for (let k = 1; k < DEFAULTS.archiveReadsInFlight; k++) {
+        const next = start + k * CHUNK_BYTES;
+        if (next >= table.tableOffset) break;
+        void this.chunk(segmentId, next, Math.min(CHUNK_BYTES, table.tableOffset - next)).catch(() => undefined);
+      }
       const chunk = await chunkP;
       const n = Math.min(length - done, start + chunk.length - pos);
       chunk.copy(out, done, pos - start, pos - start + n);
