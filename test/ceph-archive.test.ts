@@ -129,6 +129,9 @@ async function cephEndToEnd(name: string, encrypt: boolean): Promise<void> {
   assert.equal(report.segments, st.archive.segments, 'every archived segment recovered');
   const labels = (JSON.parse(chronovol(['events', rec, '--json']).stdout) as Array<{ label?: string }>).map((e) => e.label);
   for (const label of expected.keys()) assert.ok(labels.includes(label), `event ${label} recovered (events: ${labels.join(', ')})`);
+  // The archive scrubbed in place on Ceph: every head, every object read whole.
+  const scrub = chronovol(['verify', rec, '--archive', '--read-data'], 120_000);
+  assert.equal(scrub.status, 0, scrub.stdout + scrub.stderr);
 
   m = await MountedVolume.start(rec, mnt);
   phase('mounted the recovered volume');
