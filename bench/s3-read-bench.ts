@@ -1,14 +1,14 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import * as path from 'node:path';
 import { FILE_NAMES } from '../src/format/constants';
 import { ArchiveSettings, openStore } from '../src/archive/open-store';
 import { S3Store } from '../src/archive/s3-store';
 import { DEFAULTS } from '../src/options';
 import { mapLimit } from '../src/util/map-limit';
 import { Volume } from '../src/volume/volume';
-import { BenchResult, pairList, paired, patternChunk, percentile, scratch, seconds, uniform } from './lib';
+import { pastVolume } from './archive-crypto-bench';
+import { BenchResult, pairList, paired, patternChunk, percentile, seconds, uniform } from './lib';
 
-const VOLUME_BYTES = 32 << 20;
+const VOLUME_BYTES = 32 << 20; // pastVolume's
 const READ_BYTES = 1 << 20;
 
 /**
@@ -22,17 +22,8 @@ const READ_BYTES = 1 << 20;
  */
 export async function benchS3Read(endpoint: string, bucket: string, server: string, rounds = 5): Promise<BenchResult> {
   const settings: ArchiveSettings = { archive: `s3://${bucket}/bench-read-${Date.now()}`, archiveEndpoint: endpoint };
-  const dir = path.join(scratch('s3-read'), 'vol');
-  await Volume.create(dir, { sizeBytes: VOLUME_BYTES, segmentSizeBytes: 16 << 20, archiveSettings: settings });
-  const w = await Volume.open(dir);
-  try {
-    for (let pass = 0; pass < 5; pass++) {
-      for (let at = 0; at < VOLUME_BYTES; at += READ_BYTES) await w.write(at, patternChunk(READ_BYTES, pass * 1000 + at / READ_BYTES + 1));
-      await w.sync({ label: `pass ${pass}` });
-    }
-  } finally {
-    await w.close();
-  }
+  // A 32 MiB volume written over 5 times: event 1's blocks live only in the archive.
+  const { dir } = await pastVolume(settings);
   const fresh = async <T>(fn: (v: Volume) => Promise<T>): Promise<T> => {
     const store = openStore(settings) as S3Store;
     const v = await Volume.open(dir, { store, readOnly: true });
