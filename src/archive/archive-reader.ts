@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { ARCHIVE_TRAILER } from '../format/constants';
 import { decodeArchiveTrailer } from '../format/archive-trailer';
-import { ChronoError } from '../errors';
+import { ChronoError, isChronoError } from '../errors';
 import { DEFAULTS } from '../options';
 import { BackingStore } from './backing-store';
 import { OffsetTable, archiveKey, parseOffsetTable, toArchiveOffset } from './archive-object';
@@ -9,6 +9,8 @@ import { OffsetTable, archiveKey, parseOffsetTable, toArchiveOffset } from './ar
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
 const CHUNKS_CACHED = 2 * DEFAULTS.archiveReadsInFlight;
+/** A tail read this long holds the trailer and the offset table of a segment of up to ~8,000 records. */
+const TAIL_BYTES = 64 * 1024;
 
 /**
  * Ranged reads of archived segments in primary coordinates: the index keeps locations as they
@@ -30,12 +32,22 @@ export class ArchiveReader {
     const cached = this.tables.get(segmentId);
     if (cached) return cached;
     const key = archiveKey(segmentId);
-    const size = await this.store.size(key);
-    if (size === undefined) throw new ChronoError('ARCHIVE_MISSING', `archived segment ${segmentId} is missing from ${this.store.description}`, { segment: segmentId });
     const ctx = { segment: segmentId, archive: true };
-    const trailer = decodeArchiveTrailer(await this.store.getRange(key, size - ARCHIVE_TRAILER.lengthBytes, ARCHIVE_TRAILER.lengthBytes), ctx);
+    // One round trip where the store can read a tail (S3: a suffix range): trailer and table.
+    const tail = this.store.getTail ? await this.store.getTail(key, TAIL_BYTES).catch((err) => {
+      if (isChronoError(err, 'ARCHIVE_MISSING')) throw missingSegment(this.store, segmentId);
+      throw err;
+    }) : undefined;
+    const size = tail?.sizeBytes ?? await this.store.size(key);
+    if (size === undefined) throw missingSegment(this.store, segmentId);
+    const tailStart = tail ? size - tail.data.length : size;
+    const trailerAt = size - ARCHIVE_TRAILER.lengthBytes;
+    const trailer = decodeArchiveTrailer(tail && trailerAt >= tailStart ? tail.data.subarray(trailerAt - tailStart) : await this.store.getRange(key, trailerAt, ARCHIVE_TRAILER.lengthBytes), ctx);
     const tableBytes = trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
-    const raw = await this.store.getRange(key, trailer.tableOffset, tableBytes);
+    if (trailer.tableOffset + tableBytes !== trailerAt) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId}: its offset table does not end at its trailer`, ctx);
+    const raw = tail && trailer.tableOffset >= tailStart
+      ? tail.data.subarray(trailer.tableOffset - tailStart, trailer.tableOffset - tailStart + tableBytes)
+      : await this.store.getRange(key, trailer.tableOffset, tableBytes);
     const table = parseOffsetTable(raw, trailer.tableOffset, trailer.entryCount);
     this.tables.set(segmentId, table);
     return table;
@@ -82,4 +94,8 @@ export class ArchiveReader {
     }
     return p;
   }
+}
+
+function missingSegment(store: BackingStore, segmentId: number): ChronoError {
+  return new ChronoError('ARCHIVE_MISSING', `archived segment ${segmentId} is missing from ${store.description}`, { segment: segmentId });
 }

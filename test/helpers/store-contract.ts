@@ -19,6 +19,19 @@ export function backingStoreContract(name: string, make: () => BackingStore): vo
       assert.equal((await s.get('segments/1')).toString(), 'abc');
       assert.equal(await s.size('segments/1'), 3);
     });
+    test('getTail, where the store has it: the last bytes and the size in one read; all of a short object; ARCHIVE_MISSING', async () => {
+      const s = make();
+      if (!s.getTail) return;
+      const data = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+      await s.put('segments/t', data);
+      const t = await s.getTail('segments/t', 10);
+      assert.equal(t.sizeBytes, 100);
+      assert.ok(t.data.equals(data.subarray(90)));
+      const all = await s.getTail('segments/t', 1000);
+      assert.equal(all.sizeBytes, 100);
+      assert.ok(all.data.equals(data));
+      await assert.rejects(s.getTail('nope', 5), (e) => isChronoError(e, 'ARCHIVE_MISSING'));
+    });
     test('missing objects: size undefined, reads fail with ARCHIVE_MISSING', async () => {
       const s = make();
       assert.equal(await s.size('nope'), undefined);
