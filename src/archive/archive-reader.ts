@@ -9,6 +9,8 @@ import { OffsetTable, archiveKey, parseOffsetTable, toArchiveOffset } from './ar
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
 const CHUNKS_CACHED = 2 * DEFAULTS.archiveReadsInFlight;
+/** The most a scan may skip between reads (record headers) and still count as one. */
+const SCAN_GAP_BYTES = 64 * 1024;
 /** A tail read this long holds the trailer and the offset table of a segment of up to ~8,000 records. */
 const TAIL_BYTES = 64 * 1024;
 
@@ -60,7 +62,10 @@ export class ArchiveReader {
     if (at === undefined || at + length > table.tableOffset) {
       throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} has no record at primary offset ${primaryOffset}`, { segment: segmentId, offset: primaryOffset });
     }
-    const sequential = this.lastEnd.get(segmentId) === at;
+    // A scan skips the record headers between the blocks it reads: a read starting a little past
+    // where the last one ended is still a scan (with `=== at`, 1 MiB reads never were).
+    const lastEnd = this.lastEnd.get(segmentId);
+    const sequential = lastEnd !== undefined && at >= lastEnd && at - lastEnd <= SCAN_GAP_BYTES;
     this.lastEnd.set(segmentId, at + length);
     // An isolated read fetches just its bytes; a scan goes by chunks with the next one fetched ahead.
     if (!sequential && !this.chunks.has(`${segmentId}:${at - (at % CHUNK_BYTES)}`)) return this.store.getRange(archiveKey(segmentId), at, length);
