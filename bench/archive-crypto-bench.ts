@@ -94,7 +94,7 @@ const VOLUME_BYTES = 32 << 20;
 const READ_BYTES = 1 << 20;
 
 /** A volume written over 5 times, a sync event after each pass: event 1's blocks end up archived. */
-async function pastVolume(settings: ArchiveSettings | undefined): Promise<{ dir: string; settings: ArchiveSettings }> {
+export async function pastVolume(settings: ArchiveSettings | undefined): Promise<{ dir: string; settings: ArchiveSettings }> {
   const base = scratch('crypto-vol');
   const s = settings ?? { archive: path.join(base, 'archive') };
   const dir = path.join(base, 'vol');

@@ -4,6 +4,7 @@ import { EncryptedStore } from '../src/archive/encrypted-store';
 import { S3Store } from '../src/archive/s3-store';
 import { startS3Server } from '../test/helpers/s3-server';
 import { BenchResult, paired, patternChunk, seconds } from './lib';
+import { benchS3Read } from './s3-read-bench';
 
 /**
  * `--only s3`: archive upload throughput through the S3 store (multipart, retries, HeadObject
@@ -35,12 +36,14 @@ export async function benchS3(objectBytes = 64 << 20, rounds = 5): Promise<Bench
     const enc = await paired(rounds, () => rate(() => store.put(`segments/${n++}`, parts)), () => rate(() => sealed.put(`segments/${n++}`, parts)));
     const mb = (x: number) => (x / 1e6).toFixed(0);
     const server = own ? 's3rver' : endpoint;
+    const reads = await benchS3Read(endpoint, bucket, server, rounds);
     return {
       lines: [
+        ...reads.lines,
         `s3UploadRatio: ${upload.ratio.toFixed(2)} (store ${mb(upload.ours)} MB/s vs SDK PutObject ${mb(upload.baseline)} MB/s, ${objectBytes >> 20} MiB objects, ${server}; pairs ${upload.ratios.map((r) => r.toFixed(2)).join(' ')})`,
         `s3EncryptedUploadRatio: ${enc.ratio.toFixed(2)} (encrypted ${mb(enc.ours)} MB/s vs plain ${mb(enc.baseline)} MB/s; pairs ${enc.ratios.map((r) => r.toFixed(2)).join(' ')})`,
       ],
-      figures: { s3UploadRatio: upload.ratio, s3UploadMBps: upload.ours / 1e6, s3SdkPutMBps: upload.baseline / 1e6, s3EncryptedUploadRatio: enc.ratio, s3Server: server },
+      figures: { ...reads.figures, s3UploadRatio: upload.ratio, s3UploadMBps: upload.ours / 1e6, s3SdkPutMBps: upload.baseline / 1e6, s3EncryptedUploadRatio: enc.ratio, s3Server: server },
     };
   } finally {
     store.destroy();

@@ -78,6 +78,8 @@ export const DEFAULTS = {
   protectPollMs: 250,
   /** Where protect keeps its sockets and status.json, and where `agent sync` finds it. */
   protectStateDir: '/run/chronovol/protect',
+  /** Archive reads kept in flight by scans (recovery's copy into the working set, sequential reads, recover's object fetches). */
+  archiveReadsInFlight: 8,
 } as const;
 
 /**

@@ -17,6 +17,7 @@ import { NodeFileSystem } from '../src/storage/node-file-system';
 import { Fault, FaultProxy, startFaultProxy } from './helpers/fault-proxy';
 import { Rng } from './helpers/rng';
 import { S3Server, S3_TEST_TUNING, startS3Server } from './helpers/s3-server';
+import { backingStoreContract } from './helpers/store-contract';
 import { tmpDir } from './helpers/tmp';
 
 /** One contract, run against every FileSystem implementation. */
@@ -221,59 +222,7 @@ const stores: Array<[string, () => BackingStore]> = [
   ['encrypted s3 through the fault proxy', () => new EncryptedStore(s3Store(() => proxy.endpoint), key)],
 ];
 
-for (const [name, make] of stores) {
-  describe(`BackingStore contract: ${name}`, () => {
-    test('put, size, ranged get, whole get, overwrite', async () => {
-      const s = make();
-      await s.put('segments/1', Buffer.from('0123456789'));
-      assert.equal(await s.size('segments/1'), 10);
-      assert.equal((await s.getRange('segments/1', 3, 4)).toString(), '3456');
-      await s.put('segments/1', Buffer.from('abc'));
-      assert.equal((await s.get('segments/1')).toString(), 'abc');
-      assert.equal(await s.size('segments/1'), 3);
-    });
-    test('missing objects: size undefined, reads fail with ARCHIVE_MISSING', async () => {
-      const s = make();
-      assert.equal(await s.size('nope'), undefined);
-      await assert.rejects(s.get('nope'), (e) => isChronoError(e, 'ARCHIVE_MISSING'));
-      await assert.rejects(s.getRange('nope', 0, 1), (e) => isChronoError(e, 'ARCHIVE_MISSING'));
-      await s.put('k', Buffer.from('ab'));
-      await assert.rejects(s.getRange('k', 1, 5), (e) => isChronoError(e, 'ARCHIVE_MISSING'));
-    });
-    test('list by prefix, sorted; delete', async () => {
-      const s = make();
-      for (const k of ['segments/b', 'segments/a', 'volume.cvsb']) await s.put(k, Buffer.from(k));
-      assert.deepEqual(await s.list('segments/'), ['segments/a', 'segments/b']);
-      await s.delete('segments/a');
-      assert.deepEqual(await s.list('segments/'), ['segments/b']);
-      await s.delete('segments/a'); // deleting what is gone is not an error
-    });
-    test('what is stored is exactly what was put: empty, odd-sized parts, and past the multipart threshold', async () => {
-      const s = make();
-      const rng = new Rng(11);
-      await s.put('empty', []);
-      assert.equal(await s.size('empty'), 0);
-      assert.equal((await s.get('empty')).length, 0);
-      // 11 MiB + 3 bytes in parts that do not line up with upload parts or encryption chunks.
-      const parts = [rng.bytes(3 << 20), rng.bytes(7), rng.bytes((8 << 20) - 4)];
-      const whole = Buffer.concat(parts);
-      await s.put('segments/big', parts);
-      assert.equal(await s.size('segments/big'), whole.length);
-      assert.ok((await s.get('segments/big')).equals(whole), 'whole get is bit-exact');
-      for (const [at, len] of [[0, 1], [(5 << 20) - 2, 4], [(64 << 10) - 1, 2], [whole.length - 32, 32], [(3 << 20) + 1, 1 << 20]]) {
-        assert.ok((await s.getRange('segments/big', at, len)).equals(whole.subarray(at, at + len)), `range ${at}+${len}`);
-      }
-    });
-    test('list crosses pages, and only lists its prefix', async () => {
-      const s = make();
-      const keys = Array.from({ length: 123 }, (_, i) => `segments/${i.toString(16).padStart(8, '0')}.cvseg`);
-      for (let i = 0; i < keys.length; i += 25) await Promise.all(keys.slice(i, i + 25).map((k) => s.put(k, Buffer.from(k))));
-      await s.put('segmentsX', Buffer.from('x'));
-      await s.put('other/1', Buffer.from('y'));
-      assert.deepEqual(await s.list('segments/'), keys);
-    });
-  });
-}
+for (const [name, make] of stores) backingStoreContract(name, make);
 
 test('S3: the SDK\'s default checksum settings store a streamed upload aws-chunked on s3rver; the store\'s settings store exactly the bytes', async () => {
   const { S3Client, PutObjectCommand, GetObjectCommand } = await import('@aws-sdk/client-s3');

@@ -1,13 +1,18 @@
 import { LRUCache } from 'lru-cache';
 import { ARCHIVE_TRAILER } from '../format/constants';
 import { decodeArchiveTrailer } from '../format/archive-trailer';
-import { ChronoError } from '../errors';
+import { ChronoError, isChronoError } from '../errors';
+import { DEFAULTS } from '../options';
 import { BackingStore } from './backing-store';
 import { OffsetTable, archiveKey, parseOffsetTable, toArchiveOffset } from './archive-object';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
-const CHUNKS_CACHED = 16;
+const CHUNKS_CACHED = 2 * DEFAULTS.archiveReadsInFlight;
+/** The most a scan may skip between reads (record headers) and still count as one. */
+const SCAN_GAP_BYTES = 64 * 1024;
+/** A tail read this long holds the trailer and the offset table of a segment of up to ~8,000 records. */
+const TAIL_BYTES = 64 * 1024;
 
 /**
  * Ranged reads of archived segments in primary coordinates: the index keeps locations as they
@@ -29,12 +34,22 @@ export class ArchiveReader {
     const cached = this.tables.get(segmentId);
     if (cached) return cached;
     const key = archiveKey(segmentId);
-    const size = await this.store.size(key);
-    if (size === undefined) throw new ChronoError('ARCHIVE_MISSING', `archived segment ${segmentId} is missing from ${this.store.description}`, { segment: segmentId });
     const ctx = { segment: segmentId, archive: true };
-    const trailer = decodeArchiveTrailer(await this.store.getRange(key, size - ARCHIVE_TRAILER.lengthBytes, ARCHIVE_TRAILER.lengthBytes), ctx);
+    // One round trip where the store can read a tail (S3: a suffix range): trailer and table.
+    const tail = this.store.getTail ? await this.store.getTail(key, TAIL_BYTES).catch((err) => {
+      if (isChronoError(err, 'ARCHIVE_MISSING')) throw missingSegment(this.store, segmentId);
+      throw err;
+    }) : undefined;
+    const size = tail?.sizeBytes ?? await this.store.size(key);
+    if (size === undefined) throw missingSegment(this.store, segmentId);
+    const tailStart = tail ? size - tail.data.length : size;
+    const trailerAt = size - ARCHIVE_TRAILER.lengthBytes;
+    const trailer = decodeArchiveTrailer(tail && trailerAt >= tailStart ? tail.data.subarray(trailerAt - tailStart) : await this.store.getRange(key, trailerAt, ARCHIVE_TRAILER.lengthBytes), ctx);
     const tableBytes = trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
-    const raw = await this.store.getRange(key, trailer.tableOffset, tableBytes);
+    if (trailer.tableOffset + tableBytes !== trailerAt) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId}: its offset table does not end at its trailer`, ctx);
+    const raw = tail && trailer.tableOffset >= tailStart
+      ? tail.data.subarray(trailer.tableOffset - tailStart, trailer.tableOffset - tailStart + tableBytes)
+      : await this.store.getRange(key, trailer.tableOffset, tableBytes);
     const table = parseOffsetTable(raw, trailer.tableOffset, trailer.entryCount);
     this.tables.set(segmentId, table);
     return table;
@@ -47,7 +62,10 @@ export class ArchiveReader {
     if (at === undefined || at + length > table.tableOffset) {
       throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} has no record at primary offset ${primaryOffset}`, { segment: segmentId, offset: primaryOffset });
     }
-    const sequential = this.lastEnd.get(segmentId) === at;
+    // A scan skips the record headers between the blocks it reads: a read starting a little past
+    // where the last one ended is still a scan (with `=== at`, 1 MiB reads never were).
+    const lastEnd = this.lastEnd.get(segmentId);
+    const sequential = lastEnd !== undefined && at >= lastEnd && at - lastEnd <= SCAN_GAP_BYTES;
     this.lastEnd.set(segmentId, at + length);
     // An isolated read fetches just its bytes; a scan goes by chunks with the next one fetched ahead.
     if (!sequential && !this.chunks.has(`${segmentId}:${at - (at % CHUNK_BYTES)}`)) return this.store.getRange(archiveKey(segmentId), at, length);
@@ -56,9 +74,13 @@ export class ArchiveReader {
       const pos = at + done;
       const start = pos - (pos % CHUNK_BYTES);
       const chunkP = this.chunk(segmentId, start, Math.min(CHUNK_BYTES, table.tableOffset - start));
-      // Scans: fetch the next chunk while this one is consumed.
-      const next = start + CHUNK_BYTES;
-      if (next < table.tableOffset) void this.chunk(segmentId, next, Math.min(CHUNK_BYTES, table.tableOffset - next)).catch(() => undefined);
+      // Scans: keep the next chunks in flight while this one is consumed (out of S3 each is a
+      // round trip; one at a time, a scan ran at one chunk per round trip).
+      for (let k = 1; k < DEFAULTS.archiveReadsInFlight; k++) {
+        const next = start + k * CHUNK_BYTES;
+        if (next >= table.tableOffset) break;
+        void this.chunk(segmentId, next, Math.min(CHUNK_BYTES, table.tableOffset - next)).catch(() => undefined);
+      }
       const chunk = await chunkP;
       const n = Math.min(length - done, start + chunk.length - pos);
       chunk.copy(out, done, pos - start, pos - start + n);
@@ -77,4 +99,8 @@ export class ArchiveReader {
     }
     return p;
   }
+}
+
+function missingSegment(store: BackingStore, segmentId: number): ChronoError {
+  return new ChronoError('ARCHIVE_MISSING', `archived segment ${segmentId} is missing from ${store.description}`, { segment: segmentId });
 }

@@ -16,6 +16,12 @@ export interface BackingStore {
   /** Exactly `length` bytes at `offset`; fails with ARCHIVE_MISSING if the object is absent. */
   getRange(key: string, offset: number, length: number): Promise<Buffer>;
   get(key: string): Promise<Buffer>;
+  /**
+   * Optional: the last `length` bytes (all of them if the object is shorter) and the object's
+   * size, in one request: an archived segment's trailer and offset table in one round trip
+   * instead of three (size, trailer, table). ARCHIVE_MISSING if the object is absent.
+   */
+  getTail?(key: string, length: number): Promise<{ data: Buffer; sizeBytes: number }>;
   /** Object size, or undefined when absent. */
   size(key: string): Promise<number | undefined>;
   /** Keys starting with `prefix`, sorted. */

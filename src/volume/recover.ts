@@ -3,6 +3,7 @@ import { encodeArchiveHead } from '../format/archive-head';
 import { FILE_NAMES } from '../format/constants';
 import { decodeSuperblock } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
+import { DEFAULTS } from '../options';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
@@ -78,9 +79,21 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   // Applied through the volume's own log, with no segments to append to: the log's meaning is defined once.
   const log = new VolumeLog(sb.blockSizeBytes, index, new EventList());
   o.progress?.('index', 0, ids.length);
+  // Objects are fetched several at a time ahead of the one being applied: each is a round trip.
+  const fetches = new Map<number, Promise<Buffer>>();
+  const fetch = (n: number) => {
+    if (n < ids.length && !fetches.has(n)) {
+      const p = store.get(archiveKey(ids[n]));
+      p.catch(() => undefined); // awaited in order below
+      fetches.set(n, p);
+    }
+  };
   for (const [n, link] of chain.usable.entries()) {
     const id = link.segment;
-    const { scan, table } = parseArchiveObject(await store.get(archiveKey(id)), sb.blockSizeBytes, id, sb.volumeId);
+    for (let k = n; k < n + DEFAULTS.archiveReadsInFlight; k++) fetch(k);
+    const obj = await fetches.get(n)!;
+    fetches.delete(n);
+    const { scan, table } = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
     // The chain was proven from headers; the records themselves must hold exactly those seqs.
     scan.records.forEach((r, i) => {
       if (r.header.seq !== link.firstSeq + i) {
