@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto] [-- --scales 1e5,1e6,1e7]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,investigate] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { crcEngine } from '../src/format/crc';
@@ -7,6 +7,7 @@ import { benchArchiveCrypto } from './archive-crypto-bench';
 import { benchIngest, benchWriteAmp } from './engine-ingest';
 import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
+import { benchInvestigate } from './investigate-bench';
 import { BenchResult, clearScratch } from './lib';
 import { benchNbd } from './nbd-bench';
 import { benchNbdTls } from './nbd-tls-bench';
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
     { name: 'nbd-tls', run: () => benchNbdTls() },
     { name: 's3', run: () => benchS3() },
     { name: 'crypto', run: () => benchArchiveCrypto() },
+    { name: 'investigate', run: () => benchInvestigate(Number(arg('--investigate-versions') ?? 1e7)) },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {

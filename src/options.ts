@@ -69,6 +69,18 @@ export const DEFAULTS = {
   /** A socket silent this long (a stalled response) is dropped and the request retried. */
   s3IdleTimeoutMs: 30_000,
   s3ConnectTimeoutMs: 5_000,
+  // Investigation (issue 17): the timeline picture's grid, its tree window, the web page.
+  /** Columns (time) and rows (block address) of the timeline's density grid: bounds the SVG's size. */
+  timelineTimeBins: 120,
+  timelineBlockBins: 48,
+  /** The tree's timeline.svg shows this much of the most recent history. */
+  timelineTreeWindowMs: 24 * 3600 * 1000,
+  /** The tree's timeline.svg is redrawn at most this often (and only when something changed). */
+  timelineTreeRefreshMs: 5_000,
+  /** How often the web page asks for new events (it polls; see page-html.ts). */
+  httpPollMs: 1_000,
+  /** `--http unix:` with no path: the page's socket in the volume directory. */
+  httpSocketName: 'http.sock',
 } as const;
 
 /**

@@ -22,13 +22,13 @@ const LAYERS: string[][] = [
   ['volume'],
   ['service'],
   ['clone', 'retention', 'replication', 'investigate'],
-  ['fuse', 'nbd', 'control'],
+  ['fuse', 'nbd', 'control', 'http'],
   ['daemon'],
   ['cli'],
 ];
 
 /** The edges: they reach a volume through the service and Volume's methods, not through its parts. */
-const EDGES = ['fuse', 'nbd', 'control', 'daemon', 'cli'];
+const EDGES = ['fuse', 'nbd', 'control', 'http', 'daemon', 'cli'];
 /** The volume's parts: what only volume/ (and what it is built from) may import. */
 const PARTS = ['segment', 'index', 'history'];
 /** What the daemons' edges may import from volume/: the facade alone. */

@@ -28,6 +28,8 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['umount', () => require('./commands/umount')],
   ['serve', () => require('./commands/serve')],
   ['clone', () => require('./commands/clone')],
+  ['timeline', () => require('./commands/timeline')],
+  ['bisect', () => require('./commands/bisect')],
 ];
 
 const program = new Command();
