@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,protect,clone] [-- --scales 1e5,1e6,1e7]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,protect,clone,investigate] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { crcEngine } from '../src/format/crc';
@@ -8,6 +8,7 @@ import { benchClone } from './clone-bench';
 import { benchIngest, benchWriteAmp } from './engine-ingest';
 import { benchFuse } from './fuse-bench';
 import { benchHistoryScale } from './history-scale';
+import { benchInvestigate } from './investigate-bench';
 import { BenchResult, clearScratch } from './lib';
 import { benchNbd } from './nbd-bench';
 import { benchNbdTls } from './nbd-tls-bench';
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
     { name: 'crypto', run: () => benchArchiveCrypto() },
     { name: 'protect', run: () => benchProtect() },
     { name: 'clone', run: () => benchClone() },
+    { name: 'investigate', run: () => benchInvestigate(Number(arg('--investigate-versions') ?? 1e7)) },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {

@@ -80,6 +80,18 @@ export const DEFAULTS = {
   protectStateDir: '/run/chronovol/protect',
   /** Archive reads kept in flight by scans (recovery's copy into the working set, sequential reads, recover's object fetches). */
   archiveReadsInFlight: 8,
+  // Investigation (issue 17): the timeline picture's grid, its tree window, the web page.
+  /** Columns (time) and rows (block address) of the timeline's density grid: bounds the SVG's size. */
+  timelineTimeBins: 120,
+  timelineBlockBins: 48,
+  /** The tree's timeline.svg shows this much of the most recent history. */
+  timelineTreeWindowMs: 24 * 3600 * 1000,
+  /** The tree's timeline.svg is redrawn at most this often (and only when something changed). */
+  timelineTreeRefreshMs: 5_000,
+  /** How often the web page asks for new events (it polls; see page-html.ts). */
+  httpPollMs: 1_000,
+  /** `--http unix:` with no path: the page's socket in the volume directory. */
+  httpSocketName: 'http.sock',
 } as const;
 
 /**

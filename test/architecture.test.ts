@@ -24,13 +24,13 @@ const LAYERS: string[][] = [
   ['clone', 'retention', 'investigate', 'rollback'],
   // replication supervises qemu beside the edges: it talks to our daemon over the control
   // socket and relays NBD, so it sits with them (it reaches no volume itself).
-  ['fuse', 'nbd', 'control', 'replication'],
+  ['fuse', 'nbd', 'control', 'replication', 'http'],
   ['daemon'],
   ['cli'],
 ];
 
 /** The edges: they reach a volume through the service and Volume's methods, not through its parts. */
-const EDGES = ['fuse', 'nbd', 'control', 'daemon', 'cli'];
+const EDGES = ['fuse', 'nbd', 'control', 'http', 'daemon', 'cli'];
 /** The volume's parts: what only volume/ (and what it is built from) may import. */
 const PARTS = ['segment', 'index', 'history'];
 /** What the daemons' edges may import from volume/: the facade alone. */

@@ -153,6 +153,7 @@ for (const seed of CORPUS) {
       for (let q = 0; q < 40; q++) {
         const [a, b] = [points[rng.int(points.length)], points[rng.int(points.length)]];
         const extents = indexDiff(whiteBox(vol).index, a, b);
+        assert.deepEqual(indexDiff(whiteBox(vol).index, a, b, BLOCKS), extents, `diff seq ${a}..${b}: the bitmap path (volume size given) agrees with the sorting one`);
         const listed = blocksOf(extents);
         const [ia, ib] = [await image(a), await image(b)];
         for (let blk = 0; blk < BLOCKS; blk++) {
@@ -166,6 +167,7 @@ for (const seed of CORPUS) {
       const hist = blockHistory(whiteBox(vol).index, vol.events, 0, BLOCKS);
       for (let blk = 0; blk < BLOCKS; blk++) {
         const got = hist.filter((h) => h.block === blk);
+        assert.deepEqual(blockHistory(whiteBox(vol).index, vol.events, blk, 1), got, `block ${blk} alone: the same versions, oldest first`);
         const want = versions[blk];
         assert.equal(got.length, want.length, `block ${blk}: version count`);
         got.forEach((h, k) => {

@@ -32,6 +32,8 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['agent', () => require('./commands/agent')],
   ['restore', () => require('./commands/restore')],
   ['rollback', () => require('./commands/rollback')],
+  ['timeline', () => require('./commands/timeline')],
+  ['bisect', () => require('./commands/bisect')],
 ];
 
 const program = new Command();

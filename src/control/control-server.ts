@@ -3,6 +3,8 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { clonesOf } from '../clone/clone-service';
 import { ChronoError } from '../errors';
+import { bisectPoints, diffOf, historyOf } from '../investigate/queries';
+import { timelineOf, timelineRequest } from '../investigate/timeline-bins';
 import { listenUnix } from '../nbd/unix-listener';
 import { LIVE_POINT, changesBetween, imageRange, resolveImage, streamImage } from '../service/images';
 import type { Volume } from '../volume/volume';
@@ -31,6 +33,8 @@ export interface ControlHooks {
   sync?: (params: Record<string, unknown>) => Promise<unknown>;
   /** Asked by `chronovol umount`. */
   shutdown?: () => void;
+  /** The daemon's FUSE mountpoint, if it has one (bisect finds clone images under it). */
+  mountpoint?: string;
 }
 
 /**
@@ -63,7 +67,7 @@ export class ControlServer {
     const reply = (result: unknown): void => void sock.end(JSON.stringify({ ok: true, result } satisfies ControlReply) + "\n");
     switch (req.method) {
       case 'ping':
-        return reply({ pid: process.pid });
+        return reply({ pid: process.pid, mountpoint: this.hooks.mountpoint ?? null });
       case 'shutdown':
         if (!this.hooks.shutdown) throw new ChronoError('UNSUPPORTED', 'this daemon cannot be shut down over its control socket');
         reply({ pid: process.pid });
@@ -84,6 +88,16 @@ export class ControlServer {
         this.log.info({ to: p.to, force: p.force }, 'rollback requested over the control socket');
         return reply(await rollback(v, { to: String(p.to ?? ''), label: p.label as string | undefined, force: p.force === true }));
       }
+      // The investigation queries (issue 17): answered by the daemon that holds the volume, so
+      // diff and history work while it runs; the CLI runs the same functions on a stopped volume.
+      case 'diff':
+        return reply(diffOf(v, String(p.from), String(p.to)));
+      case 'history':
+        return reply(await historyOf(v, Number(p.offset), Number(p.length ?? 1), p.hash === true));
+      case 'timeline':
+        return reply(timelineOf(v, timelineRequest(p)));
+      case 'bisect-points':
+        return reply(bisectPoints(v, String(p.good), String(p.bad), p.writes === true));
       case 'export': {
         const point = resolveImage(v, String(p.at ?? 'live'));
         const { offset, length } = imageRange(v, Number(p.offset ?? 0), p.length === undefined ? undefined : Number(p.length));

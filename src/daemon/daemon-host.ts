@@ -7,6 +7,9 @@ import { FuseMount } from '../fuse/fuse-mount';
 import { prepareMountpoint } from '../fuse/mount-guard';
 import { FuseCpu } from '../fuse/thread-placement';
 import { TreeSharing } from '../fuse/tree-sharing';
+import { TreeTimeline } from '../fuse/tree-timeline';
+import type { HttpListen } from '../http/http-listen';
+import type { HttpPageServer } from '../http/http-page-server';
 import { NbdServer, NbdServerOptions } from '../nbd/nbd-server';
 import { Volume } from '../volume/volume';
 
@@ -29,6 +32,8 @@ export interface DaemonHostOptions {
   fuse?: MountOptions;
   /** Serve NBD (`chronovol serve`, or `mount --nbd`). */
   nbd?: Omit<NbdServerOptions, 'log'>;
+  /** `mount --http`: serve the read-only web page here as well. */
+  http?: HttpListen;
 }
 
 /**
@@ -41,6 +46,8 @@ export class DaemonHost {
   private fuse?: FuseMount;
   private nbd?: NbdServer;
   private control?: ControlServer;
+  private http?: HttpPageServer;
+  private readonly timeline = new TreeTimeline();
   private statusJson = Buffer.from('{}\n');
   private timer?: NodeJS.Timeout;
   private stopping?: Promise<void>;
@@ -51,6 +58,11 @@ export class DaemonHost {
 
   get mountpoint(): string | undefined {
     return this.o.fuse?.mountpoint;
+  }
+
+  /** The web page's URL (token included), when --http serves one. */
+  get httpUrl(): string | undefined {
+    return this.http?.url;
   }
 
   get nbdAddresses(): string[] {
@@ -88,18 +100,25 @@ export class DaemonHost {
         this.fuse?.tick();
         this.noticeExternalUnmount();
         void this.refreshStatus(socket);
+        this.timeline.refresh(this.volume, o.log);
       }, 1000);
+      this.timeline.refresh(this.volume, o.log);
       this.timer.unref();
     }
-    this.control = new ControlServer(this.volume, socket, o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()) });
+    this.control = new ControlServer(this.volume, socket, o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()), mountpoint: this.mountpoint });
     await this.control.listen();
     if (o.fuse) {
-      this.fuse = await FuseMount.mount(this.volume, { ...o.fuse, log: o.log, status: () => this.statusJson, startedMs });
+      this.fuse = await FuseMount.mount(this.volume, { ...o.fuse, log: o.log, status: () => this.statusJson, startedMs, timeline: () => this.timeline.svg });
       o.log.info({ mountpoint: this.mountpoint, dir: o.dir, fuseThreadsCpu: this.fuse.threadsCpu }, 'mounted');
     }
     if (o.nbd) {
       this.nbd = new NbdServer(this.volume, { ...o.nbd, log: o.log });
       await this.nbd.start();
+    }
+    if (o.http) {
+      const { HttpPageServer } = await import('../http/http-page-server');
+      this.http = new HttpPageServer(this.volume, o.http, o.log, () => this.statusJson);
+      await this.http.start();
     }
   }
 
@@ -134,6 +153,7 @@ export class DaemonHost {
       clearInterval(this.timer);
       await this.fuse?.unmount();
       await this.nbd?.close();
+      await this.http?.close();
       await this.control?.close();
       await clonesOf(this.volume).closeAll();
       await this.volume.close();

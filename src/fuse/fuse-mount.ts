@@ -40,6 +40,8 @@ export interface FuseMountOptions {
   /** status.json's content, kept fresh by the daemon host. */
   status: () => Buffer;
   startedMs: number;
+  /** The tree's timeline.svg, once drawn (tree-timeline.ts). */
+  timeline?: () => Buffer | undefined;
 }
 
 export interface RequestStats {
@@ -76,7 +78,7 @@ export class FuseMount {
 
   private async start(volume: Volume): Promise<void> {
     const o = this.o;
-    const tree = new Tree(volume, o.status, o.startedMs);
+    const tree = new Tree(volume, o.status, o.startedMs, o.timeline);
     const counted = countRequests(makeOps(volume, tree, { autoSyncMs: o.autoSyncMs, log: o.log }), this.requests, (isRead) => this.policy?.onRequest(isRead));
     const ops = o.share ? shareTree(counted, o.share) : counted;
     // timeout: false is load-bearing: with fuse-native's default 15 s timeout a slow request would

@@ -7,7 +7,7 @@ import { eventDirName, findEvent } from './event-names';
 /**
  * The tree, as a pure function of the volume's state:
  *   live/volume.img, events/<name>/{volume.img,event.json,changes.json}, at/<point>/volume.img,
- *   status.json, clones/<name>/{volume.img,clone.json}
+ *   status.json, timeline.svg, clones/<name>/{volume.img,clone.json}
  */
 export type Node =
   | { kind: 'dir'; mtimeMs: number; list?: () => string[] }
@@ -17,7 +17,8 @@ export type Node =
 export class Tree {
   readonly clones: CloneService;
 
-  constructor(private readonly volume: Volume, private readonly status: () => Buffer, private readonly startedMs: number) {
+  /** `timeline` is the recent window's picture, or undefined until the first one is drawn. */
+  constructor(private readonly volume: Volume, private readonly status: () => Buffer, private readonly startedMs: number, private readonly timeline: () => Buffer | undefined = () => undefined) {
     this.clones = clonesOf(volume);
   }
 
@@ -29,12 +30,16 @@ export class Tree {
     const parts = path.split('/').filter(Boolean);
     const v = this.volume;
     const dir = (list?: () => string[], mtimeMs = this.startedMs): Node => ({ kind: 'dir', mtimeMs, list });
-    if (parts.length === 0) return dir(() => ['live', 'events', 'at', 'clones', 'status.json']);
+    if (parts.length === 0) return dir(() => ['live', 'events', 'at', 'clones', 'status.json', ...(this.timeline() ? ['timeline.svg'] : [])]);
     const [top, name, leaf] = parts;
     if (parts.length > 3) return undefined;
     switch (top) {
       case 'status.json':
         return parts.length === 1 ? { kind: 'file', content: this.status, mtimeMs: Date.now() } : undefined;
+      case 'timeline.svg': {
+        const svg = this.timeline();
+        return parts.length === 1 && svg ? { kind: 'file', content: () => this.timeline() ?? svg, mtimeMs: Date.now() } : undefined;
+      }
       case 'live':
         if (parts.length === 1) return dir(() => ['volume.img'], this.liveMtime());
         return parts.length === 2 && name === 'volume.img' ? { kind: 'image', point: LIVE_POINT, writable: true, mtimeMs: this.liveMtime() } : undefined;

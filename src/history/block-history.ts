@@ -32,7 +32,8 @@ export function blockHistory(index: VersionIndex, events: readonly EventMark[], 
       out.push({ block, seq, timeMs: index.times.timeOfSeq(seq), kind: offset === 0 ? 'zero|trim' : 'write', event: e && { id: e.id, label: e.label } });
     });
   }
-  return out.sort((a, b) => a.seq - b.seq || a.block - b.block);
+  // One block's versions come oldest first already (runs hold rising seq ranges, then the memtable).
+  return blockCount === 1 ? out : out.sort((a, b) => a.seq - b.seq || a.block - b.block);
 }
 
 function eventAtOrAfter(events: readonly EventMark[], seq: number): EventMark | undefined {

@@ -12,8 +12,8 @@ export interface Changes {
   changes: Array<BlockExtent & { offset: number; length: number }>;
 }
 
-export function changesBetween(index: VersionIndex, blockSizeBytes: number, from: { name: string; seqLimit: number }, to: { name: string; seqLimit: number }): Changes {
-  const extents = indexDiff(index, from.seqLimit, to.seqLimit);
+export function changesBetween(index: VersionIndex, blockSizeBytes: number, from: { name: string; seqLimit: number }, to: { name: string; seqLimit: number }, blockCount?: number): Changes {
+  const extents = indexDiff(index, from.seqLimit, to.seqLimit, blockCount);
   const blocks = extentBlocks(extents);
   return {
     from: from.name, to: to.name, blockSizeBytes, extents: extents.length, blocks, bytes: blocks * blockSizeBytes,

@@ -13,8 +13,9 @@ export interface BlockExtent {
  * bytes: a block rewritten with the bytes it had is listed too, and no block that differs is
  * missed. Cost: the versions in the range (plus a sort of their blocks), not the volume's size,
  * and no block is read. Rollback stands on this too: it writes exactly these extents.
+ * `blockCount` (the volume's) lets a diff of many versions over few blocks use a bitmap.
  */
-export function indexDiff(index: VersionIndex, fromSeq: number, toSeq: number): BlockExtent[] {
+export function indexDiff(index: VersionIndex, fromSeq: number, toSeq: number, blockCount?: number): BlockExtent[] {
   const lo = Math.min(fromSeq, toSeq);
   const hi = Math.max(fromSeq, toSeq);
   if (lo === hi) return [];
@@ -28,7 +29,23 @@ export function indexDiff(index: VersionIndex, fromSeq: number, toSeq: number): 
     }
     blocks[n++] = block;
   });
+  // Many versions over a small volume: marking a bitmap and scanning it beats sorting them, and
+  // the scan is bounded by the versions (only taken when blocks <= 8 x versions).
+  if (blockCount !== undefined && blockCount <= 8 * n) return extentsOfBitmap(blocks.subarray(0, n), blockCount);
   return extentsOf(blocks.subarray(0, n).sort());
+}
+
+function extentsOfBitmap(blocks: Float64Array, blockCount: number): BlockExtent[] {
+  const seen = new Uint8Array(blockCount);
+  for (let i = 0; i < blocks.length; i++) seen[blocks[i]] = 1;
+  const out: BlockExtent[] = [];
+  for (let b = seen.indexOf(1); b >= 0 && b < blockCount; ) {
+    let end = b + 1;
+    while (end < blockCount && seen[end]) end++;
+    out.push({ firstBlock: b, blockCount: end - b });
+    b = seen.indexOf(1, end);
+  }
+  return out;
 }
 
 /** Merges an ascending list of block numbers (repeats allowed) into extents. */

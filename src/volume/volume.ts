@@ -171,7 +171,37 @@ export class Volume {
   /** The extents changed between two points, from the index alone. */
   changesBetween(from: Pick<Point, 'name' | 'seqLimit'>, to: Pick<Point, 'name' | 'seqLimit'>): Changes {
     this.open();
-    return changesBetween(this.core.index, this.core.sb.blockSizeBytes, from, to);
+    return changesBetween(this.core.index, this.core.sb.blockSizeBytes, from, to, Math.ceil(this.core.sb.volumeSizeBytes / this.core.sb.blockSizeBytes));
+  }
+
+  /**
+   * Every version written in (fromSeq, toSeq], in no particular order, with whether its data is
+   * still in primary storage (false: the archive alone holds it, or it holds no data).
+   */
+  versionsInSeqRange(fromSeq: number, toSeq: number, visit: (block: number, seq: number, dataInPrimary: boolean, hasData: boolean) => void): void {
+    this.open();
+    const segments = this.core.segments;
+    // Per segment id: 0 not looked up yet, 1 archive only, 2 in primary.
+    let state = new Uint8Array(1024);
+    this.core.index.versionsInSeqRange(fromSeq, toSeq, (block, seq, segment, offset) => {
+      if (offset === 0) return visit(block, seq, false, false);
+      if (segment >= state.length) {
+        const grown = new Uint8Array(Math.max(segment + 1, state.length * 2));
+        grown.set(state);
+        state = grown;
+      }
+      let st = state[segment];
+      if (st === 0) st = state[segment] = segments.has(segment) ? 2 : 1;
+      visit(block, seq, st === 2, true);
+    });
+  }
+
+  /** Time of the record with this seq (-1 if none); the last seq written at or before a time (-1 if none). */
+  timeOfSeq(seq: number): number {
+    return this.core.index.times.timeOfSeq(seq);
+  }
+  seqAtOrBefore(timeMs: number): number {
+    return this.core.index.times.seqAtOrBefore(timeMs);
   }
 
   /** The intent of a rollback that runs or was cut short (docs/FORMAT.md, rollback.json). */

@@ -43,6 +43,8 @@ export class MountedVolume {
   private loops: string[] = [];
   private mounts: string[] = [];
   readonly log: string[] = [];
+  /** What the mount printed on stdout (its first line names the mountpoint and any URLs). */
+  readonly out: string[] = [];
 
   private constructor(readonly dir: string, readonly mnt: string, readonly proc: ChildProcess) {}
 
@@ -53,6 +55,7 @@ export class MountedVolume {
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`watchdog: mount did not come up in ${timeoutMs} ms: ${m.log.join('')}`)), timeoutMs);
       proc.stdout!.on('data', (c: Buffer) => {
+        m.out.push(c.toString());
         if (c.toString().includes('mounted ')) {
           clearTimeout(t);
           resolve();

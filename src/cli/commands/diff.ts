@@ -1,8 +1,10 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
+import { controlCall } from '../../control/control-client';
 import type { Changes } from '../../service/images';
+import type { DiffResult } from '../../investigate/queries';
 import { formatBytes, printJson, printTable } from '../output';
-import { openForCli, volumeDirOf } from '../target';
+import { viaDaemonOrVolume } from '../target';
 
 /** Blocks read and written per call when --out copies an extent. */
 const COPY_BLOCKS = 256;
@@ -11,7 +13,7 @@ export function register(program: Command): void {
   program
     .command('diff')
     .description('the block extents that changed between two points, from the index (no image is read)')
-    .argument('<target>', 'volume directory (a volume held by a running daemon is refused: LOCKED)')
+    .argument('<target>', 'volume directory or mountpoint (a running daemon answers for the volume it holds)')
     .argument('<from>', "'live', an event id or label, seq:<n>, or an ISO-8601 time")
     .argument('<to>', 'the other point')
     .option('--out <file>', "write a sparse file of the volume's size holding only the changed blocks, as of <to>")
@@ -25,24 +27,41 @@ extents; --out takes its bytes from <to>.
 Examples:
   chronovol diff /srv/vol1 before-upgrade live
   chronovol diff /srv/vol1 3 4 --json
+  chronovol diff /mnt/vol1 before-upgrade live       # a running mount answers (by mountpoint or volume directory)
   chronovol diff /srv/vol1 before-upgrade after-upgrade --out changed.img   # then: filefrag -v changed.img
 `)
     .action(async (target: string, fromText: string, toText: string, o) => {
-      const { changesBetween, resolveImage } = await import('../../service/images');
-      const vol = await openForCli(volumeDirOf(target), 'diff', 0, true);
-      try {
-        const from = resolveImage(vol, fromText);
-        const to = resolveImage(vol, toText);
-        const bs = vol.blockSizeBytes;
-        const c = changesBetween(vol, from, to);
-        if (o.out) await writeSparse(o.out, c.changes, bs, vol.sizeBytes, (buf, off) => vol.readInto(buf, off, buf.length, to));
-        if (o.json) return printJson({ ...c, ...(o.out ? { out: o.out } : {}) });
-        process.stdout.write(`${from.name} -> ${to.name}: ${c.extents} extents, ${c.blocks} blocks, ${formatBytes(c.bytes)} changed${o.out ? `; changed blocks of ${to.name} written to ${o.out}` : ''}\n`);
-        if (c.extents) printTable([['FIRST BLOCK', 'BLOCKS', 'OFFSET', 'LENGTH'], ...c.changes.map((e) => [String(e.firstBlock), String(e.blockCount), String(e.offset), String(e.length)])]);
-      } finally {
-        await vol.close();
-      }
+      const c = await viaDaemonOrVolume<DiffResult>(target, 'diff',
+        async (socket) => {
+          const d = (await controlCall(socket, { method: 'diff', params: { from: fromText, to: toText } })) as DiffResult;
+          // The daemon pinned <to> (live included) at a seq: the bytes come from that state.
+          if (o.out) await writeSparse(o.out, d.changes, d.blockSizeBytes, await sizeOf(socket), (buf, off) => exportInto(socket, buf, off, d.toSeq));
+          return d;
+        },
+        async (vol) => {
+          const { diffOf } = await import('../../investigate/queries');
+          const d = diffOf(vol, fromText, toText);
+          const at = { seqLimit: d.toSeq, name: `seq:${d.toSeq}` };
+          if (o.out) await writeSparse(o.out, d.changes, d.blockSizeBytes, vol.sizeBytes, (buf, off) => vol.readInto(buf, off, buf.length, at));
+          return d;
+        }, true);
+      if (o.json) return printJson({ ...c, ...(o.out ? { out: o.out } : {}) });
+      process.stdout.write(`${c.from} -> ${c.to}: ${c.extents} extents, ${c.blocks} blocks, ${formatBytes(c.bytes)} changed${o.out ? `; changed blocks of ${c.to} written to ${o.out}` : ''}\n`);
+      if (c.extents) printTable([['FIRST BLOCK', 'BLOCKS', 'OFFSET', 'LENGTH'], ...c.changes.map((e) => [String(e.firstBlock), String(e.blockCount), String(e.offset), String(e.length)])]);
     });
+}
+
+async function sizeOf(socket: string): Promise<number> {
+  return ((await controlCall(socket, { method: 'status' })) as { volume: { sizeBytes: number } }).volume.sizeBytes;
+}
+
+/** One range of the volume as of seq `seq`, through the daemon's export stream. */
+async function exportInto(socket: string, buf: Buffer, offset: number, seq: number): Promise<void> {
+  let at = 0;
+  await controlCall(socket, { method: 'export', params: { at: `seq:${seq}`, offset, length: buf.length } }, (chunk) => {
+    chunk.copy(buf, at);
+    at += chunk.length;
+  });
 }
 
 /** A file of `sizeBytes` with only the extents written: everything else stays a hole. */

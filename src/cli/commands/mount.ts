@@ -24,6 +24,7 @@ export function register(program: Command): void {
     .option('--uid <uid>', "owner of the tree's files with --allow-other (default: yours)", parseId('uid'))
     .option('--gid <gid>', "group of the tree's files with --allow-other (default: yours)", parseId('gid'))
     .option('--mode <octal>', "permission bits of the tree's files with --allow-other, e.g. 0640 so a group reads past images; read-only files never get w (default 0640)", parseMode)
+    .option('--http [addr]', "serve a read-only web page too (status, events, timeline, changes, block history): unix:PATH, or loopback [HOST:]PORT (default 127.0.0.1, a free port) with a random token in the URL it prints")
     .option('--nbd', `serve NBD too, on <dir>/${DEFAULTS.nbdSocketName} (implied by --socket and --listen)`);
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
@@ -34,6 +35,8 @@ Try:
   chronovol sync <mnt> --label before --freeze /mnt/data
   mount -o ro,loop <mnt>/events/<event>/volume.img /mnt/old
   dd if=<mnt>/at/2026-11-27T08:00:00Z/volume.img bs=4096 skip=100 count=1 | xxd
+  chronovol mount /srv/vol1 /mnt/vol1 --http      then open the printed http://127.0.0.1:…/?token=… URL
+  chronovol mount /srv/vol1 /mnt/vol1 --http unix:/run/user/1000/vol1.sock   (curl --unix-socket …)
 Crash-consistent images (--auto-sync, or sync without --freeze) may need -o ro,noload (ext4)
 or -o ro,norecovery (xfs) to mount.`)
     .action(async (dir: string, mountpoint: string, o) => {
@@ -45,10 +48,12 @@ or -o ro,norecovery (xfs) to mount.`)
       const nbd = o.nbd || o.listen || o.socket ? nbdOptionsFrom(o, vdir, log) : undefined;
       if ((o.uid !== undefined || o.gid !== undefined || o.mode !== undefined) && !o.allowOther) throw new ChronoError('BAD_ARGUMENT', '--uid, --gid and --mode take effect with --allow-other only');
       const share = o.allowOther ? { uid: o.uid ?? process.getuid!(), gid: o.gid ?? process.getgid!(), mode: o.mode ?? 0o640 } : undefined;
-      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, log, nbd, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
-      const also = daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '';
+      const http = o.http !== undefined ? (await import('../../http/http-listen')).parseHttpListen(o.http, vdir) : undefined;
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, log, nbd, http, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
+      const also = (daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '') + (daemon.httpUrl ? `; web page at ${daemon.httpUrl}` : '');
       const mnt = daemon.mountpoint!;
-      process.stdout.write(`mounted ${daemon.volume.directory.root} at ${mnt} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${mnt}' to unmount\n`);
+      process.stdout.write(`mounted ${daemon.volume.directory.root} at ${mnt} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${mnt}' to unmount
+`);
       daemon.onStopped = runUntilStopped(log, () => daemon.stop());
     });
 }
