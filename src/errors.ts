@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'UNSAFE_PERMISSIONS' // a volume directory other users (or its group) can reach
   | 'ACCESS_DENIED' // a client's identity may not do what it asked (NBD access rules)
   | 'UNKNOWN_CLONE' // a clone name that does not exist
-  | 'FOREIGN_CLONE'; // a clone's files belong to another volume or geometry
+  | 'FOREIGN_CLONE' // a clone's files belong to another volume or geometry
+  | 'POINT_FORGOTTEN'; // a point a forget removed (a forgotten event, a time in a thinned span); names the nearest kept points
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;

@@ -151,6 +151,8 @@ export const FILE_NAMES = {
   cloneMeta: 'clone.json',
   cloneData: 'overlay.data',
   cloneMap: 'overlay.map',
+  /** Pins, forgotten events and the continuous span's start (docs/FORMAT.md, retention). */
+  retention: 'retention.json',
 } as const;
 
 // Clone overlay map: `<dir>/clones/<name>/overlay.map`. The header, then one bit per block

@@ -3,6 +3,7 @@ import { ArchiveReader } from '../archive/archive-reader';
 import { BackingStore } from '../archive/backing-store';
 import { Superblock } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
+import { RetentionState } from '../retention/retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { FileSystem } from '../storage/file-system';
 import { BlockReader } from './block-reader';
@@ -26,6 +27,7 @@ export interface Core {
   segments: SegmentSet;
   index: VersionIndex;
   events: EventList;
+  retention: RetentionState;
   store: BackingStore;
   archive: ArchiveReader;
   reader: BlockReader;

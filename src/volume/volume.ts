@@ -10,6 +10,7 @@ import { encodeSuperblock, newVolumeId } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
+import { RetentionState } from '../retention/retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
@@ -113,6 +114,7 @@ export class Volume {
       const core: Core = {
         sb, fs, dir: vd, segments, index, store, archive,
         events: new EventList(),
+        retention: RetentionState.load(fs, dir),
         reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
         log: o.log ?? silentLogger(),
         nextSeq: manifest?.nextSeq ?? 1,
@@ -124,6 +126,7 @@ export class Volume {
         checkpointer: undefined as unknown as Checkpointer,
       };
       core.checkpointer = new Checkpointer(core);
+      core.events.forgotten = (id) => core.retention.isForgotten(id);
       for (const e of manifest?.events ?? []) core.events.add(e);
       index.removeStrayRuns();
       const report = replay(core, manifest);
@@ -163,8 +166,22 @@ export class Volume {
     return this.core.dir;
   }
 
+  /**
+   * A point by name. One a forget removed (a forgotten event, a time or seq in a thinned span)
+   * is refused with POINT_FORGOTTEN naming the nearest kept points, at every edge that asks here.
+   */
   resolvePoint(text: string): Point {
-    return this.core.events.resolve(text, this.core.index.times, this.lastSeq, this.core.sb.createdMs);
+    const c = this.core;
+    let p: Point;
+    try {
+      p = c.events.resolve(text, c.index.times, this.lastSeq, c.sb.createdMs);
+    } catch (err) {
+      const id = /^(?:event[:-])?(\d+)$/.exec(text.trim());
+      if (isChronoError(err, 'UNKNOWN_POINT') && id && c.retention.isForgotten(Number(id[1]))) throw c.retention.forgottenEvent(Number(id[1]), c.events.all);
+      throw err;
+    }
+    c.retention.checkPoint(p, c.events.all);
+    return p;
   }
 
   /** Reads `length` bytes at `offset` as of `point` (default: live). */
