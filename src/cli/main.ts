@@ -28,6 +28,9 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['umount', () => require('./commands/umount')],
   ['serve', () => require('./commands/serve')],
   ['clone', () => require('./commands/clone')],
+  ['pin', () => require('./commands/pin')],
+  ['unpin', () => require('./commands/unpin')],
+  ['forget', () => require('./commands/forget')],
 ];
 
 const program = new Command();

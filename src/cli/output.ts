@@ -50,6 +50,6 @@ export class ProgressBar {
 
 /** Exit codes: 0 ok, 1 failure or damage found, 2 bad usage or input. */
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof ChronoError && ['BAD_USAGE', 'BAD_ARGUMENT', 'OUT_OF_RANGE', 'UNKNOWN_POINT', 'NOT_A_VOLUME', 'EXISTS'].includes(err.code)) return 2;
+  if (err instanceof ChronoError && ['BAD_USAGE', 'BAD_ARGUMENT', 'OUT_OF_RANGE', 'UNKNOWN_POINT', 'NOT_A_VOLUME', 'EXISTS', 'POINT_FORGOTTEN'].includes(err.code)) return 2;
   return 1;
 }

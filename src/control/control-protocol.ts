@@ -3,7 +3,7 @@
  * JSON reply per line. An `export` reply is followed by exactly `length` raw bytes.
  */
 export interface ControlRequest {
-  method: 'sync' | 'events' | 'status' | 'export' | 'ping' | 'shutdown' | 'clone';
+  method: 'sync' | 'events' | 'status' | 'export' | 'ping' | 'shutdown' | 'clone' | 'retention';
   params?: Record<string, unknown>;
 }
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { clonesOf } from '../clone/clone-service';
 import { ChronoError } from '../errors';
 import { listenUnix } from '../nbd/unix-listener';
+import { retentionRequest } from '../retention/retention-requests';
 import { Volume } from '../volume/volume';
 import { ControlReply, ControlRequest } from './control-protocol';
 
@@ -74,6 +75,8 @@ export class ControlServer {
       }
       case 'clone':
         return reply(await clonesOf(v).request(p));
+      case 'retention':
+        return reply(retentionRequest(v, p));
       case 'export': {
         const point = v.resolvePoint(String(p.at ?? 'live'));
         const offset = Number(p.offset ?? 0);

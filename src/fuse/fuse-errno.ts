@@ -12,6 +12,7 @@ const ERRNO: Partial<Record<ErrorCode, number>> = {
   ARCHIVE_UNAVAILABLE: Fuse.ENOSPC, // the working set is full and cannot turn over (as at the NBD edge)
   UNKNOWN_CLONE: Fuse.ENOENT,
   EXISTS: Fuse.EEXIST,
+  POINT_FORGOTTEN: Fuse.ENOENT, // gone from events/ too; the log line names the nearest kept points
 };
 
 export function toErrno(err: unknown): number {

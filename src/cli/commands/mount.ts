@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import { ChronoError } from '../../errors';
 import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
+import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
 import { parseId, parseMode } from '../../fuse/tree-sharing';
 import { addNbdOptions, nbdOptionsFrom } from './serve';
@@ -24,7 +25,8 @@ export function register(program: Command): void {
     .option('--uid <uid>', "owner of the tree's files with --allow-other (default: yours)", parseId('uid'))
     .option('--gid <gid>', "group of the tree's files with --allow-other (default: yours)", parseId('gid'))
     .option('--mode <octal>', "permission bits of the tree's files with --allow-other, e.g. 0640 so a group reads past images; read-only files never get w (default 0640)", parseMode)
-    .option('--nbd', `serve NBD too, on <dir>/${DEFAULTS.nbdSocketName} (implied by --socket and --listen)`);
+    .option('--nbd', `serve NBD too, on <dir>/${DEFAULTS.nbdSocketName} (implied by --socket and --listen)`)
+    .option('--retention-every <duration>', "apply the volume's stored retention policy (forget --save) this often, e.g. 1h", parseRetentionDuration);
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
 Runs in the foreground until Ctrl-C, SIGTERM or 'chronovol umount <mountpoint>'.
@@ -48,6 +50,7 @@ or -o ro,norecovery (xfs) to mount.`)
       const daemon = await FuseDaemon.start({ dir: vdir, mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, log, nbd, share });
       const also = daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '';
       process.stdout.write(`mounted ${daemon.volume.directory.root} at ${daemon.mountpoint} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${daemon.mountpoint}' to unmount\n`);
-      daemon.onStopped = runUntilStopped(log, () => daemon.stop());
+      const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;
+      daemon.onStopped = runUntilStopped(log, () => (stopRetention(), daemon.stop()));
     });
 }

@@ -5,6 +5,7 @@ import type { ControlServer } from '../../control/control-server';
 import { ChronoError } from '../../errors';
 import type { NbdServerOptions, NbdServer } from '../../nbd/nbd-server';
 import { DEFAULTS, parseSize } from '../../options';
+import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
 
 export function addNbdOptions(cmd: Command): Command {
@@ -45,7 +46,8 @@ export function register(program: Command): void {
     .command('serve')
     .description("serve the volume over NBD: export 'live' (read-write) and every event, seq:<n> or time (read-only)")
     .argument('<dir>', 'volume directory')
-    .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes);
+    .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes)
+    .option('--retention-every <duration>', "apply the volume's stored retention policy (forget --save) this often, e.g. 1h", parseRetentionDuration);
   addNbdOptions(cmd).addHelpText('after', `
 Examples (local clients use the Unix socket; TCP needs TLS):
   qemu-img convert -n -O raw disk.img 'nbd+unix:///live?socket=/srv/vol/nbd.sock'
@@ -70,7 +72,9 @@ See docs/SECURITY.md and the README's NBD section.`)
       try {
         nbd = new NbdServer(volume, nbdOptions);
         await nbd.start();
+        const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(volume, o.retentionEvery, log) : () => undefined;
         const shutdown = runUntilStopped(log, async () => {
+          stopRetention();
           await nbd!.close();
           await control?.close();
           await volume.close();
