@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { NBD } from '../src/nbd/nbd-protocol';
 import { Volume } from '../src/volume/volume';
 import { cli, cliJson } from './helpers/cli';
 import { ServeDaemon } from './helpers/daemon';
+import { MountedVolume, fuseSkipReason } from './helpers/fuse-harness';
 import { tmpDir } from './helpers/tmp';
 
 const BS = 4096;
@@ -77,5 +79,26 @@ test('daemon: --retention-every applies the stored policy; forget goes through i
     assert.deepEqual(cliJson<Array<{ id: number }>>(['events', dir]).map((e) => e.id), [5]);
   } finally {
     assert.equal(await d.stop(), 0);
+  }
+});
+
+test('FUSE: forget through the mount; events/ lists only kept events, at/<time> in a thinned span is ENOENT, a clone made under the mount pins its point', { skip: fuseSkipReason(), timeout: 180_000 }, async () => {
+  const dir = await volumeWithEvents();
+  const mnt = path.join(path.dirname(dir), 'mnt');
+  fs.mkdirSync(mnt);
+  const times = cliJson<Array<{ id: number; timeMs: number }>>(['events', dir]);
+  const m = await MountedVolume.start(dir, mnt);
+  try {
+    fs.mkdirSync(path.join(mnt, 'clones', 'c@3'));
+    const r = cliJson<{ kept: Array<{ id: number; reasons: string[] }> }>(['forget', mnt, '--keep-last', '1']);
+    assert.deepEqual(r.kept.map((e) => [e.id, e.reasons]), [[3, ['pin: clone c']], [5, ['last']]]);
+    assert.deepEqual(fs.readdirSync(path.join(mnt, 'events')).map((n) => Number(n.slice(0, 6))), [3, 5]);
+    const at = (id: number) => path.join(mnt, 'at', new Date(times.find((e) => e.id === id)!.timeMs).toISOString(), 'volume.img');
+    assert.throws(() => fs.statSync(at(2)), (err: NodeJS.ErrnoException) => err.code === 'ENOENT', 'a thinned time is refused');
+    assert.equal(fs.readFileSync(at(3)).subarray(0, 1)[0], 3, 'a kept event reads by its time');
+    fs.rmdirSync(path.join(mnt, 'clones', 'c'));
+    assert.deepEqual(cliJson<unknown[]>(['pin', mnt]), [], 'discarding the clone released its pin');
+  } finally {
+    await m.cleanup();
   }
 });

@@ -50,7 +50,7 @@ test('forget: kept events stay bit-exact, forgotten ones and thinned points answ
     vol.resolvePoint('1');
     const r = forget(vol, { keepLast: 2 });
     assert.deepEqual(r.forgotten.map((e) => e.id), [1, 3, 4]);
-    assert.ok(r.prunableBytes >= 2 * BS && r.prunableBytes % BS === 0, `prunable bytes ${r.prunableBytes}`);
+    assert.ok(r.prunableBytes! >= 2 * BS && r.prunableBytes! % BS === 0, `prunable bytes ${r.prunableBytes}`);
     for (let round = 0; round < 2; round++) {
       assert.deepEqual(vol.events.map((e) => e.id), [2, 5, 6]);
       const f = forgotten(() => vol.resolvePoint('3'));

@@ -19,9 +19,9 @@ export interface ForgetReport {
   forgotten: EventVerdict[];
   /** Before this seq only kept events and pins stay reachable; from it on every point does. */
   continuousFromSeq: number;
-  /** What a prune would free once these are gone (versions no kept point reads). */
-  prunableVersions: number;
-  prunableBytes: number;
+  /** What a prune would free once these are gone (versions no kept point reads); null when not counted. */
+  prunableVersions: number | null;
+  prunableBytes: number | null;
 }
 
 /**
@@ -30,7 +30,7 @@ export interface ForgetReport {
  * end of the log without one). From then on those events and the thinned points between kept
  * ones answer POINT_FORGOTTEN. Nothing is deleted here: prune frees the space, later.
  */
-export function forget(volume: Volume, policy: RetentionPolicy, o: { dryRun?: boolean; nowMs?: number } = {}): ForgetReport {
+export function forget(volume: Volume, policy: RetentionPolicy, o: { dryRun?: boolean; nowMs?: number; countPrunable?: boolean } = {}): ForgetReport {
   const core = volume.internals;
   const r = core.retention;
   const nowMs = o.nowMs ?? Date.now();
@@ -56,7 +56,9 @@ export function forget(volume: Volume, policy: RetentionPolicy, o: { dryRun?: bo
     (d.reasons.length ? kept : gone).push(v);
   });
   const keptSeqs = [...kept.map((e) => e.seq), ...r.pins.map((p) => p.seq)];
-  const prunable = prunableVersions(core.index, keptSeqs, continuousFromSeq, core.sb.blockSizeBytes);
+  // Counting walks and sorts the whole index (seconds at 10^7 versions, on the event loop): a
+  // daemon's scheduled forget skips it.
+  const prunable = o.countPrunable === false ? { versions: null, bytes: null } : prunableVersions(core.index, keptSeqs, continuousFromSeq, core.sb.blockSizeBytes);
   if (!o.dryRun) {
     r.forget(gone.map((e) => e.id), continuousFromSeq); // durable before anything acts on it
     core.events.drop(new Set(gone.map((e) => e.id)));

@@ -13,8 +13,8 @@ export function startRetentionSchedule(volume: Volume, everyMs: number, log: Log
     try {
       const policy = configuredPolicy(volume);
       if (isEmptyPolicy(policy)) return log.debug('no retention policy configured; nothing forgotten');
-      const r = forget(volume, policy);
-      log.info({ forgotten: r.forgotten.map((e) => e.id), kept: r.kept.length, prunableBytes: r.prunableBytes }, 'retention policy applied');
+      const r = forget(volume, policy, { countPrunable: false });
+      log.info({ forgotten: r.forgotten.map((e) => e.id), kept: r.kept.length }, 'retention policy applied');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'applying the retention policy failed');
     }

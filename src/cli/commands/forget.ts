@@ -49,6 +49,6 @@ Examples:
       const rows = [...r.kept.map((e) => ({ ...e, keep: true })), ...r.forgotten.map((e) => ({ ...e, keep: false }))].sort((a, b) => a.id - b.id);
       process.stdout.write(`${r.dryRun ? 'would apply' : 'applied'}: ${r.policyText}\n`);
       if (rows.length) printTable([['ID', 'TIME (UTC)', 'LABEL', r.dryRun ? 'WOULD' : 'DONE', 'WHY'], ...rows.map((e) => [String(e.id), e.time, e.label, e.keep ? 'keep' : 'forget', e.reasons.join(', ')])]);
-      process.stdout.write(`${r.kept.length} kept, ${r.forgotten.length} ${r.dryRun ? 'to forget' : 'forgotten'}; every point from seq ${r.continuousFromSeq} on stays; a prune would free ${formatBytes(r.prunableBytes)} (${r.prunableVersions} versions)\n`);
+      process.stdout.write(`${r.kept.length} kept, ${r.forgotten.length} ${r.dryRun ? 'to forget' : 'forgotten'}; every point from seq ${r.continuousFromSeq} on stays; a prune would free ${formatBytes(r.prunableBytes ?? 0)} (${r.prunableVersions} versions)\n`);
     });
 }
