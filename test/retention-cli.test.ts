@@ -42,6 +42,7 @@ test('CLI: pin, forget --dry-run/--json, forget; forgotten points exit 2 with PO
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /pin: audit/);
   assert.deepEqual(cliJson<Array<{ id: number }>>(['events', dir]).map((e) => e.id), [2, 4, 5]);
+  assert.deepEqual(cliJson<{ retention: unknown }>(['status', dir]).retention, { pins: 1, forgottenEvents: 2, continuousFromSeq: 15 });
   const gone = cli(['export', dir, '--at', '3', '--out', path.join(path.dirname(dir), 'x.img')]);
   assert.equal(gone.status, 2);
   assert.match(gone.stderr, /POINT_FORGOTTEN/);

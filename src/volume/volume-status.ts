@@ -12,6 +12,8 @@ export interface VolumeStatus {
   cache: CacheStats;
   /** Which CRC32C implementation checks the blocks: the native addon, or the fallback. */
   crcEngine: string;
+  /** Pins, events forgotten, and where the continuous span starts (src/retention/). */
+  retention: { pins: number; forgottenEvents: number; continuousFromSeq: number };
 }
 
 export async function volumeStatus(core: Core): Promise<VolumeStatus> {
@@ -45,5 +47,6 @@ export async function volumeStatus(core: Core): Promise<VolumeStatus> {
     index: { versions: index.versionCount, runs: index.runCount, memtableVersions: index.memtableCount, runBytes: index.runBytes, relocatedBlocks: index.reloc.size },
     cache: core.reader.stats(),
     crcEngine,
+    retention: { pins: core.retention.pins.length, forgottenEvents: core.retention.forgottenRanges.reduce((n, [a, b]) => n + b - a + 1, 0), continuousFromSeq: core.retention.continuousFromSeq },
   };
 }

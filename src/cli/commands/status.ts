@@ -21,6 +21,7 @@ export function register(program: Command): void {
         `copy-fwd    ${formatBytes(s.log.copyForwardBytes)} copied forward; write amplification ${s.log.copyForwardWriteAmp.toFixed(3)}`,
         `index       ${s.index.versions} versions in ${s.index.runs} runs + ${s.index.memtableVersions} in memory; ${s.index.relocatedBlocks} live blocks relocated`,
         `checksums   CRC32C by ${s.crcEngine}`,
+        `retention   ${s.retention.pins} pins; ${s.retention.forgottenEvents} events forgotten; every point from seq ${s.retention.continuousFromSeq} on reachable`,
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });
