@@ -14,32 +14,57 @@ export interface Prunable {
  * seq; it is needed when a kept point falls in that interval or the interval reaches the
  * continuous span. One pass over the index plus a sort of its versions.
  */
-export function prunableVersions(index: VersionIndex, keptSeqs: readonly number[], continuousFromSeq: number, blockSizeBytes: number): Prunable {
+export function prunableVersions(index: VersionIndex, keptSeqs: readonly number[], continuousFromSeq: number, blockSizeBytes: number, o: { keyedSort?: boolean } = {}): Prunable {
   const n = index.versionCount;
   const blocks = new Float64Array(n);
   const seqs = new Float64Array(n);
   const hasData = new Uint8Array(n);
   let k = 0;
+  let maxBlock = 0;
+  let maxSeq = 0;
   index.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (block, seq, _segment, offset) => {
     blocks[k] = block;
     seqs[k] = seq;
     hasData[k] = offset !== 0 ? 1 : 0;
+    if (block > maxBlock) maxBlock = block;
+    if (seq > maxSeq) maxSeq = seq;
     k++;
   });
+  const kept = Float64Array.from(keptSeqs).sort();
+  const out: Prunable = { versions: 0, bytes: 0 };
+  const visit = (block: number, seq: number, data: boolean, nextBlock: number, nextSeq: number): void => {
+    const next = nextBlock === block ? nextSeq : Infinity;
+    if (next > continuousFromSeq) return; // the continuous span (and live) reads it
+    const at = lowerBound(kept, seq);
+    if (at < kept.length && kept[at] < next) return; // a kept point reads it
+    out.versions++;
+    if (data) out.bytes += blockSizeBytes;
+  };
+  const span = maxSeq + 1;
+  if (o.keyedSort !== false && (maxBlock + 1) * span * 2 < Number.MAX_SAFE_INTEGER) {
+    // One number per version, (block, seq, data) in order: a typed-array sort without a
+    // comparator is several times faster than sorting indices with one.
+    const keys = new Float64Array(k);
+    for (let i = 0; i < k; i++) keys[i] = (blocks[i] * span + seqs[i]) * 2 + hasData[i];
+    keys.sort();
+    const split = (key: number): [number, number, boolean] => {
+      const bs = Math.floor(key / 2);
+      return [Math.floor(bs / span), bs % span, key % 2 === 1];
+    };
+    for (let j = 0; j < k; j++) {
+      const [b, s, d] = split(keys[j]);
+      const [nb, ns] = j + 1 < k ? split(keys[j + 1]) : [-1, 0];
+      visit(b, s, d, nb, ns);
+    }
+    return out;
+  }
   const order = new Uint32Array(k);
   for (let i = 0; i < k; i++) order[i] = i;
   order.sort((a, b) => blocks[a] - blocks[b] || seqs[a] - seqs[b]);
-  const kept = Float64Array.from(keptSeqs).sort();
-  const out: Prunable = { versions: 0, bytes: 0 };
   for (let j = 0; j < k; j++) {
     const i = order[j];
-    const next = j + 1 < k && blocks[order[j + 1]] === blocks[i] ? seqs[order[j + 1]] : Infinity;
-    if (next > continuousFromSeq) continue; // the continuous span (and live) reads it
-    const from = seqs[i];
-    const at = lowerBound(kept, from);
-    if (at < kept.length && kept[at] < next) continue; // a kept point reads it
-    out.versions++;
-    if (hasData[i]) out.bytes += blockSizeBytes;
+    const nx = j + 1 < k ? order[j + 1] : -1;
+    visit(blocks[i], seqs[i], hasData[i] === 1, nx >= 0 ? blocks[nx] : -1, nx >= 0 ? seqs[nx] : 0);
   }
   return out;
 }
