@@ -18,7 +18,6 @@ import { scanSegment } from '../src/segment/segment-scanner';
 import { FaultyFileSystem } from '../src/storage/faulty-file-system';
 import { FileHandle, OpenMode } from '../src/storage/file-system';
 import { NodeFileSystem } from '../src/storage/node-file-system';
-import { verifyVolume } from '../src/volume/verify';
 import { Volume } from '../src/volume/volume';
 import { Rng } from '../test/helpers/rng';
 
@@ -229,7 +228,7 @@ async function tryFlip(t: Template, target: Target, offset: number, xor: number,
         if (!got.equals(image.subarray(blk * BS, (blk + 1) * BS))) return { outcome: 'served', detail: `block ${blk} at ${label} read back wrong bytes` };
       }
     }
-    const report = await verifyVolume(vol.internals);
+    const report = await vol.verify();
     if (!report.ok) return { outcome: readFailed ? 'readFailed' : 'verifyReported', detail: report.problems.map((p) => `${p.kind}${p.code ? `:${p.code}` : ''}`).join(',') };
     if (readFailed) return { outcome: 'silent', detail: `a read failed (${readFailed}) but verify reported nothing` };
     return { outcome: 'silent', detail: 'opened, read right, verify quiet' };

@@ -5,6 +5,7 @@
  */
 import { Volume } from '../src/volume/volume';
 import { dropCaches, percentile, uniform } from './lib';
+import { whiteBox } from '../src/volume/white-box';
 
 async function main(): Promise<void> {
   const dir = process.argv[2];
@@ -12,7 +13,7 @@ async function main(): Promise<void> {
   const t0 = process.hrtime.bigint();
   const vol = await Volume.open(dir);
   const openMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  const core = vol.internals;
+  const core = whiteBox(vol);
   const blocks = vol.sizeBytes / vol.blockSizeBytes;
   const lastSeq = vol.lastSeq;
   const rand = uniform(4242);

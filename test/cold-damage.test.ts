@@ -9,6 +9,7 @@ import { LIVE_SEQ } from '../src/volume/events';
 import { verifyVolume } from '../src/volume/verify';
 import { Volume } from '../src/volume/volume';
 import { Rng } from './helpers/rng';
+import { whiteBox } from '../src/volume/white-box';
 
 const SIZE = 128 * 1024;
 const BS = 512;
@@ -26,8 +27,8 @@ async function sealedBlock(): Promise<{ mem: MemoryFileSystem; fs: FaultyFileSys
   await vol.write(0, data);
   // Fill the first segment and more with other blocks: block 0 stays in sealed segment 1.
   for (let i = 0; i < 90; i++) await vol.write(BS + rng.int(SIZE / BS - 1) * BS, rng.bytes(2 * BS));
-  const v = vol.internals.index.floor(0, LIVE_SEQ)!;
-  assert.ok(v.segment < vol.internals.segments.current.id && vol.internals.segments.sealed.includes(v.segment), 'block 0 is in a sealed segment in primary');
+  const v = whiteBox(vol).index.floor(0, LIVE_SEQ)!;
+  assert.ok(v.segment < whiteBox(vol).segments.current.id && whiteBox(vol).segments.sealed.includes(v.segment), 'block 0 is in a sealed segment in primary');
   await vol.close();
   return { mem, fs, store, data, segment: v.segment, offset: v.offset };
 }
@@ -64,10 +65,10 @@ test('verify reports a log record that the index does not know (index-mismatch)'
   await Volume.create('/v', { sizeBytes: SIZE, blockSizeBytes: BS, segmentSizeBytes: 64 * 1024 }, { fs: mem, store });
   const vol = await Volume.open('/v', { fs: mem, store });
   await vol.write(3 * BS, Buffer.alloc(BS, 1));
-  const core = vol.internals;
+  const core = whiteBox(vol);
   assert.deepEqual((await verifyVolume(core)).problems, [], 'clean before');
   // A WRITE record in the log that never reached the index (as a lost index update would leave).
-  const seq = core.nextSeq;
+  const seq = core.volumeLog.nextSeq;
   core.segments.current.appendBlocks({ type: RecordType.WRITE, blockCount: 1, seq, timeMs: Date.now(), firstBlock: 3, originSegment: 0, originOffset: 0 }, Buffer.alloc(BS, 2), 0, BS);
   const report = await verifyVolume(core);
   assert.equal(report.ok, false);

@@ -12,7 +12,6 @@ import { HEADER_BYTES } from '../src/format/record';
 import { scanSegment } from '../src/segment/segment-scanner';
 import { FaultyFileSystem } from '../src/storage/faulty-file-system';
 import { NodeFileSystem } from '../src/storage/node-file-system';
-import { verifyVolume } from '../src/volume/verify';
 import { Volume } from '../src/volume/volume';
 import { tmpDir } from './helpers/tmp';
 import { SMALL, freshVolume } from './helpers/volumes';
@@ -78,7 +77,7 @@ ctest('corruption: flipped byte in a block of a sealed segment fails reads of th
   await assert.rejects(vol.read(bad * BS, BS, vol.resolvePoint('all')), code('CORRUPT_BLOCK'));
   const other = (bad + 1) * BS;
   assert.ok((await vol.read(other, BS)).equals(data.subarray(other, other + BS)), 'undamaged blocks still read');
-  const report = await verifyVolume(vol.internals);
+  const report = await vol.verify();
   assert.ok(!report.ok && report.problems.some((p) => p.kind === 'primary-segment'));
   await vol.close();
 });
@@ -153,7 +152,7 @@ ctest('corruption: a missing archived segment fails reads of what only it held, 
   fs.rmSync(path.join(archive, archiveKey(1)));
   const vol = await open(dir);
   await assert.rejects(vol.read(0, SMALL.sizeBytes, vol.resolvePoint('first')), code('ARCHIVE_MISSING'));
-  const report = await verifyVolume(vol.internals);
+  const report = await vol.verify();
   assert.ok(report.problems.some((p) => p.kind === 'archive-missing' && p.segment === 1), JSON.stringify(report.problems));
   await vol.close();
 });
@@ -164,7 +163,7 @@ ctest('corruption: a flipped byte in an archived segment fails reads of that blo
   flip(obj, 64 + HEADER_BYTES + 4 + 10);
   const vol = await open(dir);
   await assert.rejects(vol.read(0, SMALL.sizeBytes, vol.resolvePoint('first')), code('CORRUPT_BLOCK'));
-  const report = await verifyVolume(vol.internals);
+  const report = await vol.verify();
   assert.ok(report.problems.some((p) => p.kind === 'archived-segment' && p.segment === 1));
   await vol.close();
 });

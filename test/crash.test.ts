@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { MemoryStore } from '../src/archive/memory-store';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
-import { verifyVolume } from '../src/volume/verify';
 import { Volume } from '../src/volume/volume';
 import { WRITES_PER_EVENT, nthWrite } from './helpers/crash-child';
 import { Rng, withSeed } from './helpers/rng';
@@ -59,7 +58,7 @@ for (const { seed, source } of seedsFor(CORPUS)) {
           model.live = Buffer.from(want);
         }
       }
-      assert.ok((await verifyVolume(vol.internals)).ok);
+      assert.ok((await vol.verify()).ok);
       await vol.close();
       // A clean reopen keeps every event too (the closing checkpoint carries them).
       vol = await Volume.open('/v', { fs, store });
@@ -116,7 +115,7 @@ test('SIGKILL under load: every acknowledged sync event is intact after reopen, 
         const got = await v.read(0, v.sizeBytes, v.resolvePoint(String(s.id)));
         assert.ok(got.equals(model), `event ${s.id} (after ${s.writes} writes) intact; round ${round}`);
       }
-      const report = await verifyVolume(v.internals);
+      const report = await v.verify();
       assert.deepEqual(report.problems, []);
       await v.close();
     }

@@ -4,17 +4,17 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { FaultyStore } from '../src/archive/faulty-store';
 import { LocalDirStore } from '../src/archive/local-dir-store';
-import { recoverFromArchive } from '../src/archive/recover';
+import { recoverFromArchive } from '../src/volume/recover';
 import { isChronoError } from '../src/errors';
 import { FaultyFileSystem } from '../src/storage/faulty-file-system';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
 import { MemoryStore } from '../src/archive/memory-store';
-import { verifyVolume } from '../src/volume/verify';
 import { Volume } from '../src/volume/volume';
 import { Rng, withSeed } from './helpers/rng';
 import { tmpDir } from './helpers/tmp';
 import { VolumeModel } from './helpers/volume-model';
 import { SMALL, churn, freshVolume } from './helpers/volumes';
+import { whiteBox } from '../src/volume/white-box';
 
 /** A volume on an in-memory file system behind a fault injector, with an in-memory archive. */
 async function faultyMemoryVolume(): Promise<{ mem: MemoryFileSystem; ffs: FaultyFileSystem; store: MemoryStore; vol: Volume }> {
@@ -157,7 +157,7 @@ test('disaster recovery: delete primary, recover from the archive, every archive
     assert.ok(report.lastSeq >= last.seq);
     if (report.lastSeq === last.seq) assert.ok(expectedLive.equals(model.atSeq.get(last.seq)!), 'the original agrees with the model');
     assert.ok((await v.read(0, SMALL.sizeBytes)).equals(expectedLive), `live is the archived state at seq ${report.lastSeq}`);
-    assert.ok((await verifyVolume(v.internals)).ok, 'recovered volume verifies');
+    assert.ok((await v.verify()).ok, 'recovered volume verifies');
     // It is a working volume: writes continue.
     await v.write(0, Buffer.alloc(4096, 7));
     await v.sync({ label: 'after-recovery' });
@@ -210,7 +210,7 @@ test('an archive upload that reads back wrong is not trusted: the primary copy s
     // The archive heals: turnover resumes and history is complete.
     store.corruptPuts = false;
     await churn(vol, model, rng, 100);
-    assert.ok((await verifyVolume(vol.internals)).ok);
+    assert.ok((await vol.verify()).ok);
     await vol.close();
   });
 });
@@ -250,7 +250,7 @@ test('turnover archives in the background: the write that made room does not wai
     model.write(waiting.off, waiting.data);
     await churn(vol, model, rng, 200);
     assert.ok((await vol.read(0, SMALL.sizeBytes)).equals(model.live));
-    assert.deepEqual((await verifyVolume(vol.internals)).problems, []);
+    assert.deepEqual((await vol.verify()).problems, []);
     await vol.close();
   });
 });
@@ -259,7 +259,7 @@ test('verify passes on a healthy volume with history in the archive', async () =
   const rng = Rng.fromEnv();
   const { vol } = await freshVolume(SMALL, { store: undefined });
   await churn(vol, new VolumeModel(SMALL.sizeBytes), rng, 200);
-  const r = await verifyVolume(vol.internals);
+  const r = await vol.verify();
   assert.deepEqual(r.problems, []);
   assert.ok(r.checked.archivedSegments > 0 && r.checked.indexEntries > 0);
   await vol.close();
@@ -267,7 +267,7 @@ test('verify passes on a healthy volume with history in the archive', async () =
 
 test('LocalDirStore is what init configures', async () => {
   const { vol, archive } = await freshVolume();
-  assert.equal(vol.internals.store.description, new LocalDirStore(archive).description);
+  assert.equal(whiteBox(vol).store.description, new LocalDirStore(archive).description);
   await vol.close();
 });
 
@@ -279,7 +279,7 @@ test('regression: a record still fits after the turnover that made room for it f
     const first = rng.int(SMALL.sizeBytes / 4096 - blocks);
     await vol.write(first * 4096, rng.bytes(blocks * 4096));
   }
-  assert.ok((await verifyVolume(vol.internals)).ok);
+  assert.ok((await vol.verify()).ok);
   await vol.close();
 });
 

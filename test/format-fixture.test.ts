@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { recoverFromArchive } from '../src/archive/recover';
-import { verifyVolume } from '../src/volume/verify';
+import { recoverFromArchive } from '../src/volume/recover';
 import { Volume } from '../src/volume/volume';
 import { fixtureImages } from './helpers/fixture-v1';
 import { tmpDir } from './helpers/tmp';
@@ -32,7 +31,7 @@ for (const name of FIXTURES) {
     assert.equal(vol.events.length, want.size);
     assert.ok((await vol.status()).archive.segments! > 0, 'the fixture has archived history');
     for (const e of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(e.label))).equals(want.get(e.label)!), e.label);
-    assert.deepEqual((await verifyVolume(vol.internals)).problems, []);
+    assert.deepEqual((await vol.verify()).problems, []);
     await vol.close();
   });
 

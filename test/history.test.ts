@@ -12,6 +12,7 @@ import { cli, cliJson } from './helpers/cli';
 import { Rng, withSeed } from './helpers/rng';
 import { freshVolume } from './helpers/volumes';
 import { VolumeModel } from './helpers/volume-model';
+import { whiteBox } from '../src/volume/white-box';
 
 /** Seeds CI always runs; CHRONOVOL_SEED=<n> replays one (and runs only it). */
 const CORPUS = process.env.CHRONOVOL_SEED ? [Number(process.env.CHRONOVOL_SEED)] : [11, 2024, 77777, 31337];
@@ -132,7 +133,7 @@ for (const seed of CORPUS) {
           // On-disk runs (merged, straddling the points) answer from here on.
           await vol.close();
           vol = await Volume.open(dir);
-          assert.ok(vol.internals.index.runCount > 0, 'reopened volume has sorted runs');
+          assert.ok(whiteBox(vol).index.runCount > 0, 'reopened volume has sorted runs');
         }
       }
       const status = await vol.status();
@@ -151,7 +152,7 @@ for (const seed of CORPUS) {
       };
       for (let q = 0; q < 40; q++) {
         const [a, b] = [points[rng.int(points.length)], points[rng.int(points.length)]];
-        const extents = indexDiff(vol.internals.index, a, b);
+        const extents = indexDiff(whiteBox(vol).index, a, b);
         const listed = blocksOf(extents);
         const [ia, ib] = [await image(a), await image(b)];
         for (let blk = 0; blk < BLOCKS; blk++) {
@@ -162,7 +163,7 @@ for (const seed of CORPUS) {
       }
 
       // Block history: every version, oldest first, with its kind and event.
-      const hist = blockHistory(vol.internals.index, vol.events, 0, BLOCKS);
+      const hist = blockHistory(whiteBox(vol).index, vol.events, 0, BLOCKS);
       for (let blk = 0; blk < BLOCKS; blk++) {
         const got = hist.filter((h) => h.block === blk);
         const want = versions[blk];

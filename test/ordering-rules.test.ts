@@ -12,6 +12,7 @@ import { HeldSync, MemoryFileSystem } from '../src/storage/memory-file-system';
 import { Volume } from '../src/volume/volume';
 import { Rng } from './helpers/rng';
 import { VolumeModel } from './helpers/volume-model';
+import { whiteBox } from '../src/volume/white-box';
 
 const SIZE = 128 * 1024;
 const BS = 512;
@@ -84,8 +85,8 @@ class Rig {
 
   /** Writes until the current segment changes (a rollover: the old one is sealing in the background). */
   async writeUntilRollover(): Promise<void> {
-    const id = this.vol.internals.segments.current.id;
-    while (this.vol.internals.segments.current.id === id) await this.write();
+    const id = whiteBox(this.vol).segments.current.id;
+    while (whiteBox(this.vol).segments.current.id === id) await this.write();
   }
 
   /** Reboots into what the cut left, reopens, and checks the live image at the acknowledged seq at least. */
@@ -118,7 +119,7 @@ for (const [rule, withhold] of [
     for (let round = 0; round < 3; round++) {
       await rig.writeUntilRollover();
       // The old segment's seal and the new one's directory entry are still waiting on their fsyncs.
-      rig.withhold = (h) => withhold(h) && !h.path.endsWith(`${rig.vol.internals.segments.current.id.toString(16).padStart(8, '0')}.cvseg`);
+      rig.withhold = (h) => withhold(h) && !h.path.endsWith(`${whiteBox(rig.vol).segments.current.id.toString(16).padStart(8, '0')}.cvseg`);
       const label = `after-rollover-${round}`;
       const seqBefore = rig.vol.lastSeq;
       const e = await rig.must(() => rig.vol.sync({ label }));

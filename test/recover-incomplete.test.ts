@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { recoverFromArchive } from '../src/archive/recover';
+import { recoverFromArchive } from '../src/volume/recover';
 import { isChronoError } from '../src/errors';
 import { Volume } from '../src/volume/volume';
 import { Rng, withSeed } from './helpers/rng';

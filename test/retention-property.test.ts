@@ -32,7 +32,7 @@ test('retention property: kept points bit-exact, forgotten ones refused, pins ho
       assert.deepEqual(vol.events.map((e) => e.id), kept.map((e) => e.id), `${ctx}: the event list is what the model keeps`);
       for (const e of kept) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(e.id)))).equals(model.atSeq.get(e.seq)!), `${ctx}: event ${e.id} bit-exact`);
       for (const id of forgottenIds) assert.throws(() => vol.resolvePoint(String(id)), (err) => isChronoError(err, 'POINT_FORGOTTEN'), `${ctx}: event ${id} refused`);
-      const from = vol.internals.retention.continuousFromSeq;
+      const from = vol.retention.continuousFromSeq;
       for (let k = 0; k < 8; k++) {
         const s = rng.int(vol.lastSeq + 1);
         let p;

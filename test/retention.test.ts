@@ -7,8 +7,9 @@ import { isChronoError } from '../src/errors';
 import { FILE_NAMES } from '../src/format/constants';
 import { forget } from '../src/retention/forget';
 import { listPins, pin, unpin } from '../src/retention/pins';
-import { prunableVersions } from '../src/retention/prunable';
+import { prunableVersions } from '../src/volume/prunable';
 import { Volume } from '../src/volume/volume';
+import { whiteBox } from '../src/volume/white-box';
 import { Rng, withSeed } from './helpers/rng';
 import { SMALL, freshVolume } from './helpers/volumes';
 
@@ -62,7 +63,7 @@ test('forget: kept events stay bit-exact, forgotten ones and thinned points answ
       assert.match(g.before!, /^event:2 /);
       assert.match(g.after!, /^event:5 /);
       // A time in the thinned span resolves to a seq there, and is refused the same way.
-      const e4time = new Date(vol.internals.index.times.timeOfSeq(between[3])).toISOString();
+      const e4time = new Date(whiteBox(vol).index.times.timeOfSeq(between[3])).toISOString();
       forgotten(() => vol.resolvePoint(e4time));
       for (const id of [2, 5, 6]) assert.deepEqual(await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(id))), images.get(id), `event ${id} bit-exact`);
       assert.ok(isChronoError((() => { try { vol.resolvePoint('no-such-label'); } catch (e) { return e; } })(), 'UNKNOWN_POINT'), 'an unknown point stays UNKNOWN_POINT');
@@ -94,7 +95,7 @@ test('forget: --keep-all-within keeps every point in the window, and every event
     const mid = vol.lastSeq;
     for (let i = 0; i < 4; i++) await vol.write(i * BS, Buffer.alloc(BS, 0x40 + i));
     // "now" an hour later: a 1 h window starts just after the 4th event.
-    const nowMs = vol.internals.lastTimeMs + 3_600_000;
+    const nowMs = vol.lastTimeMs + 3_600_000;
     const r = forget(vol, { keepLast: 1, keepAllWithinMs: 3_600_000 }, { nowMs });
     assert.ok(t0 > 0);
     assert.deepEqual(r.kept.map((e) => e.id), [4]);
@@ -143,7 +144,7 @@ test('prunable versions: the index walk agrees with a brute-force check of every
         else await vol.write(b * BS, rng.bytes(BS));
         if (rng.bool(0.1)) await vol.sync();
       }
-      const idx = vol.internals.index;
+      const idx = whiteBox(vol).index;
       const all: Array<{ block: number; seq: number; data: boolean }> = [];
       idx.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (block, seq, _s, off) => all.push({ block, seq, data: off !== 0 }));
       for (let round = 0; round < 20; round++) {
@@ -198,7 +199,7 @@ test('forget under the power-loss model: a cut before any of its file-system cal
       for (const id of [1, 3, 4]) if (!ids.includes(id)) forgotten(() => v2.resolvePoint(String(id)));
       for (const id of ids) assert.deepEqual(await v2.read(0, v2.sizeBytes, v2.resolvePoint(String(id))), images.get(id), `cut at call ${n}: event ${id} bit-exact`);
       assert.deepEqual(listPins(v2).map((p) => p.eventId), [2]);
-      assert.deepEqual((await verifyVolume(v2.internals)).problems, [], `cut at call ${n}: verify clean`);
+      assert.deepEqual((await verifyVolume(whiteBox(v2))).problems, [], `cut at call ${n}: verify clean`);
     } finally {
       await v2.close();
     }

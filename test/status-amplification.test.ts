@@ -8,6 +8,7 @@ import { scanSegment } from '../src/segment/segment-scanner';
 import { Volume } from '../src/volume/volume';
 import { Rng } from './helpers/rng';
 import { SMALL, freshVolume } from './helpers/volumes';
+import { whiteBox } from '../src/volume/white-box';
 
 const BS = 4096;
 
@@ -54,7 +55,7 @@ test('status: after a crash, the replayed tail (copy-forward records included) c
   const { dir, vol } = await freshVolume();
   const blocks = SMALL.sizeBytes / BS;
   for (let i = 0; i < 400; i++) await vol.write(rng.int(blocks) * BS, rng.bytes(BS));
-  await vol.internals.checkpointer.idle();
+  await whiteBox(vol).checkpointer.idle();
   await vol.flush();
   const live = (await vol.status()).log;
   // Crash: copy the files while the volume is open; the log after its last checkpoint

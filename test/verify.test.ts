@@ -7,9 +7,9 @@ import { crc32c } from '../src/format/crc';
 import { decodeIndexRun, encodeIndexRun } from '../src/format/index-run-file';
 import { encodeSuperblock, newVolumeId } from '../src/format/superblock';
 import { Volume } from '../src/volume/volume';
-import { verifyVolume } from '../src/volume/verify';
 import { cli } from './helpers/cli';
 import { freshVolume } from './helpers/volumes';
+import { whiteBox } from '../src/volume/white-box';
 
 /** Issue 10, defect 3: verify checks the archive's superblock and the index against the log. */
 
@@ -38,12 +38,12 @@ test('verify: every single-byte flip of the archive superblock (volume.cvsb) is 
   assert.equal(good.length, SUPERBLOCK.lengthBytes);
   const vol = await Volume.open(dir);
   try {
-    assert.equal((await verifyVolume(vol.internals)).ok, true, 'healthy first');
+    assert.equal((await vol.verify()).ok, true, 'healthy first');
     for (let i = 0; i < good.length; i++) {
       const b = Buffer.from(good);
       b[i] ^= 0x01;
       fs.writeFileSync(file, b);
-      const r = await verifyVolume(vol.internals);
+      const r = await vol.verify();
       const p = r.problems.find((x) => x.kind === 'archive-superblock');
       assert.ok(p, `flip at byte ${i} went unreported`);
       assert.equal(p.code, expectedCode(i), `flip at byte ${i}: ${p.message}`);
@@ -71,7 +71,7 @@ test('verify: the archive superblock rules each report their own code (version, 
   try {
     for (const [name, damage, want] of cases) {
       damage();
-      const p = (await verifyVolume(vol.internals)).problems.find((x) => x.kind === 'archive-superblock');
+      const p = (await vol.verify()).problems.find((x) => x.kind === 'archive-superblock');
       assert.equal(p?.code, want, `${name}: ${p?.message ?? 'unreported'}`);
       fs.writeFileSync(file, good);
     }
@@ -93,7 +93,7 @@ test('verify: an index entry that disagrees with the log (checksums intact) is r
   fs.writeFileSync(path.join(indexDir, runName), Buffer.concat(encodeIndexRun(run)));
   const vol = await Volume.open(dir);
   try {
-    const r = await verifyVolume(vol.internals);
+    const r = await vol.verify();
     assert.ok(r.problems.some((p) => p.kind === 'index-mismatch' && /block 3\b/.test(p.message)), JSON.stringify(r.problems));
   } finally {
     await vol.close();
@@ -104,10 +104,10 @@ test('verify: an index version the log does not hold is reported as index-mismat
   const { dir } = await volumeWithData();
   const vol = await Volume.open(dir);
   try {
-    assert.equal((await verifyVolume(vol.internals)).ok, true);
+    assert.equal((await vol.verify()).ok, true);
     // A version at a seq no record has (a stale or foreign run would bring such versions in).
-    vol.internals.index.add(5, vol.lastSeq + 100, 1, 64 + 64 + 4);
-    const r = await verifyVolume(vol.internals);
+    whiteBox(vol).index.add(5, vol.lastSeq + 100, 1, 64 + 64 + 4);
+    const r = await vol.verify();
     assert.ok(r.problems.some((p) => p.kind === 'index-mismatch' && /index holds \d+ block versions, the log \d+/.test(p.message)), JSON.stringify(r.problems));
   } finally {
     await vol.close();

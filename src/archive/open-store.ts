@@ -81,10 +81,12 @@ export interface OpenStoreOptions {
 }
 
 /**
- * The one factory: the store for a volume's archive settings, with its wrappers. restic's
+ * The one factory, used by the volume and by recover: the store for a volume's archive settings
+ * (or a bare directory / s3:// URL), with its wrappers. restic's
  * shape: a store per kind of place, and everything else (encryption) wraps any of them.
  */
-export function openStore(s: ArchiveSettings, o: OpenStoreOptions = {}): BackingStore {
+export function openStore(settingsOrUrl: ArchiveSettings | string, o: OpenStoreOptions = {}): BackingStore {
+  const s: ArchiveSettings = typeof settingsOrUrl === 'string' ? { archive: settingsOrUrl } : settingsOrUrl;
   const loc = parseArchiveUrl(s.archive);
   let store: BackingStore;
   if (loc.kind === 'dir') {

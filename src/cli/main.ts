@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ChronoError } from '../errors';
-import { exitCodeFor } from './output';
+import { exitCodeFor } from '../service/edge-errors';
 
 type CommandModule = { register(program: Command): void };
 

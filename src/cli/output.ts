@@ -1,5 +1,3 @@
-import { ChronoError } from '../errors';
-
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
@@ -46,10 +44,4 @@ export class ProgressBar {
   done(): void {
     if (this.tty) process.stderr.write('\n');
   }
-}
-
-/** Exit codes: 0 ok, 1 failure or damage found, 2 bad usage or input. */
-export function exitCodeFor(err: unknown): number {
-  if (err instanceof ChronoError && ['BAD_USAGE', 'BAD_ARGUMENT', 'OUT_OF_RANGE', 'UNKNOWN_POINT', 'NOT_A_VOLUME', 'EXISTS', 'POINT_FORGOTTEN'].includes(err.code)) return 2;
-  return 1;
 }

@@ -60,13 +60,13 @@ export class CloneService {
     for (const n of entries) if (/^\..+\.(new|discard)$/.test(n)) fs.rmSync(path.join(this.root, n), { recursive: true, force: true });
     // A crash between a clone's pin and its rename (or its discard and its unpin) leaves a pin
     // nothing holds: release it.
-    for (const p of this.volume.internals.retention.pins) {
+    for (const p of this.volume.retention.pins) {
       const m = /^clone:(.+)$/.exec(p.holder);
       if (m && !this.exists(m[1])) unpinAt(this.volume, p.seq, p.holder);
     }
     // Clones made before pins existed get theirs now.
     for (const n of this.names()) {
-      if (this.volume.internals.retention.pins.some((p) => p.holder === `clone:${n}`)) continue;
+      if (this.volume.retention.pins.some((p) => p.holder === `clone:${n}`)) continue;
       const b = this.base(n);
       pinAt(this.volume, { seq: b.seq, point: b.point, eventId: b.event?.id ?? null }, `clone ${n}`, `clone:${n}`);
     }

@@ -5,7 +5,8 @@ import { clonesOf } from '../clone/clone-service';
 import { ChronoError } from '../errors';
 import { listenUnix } from '../nbd/unix-listener';
 import { retentionRequest } from '../retention/retention-requests';
-import { Volume } from '../volume/volume';
+import { imageRange, resolveImage, streamImage } from '../service/images';
+import type { Volume } from '../volume/volume';
 import { ControlReply, ControlRequest } from './control-protocol';
 
 export interface ControlHooks {
@@ -78,14 +79,10 @@ export class ControlServer {
       case 'retention':
         return reply(retentionRequest(v, p));
       case 'export': {
-        const point = v.resolvePoint(String(p.at ?? 'live'));
-        const offset = Number(p.offset ?? 0);
-        const length = p.length === undefined ? v.sizeBytes - offset : Number(p.length);
-        if (offset < 0 || length < 0 || offset + length > v.sizeBytes) throw new ChronoError('OUT_OF_RANGE', `range ${offset}+${length} runs past the end of the volume`);
+        const point = resolveImage(v, String(p.at ?? 'live'));
+        const { offset, length } = imageRange(v, Number(p.offset ?? 0), p.length === undefined ? undefined : Number(p.length));
         sock.write(JSON.stringify({ ok: true, result: { point: point.name }, length } satisfies ControlReply) + '\n');
-        const chunk = 1 << 20;
-        for (let at = offset; at < offset + length; at += chunk) {
-          const data = await v.read(at, Math.min(chunk, offset + length - at), point);
+        for await (const data of streamImage(v, point, offset, length)) {
           if (!sock.write(data)) await new Promise((r) => sock.once('drain', r));
         }
         sock.end();

@@ -1,4 +1,4 @@
-import { SyncEvent } from '../volume/events';
+import type { SyncEvent } from '../service/images';
 
 /** `000042-20261127T081500Z-before-upgrade`: sorts by id, no characters a shell would trip on. */
 export function eventDirName(e: SyncEvent): string {

@@ -1,12 +1,14 @@
 import Fuse, { Ops, Stat } from 'fuse-native';
 import type { Logger } from 'pino';
 import { CloneOverlay } from '../clone/clone-overlay';
-import { Point } from '../volume/events';
-import { Volume } from '../volume/volume';
-import { toErrno } from './fuse-errno';
+import type { Point } from '../service/images';
+import type { Volume } from '../volume/volume';
+import { EdgeOp, fuseErrno } from '../service/edge-errors';
 import { Node, Tree } from './tree';
 
 const O_ACCMODE = 3;
+/** Handlers whose failures answer as a write's (see edge-errors.ts): they change the volume. */
+const WRITE_OPS = new Set(['write', 'mkdir', 'rmdir']);
 const O_RDONLY = 0;
 
 interface Handle {
@@ -57,7 +59,7 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
       fn();
     } catch (err) {
       o.log.warn({ op: name, err: (err as Error).message }, 'fuse operation failed');
-      cb(toErrno(err));
+      cb(fuseErrno(err, WRITE_OPS.has(name) ? 'write' : 'read'));
     }
   };
 
@@ -70,11 +72,11 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
   };
 
   /** Answers a clone operation that finished at once (undefined) or later (a promise). */
-  const settle = (pending: Promise<void> | undefined, done: () => void, cb: (err: number) => void, what: string): void => {
+  const settle = (pending: Promise<void> | undefined, done: () => void, cb: (err: number) => void, what: string, op: EdgeOp): void => {
     if (!pending) return done();
     pending.then(done, (err: Error) => {
       o.log.error({ err: err.message }, what);
-      cb(toErrno(err));
+      cb(fuseErrno(err, op));
     });
   };
 
@@ -133,8 +135,8 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         }
         if (pos >= size) return cb(0);
         const n = Math.min(len, size - pos);
-        if (h.clone) return settle(h.clone.readInto(buf, pos, n), () => cb(n), cb, 'clone read failed');
-        // The request buffer stays ours until cb: fuse-native's op timeout is off (fuse-daemon.ts),
+        if (h.clone) return settle(h.clone.readInto(buf, pos, n), () => cb(n), cb, 'clone read failed', 'read');
+        // The request buffer stays ours until cb: fuse-native's op timeout is off (fuse-mount.ts),
         // so no late reply can hand it back to the kernel while we still fill it.
         const pending = volume.readIntoNow(buf, pos, n, h.point);
         if (!pending) return cb(n);
@@ -142,7 +144,7 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
           () => cb(n),
           (err: Error) => {
             o.log.error({ path, pos, len, err: err.message }, 'read failed');
-            cb(toErrno(err));
+            cb(fuseErrno(err, 'read'));
           },
         );
       });
@@ -156,13 +158,13 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         // Appended straight from the request buffer, which stays valid until cb (timeout is off);
         // at once when nothing needs waiting for, which is nearly always (see tryWriteSync).
         const data = buf.subarray(0, len);
-        if (h.clone) return settle(h.clone.write(pos, data), () => cb(len), cb, 'clone write failed');
+        if (h.clone) return settle(h.clone.write(pos, data), () => cb(len), cb, 'clone write failed', 'write');
         if (volume.tryWriteSync(pos, data)) return cb(len);
         volume.write(pos, data).then(
           () => cb(len),
           (err: Error) => {
             o.log.error({ pos, len, err: err.message }, 'write failed');
-            cb(toErrno(err));
+            cb(fuseErrno(err, 'write'));
           },
         );
       });
@@ -170,14 +172,14 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
     flush(path, fd, cb) {
       const h = handles.get(fd);
       if (!h?.writable) return cb(0);
-      if (h.clone) return settle(h.clone.sync(), () => cb(0), cb, 'clone flush failed');
-      durable().then(() => cb(0), (err) => cb(toErrno(err)));
+      if (h.clone) return settle(h.clone.sync(), () => cb(0), cb, 'clone flush failed', 'write');
+      durable().then(() => cb(0), (err) => cb(fuseErrno(err, 'write')));
     },
     fsync(path, datasync, fd, cb) {
       const h = handles.get(fd);
       if (!h?.writable) return cb(0);
-      if (h.clone) return settle(h.clone.sync(), () => cb(0), cb, 'clone fsync failed');
-      durable().then(() => cb(0), (err) => cb(toErrno(err)));
+      if (h.clone) return settle(h.clone.sync(), () => cb(0), cb, 'clone fsync failed', 'write');
+      durable().then(() => cb(0), (err) => cb(fuseErrno(err, 'write')));
     },
     truncate(path, newSize, cb) {
       const n = tree.resolve(path);
@@ -200,13 +202,13 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
             else o.log.info({ clone: r.clone }, 'clone made by mkdir');
             cb(0);
           },
-          (err) => cb(toErrno(err)),
+          (err) => cb(fuseErrno(err, 'write')),
         );
       });
     },
     rmdir(path, cb) {
       if (!tree.resolve(path)) return cb(Fuse.ENOENT);
-      tree.rmdir(path).then(() => cb(0), (err) => cb(toErrno(err)));
+      tree.rmdir(path).then(() => cb(0), (err) => cb(fuseErrno(err, 'write')));
     },
     unlink(path, cb) {
       if (!tree.resolve(path)) return cb(Fuse.ENOENT);

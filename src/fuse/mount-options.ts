@@ -1,6 +1,6 @@
 /**
  * The FUSE mount options fuse-native has no keys for: its `-o` string comes from a fixed list, so
- * these are appended to it (fuse-daemon.ts). The bench's bare server mounts with the same ones.
+ * these are appended to it (fuse-mount.ts). The bench's bare server mounts with the same ones.
  */
 
 /** libfuse 2 caps writes at 4 KiB without big_writes, and fuse-native has no key for it. */

@@ -1,8 +1,7 @@
 import { CloneService, clonesOf, parseCloneSpec } from '../clone/clone-service';
-import { ChronoError, isChronoError } from '../errors';
-import { changesBetween } from '../history/changes';
-import { LIVE_SEQ, Point, SyncEvent } from '../volume/events';
-import { Volume } from '../volume/volume';
+import { ChronoError } from '../errors';
+import { LIVE_POINT, Point, SyncEvent, changesOfEvent, resolvePastImage } from '../service/images';
+import type { Volume } from '../volume/volume';
 import { eventDirName, findEvent } from './event-names';
 
 /**
@@ -23,7 +22,7 @@ export class Tree {
   }
 
   private liveMtime(): number {
-    return Math.max(this.volume.internals.lastTimeMs, this.startedMs);
+    return Math.max(this.volume.lastTimeMs, this.startedMs);
   }
 
   resolve(path: string): Node | undefined {
@@ -38,7 +37,7 @@ export class Tree {
         return parts.length === 1 ? { kind: 'file', content: this.status, mtimeMs: Date.now() } : undefined;
       case 'live':
         if (parts.length === 1) return dir(() => ['volume.img'], this.liveMtime());
-        return parts.length === 2 && name === 'volume.img' ? { kind: 'image', point: { seqLimit: LIVE_SEQ, name: 'live' }, writable: true, mtimeMs: this.liveMtime() } : undefined;
+        return parts.length === 2 && name === 'volume.img' ? { kind: 'image', point: LIVE_POINT, writable: true, mtimeMs: this.liveMtime() } : undefined;
       case 'events': {
         const events = v.events;
         if (parts.length === 1) return dir(() => events.map(eventDirName), events.length ? events[events.length - 1].timeMs : this.startedMs);
@@ -52,14 +51,8 @@ export class Tree {
       }
       case 'at': {
         if (parts.length === 1) return dir(() => []); // any time resolves on lookup; none are listed
-        let point: Point;
-        try {
-          point = v.resolvePoint(name);
-        } catch (err) {
-          if (isChronoError(err, 'UNKNOWN_POINT')) return undefined;
-          throw err;
-        }
-        if (point.seqLimit === LIVE_SEQ) return undefined; // the live image is live/volume.img
+        const point = resolvePastImage(v, name); // the live image is live/volume.img, not at/live
+        if (!point) return undefined;
         const mtimeMs = point.timeMs ?? this.startedMs;
         if (parts.length === 2) return dir(() => ['volume.img'], mtimeMs);
         return leaf === 'volume.img' ? { kind: 'image', point, writable: false, mtimeMs } : undefined;
@@ -76,7 +69,7 @@ export class Tree {
   private changesOf(e: SyncEvent): Buffer {
     let c = this.changes.get(e.id);
     if (!c) {
-      c = changesJson(this.volume, this.volume.events, e);
+      c = Buffer.from(JSON.stringify(changesOfEvent(this.volume, e), null, 2) + '\n');
       if (this.changes.size >= 32) this.changes.delete(this.changes.keys().next().value!);
       this.changes.set(e.id, c);
     }
@@ -122,13 +115,6 @@ export class Tree {
     const parts = path.split('/').filter(Boolean);
     return parts.length === 3 && parts[0] === 'clones' && this.clones.exists(parts[1]);
   }
-}
-
-/** The extents changed since the event before this one (since creation for the first). */
-function changesJson(v: Volume, events: readonly SyncEvent[], e: SyncEvent): Buffer {
-  const prev = events[events.indexOf(e) - 1];
-  const from = prev ? { name: `event:${prev.id}`, seqLimit: prev.seq } : { name: 'seq:0', seqLimit: 0 };
-  return Buffer.from(JSON.stringify(changesBetween(v.internals.index, v.blockSizeBytes, from, { name: `event:${e.id}`, seqLimit: e.seq }), null, 2) + '\n');
 }
 
 export function eventJson(e: SyncEvent): Buffer {

@@ -1,5 +1,11 @@
 import { VersionIndex } from '../index/version-index';
-import { SyncEvent } from '../volume/events';
+
+/** What this needs of a sync event (history sits below volume/, which defines them). */
+export interface EventMark {
+  id: number;
+  seq: number;
+  label: string;
+}
 
 /** The index knows whether a version holds data; a zero and a trim both hold none. */
 export type VersionKind = 'write' | 'zero|trim';
@@ -18,7 +24,7 @@ export interface BlockVersion {
  * Every version of blocks first … first+count-1, oldest first (by seq, then block), from the
  * index: a search per run and a chain walk in the memtable per block.
  */
-export function blockHistory(index: VersionIndex, events: readonly SyncEvent[], firstBlock: number, blockCount: number): BlockVersion[] {
+export function blockHistory(index: VersionIndex, events: readonly EventMark[], firstBlock: number, blockCount: number): BlockVersion[] {
   const out: BlockVersion[] = [];
   for (let b = firstBlock; b < firstBlock + blockCount; b++) {
     index.versionsOfBlock(b, (block, seq, _segment, offset) => {
@@ -29,7 +35,7 @@ export function blockHistory(index: VersionIndex, events: readonly SyncEvent[], 
   return out.sort((a, b) => a.seq - b.seq || a.block - b.block);
 }
 
-function eventAtOrAfter(events: readonly SyncEvent[], seq: number): SyncEvent | undefined {
+function eventAtOrAfter(events: readonly EventMark[], seq: number): EventMark | undefined {
   let lo = 0;
   let hi = events.length;
   while (lo < hi) {

@@ -1,21 +1,11 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { ChronoError } from '../errors';
-import { Volume } from '../volume/volume';
+import { nbdErrno } from '../service/edge-errors';
+import type { Volume } from '../volume/volume';
 import { Negotiated } from './nbd-handshake';
 import { MAX_REQUEST_BYTES, NBD, REQUEST_HEADER_BYTES } from './nbd-protocol';
 import { SocketReader } from './socket-reader';
 import { PayloadPool } from './payload-pool';
-
-/** Stable error codes become NBD errors here, at the edge. */
-function nbdError(err: unknown): number {
-  if (err instanceof ChronoError) {
-    if (err.code === 'OUT_OF_RANGE' || err.code === 'BAD_ARGUMENT') return NBD.EINVAL;
-    if (err.code === 'READ_ONLY') return NBD.EPERM;
-    if (err.code === 'ARCHIVE_UNAVAILABLE' || err.code === 'NO_SPACE') return NBD.ENOSPC;
-  }
-  return NBD.EIO;
-}
 
 export interface ConnectionOptions {
   /** Record a crash-consistent event at each FLUSH that follows writes. */
@@ -105,7 +95,7 @@ export async function serveTransmission(sock: net.Socket, reader: SocketReader, 
         }
       } catch (err) {
         o.log.warn({ type, offset, length, err: (err as Error).message }, 'nbd request failed');
-        reply(handle, nbdError(err));
+        reply(handle, nbdErrno(err, type === NBD.CMD_READ ? 'read' : 'write'));
       }
     };
     const bytes = type === NBD.CMD_WRITE || type === NBD.CMD_READ ? length : 0;

@@ -1,6 +1,5 @@
-import { isChronoError } from '../errors';
-import { LIVE_SEQ, Point } from '../volume/events';
-import { Volume } from '../volume/volume';
+import { LIVE_POINT, Point, describeImage, listImages, resolvePastImage } from '../service/images';
+import type { Volume } from '../volume/volume';
 
 export interface NbdExport {
   name: string;
@@ -14,22 +13,10 @@ export interface NbdExport {
  * ISO-8601 time (optionally as `at/<time>`) is a read-only past image.
  */
 export function resolveExport(volume: Volume, name: string): NbdExport | undefined {
-  if (name === '' || name === 'live') return { name: 'live', point: { seqLimit: LIVE_SEQ, name: 'live' }, readOnly: false, description: 'the live volume (read-write)' };
-  try {
-    const point = volume.resolvePoint(name.replace(/^at\//, ''));
-    if (point.seqLimit === LIVE_SEQ) return undefined;
-    const e = point.event;
-    return { name, point, readOnly: true, description: e ? `event ${e.id} '${e.label}' at ${new Date(e.timeMs).toISOString()}` : `past image at ${point.name}` };
-  } catch (err) {
-    if (isChronoError(err, 'UNKNOWN_POINT')) return undefined;
-    throw err;
-  }
+  if (name === '' || name === 'live') return { name: 'live', point: LIVE_POINT, readOnly: false, description: describeImage(LIVE_POINT) };
+  const point = resolvePastImage(volume, name);
+  return point && { name, point, readOnly: true, description: describeImage(point) };
 }
 
 /** What NBD_OPT_LIST shows: live, then every event by id (its label in the description). */
-export function listExports(volume: Volume): Array<{ name: string; description: string }> {
-  return [
-    { name: 'live', description: 'the live volume (read-write)' },
-    ...volume.events.map((e) => ({ name: String(e.id), description: `${e.label || '(no label)'} ${new Date(e.timeMs).toISOString()} ${e.kind}` })),
-  ];
-}
+export const listExports = listImages;

@@ -1,6 +1,5 @@
 import type { Volume } from '../volume/volume';
 import { RetentionPolicy, decide, describePolicy, isEmptyPolicy, policyToJson } from './policy';
-import { prunableVersions } from './prunable';
 
 export interface EventVerdict {
   id: number;
@@ -31,10 +30,9 @@ export interface ForgetReport {
  * ones answer POINT_FORGOTTEN. Nothing is deleted here: prune frees the space, later.
  */
 export function forget(volume: Volume, policy: RetentionPolicy, o: { dryRun?: boolean; nowMs?: number; countPrunable?: boolean } = {}): ForgetReport {
-  const core = volume.internals;
-  const r = core.retention;
+  const r = volume.retention;
   const nowMs = o.nowMs ?? Date.now();
-  const events = core.events.all.slice();
+  const events = volume.events.slice();
   const pinReasons = new Map<number, string[]>();
   for (const p of r.pins) {
     for (const e of events) if (e.seq === p.seq) pinReasons.set(e.id, [...(pinReasons.get(e.id) ?? []), `${p.reason || p.holder}`]);
@@ -42,8 +40,8 @@ export function forget(volume: Volume, policy: RetentionPolicy, o: { dryRun?: bo
   // The window's start: the state then must stay whole, so the span starts at the last seq
   // written at or before it. Without a window only kept points stay, and live.
   // With no policy at all nothing is thinned.
-  const lastSeq = core.nextSeq - 1;
-  const windowSeq = isEmptyPolicy(policy) ? 0 : policy.keepAllWithinMs !== undefined ? core.index.times.seqAtOrBefore(nowMs - policy.keepAllWithinMs) : lastSeq;
+  const lastSeq = volume.lastSeq;
+  const windowSeq = isEmptyPolicy(policy) ? 0 : policy.keepAllWithinMs !== undefined ? volume.seqAtOrBefore(nowMs - policy.keepAllWithinMs) : lastSeq;
   const continuousFromSeq = Math.max(r.continuousFromSeq, Math.min(windowSeq, lastSeq));
   const decisions = decide(events, policy, nowMs, pinReasons);
   const kept: EventVerdict[] = [];
@@ -58,10 +56,9 @@ export function forget(volume: Volume, policy: RetentionPolicy, o: { dryRun?: bo
   const keptSeqs = [...kept.map((e) => e.seq), ...r.pins.map((p) => p.seq)];
   // Counting walks and sorts the whole index (seconds at 10^7 versions, on the event loop): a
   // daemon's scheduled forget skips it.
-  const prunable = o.countPrunable === false ? { versions: null, bytes: null } : prunableVersions(core.index, keptSeqs, continuousFromSeq, core.sb.blockSizeBytes);
+  const prunable = o.countPrunable === false ? { versions: null, bytes: null } : volume.prunable(keptSeqs, continuousFromSeq);
   if (!o.dryRun) {
-    r.forget(gone.map((e) => e.id), continuousFromSeq); // durable before anything acts on it
-    core.events.drop(new Set(gone.map((e) => e.id)));
+    volume.forgetEvents(gone.map((e) => e.id), continuousFromSeq); // durable before anything acts on it
   }
   return {
     dryRun: !!o.dryRun,

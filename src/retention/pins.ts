@@ -1,7 +1,9 @@
 import { ChronoError } from '../errors';
 import { LIVE_SEQ } from '../volume/events';
 import type { Volume } from '../volume/volume';
-import { Pin } from './retention-state';
+import type { Pin } from '../volume/retention-state';
+
+export type { Pin };
 
 /**
  * Pins are the one way anything holds a point: the user (`chronovol pin`), a clone (its base
@@ -17,7 +19,7 @@ export function pin(volume: Volume, point: string, reason: string, holder = 'use
 
 /** pin() of a point already resolved (a clone's base): durable when it returns. */
 export function pinAt(volume: Volume, at: { seq: number; point: string; eventId: number | null }, reason: string, holder: string): Pin {
-  const r = volume.internals.retention;
+  const r = volume.retention;
   const same = r.pins.find((x) => x.seq === at.seq && x.holder === holder);
   if (same) return same; // pinning twice holds once: unpin releases it
   const made: Pin = { ...at, reason, holder, createdAt: new Date().toISOString() };
@@ -27,12 +29,12 @@ export function pinAt(volume: Volume, at: { seq: number; point: string; eventId:
 
 /** Releases every pin `holder` has at `seq` (none: nothing happens). */
 export function unpinAt(volume: Volume, seq: number, holder: string): void {
-  volume.internals.retention.removePins(seq, holder);
+  volume.retention.removePins(seq, holder);
 }
 
 /** Releases `holder`'s pin on `point`; UNKNOWN_POINT when it holds none there. */
 export function unpin(volume: Volume, point: string, holder = 'user'): Pin {
-  const r = volume.internals.retention;
+  const r = volume.retention;
   const seq = seqOfPinned(volume, point, holder);
   const held = r.pins.find((x) => x.seq === seq && x.holder === holder);
   if (!held) throw new ChronoError('UNKNOWN_POINT', `${point} is not pinned${holder === 'user' ? '' : ` by ${holder}`}`, { point, holder });
@@ -41,13 +43,13 @@ export function unpin(volume: Volume, point: string, holder = 'user'): Pin {
 }
 
 export function listPins(volume: Volume): readonly Pin[] {
-  return volume.internals.retention.pins;
+  return volume.retention.pins;
 }
 
 /** The seq a pinned point names. Resolving it normally could fail: only the pin holds it. */
 function seqOfPinned(volume: Volume, point: string, holder: string): number {
   const t = point.trim();
-  const byName = volume.internals.retention.pins.find((x) => x.holder === holder && (x.point === t || (x.eventId !== null && (t === String(x.eventId) || t === `event:${x.eventId}`))));
+  const byName = volume.retention.pins.find((x) => x.holder === holder && (x.point === t || (x.eventId !== null && (t === String(x.eventId) || t === `event:${x.eventId}`))));
   if (byName) return byName.seq;
   const p = volume.resolvePoint(t);
   return p.seqLimit === LIVE_SEQ ? volume.lastSeq : p.seqLimit;

@@ -6,17 +6,9 @@ import { Core } from './core';
  * happen in one tick; the manifest is written only once the log up to that position is durable,
  * so a checkpoint never points at bytes a crash could still take away. Runs one at a time.
  */
-export async function checkpoint(core: Core): Promise<void> {
+export async function checkpoint(core: Omit<Core, 'checkpointer'>): Promise<void> {
   const covered = { segment: core.segments.current.id, offset: core.segments.current.end };
-  const body = {
-    covered,
-    nextSeq: core.nextSeq,
-    nextEventId: core.nextEventId,
-    lastTimeMs: core.lastTimeMs,
-    events: core.events.all.slice(),
-    changedSinceEvent: core.changedSinceEvent,
-    stats: { ...core.counters },
-  };
+  const body = { covered, ...core.volumeLog.position() };
   core.index.freeze();
   await core.segments.durableThrough(covered);
   await core.index.persist(body);
@@ -32,7 +24,7 @@ export class Checkpointer {
   /** The last background failure, rethrown to the next waiter. */
   private failure?: unknown;
 
-  constructor(private readonly core: Core) {}
+  constructor(private readonly core: Omit<Core, 'checkpointer'>) {}
 
   /** Log sealed since the last request. */
   private sealedBytes = 0;

@@ -3,40 +3,34 @@ import { ArchiveReader } from '../archive/archive-reader';
 import { BackingStore } from '../archive/backing-store';
 import { Superblock } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
-import { RetentionState } from '../retention/retention-state';
+import { RetentionState } from './retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { FileSystem } from '../storage/file-system';
 import { BlockReader } from './block-reader';
 import type { Checkpointer } from './checkpoint';
 import { EventList } from './events';
 import { VolumeDir } from './volume-dir';
+import { VolumeLog } from './volume-log';
 
-export interface VolumeCounters {
-  /** User bytes written (data and zeros), the denominator of write amplification. */
-  bytesWritten: number;
-  /** Bytes of block data rewritten by copy-forward. */
-  copyForwardBytes: number;
-  versions: number;
-}
-
-/** The state the volume's parts share. One object, passed explicitly, no globals. */
+/**
+ * The state the volume's parts share. One object, passed explicitly, no globals; all it holds
+ * is fixed at open except the archive's progress. What changes per record is the VolumeLog's.
+ */
 export interface Core {
-  sb: Superblock;
-  fs: FileSystem;
-  dir: VolumeDir;
-  segments: SegmentSet;
-  index: VersionIndex;
-  events: EventList;
-  retention: RetentionState;
-  store: BackingStore;
-  archive: ArchiveReader;
-  reader: BlockReader;
-  log: Logger;
-  nextSeq: number;
-  nextEventId: number;
-  lastTimeMs: number;
-  changedSinceEvent: number;
-  counters: VolumeCounters;
+  readonly sb: Superblock;
+  readonly fs: FileSystem;
+  readonly dir: VolumeDir;
+  readonly segments: SegmentSet;
+  readonly index: VersionIndex;
+  readonly events: EventList;
+  /** Pins, forgotten events and the continuous span's start (retention.json). */
+  readonly retention: RetentionState;
+  readonly store: BackingStore;
+  readonly archive: ArchiveReader;
+  readonly reader: BlockReader;
+  readonly log: Logger;
+  /** Appends and applies records; owns the sequence, clock, counters and changed-since-event. */
+  readonly volumeLog: VolumeLog;
   /** Last archive failure, cleared by the next success; shown in status. */
   archiveError?: string;
   /**
@@ -44,6 +38,6 @@ export interface Core {
    * one: turnover.ts). `done` settles with the failure, if any; it never rejects.
    */
   leaving?: { segment: number; done: Promise<unknown> };
-  maxBlocksPerRecord: number;
-  checkpointer: Checkpointer;
+  readonly maxBlocksPerRecord: number;
+  readonly checkpointer: Checkpointer;
 }

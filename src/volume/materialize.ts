@@ -1,7 +1,6 @@
 import { RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
 import { Location } from '../index/version-index';
-import { applyRecord } from './apply-record';
 import { Core } from './core';
 import { LIVE_SEQ } from './events';
 import { ensureSpace } from './turnover';
@@ -28,8 +27,7 @@ export async function materializeLive(core: Core, progress?: (done: number, tota
       type: data ? RecordType.COPY : RecordType.COPY_ZERO, blockCount: run.length, seq: first.v.seq, timeMs: 0,
       firstBlock: first.block, payloadLength, originSegment: first.v.segment, originOffset: first.v.offset,
     };
-    const at = core.segments.current.append(h, units && ((buf, pos) => units.copy(buf, pos)));
-    applyRecord(core, core.segments.current.id, at, h);
+    core.volumeLog.appendCopy(h, units);
     copied += run.length;
     run = [];
   };

@@ -7,7 +7,6 @@ import { ByteSource, furthestSyncPoint, scanSegment } from '../segment/segment-s
 import { SegmentSet } from '../segment/segment-set';
 import { SegmentWriterState } from '../segment/segment-writer';
 import { FileHandle } from '../storage/file-system';
-import { applyRecord } from './apply-record';
 import { Core } from './core';
 
 export interface ReplayReport {
@@ -88,13 +87,11 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
         const copy = r.header.type === RecordType.COPY || r.header.type === RecordType.COPY_ZERO;
         const fresh = tail && (id > covered.segment || r.offset >= covered.offset);
         if (fresh) {
-          applyRecord(core, id, r.offset, r.header, r.payload);
+          core.volumeLog.apply(id, r.offset, r.header, r.payload);
           report.replayedRecords++;
         } else if (copy) {
           // Re-applied only to rebuild relocations: the checkpoint's stats count its bytes already.
-          const counted = core.counters.copyForwardBytes;
-          applyRecord(core, id, r.offset, r.header, r.payload);
-          core.counters.copyForwardBytes = counted;
+          core.volumeLog.apply(id, r.offset, r.header, r.payload, false);
         }
       }
       if (scan.sealed) core.segments.addSealed(id);
@@ -104,7 +101,7 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
           core.log.info({ segment: id, offset: scan.tornAt, bytes: report.tornTailCutBytes }, 'cut a torn tail');
         }
         const bodyCrc = scan.records.reduce((crc, r) => crc32c(src.read(r.offset, HEADER_BYTES), crc), 0);
-        resume = { id, end: scan.validEnd, recordCount: scan.records.length, bodyCrc, lastSeq: core.nextSeq - 1, syncPoints: (scan.header.flags & SegmentFlags.syncPoints) !== 0 };
+        resume = { id, end: scan.validEnd, recordCount: scan.records.length, bodyCrc, lastSeq: core.volumeLog.nextSeq - 1, syncPoints: (scan.header.flags & SegmentFlags.syncPoints) !== 0 };
       }
     } finally {
       h.close();
@@ -117,7 +114,7 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
     throw new ChronoError('CORRUPT_LOG', `the log ends at segment ${next.segment} offset ${next.offset}, before the checkpoint's position (segment ${covered.segment} offset ${covered.offset})`, { segment: next.segment, offset: next.offset });
   }
   if (resume) core.segments.resumeCurrent(resume);
-  else core.segments.startCurrent(next.segment, core.nextSeq);
+  else core.segments.startCurrent(next.segment, core.volumeLog.nextSeq);
   return report;
 }
 

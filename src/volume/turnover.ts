@@ -4,7 +4,6 @@ import { archiveHeadAfter, encodeArchiveHead } from '../format/archive-head';
 import { FILE_NAMES, RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
 import { scanSegment } from '../segment/segment-scanner';
-import { applyRecord } from './apply-record';
 import { Core } from './core';
 import { LIVE_SEQ } from './events';
 
@@ -32,7 +31,7 @@ export function rollover(core: Core): void {
   const next = core.segments.current.id + 1;
   const sealedBytes = core.segments.current.end;
   core.segments.sealCurrent();
-  core.segments.startCurrent(next, core.nextSeq);
+  core.segments.startCurrent(next, core.volumeLog.nextSeq);
   core.checkpointer.noteSealed(sealedBytes);
 }
 
@@ -174,6 +173,5 @@ function copyRun(core: Core, segment: number, recordOffset: number, h: RecordHea
     originOffset: origin.offset,
   };
   const units = data ? core.segments.readExact(segment, recordOffset + HEADER_BYTES + first * unit, payloadLength) : undefined;
-  const at = core.segments.current.append(copy, units && ((buf, pos) => units.copy(buf, pos)));
-  applyRecord(core, core.segments.current.id, at, copy);
+  core.volumeLog.appendCopy(copy, units);
 }

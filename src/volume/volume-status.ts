@@ -17,7 +17,8 @@ export interface VolumeStatus {
 }
 
 export async function volumeStatus(core: Core): Promise<VolumeStatus> {
-  const { sb, segments, index, counters } = core;
+  const { sb, segments, index } = core;
+  const counters = core.volumeLog.counters;
   const k = sb.workingSetSegments;
   const sealed = segments.sealed;
   const awaiting = sealed.length + 1 > k ? sealed.slice(0, sealed.length + 1 - k) : [];
@@ -37,7 +38,7 @@ export async function volumeStatus(core: Core): Promise<VolumeStatus> {
     segments: { current: segments.current.id, active: sealed.slice(awaiting.length), awaitingArchive: awaiting, inPrimary: segments.count, primaryLimit: k + 1 },
     archive: { location: core.store.description, segments: archiveSegments, bytes: archiveBytes, error },
     log: {
-      lastSeq: core.nextSeq - 1,
+      lastSeq: core.volumeLog.nextSeq - 1,
       versions: counters.versions,
       events: core.events.all.length,
       bytesWritten: counters.bytesWritten,

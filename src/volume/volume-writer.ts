@@ -1,7 +1,6 @@
 import { RecordType } from '../format/constants';
-import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
+import { HEADER_BYTES, unitBytes } from '../format/record';
 import { DEFAULTS } from '../options';
-import { applyRecord } from './apply-record';
 import { Core } from './core';
 import { LIVE_SEQ } from './events';
 import { ensureSpace } from './turnover';
@@ -17,12 +16,6 @@ export class VolumeWriter {
 
   constructor(private readonly core: Core) {
     this.zeroBlock = Buffer.alloc(core.sb.blockSizeBytes);
-  }
-
-  /** Monotonic wall-clock milliseconds, so time lookups see a sorted log. */
-  now(): number {
-    this.core.lastTimeMs = Math.max(Date.now(), this.core.lastTimeMs);
-    return this.core.lastTimeMs;
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
@@ -152,18 +145,11 @@ export class VolumeWriter {
 
   /** One WRITE record; the caller has made room for it. */
   private appendDataRecord(firstBlock: number, buf: Buffer, bufOffset: number, count: number): void {
-    const core = this.core;
-    const bs = core.sb.blockSizeBytes;
-    const h: RecordHeader = { type: RecordType.WRITE, blockCount: count, seq: core.nextSeq, timeMs: this.now(), firstBlock, payloadLength: count * unitBytes(bs), originSegment: 0, originOffset: 0 };
-    const at = core.segments.current.appendBlocks(h, buf, bufOffset, bs);
-    applyRecord(core, core.segments.current.id, at, h);
+    this.core.volumeLog.appendWrite(firstBlock, count, buf, bufOffset);
   }
 
   /** One ZERO or TRIM record; the caller has made room for it. */
   private appendZeroRecord(firstBlock: number, count: number, type: ZeroType): void {
-    const core = this.core;
-    const h: RecordHeader = { type, blockCount: count, seq: core.nextSeq, timeMs: this.now(), firstBlock, payloadLength: 0, originSegment: 0, originOffset: 0 };
-    const at = core.segments.current.append(h);
-    applyRecord(core, core.segments.current.id, at, h);
+    this.core.volumeLog.appendZero(firstBlock, count, type);
   }
 }

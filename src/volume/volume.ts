@@ -5,17 +5,19 @@ import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType } from '../format/constants';
-import { HEADER_BYTES, encodeEventPayload } from '../format/record';
+import { HEADER_BYTES } from '../format/record';
 import { encodeSuperblock, newVolumeId } from '../format/superblock';
+import { BlockVersion, blockHistory } from '../history/block-history';
+import { Changes, changesBetween } from '../history/changes';
 import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
-import { RetentionState } from '../retention/retention-state';
+import { prunableVersions } from './prunable';
+import { RetentionState } from './retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
-import { applyRecord } from './apply-record';
 import { BlockReader } from './block-reader';
 import { Checkpointer } from './checkpoint';
 import { Core } from './core';
@@ -27,7 +29,10 @@ import { SpaceGuard, noSpaceError, openSpaceCheckEnabled } from './space-check';
 import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
 import { VolumeStatus, volumeStatus } from './volume-status';
+import { VerifyReport, verifyVolume } from './verify';
+import { VolumeLog } from './volume-log';
 import { VolumeWriter } from './volume-writer';
+import { registerCore } from './white-box';
 
 export interface CreateOptions {
   sizeBytes: number;
@@ -70,6 +75,7 @@ export class Volume {
 
   private constructor(private readonly core: Core, readonly replayReport: ReplayReport, private readonly readOnly: boolean, private readonly space?: SpaceGuard) {
     this.writer = new VolumeWriter(core);
+    registerCore(this, core);
   }
 
   static async create(dir: string, c: CreateOptions, o: OpenOptions = {}): Promise<void> {
@@ -111,23 +117,18 @@ export class Volume {
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
-      const core: Core = {
-        sb, fs, dir: vd, segments, index, store, archive,
-        events: new EventList(),
-        retention: RetentionState.load(fs, dir),
+      // Forgotten events are filtered before the log re-reads the manifest's and replay's events.
+      const retention = RetentionState.load(fs, dir);
+      const events = new EventList();
+      events.forgotten = (id) => retention.isForgotten(id);
+      const parts = {
+        sb, fs, dir: vd, segments, index, store, archive, events, retention,
         reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
         log: o.log ?? silentLogger(),
-        nextSeq: manifest?.nextSeq ?? 1,
-        nextEventId: manifest?.nextEventId ?? 1,
-        lastTimeMs: manifest?.lastTimeMs ?? 0,
-        changedSinceEvent: manifest?.changedSinceEvent ?? 0,
-        counters: manifest ? { ...manifest.stats } : { bytesWritten: 0, copyForwardBytes: 0, versions: 0 },
+        volumeLog: new VolumeLog(sb.blockSizeBytes, index, events, segments, manifest),
         maxBlocksPerRecord: perRecord,
-        checkpointer: undefined as unknown as Checkpointer,
       };
-      core.checkpointer = new Checkpointer(core);
-      core.events.forgotten = (id) => core.retention.isForgotten(id);
-      for (const e of manifest?.events ?? []) core.events.add(e);
+      const core: Core = Object.assign(parts, { checkpointer: new Checkpointer(parts) });
       index.removeStrayRuns();
       const report = replay(core, manifest);
       if (o.readOnly) return new Volume(core, report, true);
@@ -157,13 +158,61 @@ export class Volume {
     return this.core.sb.createdMs;
   }
   get lastSeq(): number {
-    return this.core.nextSeq - 1;
+    return this.core.volumeLog.nextSeq - 1;
   }
   get events(): readonly SyncEvent[] {
     return this.core.events.all;
   }
   get directory(): VolumeDir {
     return this.core.dir;
+  }
+  /** Wall-clock time of the newest record (0 for a volume never written). */
+  get lastTimeMs(): number {
+    return this.core.volumeLog.lastTimeMs;
+  }
+
+  /** The extents changed between two points, from the index alone. */
+  changesBetween(from: Pick<Point, 'name' | 'seqLimit'>, to: Pick<Point, 'name' | 'seqLimit'>): Changes {
+    this.open();
+    return changesBetween(this.core.index, this.core.sb.blockSizeBytes, from, to);
+  }
+
+  /** Every version of blocks first … first+count-1, oldest first, from the index. */
+  blockHistory(firstBlock: number, blockCount: number): BlockVersion[] {
+    this.open();
+    return blockHistory(this.core.index, this.core.events.all, firstBlock, blockCount);
+  }
+
+  /** Reads everything once and reports every problem found (see verify.ts). */
+  verify(progress?: (done: number, total: number) => void): Promise<VerifyReport> {
+    this.open();
+    return verifyVolume(this.core, progress);
+  }
+
+  /**
+   * The volume's retention state (pins, forgotten events, the continuous span's start), read at
+   * open; src/retention/ decides with it. Its changes are durable when its methods return.
+   */
+  get retention(): RetentionState {
+    return this.core.retention;
+  }
+
+  /** The last seq written at or before `timeMs` (0 when none). */
+  seqAtOrBefore(timeMs: number): number {
+    return this.core.index.times.seqAtOrBefore(timeMs);
+  }
+
+  /** What a prune would free once only `keptSeqs` and the span from `continuousFromSeq` stay (an index walk). */
+  prunable(keptSeqs: readonly number[], continuousFromSeq: number): { versions: number; bytes: number } {
+    this.open();
+    return prunableVersions(this.core.index, keptSeqs, continuousFromSeq, this.core.sb.blockSizeBytes);
+  }
+
+  /** Records `eventIds` as forgotten and the span's new start (durably), then drops them from the event list. */
+  forgetEvents(eventIds: readonly number[], continuousFromSeq: number): void {
+    this.open();
+    this.core.retention.forget(eventIds, continuousFromSeq); // durable before anything acts on it
+    this.core.events.drop(new Set(eventIds));
   }
 
   /**
@@ -275,13 +324,11 @@ export class Volume {
   sync(opts: { label?: string; kind?: EventKindName } = {}): Promise<SyncEvent> {
     return this.mutate(async () => {
       const core = this.core;
-      const payload = encodeEventPayload({ eventId: core.nextEventId, kind: opts.kind ?? 'app', label: opts.label ?? '' });
+      const payload = core.volumeLog.eventPayload(opts.kind ?? 'app', opts.label ?? '');
       await ensureSpace(core, HEADER_BYTES + payload.length);
-      const h = { type: RecordType.EVENT, blockCount: 0, seq: core.nextSeq, timeMs: this.writer.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 } as const;
-      const at = core.segments.current.append(h, (buf, pos) => payload.copy(buf, pos));
-      applyRecord(core, core.segments.current.id, at, h, payload);
+      const e = core.volumeLog.appendEvent(payload);
       await core.segments.syncAll();
-      return core.events.all[core.events.all.length - 1];
+      return e;
     });
   }
 
@@ -307,11 +354,6 @@ export class Volume {
       await this.core.segments.close();
       this.core.dir.unlock();
     }
-  }
-
-  /** For tools (verify, recover, tests): the parts, read-only by convention. */
-  get internals(): Core {
-    return this.core;
   }
 
   private open(): void {

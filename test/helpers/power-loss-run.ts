@@ -18,10 +18,10 @@ import { FaultyStore } from '../../src/archive/faulty-store';
 import { LocalDirStore } from '../../src/archive/local-dir-store';
 import { FaultyFileSystem } from '../../src/storage/faulty-file-system';
 import { HeldSync, MemoryFileSystem, PowerCutOptions } from '../../src/storage/memory-file-system';
-import { verifyVolume } from '../../src/volume/verify';
 import { Volume } from '../../src/volume/volume';
 import { Rng } from './rng';
 import { ModelEvent, VolumeModel } from './volume-model';
+import { whiteBox } from '../../src/volume/white-box';
 
 const SIZE = 128 * 1024;
 const BS = 512;
@@ -173,7 +173,7 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
     const mode = rng.next();
     // How the power may go during this operation: inside it, at its acknowledgment, or not.
     const cut: 'inside' | 'ack' | 'none' = ackMode ? 'none' : mode < 0.06 ? 'inside' : mode < 0.12 ? 'ack' : 'none';
-    const oldestSealed = vol.internals.segments.sealed[0];
+    const oldestSealed = whiteBox(vol).segments.sealed[0];
     if (cut === 'inside') m.mem.armPowerCut(rng.int(rng.bool() ? 8 : 60));
     const reorder: PowerCutOptions = rng.bool() ? { reorder: () => rng.next() } : {};
     const withhold = ackMode || rng.bool() ? 0.5 : 0;
@@ -201,7 +201,7 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
     } else if (r < 0.85) {
       const label = `e${op}`;
       model.snapshot(before + 1);
-      maybe = [{ id: vol.internals.nextEventId, seq: before + 1, label }];
+      maybe = [{ id: whiteBox(vol).volumeLog.nextEventId, seq: before + 1, label }];
       outcome = await drive(() => vol.sync({ label }), pickRelease(), withhold);
       if (outcome.done) {
         const e = outcome.value as ModelEvent;
@@ -230,7 +230,7 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
       if (r >= 0.67 && r < (ackMode ? 0.88 : 0.92)) durableSeq = vol.lastSeq;
     }
     if (ackMode && outcome.done && !m.mem.cutImage) {
-      const recycled = r < 0.67 && vol.internals.segments.sealed[0] !== oldestSealed;
+      const recycled = r < 0.67 && whiteBox(vol).segments.sealed[0] !== oldestSealed;
       if ((recycled || (r >= 0.67 && r < 0.88)) && rng.bool(0.6)) m.mem.cutNow();
     }
     m.mem.armPowerCut(Number.POSITIVE_INFINITY); // disarm what this operation did not reach
@@ -256,7 +256,7 @@ export async function powerLossRun(seed: number, o: PowerLossOptions = {}): Prom
   durableSeq = vol.lastSeq;
   vol = await must(() => Volume.open(DIR, { fs: m.fs, store: m.store }));
   await check('(final reopen)');
-  const report = await must(() => verifyVolume(vol.internals));
+  const report = await must(() => vol.verify());
   assert.deepEqual(report.problems, [], 'verify finds nothing');
   await must(() => vol.close());
   return stats;

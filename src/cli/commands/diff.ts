@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
-import type { BlockExtent } from '../../history/index-diff';
+import type { Changes } from '../../service/images';
 import { formatBytes, printJson, printTable } from '../output';
 import { openForCli, volumeDirOf } from '../target';
 
@@ -28,13 +28,13 @@ Examples:
   chronovol diff /srv/vol1 before-upgrade after-upgrade --out changed.img   # then: filefrag -v changed.img
 `)
     .action(async (target: string, fromText: string, toText: string, o) => {
-      const { changesBetween } = await import('../../history/changes');
+      const { changesBetween, resolveImage } = await import('../../service/images');
       const vol = await openForCli(volumeDirOf(target), 'diff', 0, true);
       try {
-        const from = vol.resolvePoint(fromText);
-        const to = vol.resolvePoint(toText);
+        const from = resolveImage(vol, fromText);
+        const to = resolveImage(vol, toText);
         const bs = vol.blockSizeBytes;
-        const c = changesBetween(vol.internals.index, bs, from, to);
+        const c = changesBetween(vol, from, to);
         if (o.out) await writeSparse(o.out, c.changes, bs, vol.sizeBytes, (buf, off) => vol.readInto(buf, off, buf.length, to));
         if (o.json) return printJson({ ...c, ...(o.out ? { out: o.out } : {}) });
         process.stdout.write(`${from.name} -> ${to.name}: ${c.extents} extents, ${c.blocks} blocks, ${formatBytes(c.bytes)} changed${o.out ? `; changed blocks of ${to.name} written to ${o.out}` : ''}\n`);
@@ -46,7 +46,7 @@ Examples:
 }
 
 /** A file of `sizeBytes` with only the extents written: everything else stays a hole. */
-async function writeSparse(file: string, extents: BlockExtent[], bs: number, sizeBytes: number, read: (buf: Buffer, offset: number) => Promise<void>): Promise<void> {
+async function writeSparse(file: string, extents: Changes['changes'], bs: number, sizeBytes: number, read: (buf: Buffer, offset: number) => Promise<void>): Promise<void> {
   const fd = fs.openSync(file, 'w');
   try {
     fs.ftruncateSync(fd, sizeBytes);

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
-import type { SyncEvent } from '../../volume/events';
+import type { SyncEvent } from '../../service/images';
 import { printJson, printTable } from '../output';
 import { viaDaemonOrVolume } from '../target';
 

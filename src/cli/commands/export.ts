@@ -42,15 +42,14 @@ export function register(program: Command): void {
       } else {
         const vol = await openForCli(t.volumeDir!, 'export', 0, true);
         try {
-          const point = vol.resolvePoint(o.at);
+          const { imageRange, resolveImage, streamImage } = await import('../../service/images');
+          const point = resolveImage(vol, o.at);
           pointName = point.name;
-          const length = o.length ?? vol.sizeBytes - o.offset;
-          if (o.offset + length > vol.sizeBytes) throw new ChronoError('OUT_OF_RANGE', `range ${o.offset}+${length} runs past the end of the ${vol.sizeBytes}-byte volume`);
+          const { offset, length } = imageRange(vol, o.offset, o.length);
           const bar = new ProgressBar(`export ${point.name}`, length);
-          const chunk = 1 << 20;
-          for (let at = o.offset; at < o.offset + length; at += chunk) {
-            writeAll(await vol.read(at, Math.min(chunk, o.offset + length - at), point));
-            written = at + Math.min(chunk, o.offset + length - at) - o.offset;
+          for await (const data of streamImage(vol, point, offset, length)) {
+            writeAll(data);
+            written += data.length;
             if (!toStdout) bar.update(written);
           }
           bar.done();

@@ -25,14 +25,12 @@ Examples:
 `)
     .action(async (target: string, o) => {
       if (o.length < 1) throw new ChronoError('BAD_ARGUMENT', '--length must be at least 1');
-      const { blockHistory } = await import('../../history/block-history');
+      const { historyOfRange } = await import('../../service/images');
       const vol = await openForCli(volumeDirOf(target), 'history', 0, true);
       try {
         const bs = vol.blockSizeBytes;
-        if (o.offset + o.length > vol.sizeBytes) throw new ChronoError('OUT_OF_RANGE', `range ${o.offset}+${o.length} runs past the end of the ${vol.sizeBytes}-byte volume`);
-        const first = Math.floor(o.offset / bs);
-        const end = Math.ceil((o.offset + o.length) / bs);
-        const versions = blockHistory(vol.internals.index, vol.events, first, end - first);
+        const { firstBlock: first, blockCount, versions } = historyOfRange(vol, o.offset, o.length);
+        const end = first + blockCount;
         const rows = [];
         for (const v of versions) {
           const hash = o.hash ? createHash('sha256').update(await vol.read(v.block * bs, bs, { seqLimit: v.seq, name: `seq:${v.seq}` })).digest('hex').slice(0, 16) : undefined;

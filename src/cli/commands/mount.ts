@@ -39,7 +39,7 @@ Try:
 Crash-consistent images (--auto-sync, or sync without --freeze) may need -o ro,noload (ext4)
 or -o ro,norecovery (xfs) to mount.`)
     .action(async (dir: string, mountpoint: string, o) => {
-      const { FuseDaemon } = await import('../../fuse/fuse-daemon');
+      const { DaemonHost } = await import('../../daemon/daemon-host');
       const { createLogger } = await import('../../log');
       const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
@@ -47,9 +47,10 @@ or -o ro,norecovery (xfs) to mount.`)
       const nbd = o.nbd || o.listen || o.socket ? nbdOptionsFrom(o, vdir, log) : undefined;
       if ((o.uid !== undefined || o.gid !== undefined || o.mode !== undefined) && !o.allowOther) throw new ChronoError('BAD_ARGUMENT', '--uid, --gid and --mode take effect with --allow-other only');
       const share = o.allowOther ? { uid: o.uid ?? process.getuid!(), gid: o.gid ?? process.getgid!(), mode: o.mode ?? 0o640 } : undefined;
-      const daemon = await FuseDaemon.start({ dir: vdir, mountpoint: path.resolve(mountpoint), cacheBytes: o.cache, autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, log, nbd, share });
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, log, nbd, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
       const also = daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '';
-      process.stdout.write(`mounted ${daemon.volume.directory.root} at ${daemon.mountpoint} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${daemon.mountpoint}' to unmount\n`);
+      const mnt = daemon.mountpoint!;
+      process.stdout.write(`mounted ${daemon.volume.directory.root} at ${mnt} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${mnt}' to unmount\n`);
       const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;
       daemon.onStopped = runUntilStopped(log, () => (stopRetention(), daemon.stop()));
     });

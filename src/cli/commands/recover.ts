@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .option('--accept-partial', 'if the archive is incomplete, recover its provably complete part (up to the first missing segment) instead of refusing; the objects after it are moved to unrecovered/ in the archive')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o) => {
-      const { recoverFromArchive } = await import('../../archive/recover');
+      const { recoverFromArchive } = await import('../../volume/recover');
       const bars = new Map<string, ProgressBar>();
       const { archiveSettings, checkNotSealed, openStore } = await import('../../archive/open-store');
       const { ChronoError } = await import('../../errors');

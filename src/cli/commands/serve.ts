@@ -1,9 +1,8 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { ControlServer } from '../../control/control-server';
 import { ChronoError } from '../../errors';
-import type { NbdServerOptions, NbdServer } from '../../nbd/nbd-server';
+import type { NbdServerOptions } from '../../nbd/nbd-server';
 import { DEFAULTS, parseSize } from '../../options';
 import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
@@ -57,35 +56,14 @@ Examples (local clients use the Unix socket; TCP needs TLS):
     --image-opts driver=nbd,host=server,port=10809,export=live,tls-creds=tls0
 See docs/SECURITY.md and the README's NBD section.`)
     .action(async (dir: string, o) => {
-      const { ControlServer } = await import('../../control/control-server');
+      const { DaemonHost } = await import('../../daemon/daemon-host');
       const { createLogger } = await import('../../log');
-      const { NbdServer } = await import('../../nbd/nbd-server');
-      const { Volume } = await import('../../volume/volume');
       const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
       const vdir = volumeDirOf(dir);
-      const socket = path.join(vdir, 'control.sock');
-      const nbdOptions = nbdOptionsFrom(o, vdir, log);
-      const volume = await Volume.open(vdir, { cacheBytes: o.cache, log, role: 'serve', socket });
-      let nbd: NbdServer | undefined;
-      let control: ControlServer | undefined;
-      try {
-        nbd = new NbdServer(volume, nbdOptions);
-        await nbd.start();
-        const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(volume, o.retentionEvery, log) : () => undefined;
-        const shutdown = runUntilStopped(log, async () => {
-          stopRetention();
-          await nbd!.close();
-          await control?.close();
-          await volume.close();
-        });
-        control = new ControlServer(volume, socket, log, { shutdown });
-        await control.listen();
-      } catch (err) {
-        await nbd?.close();
-        await volume.close();
-        throw err;
-      }
-      process.stdout.write(`serving ${vdir} on ${nbd.addresses.join(' and ')} (pid ${process.pid}); Ctrl-C to stop\n`);
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, log, nbd: nbdOptionsFrom(o, vdir, log) });
+      const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;
+      daemon.onStopped = runUntilStopped(log, () => (stopRetention(), daemon.stop()));
+      process.stdout.write(`serving ${vdir} on ${daemon.nbdAddresses.join(' and ')} (pid ${process.pid}); Ctrl-C to stop\n`);
     });
 }

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { spawnSync } from 'node:child_process';
 import { ChronoError } from '../../errors';
 import { controlCall } from '../../control/control-client';
-import type { SyncEvent } from '../../volume/events';
+import type { SyncEvent } from '../../service/images';
 import { printJson } from '../output';
 import { viaDaemonOrVolume } from '../target';
 

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
-import type { Pin } from '../../retention/retention-state';
+import type { Pin } from '../../retention/pins';
 import { printJson } from '../output';
 import { viaDaemonOrVolume } from '../target';
 

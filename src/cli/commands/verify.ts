@@ -15,7 +15,6 @@ export function register(program: Command): void {
     .argument('<dir>', 'volume directory (not while a daemon holds it)')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o) => {
-      const { verifyVolume } = await import('../../volume/verify');
       let vol: Volume;
       let report: VerifyReport;
       try {
@@ -31,7 +30,7 @@ export function register(program: Command): void {
       }
       try {
         const bar = new ProgressBar('verify', 0, false);
-        report = await verifyVolume(vol.internals, (d, t) => {
+        report = await vol.verify((d, t) => {
           Object.assign(bar, { total: t });
           bar.update(d);
         });

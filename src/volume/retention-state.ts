@@ -3,8 +3,8 @@ import { ChronoError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
-import type { Point, SyncEvent } from '../volume/events';
-import { LIVE_SEQ } from '../volume/events';
+import type { Point, SyncEvent } from './events';
+import { LIVE_SEQ } from './events';
 
 /** A hold on a point: while it exists, no forget drops the point and no prune its versions. */
 export interface Pin {

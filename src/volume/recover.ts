@@ -6,16 +6,16 @@ import { VersionIndex } from '../index/version-index';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
-import { applyRecord } from '../volume/apply-record';
-import { Core } from '../volume/core';
-import { EventList } from '../volume/events';
-import { materializeLive } from '../volume/materialize';
-import { Volume } from '../volume/volume';
-import { VolumeDir } from '../volume/volume-dir';
-import { ChainBreak, describeBreak, traceArchiveChain } from './archive-chain';
-import { archiveKey, parseArchiveObject } from './archive-object';
-import { BackingStore } from './backing-store';
-import { ArchiveSettings, archiveSettings, openStore } from './open-store';
+import { ChainBreak, describeBreak, traceArchiveChain } from '../archive/archive-chain';
+import { archiveKey, parseArchiveObject } from '../archive/archive-object';
+import { BackingStore } from '../archive/backing-store';
+import { ArchiveSettings, archiveSettings, openStore } from '../archive/open-store';
+import { EventList } from './events';
+import { materializeLive } from './materialize';
+import { Volume } from './volume';
+import { VolumeDir } from './volume-dir';
+import { VolumeLog } from './volume-log';
+import { whiteBox } from './white-box';
 
 export interface RecoverReport {
   segments: number;
@@ -75,8 +75,8 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   fs.mkdirp(vd.segmentsDir);
   fs.mkdirp(vd.indexDir);
   const index = new VersionIndex(fs, vd.indexDir);
-  // Enough of a Core for applyRecord: the log's meaning is defined once.
-  const lite = { sb, index, events: new EventList(), counters: { bytesWritten: 0, copyForwardBytes: 0, versions: 0 }, changedSinceEvent: 0, nextEventId: 1, nextSeq: 1, lastTimeMs: 0 } as unknown as Core;
+  // Applied through the volume's own log, with no segments to append to: the log's meaning is defined once.
+  const log = new VolumeLog(sb.blockSizeBytes, index, new EventList());
   o.progress?.('index', 0, ids.length);
   for (const [n, link] of chain.usable.entries()) {
     const id = link.segment;
@@ -87,7 +87,7 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
         throw new ChronoError('CORRUPT_LOG', `archived segment ${id}: record ${i} has seq ${r.header.seq}, expected ${link.firstSeq + i}`, { segment: id, archive: true });
       }
     });
-    scan.records.forEach((r, i) => applyRecord(lite, id, table.primary[i], r.header, r.payload));
+    scan.records.forEach((r, i) => log.apply(id, table.primary[i], r.header, r.payload));
     o.progress?.('index', n + 1, ids.length);
   }
   let missing: RecoverReport['missing'];
@@ -100,18 +100,15 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   const lastId = ids[ids.length - 1] ?? 0;
   if (lastId > 0) await store.put(FILE_NAMES.archiveHead, encodeArchiveHead({ volumeId: sb.volumeId, lastSegment: lastId, nextSeq: chain.nextSeq }));
   const next = lastId + 1;
-  await index.checkpoint({
-    covered: { segment: next, offset: 0 }, nextSeq: lite.nextSeq, nextEventId: lite.nextEventId, lastTimeMs: lite.lastTimeMs,
-    events: lite.events.all, changedSinceEvent: lite.changedSinceEvent, stats: lite.counters,
-  });
+  await index.checkpoint({ covered: { segment: next, offset: 0 }, ...log.position() });
   vd.writeConfig(settings);
   writeFileDurable(fs, vd.superblockPath, sbBytes);
   // A partial recovery that failed after moving objects aside leaves a complete-looking archive: say so.
   const unrecoveredObjects = (await store.list(FILE_NAMES.archiveUnrecoveredPrefix + FILE_NAMES.archiveSegmentsPrefix)).length;
   const vol = await Volume.open(dir, { fs, store });
   try {
-    const materialized = await materializeLive(vol.internals, (d, t) => o.progress?.('working set', d, t));
-    return { segments: ids.length, events: lite.events.all.length, versions: lite.counters.versions, lastSeq: lite.nextSeq - 1, materializedBlocks: materialized, missing, headPresent: chain.headPresent, unrecoveredObjects };
+    const materialized = await materializeLive(whiteBox(vol), (d, t) => o.progress?.('working set', d, t));
+    return { segments: ids.length, events: log.events.all.length, versions: log.counters.versions, lastSeq: log.nextSeq - 1, materializedBlocks: materialized, missing, headPresent: chain.headPresent, unrecoveredObjects };
   } finally {
     await vol.close();
   }
