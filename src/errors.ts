@@ -39,7 +39,8 @@ export type ErrorCode =
   | 'POINT_IN_RESYNC' // a point (or a new event) inside a resync window: the replica was a torn mix then
   | 'PROTECT_FAILED' // protect could not start or drive qemu-storage-daemon (the splitter)
   | 'LIVE_IN_USE' // rollback refused: live is open for writing through the tree or an NBD client is attached to it (--force overrides)
-  | 'ROLLBACK_UNFINISHED'; // a rollback to another target was cut short: repeat that one first
+  | 'ROLLBACK_UNFINISHED' // a rollback to another target was cut short: repeat that one first
+  | 'POINT_FORGOTTEN'; // a point a forget removed (a forgotten event, a time in a thinned span); names the nearest kept points
 
 export class ChronoError extends Error {
   readonly code: ErrorCode;

@@ -17,7 +17,7 @@ import { SMALL } from './helpers/volumes';
 import { tmpDir } from './helpers/tmp';
 
 test('the edge error table: usage codes exit 2, others 1; unknown errors are EIO everywhere', () => {
-  for (const code of ['BAD_USAGE', 'BAD_ARGUMENT', 'OUT_OF_RANGE', 'UNKNOWN_POINT', 'NOT_A_VOLUME', 'EXISTS'] as const) assert.equal(exitCodeFor(new ChronoError(code, 'x')), 2, code);
+  for (const code of ['BAD_USAGE', 'BAD_ARGUMENT', 'OUT_OF_RANGE', 'UNKNOWN_POINT', 'NOT_A_VOLUME', 'EXISTS', 'POINT_FORGOTTEN'] as const) assert.equal(exitCodeFor(new ChronoError(code, 'x')), 2, code);
   for (const code of ['LOCKED', 'IO', 'ARCHIVE_UNAVAILABLE', 'CORRUPT_BLOCK', 'NO_SPACE'] as const) assert.equal(exitCodeFor(new ChronoError(code, 'x')), 1, code);
   assert.equal(exitCodeFor(new Error('plain')), 1);
   assert.equal(fuseErrno(new Error('plain'), 'read'), Fuse.EIO);
@@ -26,6 +26,7 @@ test('the edge error table: usage codes exit 2, others 1; unknown errors are EIO
   assert.equal(fuseErrno(new ChronoError('OUT_OF_RANGE', 'x'), 'write'), Fuse.EFBIG);
   assert.equal(fuseErrno(new ChronoError('READ_ONLY', 'x'), 'write'), Fuse.EROFS);
   assert.equal(nbdErrno(new ChronoError('READ_ONLY', 'x'), 'write'), NBD.EPERM);
+  assert.equal(fuseErrno(new ChronoError('POINT_FORGOTTEN', 'x'), 'read'), Fuse.ENOENT, 'a forgotten point is gone, as from events/');
   // NBD carries only the errors its protocol defines.
   const nbdValues = new Set<number>([NBD.EPERM, NBD.EIO, NBD.EINVAL, NBD.ENOSPC]);
   for (const code of Object.keys(EDGE_ERRORS) as Array<keyof typeof EDGE_ERRORS>) {

@@ -34,6 +34,9 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['rollback', () => require('./commands/rollback')],
   ['timeline', () => require('./commands/timeline')],
   ['bisect', () => require('./commands/bisect')],
+  ['pin', () => require('./commands/pin')],
+  ['unpin', () => require('./commands/unpin')],
+  ['forget', () => require('./commands/forget')],
 ];
 
 const program = new Command();

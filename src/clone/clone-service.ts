@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChronoError, ioError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
+import { pinAt, unpinAt } from '../retention/pins';
 import { LIVE_SEQ, Point } from '../volume/events';
 import { Volume } from '../volume/volume';
 import { encodeCloneMapHeader, mapFileBytes } from './clone-map';
@@ -57,6 +58,18 @@ export class CloneService {
       return;
     }
     for (const n of entries) if (/^\..+\.(new|discard)$/.test(n)) fs.rmSync(path.join(this.root, n), { recursive: true, force: true });
+    // A crash between a clone's pin and its rename (or its discard and its unpin) leaves a pin
+    // nothing holds: release it.
+    for (const p of this.volume.retention.pins) {
+      const m = /^clone:(.+)$/.exec(p.holder);
+      if (m && !this.exists(m[1])) unpinAt(this.volume, p.seq, p.holder);
+    }
+    // Clones made before pins existed get theirs now.
+    for (const n of this.names()) {
+      if (this.volume.retention.pins.some((p) => p.holder === `clone:${n}`)) continue;
+      const b = this.base(n);
+      pinAt(this.volume, { seq: b.seq, point: b.point, eventId: b.event?.id ?? null }, `clone ${n}`, `clone:${n}`);
+    }
   }
 
   static checkName(name: string): void {
@@ -125,6 +138,20 @@ export class CloneService {
     };
     const bs = this.volume.blockSizeBytes;
     const blockCount = Math.ceil(this.volume.sizeBytes / bs);
+    // The base point is pinned (durably) before the clone exists: no forget or prune can take
+    // what the clone reads through.
+    pinAt(this.volume, { seq, point: base.point, eventId: e?.id ?? null }, `clone ${name}`, `clone:${name}`);
+    try {
+      this.makeFiles(name, base, blockCount);
+    } catch (err) {
+      unpinAt(this.volume, seq, `clone:${name}`);
+      throw err;
+    }
+    return { ...base, overlayBytes: 0 };
+  }
+
+  private makeFiles(name: string, base: CloneBase, blockCount: number): void {
+    const bs = this.volume.blockSizeBytes;
     mkdirPrivate(this.root);
     const tmp = path.join(this.root, `.${name}.new`);
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -137,12 +164,12 @@ export class CloneService {
     // Every file is durable before the name that makes it a clone appears.
     fs.renameSync(tmp, path.join(this.root, name));
     syncDir(this.root);
-    return { ...base, overlayBytes: 0 };
   }
 
   /** Discards clone `name` and every byte written into it. */
   async delete(name: string): Promise<void> {
     if (!this.exists(name)) throw new ChronoError('UNKNOWN_CLONE', `no clone named '${name}'`, { name });
+    const { seq } = this.base(name);
     const o = this.open.get(name);
     this.open.delete(name);
     if (o) await o.close().catch(() => undefined); // its bytes are being thrown away
@@ -151,6 +178,7 @@ export class CloneService {
     fs.renameSync(this.dirOf(name), gone);
     syncDir(this.root);
     fs.rmSync(gone, { recursive: true, force: true });
+    unpinAt(this.volume, seq, `clone:${name}`); // the clone is gone first: its point was held throughout
   }
 
   /** Syncs and closes every open overlay (the daemon's stop). */

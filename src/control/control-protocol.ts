@@ -3,7 +3,7 @@
  * JSON reply per line. An `export` reply is followed by exactly `length` raw bytes.
  */
 export interface ControlRequest {
-  method: 'sync' | 'events' | 'status' | 'export' | 'ping' | 'shutdown' | 'clone' | 'windows' | 'begin-resync' | 'end-resync' | 'changed-extents' | 'rollback' | 'diff' | 'history' | 'timeline' | 'bisect-points';
+  method: 'sync' | 'events' | 'status' | 'export' | 'ping' | 'shutdown' | 'clone' | 'windows' | 'begin-resync' | 'end-resync' | 'changed-extents' | 'rollback' | 'diff' | 'history' | 'timeline' | 'bisect-points' | 'retention';
   params?: Record<string, unknown>;
 }
 

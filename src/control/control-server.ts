@@ -6,6 +6,7 @@ import { ChronoError } from '../errors';
 import { bisectPoints, diffOf, historyOf } from '../investigate/queries';
 import { timelineOf, timelineRequest } from '../investigate/timeline-bins';
 import { listenUnix } from '../nbd/unix-listener';
+import { retentionRequest } from '../retention/retention-requests';
 import { LIVE_POINT, changesBetween, imageRange, resolveImage, streamImage } from '../service/images';
 import type { Volume } from '../volume/volume';
 import { ControlReply, ControlRequest } from './control-protocol';
@@ -83,6 +84,8 @@ export class ControlServer {
       }
       case 'clone':
         return reply(await clonesOf(v).request(p));
+      case 'retention':
+        return reply(retentionRequest(v, p));
       case 'rollback': {
         const { rollback } = await import('../rollback/rollback');
         this.log.info({ to: p.to, force: p.force }, 'rollback requested over the control socket');

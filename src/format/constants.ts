@@ -166,6 +166,8 @@ export const FILE_NAMES = {
   cloneMap: 'overlay.map',
   /** Present only while a rollback runs (or was cut short): docs/FORMAT.md, "Rollback intent". */
   rollbackIntent: 'rollback.json',
+  /** Pins, forgotten events and the continuous span's start (docs/FORMAT.md, retention). */
+  retention: 'retention.json',
 } as const;
 
 // Clone overlay map: `<dir>/clones/<name>/overlay.map`. The header, then one bit per block

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { isChronoError } from '../errors';
 import { Volume } from '../volume/volume';
 import { NbdAccess } from './nbd-access';
 import { NbdExport, listExports, resolveExport } from './nbd-exports';
@@ -143,7 +144,15 @@ export async function handshake(c: NbdClient, volume: Volume, o: HandshakeOption
         const nInfo = data.readUInt16BE(4 + nameLen);
         const requested = new Set<number>();
         for (let i = 0; i < nInfo && 6 + nameLen + 2 * i + 2 <= length; i++) requested.add(data.readUInt16BE(6 + nameLen + 2 * i));
-        const resolved = resolveExport(volume, name);
+        let resolved: NbdExport | undefined;
+        try {
+          resolved = resolveExport(volume, name);
+        } catch (err) {
+          // A forgotten point: refused by name, the message naming the nearest kept points.
+          if (!isChronoError(err, 'POINT_FORGOTTEN')) throw err;
+          optionReply(sock, option, NBD.REP_ERR_UNKNOWN, Buffer.from(`${err.message} [POINT_FORGOTTEN]`));
+          break;
+        }
         const e = permitted(resolved);
         if (!e) {
           if (resolved) optionReply(sock, option, NBD.REP_ERR_POLICY, Buffer.from(`'${c.identity}' may not use export '${name}'`));

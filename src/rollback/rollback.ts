@@ -1,4 +1,5 @@
 import { clonesOf } from '../clone/clone-service';
+import { pinAt } from '../retention/pins';
 import { ChronoError } from '../errors';
 import { EventKindName } from '../format/constants';
 import { BlockExtent, extentBlocks, unionExtents } from '../history/index-diff';
@@ -64,6 +65,8 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
     else {
       const label = o.label ?? `rollback-to-${target.name}`;
       const before = await volume.sync({ label: `before-${label}`, kind: 'crash' });
+      // The state being left is the undo point: pinned (durable) before anything changes live.
+      pinAt(volume, { seq: before.seq, point: `event:${before.id}`, eventId: before.id }, `undo of rollback ${label}`, `rollback:${label}`);
       current = { version: 1, to: target.name, toSeq: target.seq, clone: target.clone, beforeEvent: ref(before), label, startedAt: new Date().toISOString() };
       volume.setRollbackIntent(current); // MUST 13: after the before-event is durable, before any block
     }

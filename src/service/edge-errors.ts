@@ -44,6 +44,10 @@ export const EDGE_ERRORS: Partial<Record<ErrorCode, EdgeRow>> = {
   UNKNOWN_CLONE: { fuse: 'ENOENT', nbd: 'EIO', exit: 1 },
   // mkdir events/<label> while a resync runs: busy, try again once it is done.
   POINT_IN_RESYNC: { fuse: 'EBUSY', nbd: 'EIO', exit: 1 },
+  // A point a forget removed: gone from events/ too (the log line names the nearest kept
+  // points). NBD meets it at the handshake, which refuses the export with NBD_REP_ERR_UNKNOWN
+  // and the message (nbd-handshake.ts); the EIO is for a request, which never resolves a point.
+  POINT_FORGOTTEN: { fuse: 'ENOENT', nbd: 'EIO', exit: 2 },
 };
 
 function rowOf(err: unknown): EdgeRow {

@@ -3,6 +3,7 @@ import { ArchiveReader } from '../archive/archive-reader';
 import { BackingStore } from '../archive/backing-store';
 import { Superblock } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
+import { RetentionState } from './retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { FileSystem } from '../storage/file-system';
 import { BlockReader } from './block-reader';
@@ -22,6 +23,8 @@ export interface Core {
   readonly segments: SegmentSet;
   readonly index: VersionIndex;
   readonly events: EventList;
+  /** Pins, forgotten events and the continuous span's start (retention.json). */
+  readonly retention: RetentionState;
   readonly store: BackingStore;
   readonly archive: ArchiveReader;
   readonly reader: BlockReader;

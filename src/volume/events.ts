@@ -29,9 +29,18 @@ export class EventList {
   readonly all: SyncEvent[] = [];
   /** Where the log holds no point at all (docs/REPLICATION.md): resolve refuses points inside. */
   readonly windows = new ResyncWindows();
+  /** Events a forget removed: replay and the manifest still carry them, the list never does. */
+  forgotten: (eventId: number) => boolean = () => false;
 
   add(e: SyncEvent): void {
-    this.all.push(e);
+    if (!this.forgotten(e.id)) this.all.push(e);
+  }
+
+  /** Removes forgotten events in place (the array is shared with readers of `all`). */
+  drop(ids: ReadonlySet<number>): void {
+    let w = 0;
+    for (const e of this.all) if (!ids.has(e.id)) this.all[w++] = e;
+    this.all.length = w;
   }
 
   byIdOrLabel(text: string): SyncEvent | undefined {

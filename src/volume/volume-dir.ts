@@ -12,7 +12,10 @@ import { NodeFileSystem, createModes } from '../storage/node-file-system';
 import { nativeAddon } from '../util/native-addon';
 
 /** User settings that are not part of the format (where the archive is, how it is sealed). */
-export type VolumeConfig = ArchiveSettings;
+export type VolumeConfig = ArchiveSettings & {
+  /** The retention policy (docs/FORMAT.md; src/retention/policy.ts), durations spelled out. */
+  retention?: Record<string, string | number>;
+};
 
 export interface LockInfo {
   pid: number;

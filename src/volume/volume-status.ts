@@ -15,6 +15,8 @@ export interface VolumeStatus {
   crcEngine: string;
   /** A rollback cut short (its intent file is there): live may be a mix; repeat it to finish. */
   rollbackUnfinished: RollbackIntent | null;
+  /** Pins, events forgotten, and where the continuous span starts (src/retention/). */
+  retention: { pins: number; forgottenEvents: number; continuousFromSeq: number };
 }
 
 export async function volumeStatus(core: Core): Promise<VolumeStatus> {
@@ -50,5 +52,6 @@ export async function volumeStatus(core: Core): Promise<VolumeStatus> {
     cache: core.reader.stats(),
     crcEngine,
     rollbackUnfinished: readRollbackIntent(core) ?? null,
+    retention: { pins: core.retention.pins.length, forgottenEvents: core.retention.forgottenRanges.reduce((n, [a, b]) => n + b - a + 1, 0), continuousFromSeq: core.retention.continuousFromSeq },
   };
 }

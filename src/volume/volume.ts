@@ -12,6 +12,8 @@ import { Changes, changesBetween } from '../history/changes';
 import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
+import { prunableVersions } from './prunable';
+import { RetentionState } from './retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
@@ -117,9 +119,12 @@ export class Volume {
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
+      // Forgotten events are filtered before the log re-reads the manifest's and replay's events.
+      const retention = RetentionState.load(fs, dir);
       const events = new EventList();
+      events.forgotten = (id) => retention.isForgotten(id);
       const parts = {
-        sb, fs, dir: vd, segments, index, store, archive, events,
+        sb, fs, dir: vd, segments, index, store, archive, events, retention,
         reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
         log: o.log ?? silentLogger(),
         volumeLog: new VolumeLog(sb.blockSizeBytes, index, events, segments, manifest),
@@ -230,8 +235,43 @@ export class Volume {
     return verifyVolume(this.core, progress);
   }
 
+  /**
+   * The volume's retention state (pins, forgotten events, the continuous span's start), read at
+   * open; src/retention/ decides with it. Its changes are durable when its methods return.
+   */
+  get retention(): RetentionState {
+    return this.core.retention;
+  }
+
+  /** What a prune would free once only `keptSeqs` and the span from `continuousFromSeq` stay (an index walk). */
+  prunable(keptSeqs: readonly number[], continuousFromSeq: number): { versions: number; bytes: number } {
+    this.open();
+    return prunableVersions(this.core.index, keptSeqs, continuousFromSeq, this.core.sb.blockSizeBytes);
+  }
+
+  /** Records `eventIds` as forgotten and the span's new start (durably), then drops them from the event list. */
+  forgetEvents(eventIds: readonly number[], continuousFromSeq: number): void {
+    this.open();
+    this.core.retention.forget(eventIds, continuousFromSeq); // durable before anything acts on it
+    this.core.events.drop(new Set(eventIds));
+  }
+
+  /**
+   * A point by name. One a forget removed (a forgotten event, a time or seq in a thinned span)
+   * is refused with POINT_FORGOTTEN naming the nearest kept points, at every edge that asks here.
+   */
   resolvePoint(text: string): Point {
-    return this.core.events.resolve(text, this.core.index.times, this.lastSeq, this.core.sb.createdMs);
+    const c = this.core;
+    let p: Point;
+    try {
+      p = c.events.resolve(text, c.index.times, this.lastSeq, c.sb.createdMs);
+    } catch (err) {
+      const id = /^(?:event[:-])?(\d+)$/.exec(text.trim());
+      if (isChronoError(err, 'UNKNOWN_POINT') && id && c.retention.isForgotten(Number(id[1]))) throw c.retention.forgottenEvent(Number(id[1]), c.events.all);
+      throw err;
+    }
+    c.retention.checkPoint(p, c.events.all);
+    return p;
   }
 
   /** Reads `length` bytes at `offset` as of `point` (default: live). */

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import { ChronoError } from '../../errors';
 import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
+import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
 import { parseId, parseMode } from '../../fuse/tree-sharing';
 import { addNbdOptions, nbdOptionsFrom } from './serve';
@@ -25,7 +26,8 @@ export function register(program: Command): void {
     .option('--gid <gid>', "group of the tree's files with --allow-other (default: yours)", parseId('gid'))
     .option('--mode <octal>', "permission bits of the tree's files with --allow-other, e.g. 0640 so a group reads past images; read-only files never get w (default 0640)", parseMode)
     .option('--http [addr]', "serve a read-only web page too (status, events, timeline, changes, block history): unix:PATH, or loopback [HOST:]PORT (default 127.0.0.1, a free port) with a random token in the URL it prints")
-    .option('--nbd', `serve NBD too, on <dir>/${DEFAULTS.nbdSocketName} (implied by --socket and --listen)`);
+    .option('--nbd', `serve NBD too, on <dir>/${DEFAULTS.nbdSocketName} (implied by --socket and --listen)`)
+    .option('--retention-every <duration>', "apply the volume's stored retention policy (forget --save) this often, e.g. 1h", parseRetentionDuration);
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
 Runs in the foreground until Ctrl-C, SIGTERM or 'chronovol umount <mountpoint>'.
@@ -52,8 +54,8 @@ or -o ro,norecovery (xfs) to mount.`)
       const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, log, nbd, http, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
       const also = (daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '') + (daemon.httpUrl ? `; web page at ${daemon.httpUrl}` : '');
       const mnt = daemon.mountpoint!;
-      process.stdout.write(`mounted ${daemon.volume.directory.root} at ${mnt} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${mnt}' to unmount
-`);
-      daemon.onStopped = runUntilStopped(log, () => daemon.stop());
+      process.stdout.write(`mounted ${daemon.volume.directory.root} at ${mnt} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${mnt}' to unmount\n`);
+      const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;
+      daemon.onStopped = runUntilStopped(log, () => (stopRetention(), daemon.stop()));
     });
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { ChronoError } from '../../errors';
 import type { NbdServerOptions } from '../../nbd/nbd-server';
 import { DEFAULTS, parseSize } from '../../options';
+import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
 
 export function addNbdOptions(cmd: Command): Command {
@@ -44,7 +45,8 @@ export function register(program: Command): void {
     .command('serve')
     .description("serve the volume over NBD: export 'live' (read-write) and clone/<name> (read-write), every event, seq:<n> or time (read-only)")
     .argument('<dir>', 'volume directory')
-    .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes);
+    .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes)
+    .option('--retention-every <duration>', "apply the volume's stored retention policy (forget --save) this often, e.g. 1h", parseRetentionDuration);
   addNbdOptions(cmd).addHelpText('after', `
 Examples (local clients use the Unix socket; TCP needs TLS):
   qemu-img convert -n -O raw disk.img 'nbd+unix:///live?socket=/srv/vol/nbd.sock'
@@ -61,7 +63,8 @@ See docs/SECURITY.md and the README's NBD section.`)
       const log = createLogger();
       const vdir = volumeDirOf(dir);
       const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, log, nbd: nbdOptionsFrom(o, vdir, log) });
-      daemon.onStopped = runUntilStopped(log, () => daemon.stop());
+      const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;
+      daemon.onStopped = runUntilStopped(log, () => (stopRetention(), daemon.stop()));
       process.stdout.write(`serving ${vdir} on ${daemon.nbdAddresses.join(' and ')} (pid ${process.pid}); Ctrl-C to stop\n`);
     });
 }

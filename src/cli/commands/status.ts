@@ -35,6 +35,7 @@ export function register(program: Command): void {
         `copy-fwd    ${formatBytes(s.log.copyForwardBytes)} copied forward; write amplification ${s.log.copyForwardWriteAmp.toFixed(3)}`,
         `index       ${s.index.versions} versions in ${s.index.runs} runs + ${s.index.memtableVersions} in memory; ${s.index.relocatedBlocks} live blocks relocated`,
         `checksums   CRC32C by ${s.crcEngine}`,
+        `retention   ${s.retention.pins} pins; ${s.retention.forgottenEvents} events forgotten; every point from seq ${s.retention.continuousFromSeq} on reachable`,
       ];
       const r = s.rollbackUnfinished;
       if (r) lines.push(`ROLLBACK    UNFINISHED: a rollback to ${r.to} (started ${r.startedAt}) was cut short; live may be part old, part new. Finish it: chronovol rollback ${target} --to ${r.to}; the state before it is event ${r.beforeEvent.id}`);

@@ -1,0 +1,25 @@
+import type { Logger } from 'pino';
+import type { Volume } from '../volume/volume';
+import { forget } from './forget';
+import { isEmptyPolicy } from './policy';
+import { configuredPolicy } from './retention-requests';
+
+/**
+ * A daemon's `--retention-every`: applies the configured policy (read afresh each time, so a
+ * `forget --save` takes effect without a restart) on that schedule. Returns the stop function.
+ */
+export function startRetentionSchedule(volume: Volume, everyMs: number, log: Logger): () => void {
+  const run = () => {
+    try {
+      const policy = configuredPolicy(volume);
+      if (isEmptyPolicy(policy)) return log.debug('no retention policy configured; nothing forgotten');
+      const r = forget(volume, policy, { countPrunable: false });
+      log.info({ forgotten: r.forgotten.map((e) => e.id), kept: r.kept.length }, 'retention policy applied');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'applying the retention policy failed');
+    }
+  };
+  const timer = setInterval(run, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

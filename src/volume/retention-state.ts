@@ -1,0 +1,152 @@
+import * as path from 'node:path';
+import { ChronoError } from '../errors';
+import { FILE_NAMES } from '../format/constants';
+import { writeFileDurable } from '../storage/durable-file';
+import { FileSystem } from '../storage/file-system';
+import type { Point, SyncEvent } from './events';
+import { LIVE_SEQ } from './events';
+
+/** A hold on a point: while it exists, no forget drops the point and no prune its versions. */
+export interface Pin {
+  seq: number;
+  /** The canonical point it was asked for (`event:<id>`, `seq:<n>`, `time:<iso>`). */
+  point: string;
+  eventId: number | null;
+  reason: string;
+  /** Who holds it: `user` (pin/unpin), `clone:<name>`, `rollback:<…>`. */
+  holder: string;
+  createdAt: string;
+}
+
+/** `retention.json` (docs/FORMAT.md): pins, the event ids forgotten, where the continuous span starts. */
+interface RetentionFile {
+  version: 1;
+  pins: Pin[];
+  /** Inclusive [first, last] event-id ranges, ascending, disjoint. */
+  forgotten: Array<[number, number]>;
+  /** Every point at or after this seq is reachable; before it, only kept events and pins. */
+  continuousFromSeq: number;
+}
+
+/**
+ * The volume's retention state, in memory and in `<dir>/retention.json`. Every change is
+ * written durably (temp, fsync, rename, fsync dir) before it is acted on: a pin holds once pin()
+ * returns, and a forgotten event is refused from the moment forget returns, also after a crash.
+ */
+export class RetentionState {
+  private constructor(private readonly fs: FileSystem, private readonly file: string, private data: RetentionFile) {}
+
+  static load(fs: FileSystem, root: string): RetentionState {
+    const file = path.join(root, FILE_NAMES.retention);
+    if (!fs.exists(file)) return new RetentionState(fs, file, { version: 1, pins: [], forgotten: [], continuousFromSeq: 0 });
+    let d: RetentionFile;
+    try {
+      d = JSON.parse(fs.readFile(file).toString('utf8')) as RetentionFile;
+    } catch (err) {
+      throw new ChronoError('BAD_CHECKSUM', `${file} is not valid JSON`, { file }, err);
+    }
+    if (d.version !== 1) throw new ChronoError('BAD_VERSION', `${file} has version ${String(d.version)}; this build reads 1`, { file });
+    if (!Array.isArray(d.pins) || !Array.isArray(d.forgotten) || !Number.isSafeInteger(d.continuousFromSeq)) throw new ChronoError('BAD_LENGTH', `${file} lacks pins, forgotten or continuousFromSeq`, { file });
+    return new RetentionState(fs, file, d);
+  }
+
+  get pins(): readonly Pin[] {
+    return this.data.pins;
+  }
+  get continuousFromSeq(): number {
+    return this.data.continuousFromSeq;
+  }
+  get forgottenRanges(): ReadonlyArray<readonly [number, number]> {
+    return this.data.forgotten;
+  }
+
+  isForgotten(eventId: number): boolean {
+    const r = this.data.forgotten;
+    let lo = 0;
+    let hi = r.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (eventId < r[mid][0]) hi = mid - 1;
+      else if (eventId > r[mid][1]) lo = mid + 1;
+      else return true;
+    }
+    return false;
+  }
+
+  pinnedSeqs(): Set<number> {
+    return new Set(this.data.pins.map((p) => p.seq));
+  }
+
+  addPin(p: Pin): void {
+    this.commit({ ...this.data, pins: [...this.data.pins, p] });
+  }
+
+  /** Removes the pins `holder` has at `seq`; returns how many went. */
+  removePins(seq: number, holder: string): number {
+    const pins = this.data.pins.filter((p) => !(p.seq === seq && p.holder === holder));
+    const n = this.data.pins.length - pins.length;
+    if (n > 0) this.commit({ ...this.data, pins });
+    return n;
+  }
+
+  /** Records events as forgotten and moves the continuous span's start (never back). */
+  forget(eventIds: readonly number[], continuousFromSeq: number): void {
+    const ranges: Array<[number, number]> = [...this.data.forgotten.map(([a, b]): [number, number] => [a, b]), ...eventIds.map((id): [number, number] => [id, id])];
+    this.commit({ ...this.data, forgotten: mergeRanges(ranges), continuousFromSeq: Math.max(this.data.continuousFromSeq, continuousFromSeq) });
+  }
+
+  /**
+   * Refuses a point a forget has thinned away: before the continuous span, only kept events and
+   * pinned points are still whole. Names the nearest points that are.
+   */
+  checkPoint(point: Point, kept: readonly SyncEvent[]): void {
+    const s = point.seqLimit;
+    if (s === LIVE_SEQ || s === 0 || s >= this.data.continuousFromSeq) return;
+    if (kept.some((e) => e.seq === s) || this.data.pins.some((p) => p.seq === s)) return;
+    throw forgottenError(`${point.name} lies in a span a forget thinned`, nearestKept(kept, this.data.pins, s, this.data.continuousFromSeq), point.name);
+  }
+
+  /** The error for an event id that was forgotten (the caller found no such event). */
+  forgottenEvent(eventId: number, kept: readonly SyncEvent[]): ChronoError {
+    const before = [...kept].reverse().find((e) => e.id < eventId);
+    const after = kept.find((e) => e.id > eventId);
+    return forgottenError(`event ${eventId} was forgotten`, { before: before && describeEvent(before), after: after && describeEvent(after) }, `event:${eventId}`);
+  }
+
+  private commit(next: RetentionFile): void {
+    writeFileDurable(this.fs, this.file, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
+    this.data = next;
+  }
+}
+
+interface Nearest {
+  before?: string;
+  after?: string;
+}
+
+function describeEvent(e: SyncEvent): string {
+  return `event:${e.id} (${new Date(e.timeMs).toISOString()}${e.label ? `, '${e.label}'` : ''})`;
+}
+
+function nearestKept(kept: readonly SyncEvent[], pins: readonly Pin[], s: number, continuousFromSeq: number): Nearest {
+  const points = [...kept.map((e) => ({ seq: e.seq, text: describeEvent(e) })), ...pins.map((p) => ({ seq: p.seq, text: `${p.point} (pinned: ${p.reason})` }))].sort((a, b) => a.seq - b.seq);
+  const before = [...points].reverse().find((p) => p.seq < s);
+  const after = points.find((p) => p.seq > s);
+  return { before: before?.text, after: after?.text ?? `seq:${continuousFromSeq} (every point from there on is kept)` };
+}
+
+function forgottenError(what: string, n: Nearest, point: string): ChronoError {
+  const near = [n.before && `before it ${n.before}`, n.after && `after it ${n.after}`].filter(Boolean).join('; ');
+  return new ChronoError('POINT_FORGOTTEN', `${what}; the nearest kept points: ${near || 'none but live'}`, { point, before: n.before ?? null, after: n.after ?? null });
+}
+
+function mergeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
+  ranges.sort((a, b) => a[0] - b[0]);
+  const out: Array<[number, number]> = [];
+  for (const [a, b] of ranges) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
