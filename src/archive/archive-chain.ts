@@ -1,11 +1,11 @@
 import { ChronoError } from '../errors';
 import { decodeArchiveHead } from '../format/archive-head';
-import { decodeArchiveTrailer } from '../format/archive-trailer';
 import { ARCHIVE_TRAILER, FILE_NAMES, FIRST_SEGMENT_ID, FIRST_SEQ, SEGMENT_HEADER, parseSegmentFileName } from '../format/constants';
 import { decodeSegmentHeader } from '../format/segment-header';
 import { Superblock } from '../format/superblock';
 import { archiveKey } from './archive-object';
 import { BackingStore } from './backing-store';
+import { keptRecords, readObjectEnd } from './object-end';
 
 /** One archived object as its header and trailer describe it: the seqs it holds. */
 export interface ChainLink {
@@ -96,8 +96,8 @@ async function readLink(store: BackingStore, sb: Superblock, id: number): Promis
   }
   const header = decodeSegmentHeader(await store.getRange(key, 0, SEGMENT_HEADER.lengthBytes), sb.volumeId, ctx);
   if (header.segmentId !== id) throw new ChronoError('CORRUPT_LOG', `archived segment ${id} holds segment ${header.segmentId}`, ctx);
-  const trailer = decodeArchiveTrailer(await store.getRange(key, size - ARCHIVE_TRAILER.lengthBytes, ARCHIVE_TRAILER.lengthBytes), ctx);
-  return { segment: id, firstSeq: header.firstSeq, records: trailer.entryCount };
+  const end = await readObjectEnd(store, key, size, ctx);
+  return { segment: id, firstSeq: header.firstSeq, records: keptRecords(end, header.firstSeq) };
 }
 
 /** The last seq the archive held: from the head, else the newest present object beyond the break. */

@@ -1,9 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import { ARCHIVE_TRAILER } from '../format/constants';
-import { decodeArchiveTrailer } from '../format/archive-trailer';
 import { ChronoError } from '../errors';
 import { BackingStore } from './backing-store';
-import { OffsetTable, archiveKey, parseOffsetTable, toArchiveOffset } from './archive-object';
+import { OffsetTable, archiveKey, identityTable, parseOffsetTable, toArchiveOffset } from './archive-object';
+import { readObjectEnd } from './object-end';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -32,7 +32,12 @@ export class ArchiveReader {
     const size = await this.store.size(key);
     if (size === undefined) throw new ChronoError('ARCHIVE_MISSING', `archived segment ${segmentId} is missing from ${this.store.description}`, { segment: segmentId });
     const ctx = { segment: segmentId, archive: true };
-    const trailer = decodeArchiveTrailer(await this.store.getRange(key, size - ARCHIVE_TRAILER.lengthBytes, ARCHIVE_TRAILER.lengthBytes), ctx);
+    const trailer = await readObjectEnd(this.store, key, size, ctx);
+    if (trailer.linked) {
+      const identity = identityTable(trailer.dataEnd);
+      this.tables.set(segmentId, identity);
+      return identity;
+    }
     const tableBytes = trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
     const raw = await this.store.getRange(key, trailer.tableOffset, tableBytes);
     const table = parseOffsetTable(raw, trailer.tableOffset, trailer.entryCount);

@@ -29,6 +29,8 @@ export interface DaemonHostOptions {
   fuse?: MountOptions;
   /** Serve NBD (`chronovol serve`, or `mount --nbd`). */
   nbd?: Omit<NbdServerOptions, 'log'>;
+  /** `--seal-after`: seal a quiet current segment so its writes reach the archive (0: off). */
+  sealAfterMs?: number;
 }
 
 /**
@@ -67,7 +69,7 @@ export class DaemonHost {
       prepareMountpoint(fuse.mountpoint, o.log);
     }
     const socket = path.join(dir, 'control.sock');
-    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket });
+    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket, sealAfterMs: o.sealAfterMs });
     const d = new DaemonHost(volume, { ...o, dir, fuse });
     try {
       await d.startServing(socket);
