@@ -86,7 +86,8 @@ export class Archiver {
     }
     const oldestSeq = Math.max(this.point.nextSeq, 1);
     const t = oldestSeq < this.nextSeq ? index.times.timeOfSeq(oldestSeq) : -1;
-    return { segments: count, bytes, seconds: count && t >= 0 ? Math.max(0, nowMs - t) / 1000 : 0 };
+    // Tenths of a second: finer only churns status.json (and its length) every refresh.
+    return { segments: count, bytes, seconds: count && t >= 0 ? Math.round(Math.max(0, nowMs - t) / 100) / 10 : 0 };
   }
 
   /**
