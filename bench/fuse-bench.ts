@@ -7,7 +7,7 @@ import { BenchResult, dropCaches, pairList, paired, scratch, settle } from './li
 const CLI = path.resolve(__dirname, '../src/cli/main.js');
 const MiB = 1 << 20;
 
-async function startUntil(cmd: string, args: string[], marker: string): Promise<ChildProcess> {
+export async function startUntil(cmd: string, args: string[], marker: string): Promise<ChildProcess> {
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CHRONOVOL_LOG: 'warn' } });
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${args.join(' ')} did not start`)), 30_000);
@@ -17,7 +17,7 @@ async function startUntil(cmd: string, args: string[], marker: string): Promise<
   return p;
 }
 
-async function stop(p: ChildProcess): Promise<void> {
+export async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   const done = new Promise((r) => p.once('exit', r));
   p.kill('SIGTERM');
@@ -29,7 +29,7 @@ async function stop(p: ChildProcess): Promise<void> {
  * spawnSync that cut both sides' write speed by a third or more here (the sink's 785 MB/s to
  * 502), and ours more than the sink's, though from a shell it changes nothing.
  */
-function dd(args: string[]): number {
+export function dd(args: string[]): number {
   const r = spawnSync('dd', args, { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`dd ${args.join(' ')}: ${r.stderr}`);
   const m = /(\d+) bytes .* copied, ([\d.]+) s/.exec(r.stderr);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,protect,clone,investigate] [-- --scales 1e5,1e6,1e7]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,protect,clone,investigate,space,steady] [-- --scales 1e5,1e6,1e7]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { crcEngine } from '../src/format/crc';
@@ -14,6 +14,8 @@ import { benchNbd } from './nbd-bench';
 import { benchNbdTls } from './nbd-tls-bench';
 import { benchProtect } from './protect-bench';
 import { benchS3 } from './s3-bench';
+import { benchSpace } from './space-bench';
+import { benchSteady } from './steady-bench';
 
 type Section = { name: string; run: () => Promise<BenchResult> };
 
@@ -38,6 +40,8 @@ async function main(): Promise<void> {
     { name: 'protect', run: () => benchProtect() },
     { name: 'clone', run: () => benchClone() },
     { name: 'investigate', run: () => benchInvestigate(Number(arg('--investigate-versions') ?? 1e7)) },
+    { name: 'space', run: () => benchSpace() },
+    { name: 'steady', run: () => benchSteady() },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {

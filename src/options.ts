@@ -30,6 +30,8 @@ export const DEFAULTS = {
   archiveFooterCacheSegments: 256,
   importChunkBytes: 1024 * 1024,
   fuseAutoSyncMs: 0,
+  /** --seal-after: 0 leaves a quiet current segment unsealed (its writes reach the archive with the next seal). */
+  sealAfterMs: 0,
   /** The FUSE mount's kernel read-ahead: several 128 KiB requests in flight for a scan. */
   fuseReadAheadBytes: 1024 * 1024,
   /** The CPU for fuse-native's threads: `auto` is the daemon's own at mount (thread-placement.ts). */

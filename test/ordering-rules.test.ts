@@ -9,6 +9,9 @@ import { test } from 'node:test';
 import { FaultyStore } from '../src/archive/faulty-store';
 import { LocalDirStore } from '../src/archive/local-dir-store';
 import { rollback } from '../src/rollback/rollback';
+import { recoverFromArchive } from '../src/volume/recover';
+import { ChronoError, isChronoError } from '../src/errors';
+import { decodeArchiveHead } from '../src/format/archive-head';
 import { HeldSync, MemoryFileSystem } from '../src/storage/memory-file-system';
 import { Volume } from '../src/volume/volume';
 import { Rng } from './helpers/rng';
@@ -215,3 +218,89 @@ for (const step of ['written', 'removed'] as const) {
     }
   });
 }
+
+test('rule 7 (archive on seal): each sealed segment is archived, linked and verified, before it leaves the working set; its primary copy goes only once the head names it; a power cut right after the head is written recovers every event up to it from the archive alone', async () => {
+  const rig = new Rig();
+  // A store that can link (the FaultyStore wrapper cannot): the local archive on the same file
+  // system, with an outage switch.
+  let outage = false;
+  class OutageStore extends LocalDirStore {
+    override async linkFrom(key: string, file: string): Promise<boolean> {
+      if (outage) throw new ChronoError('ARCHIVE_UNAVAILABLE', 'injected outage');
+      return super.linkFrom(key, file);
+    }
+  }
+  const linking = () => new OutageStore('/archive', rig.mem);
+  const headSegment = (): number => (rig.mem.exists('/archive/volume.cvhd') ? decodeArchiveHead(rig.mem.readFile('/archive/volume.cvhd')).lastSegment : 0);
+  await rig.must(() => Volume.create('/v', { sizeBytes: SIZE, blockSizeBytes: BS, segmentSizeBytes: 64 * 1024, archive: '/archive' }, { fs: rig.mem, store: linking() }));
+  rig.vol = await rig.must(() => Volume.open('/v', { fs: rig.mem, store: linking() }));
+  const k = whiteBox(rig.vol).sb.workingSetSegments;
+  let recycled = 0;
+  const violations: string[] = [];
+  rig.mem.onCall = (call, p) => {
+    if (call !== 'remove' || !p.startsWith(`${SEGMENTS}/`) || !p.endsWith('.cvseg')) return;
+    // A primary copy is deleted only once the head names it, and its archived object is there.
+    const id = parseInt(p.slice(SEGMENTS.length + 1), 16);
+    if (headSegment() < id) violations.push(`segment ${id} recycled while the head names ${headSegment()}`);
+    if (!rig.mem.exists(`/archive/segments/${p.slice(SEGMENTS.length + 1)}`)) violations.push(`segment ${id} recycled with no archived object`);
+    recycled++;
+  };
+  for (let round = 0; round < 2 * k; round++) {
+    await rig.writeUntilRollover();
+    const e = await rig.must(() => rig.vol.sync({ label: `r${round}` }));
+    rig.model.snapshot(e.seq);
+    rig.model.acknowledge(e);
+    await rig.must(() => whiteBox(rig.vol).archiver.idle());
+    // Archived on seal: every sealed segment, including those still in the working set.
+    const segs = whiteBox(rig.vol).segments;
+    assert.equal(headSegment(), segs.current.id - 1, `round ${round}: sealed segments ${segs.sealed.join(',')}, head ${headSegment()}`);
+    assert.ok(rig.mem.readFile(`/archive/segments/${(segs.current.id - 1).toString(16).padStart(8, '0')}.cvseg`).equals(rig.mem.readFile(segs.pathOf(segs.current.id - 1))), 'the archived object is the sealed segment (linked)');
+  }
+  // An outage: nothing leaves primary unarchived; once the working set is full, writes fail with
+  // ARCHIVE_UNAVAILABLE (acknowledging nothing), and they go on once the archive is back.
+  outage = true;
+  let refused: unknown;
+  for (let i = 0; i < 40 * k && refused === undefined; i++) {
+    const off = rig.rng.int(SIZE / BS - 8) * BS;
+    const data = rig.rng.bytes(BS * (1 + rig.rng.int(8)));
+    try {
+      await rig.must(() => rig.vol.write(off, data));
+      rig.model.write(off, data);
+      rig.model.snapshot(rig.vol.lastSeq);
+    } catch (err) {
+      refused = err;
+    }
+  }
+  assert.ok(isChronoError(refused, 'ARCHIVE_UNAVAILABLE'), `writes stopped with ${String(refused)}`);
+  outage = false;
+  for (let i = 0; i < 20; i++) await rig.write();
+  assert.deepEqual(violations, []);
+  assert.ok(recycled > 0, 'segments left the working set');
+  // Cut the power right after the next head reaches the disk, then lose primary: recover from the archive.
+  rig.mem.onCall = (call, p) => call === 'syncDir' && p === '/archive' && rig.mem.exists('/archive/volume.cvhd') && headSegment() > 0 && rig.mem.armPowerCut(1);
+  for (let i = 0; i < 400 && !rig.mem.cutImage; i++) {
+    const off = rig.rng.int(SIZE / BS - 8) * BS;
+    const data = rig.rng.bytes(BS * (1 + rig.rng.int(8)));
+    rig.model.write(off, data);
+    rig.model.snapshot(rig.vol.lastSeq + 1);
+    if ((await rig.drive(() => rig.vol.write(off, data))).done) await rig.drive(() => whiteBox(rig.vol).archiver.idle());
+  }
+  assert.ok(rig.mem.cutImage, 'a head was written');
+  const after = rig.mem.cutImage;
+  const head = decodeArchiveHead(after.readFile('/archive/volume.cvhd'));
+  for (const name of after.list(SEGMENTS)) after.remove(`${SEGMENTS}/${name}`);
+  after.holdSyncs = false;
+  const report = await recoverFromArchive('/archive', '/r', { fs: after });
+  assert.equal(report.missing, undefined);
+  assert.equal(report.lastSeq, head.nextSeq - 1);
+  const v = await Volume.open('/r', { fs: after });
+  try {
+    const expected = rig.model.events.filter((e) => e.seq <= report.lastSeq);
+    assert.ok(expected.length >= 2 * k - 1, `${expected.length} events recovered`);
+    assert.deepEqual(v.events.map((e) => e.label), expected.map((e) => e.label));
+    for (const e of expected) assert.ok((await v.read(0, SIZE, v.resolvePoint(e.label))).equals(rig.model.atSeq.get(e.seq)!), `event ${e.label}`);
+    assert.ok((await v.read(0, SIZE)).equals(rig.model.atSeq.get(report.lastSeq)!), 'live = the state at the head');
+  } finally {
+    await v.close();
+  }
+});

@@ -1,6 +1,5 @@
 import { ChronoError } from '../errors';
 import { decodeArchiveHead } from '../format/archive-head';
-import { decodeArchiveTrailer } from '../format/archive-trailer';
 import { ARCHIVE_TRAILER, FILE_NAMES, FIRST_SEGMENT_ID, FIRST_SEQ, SEGMENT_HEADER, parseSegmentFileName } from '../format/constants';
 import { decodeSegmentHeader } from '../format/segment-header';
 import { Superblock } from '../format/superblock';
@@ -8,6 +7,7 @@ import { DEFAULTS } from '../options';
 import { mapLimit } from '../util/map-limit';
 import { archiveKey } from './archive-object';
 import { BackingStore } from './backing-store';
+import { keptRecords, readObjectEnd } from './object-end';
 
 /** One archived object as its header and trailer describe it: the seqs it holds. */
 export interface ChainLink {
@@ -105,11 +105,11 @@ export async function readLink(store: BackingStore, sb: Superblock, id: number):
   }
   const header = decodeSegmentHeader(await store.getRange(key, 0, SEGMENT_HEADER.lengthBytes), sb.volumeId, ctx);
   if (header.segmentId !== id) throw new ChronoError('CORRUPT_LOG', `archived segment ${id} holds segment ${header.segmentId}`, ctx);
-  const trailer = decodeArchiveTrailer(await store.getRange(key, size - ARCHIVE_TRAILER.lengthBytes, ARCHIVE_TRAILER.lengthBytes), ctx);
-  if (trailer.tableOffset + trailer.entryCount * ARCHIVE_TRAILER.entryBytes !== size - ARCHIVE_TRAILER.lengthBytes) {
-    throw new ChronoError('BAD_LENGTH', `archived segment ${id} is ${size} bytes, its trailer describes ${trailer.tableOffset + trailer.entryCount * ARCHIVE_TRAILER.entryBytes + ARCHIVE_TRAILER.lengthBytes}`, ctx);
+  const end = await readObjectEnd(store, key, size, ctx);
+  if (!end.linked && end.tableOffset + end.entryCount * ARCHIVE_TRAILER.entryBytes !== size - ARCHIVE_TRAILER.lengthBytes) {
+    throw new ChronoError('BAD_LENGTH', `archived segment ${id} is ${size} bytes, its trailer describes ${end.tableOffset + end.entryCount * ARCHIVE_TRAILER.entryBytes + ARCHIVE_TRAILER.lengthBytes}`, ctx);
   }
-  return { segment: id, firstSeq: header.firstSeq, records: trailer.entryCount };
+  return { segment: id, firstSeq: header.firstSeq, records: keptRecords(end, header.firstSeq) };
 }
 
 /** The last seq the archive held: from the head, else the newest present object beyond the break. */

@@ -5,6 +5,7 @@ import { HEADER_BYTES } from '../format/record';
 import { ByteSource, ScanResult, scanSegment } from '../segment/segment-scanner';
 import { ChronoError } from '../errors';
 import { lastAtOrBelow } from '../util/sorted-search';
+import { decodeObjectEnd, OBJECT_TAIL_BYTES } from './object-end';
 
 export function archiveKey(segmentId: number): string {
   return FILE_NAMES.archiveSegmentsPrefix + segmentFileName(segmentId);
@@ -26,8 +27,7 @@ export function buildArchiveObject(segment: Buffer, blockSizeBytes: number, segm
   if (!scan.sealed) {
     throw new ChronoError('CORRUPT_LOG', `segment ${segmentId} cannot be archived: ${scan.corruptReason ?? 'it is not sealed'}`, { segment: segmentId });
   }
-  const dropped: number[] = [RecordType.COPY, RecordType.COPY_ZERO, RecordType.SYNC];
-  const kept = scan.records.filter((r) => !dropped.includes(r.header.type));
+  const kept = keptOf(scan);
   const parts: Buffer[] = [segment.subarray(0, SEGMENT_HEADER.lengthBytes)];
   const table = Buffer.alloc(kept.length * ARCHIVE_TRAILER.entryBytes);
   let at = SEGMENT_HEADER.lengthBytes;
@@ -53,6 +53,17 @@ export function buildArchiveObject(segment: Buffer, blockSizeBytes: number, segm
   // Parts, not one buffer: gathering 64 MiB cost the event loop 35 ms (fresh pages), and the
   // store writes parts back to back anyway.
   return parts;
+}
+
+/** Records that make versions or events: copies are archived at their origin, SYNC guides replay only. */
+function keptOf(scan: ScanResult): ScanResult['records'] {
+  const dropped: number[] = [RecordType.COPY, RecordType.COPY_ZERO, RecordType.SYNC];
+  return scan.records.filter((r) => !dropped.includes(r.header.type));
+}
+
+/** Offsets are primary offsets in a linked object: an identity table, one entry at the first record. */
+export function identityTable(dataEnd: number): OffsetTable {
+  return { primary: Uint32Array.of(SEGMENT_HEADER.lengthBytes), archive: Uint32Array.of(SEGMENT_HEADER.lengthBytes), tableOffset: dataEnd };
 }
 
 /** Do `parts`, back to back, hold exactly the bytes of `whole`? */
@@ -97,6 +108,8 @@ export interface ParsedArchiveObject {
 export function parseArchiveObject(obj: Buffer, blockSizeBytes: number, segmentId: number, volumeId: Buffer | undefined): ParsedArchiveObject {
   const ctx = { segment: segmentId, archive: true };
   if (obj.length < SEGMENT_HEADER.lengthBytes + ARCHIVE_TRAILER.lengthBytes) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId} is truncated`, ctx);
+  const end = decodeObjectEnd(obj.subarray(Math.max(0, obj.length - OBJECT_TAIL_BYTES)), obj.length, ctx);
+  if (end.linked) return parseLinkedObject(obj, blockSizeBytes, segmentId, volumeId, ctx);
   const trailer = decodeArchiveTrailer(obj.subarray(obj.length - ARCHIVE_TRAILER.lengthBytes), ctx);
   const tableEnd = trailer.tableOffset + trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
   if (tableEnd !== obj.length - ARCHIVE_TRAILER.lengthBytes) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId}: table length mismatch`, ctx);
@@ -107,4 +120,19 @@ export function parseArchiveObject(obj: Buffer, blockSizeBytes: number, segmentI
     throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} is damaged${scan.corruptReason ? `: ${scan.corruptReason}` : ''}`, ctx);
   }
   return { scan, table };
+}
+
+/**
+ * A linked object is the sealed segment itself: every record is checked (block data too), the
+ * SEAL must end it, and COPY, COPY_ZERO and SYNC records are left out of what it yields, so it
+ * reads exactly as the built form of the same segment would.
+ */
+function parseLinkedObject(obj: Buffer, blockSizeBytes: number, segmentId: number, volumeId: Buffer | undefined, ctx: Record<string, unknown>): ParsedArchiveObject {
+  const scan = scanSegment(bufferSource(obj), { blockSizeBytes, volumeId, verifyData: true, segmentId });
+  if (!scan.sealed || scan.validEnd !== obj.length) {
+    throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} is damaged${scan.corruptReason ? `: ${scan.corruptReason}` : ': not a whole sealed segment'}`, ctx);
+  }
+  const kept = keptOf(scan);
+  const offsets = Uint32Array.from(kept, (r) => r.offset);
+  return { scan: { ...scan, records: kept }, table: { primary: offsets, archive: offsets, tableOffset: obj.length - OBJECT_TAIL_BYTES } };
 }

@@ -1,10 +1,10 @@
 import { LRUCache } from 'lru-cache';
 import { ARCHIVE_TRAILER } from '../format/constants';
-import { decodeArchiveTrailer } from '../format/archive-trailer';
 import { ChronoError, isChronoError } from '../errors';
 import { DEFAULTS } from '../options';
 import { BackingStore } from './backing-store';
-import { OffsetTable, archiveKey, parseOffsetTable, toArchiveOffset } from './archive-object';
+import { OffsetTable, archiveKey, identityTable, parseOffsetTable, toArchiveOffset } from './archive-object';
+import { OBJECT_TAIL_BYTES, decodeObjectEnd, readObjectEnd } from './object-end';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -35,7 +35,7 @@ export class ArchiveReader {
     if (cached) return cached;
     const key = archiveKey(segmentId);
     const ctx = { segment: segmentId, archive: true };
-    // One round trip where the store can read a tail (S3: a suffix range): trailer and table.
+    // One round trip where the store can read a tail (S3: a suffix range): the object's end and its table.
     const tail = this.store.getTail ? await this.store.getTail(key, TAIL_BYTES).catch((err) => {
       if (isChronoError(err, 'ARCHIVE_MISSING')) throw missingSegment(this.store, segmentId);
       throw err;
@@ -43,8 +43,14 @@ export class ArchiveReader {
     const size = tail?.sizeBytes ?? await this.store.size(key);
     if (size === undefined) throw missingSegment(this.store, segmentId);
     const tailStart = tail ? size - tail.data.length : size;
+    const endAt = size - Math.min(size, OBJECT_TAIL_BYTES);
+    const trailer = tail && endAt >= tailStart ? decodeObjectEnd(tail.data.subarray(endAt - tailStart), size, ctx) : await readObjectEnd(this.store, key, size, ctx);
+    if (trailer.linked) {
+      const identity = identityTable(trailer.dataEnd);
+      this.tables.set(segmentId, identity);
+      return identity;
+    }
     const trailerAt = size - ARCHIVE_TRAILER.lengthBytes;
-    const trailer = decodeArchiveTrailer(tail && trailerAt >= tailStart ? tail.data.subarray(trailerAt - tailStart) : await this.store.getRange(key, trailerAt, ARCHIVE_TRAILER.lengthBytes), ctx);
     const tableBytes = trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
     if (trailer.tableOffset + tableBytes !== trailerAt) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId}: its offset table does not end at its trailer`, ctx);
     const raw = tail && trailer.tableOffset >= tailStart

@@ -27,6 +27,13 @@ export interface BackingStore {
   /** Keys starting with `prefix`, sorted. */
   list(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;
+  /**
+   * Optional: stores the local file `file` under `key` without copying its bytes (a hard link
+   * into a local archive on the same file system), durably. False, with nothing stored, when
+   * it cannot (another file system, no links): the caller then puts a copy. The file must never
+   * change afterwards: it and the object are one.
+   */
+  linkFrom?(key: string, file: string): Promise<boolean>;
 }
 
 export type PutData = Buffer | Buffer[] | PartStream;

@@ -9,6 +9,9 @@ import { BackingStore, PutData, putLength } from './backing-store';
 /** Objects this large are written and read whole with O_DIRECT (segments are; the superblock is not). */
 const DIRECT_MIN_BYTES = 1024 * 1024;
 
+/** link(2) failures that mean "copy instead", not an I/O error. */
+const CANNOT_LINK = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
 export class LocalDirStore implements BackingStore {
   readonly description: string;
   constructor(private readonly root: string, private readonly fs: FileSystem = new NodeFileSystem()) {
@@ -91,6 +94,27 @@ export class LocalDirStore implements BackingStore {
       .map((n) => dir + n)
       .filter((k) => k.startsWith(prefix))
       .sort();
+  }
+
+  async linkFrom(key: string, file: string): Promise<boolean> {
+    this.reachable();
+    if (!this.fs.link) return false;
+    const p = this.pathOf(key);
+    const dir = path.dirname(p);
+    this.fs.mkdirp(dir);
+    // An earlier attempt for the same key (a crash before the head named it): the same segment.
+    if (this.fs.exists(p)) this.fs.remove(p);
+    try {
+      this.fs.link(file, p);
+    } catch (err) {
+      if (isChronoError(err, 'IO') && CANNOT_LINK.has(String(err.details.errno))) return false;
+      throw err;
+    }
+    await this.fs.syncDirAsync(dir); // the name is durable before the head may count it
+    // Verified by identity: the archive's name is the very file (its bytes are checked by their
+    // CRCs on every read, and by verify); anything else is a mismatch, never a silent copy.
+    if (this.fs.sameFile && !this.fs.sameFile(p, file)) throw new ChronoError('ARCHIVE_MISMATCH', `archive object ${key} is not the file linked to it`, { key });
+    return true;
   }
 
   async delete(key: string): Promise<void> {

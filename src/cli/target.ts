@@ -23,10 +23,25 @@ export function resolveTarget(p: string): Target {
   }
   const statusFile = path.join(abs, 'status.json');
   if (fs.existsSync(statusFile)) {
-    const s = JSON.parse(fs.readFileSync(statusFile, 'utf8')) as { daemon?: { controlSocket?: string; volumeDir?: string } };
+    const s = readStatusJson(statusFile);
     if (s.daemon?.controlSocket) return { volumeDir: s.daemon.volumeDir, daemonSocket: s.daemon.controlSocket };
   }
   throw new ChronoError('NOT_A_VOLUME', `${p} is neither a chronovol volume directory nor a chronovol mountpoint`);
+}
+
+/**
+ * A mount's status.json. The daemon rewrites it every second, and its length changes with its
+ * figures (the archive lag among them): a read that straddles a rewrite can come back cut at the
+ * old length. Such a read does not parse; the next one does.
+ */
+function readStatusJson(file: string): { daemon?: { controlSocket?: string; volumeDir?: string } } {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as { daemon?: { controlSocket?: string; volumeDir?: string } };
+    } catch (err) {
+      if (!(err instanceof SyntaxError) || attempt >= 5) throw err;
+    }
+  }
 }
 
 export function volumeDirOf(p: string): string {

@@ -34,6 +34,8 @@ export interface DaemonHostOptions {
   nbd?: Omit<NbdServerOptions, 'log'>;
   /** `mount --http`: serve the read-only web page here as well. */
   http?: HttpListen;
+  /** `--seal-after`: seal a quiet current segment so its writes reach the archive (0: off). */
+  sealAfterMs?: number;
 }
 
 /**
@@ -79,7 +81,7 @@ export class DaemonHost {
       prepareMountpoint(fuse.mountpoint, o.log);
     }
     const socket = path.join(dir, 'control.sock');
-    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket });
+    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket, sealAfterMs: o.sealAfterMs });
     const d = new DaemonHost(volume, { ...o, dir, fuse });
     try {
       await d.startServing(socket);

@@ -1,6 +1,6 @@
 import { ChronoError } from '../errors';
 import { encodeSegmentHeader } from '../format/segment-header';
-import { SegmentFlags, parseSegmentFileName, segmentFileName } from '../format/constants';
+import { SEGMENT_HEADER, SegmentFlags, parseSegmentFileName, segmentFileName } from '../format/constants';
 import { unpackUnits } from '../format/crc';
 import { FileHandle, FileSystem } from '../storage/file-system';
 import { ByteSource } from './segment-scanner';
@@ -25,6 +25,8 @@ export class SegmentSet {
   readonly sealed: number[] = [];
   private readonly sealedSet = new Set<number>();
   current!: SegmentWriter;
+  /** The current segment's firstSeq (its header's): seqs from here on are in no sealed segment. */
+  currentFirstSeq = 0;
   private readonly readers = new Map<number, FileHandle>();
   /** Sealed segments whose fsync is still running: read through their writer until it lands. */
   private readonly sealing = new Map<number, { writer: SegmentWriter; durable: Promise<void> }>();
@@ -66,12 +68,16 @@ export class SegmentSet {
     const h = this.fs.open(this.pathOf(id), 'createNewDirect');
     const header = encodeSegmentHeader({ flags: SegmentFlags.syncPoints, volumeId: this.opts.volumeId, segmentId: id, firstSeq, createdMs: Date.now() });
     this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.buffers, this.fs.syncDirAsync(this.dir));
+    this.currentFirstSeq = firstSeq;
   }
 
   resumeCurrent(state: SegmentWriterState): void {
     const h = this.fs.open(this.pathOf(state.id), 'readWrite');
     h.truncate(state.end); // cut a torn tail
     h.sync();
+    const header = Buffer.alloc(SEGMENT_HEADER.lengthBytes);
+    h.read(header, 0, header.length, 0);
+    this.currentFirstSeq = Number(header.readBigUInt64LE(SEGMENT_HEADER.off.firstSeq));
     this.current = new SegmentWriter(h, this.opts.segmentSizeBytes, this.buffers, state);
   }
 
@@ -95,6 +101,13 @@ export class SegmentSet {
     durable.catch(() => undefined); // observed by syncAll / durableThrough
     this.sealing.set(id, { writer, durable });
     this.addSealed(id);
+  }
+
+  /** A sealed segment is on disk whole (its SEAL fdatasynced, its file closed and cut to size) when this resolves. */
+  async whenSealedDurable(id: number): Promise<void> {
+    if (!this.sealedSet.has(id)) throw new ChronoError('BAD_ARGUMENT', `segment ${id} is not a sealed segment in primary`);
+    await this.sealing.get(id)?.durable;
+    if (this.failure) throw this.failure;
   }
 
   /** Everything appended so far, in every segment, is on disk when this resolves. */

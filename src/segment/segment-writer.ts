@@ -240,11 +240,19 @@ export class SegmentWriter {
     await Promise.allSettled(this.inFlight.map((f) => f.done));
     // Direct writes leave zeros to the page boundary; cut them (replay would cut them anyway,
     // as a torn tail, after a crash).
-    if (this.align && !this.failure && this.handle.size() > this.state.end) this.handle.truncate(this.state.end);
-    this.handle.close();
-    this.failure ??= new ChronoError('CLOSED', `segment ${this.state.id} is closed`);
-    // No read can reach the buffer now (every call checks `failure`), so the next segment may have it.
-    this.buffers.give(this.align, this.buf);
+    try {
+      if (this.align && !this.failure && this.handle.size() > this.state.end) {
+        this.handle.truncate(this.state.end);
+        // A sealed segment is archived by linking it (ordering rule 7): its exact length must be
+        // durable too, or after a power cut the object could end in padding instead of its SEAL.
+        if (this.sealed) await this.guard(this.handle.syncAsync());
+      }
+    } finally {
+      this.handle.close();
+      this.failure ??= new ChronoError('CLOSED', `segment ${this.state.id} is closed`);
+      // No read can reach the buffer now (every call checks `failure`), so the next segment may have it.
+      this.buffers.give(this.align, this.buf);
+    }
   }
 
   /**

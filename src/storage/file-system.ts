@@ -64,6 +64,14 @@ export interface FileSystem {
   mkdirp(dir: string): void;
   remove(path: string): void;
   rename(from: string, to: string): void;
+  /**
+   * Optional: a second name for an existing file (a hard link), so a sealed segment can enter a
+   * local archive on the same file system without its bytes being stored twice. Fails with
+   * errno EXDEV across file systems (callers then copy).
+   */
+  link?(existing: string, newPath: string): void;
+  /** Optional, with link: do both paths name the same file (device and inode)? */
+  sameFile?(a: string, b: string): boolean;
   /** Makes a directory's entries (creates, renames, removes) durable. */
   syncDir(dir: string): void;
   /** syncDir on the threadpool. */

@@ -35,7 +35,7 @@ export interface PowerCutOptions {
 }
 
 /** The calls that change the disk or make something durable: the possible cut points. */
-export type CountedCall = 'create' | 'write' | 'sync' | 'truncate' | 'remove' | 'rename' | 'syncDir';
+export type CountedCall = 'create' | 'write' | 'sync' | 'truncate' | 'remove' | 'rename' | 'syncDir' | 'link';
 
 /** An fsync (of a file or a directory) held back until the test releases it. */
 export interface HeldSync {
@@ -217,6 +217,18 @@ export class MemoryFileSystem implements FileSystem {
   remove(path: string): void {
     this.tick('remove', path);
     this.files.delete(path);
+  }
+  /** A second name for the same file: both see every byte (a power cut copies each survivor). */
+  link(existing: string, newPath: string): void {
+    const f = this.files.get(existing);
+    if (!f) throw enoent(existing);
+    if (this.files.has(newPath)) throw new ChronoError('IO', `exists: ${newPath}`, { path: newPath, errno: 'EEXIST' });
+    this.tick('link', newPath);
+    this.files.set(newPath, f);
+  }
+  sameFile(a: string, b: string): boolean {
+    const f = this.files.get(a);
+    return f !== undefined && f === this.files.get(b);
   }
   rename(from: string, to: string): void {
     const f = this.files.get(from);

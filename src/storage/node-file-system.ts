@@ -277,6 +277,22 @@ export class NodeFileSystem implements FileSystem {
       throw ioError('unlink', path, err);
     }
   }
+  link(existing: string, newPath: string): void {
+    try {
+      fs.linkSync(existing, newPath);
+    } catch (err) {
+      throw ioError('link', newPath, err);
+    }
+  }
+  sameFile(a: string, b: string): boolean {
+    try {
+      const x = fs.statSync(a, { bigint: true });
+      const y = fs.statSync(b, { bigint: true });
+      return x.dev === y.dev && x.ino === y.ino;
+    } catch {
+      return false;
+    }
+  }
   rename(from: string, to: string): void {
     try {
       fs.renameSync(from, to);

@@ -7,6 +7,7 @@ import { RetentionState } from './retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { FileSystem } from '../storage/file-system';
 import { BlockReader } from './block-reader';
+import type { Archiver } from './archiver';
 import type { Checkpointer } from './checkpoint';
 import { EventList } from './events';
 import { VolumeDir } from './volume-dir';
@@ -31,11 +32,11 @@ export interface Core {
   readonly log: Logger;
   /** Appends and applies records; owns the sequence, clock, counters and changed-since-event. */
   readonly volumeLog: VolumeLog;
-  /** Last archive failure, cleared by the next success; shown in status. */
-  archiveError?: string;
+  /** Archives each segment as it is sealed (archiver.ts); its last failure shows in status. */
+  readonly archiver: Archiver;
   /**
-   * The segment detached from the working set whose archiving runs in the background (at most
-   * one: turnover.ts). `done` settles with the failure, if any; it never rejects.
+   * The segment detached from the working set that is recycled once archived, in the
+   * background (at most one: turnover.ts). `done` settles with the failure, if any; it never rejects.
    */
   leaving?: { segment: number; done: Promise<unknown> };
   readonly maxBlocksPerRecord: number;

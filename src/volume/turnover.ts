@@ -1,7 +1,5 @@
-import { archiveKey, buildArchiveObject, partsEqual } from '../archive/archive-object';
 import { ChronoError, isChronoError } from '../errors';
-import { archiveHeadAfter, encodeArchiveHead } from '../format/archive-head';
-import { FILE_NAMES, RecordType } from '../format/constants';
+import { RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
 import { scanSegment } from '../segment/segment-scanner';
 import { Core } from './core';
@@ -9,23 +7,30 @@ import { LIVE_SEQ } from './events';
 
 /**
  * Makes room for a record of `bytes`. The working set holds K segments (sealed + current); one
- * more may wait for the archive. Before a rollover the previous one must be gone (archived and
+ * more may wait to be recycled. Before a rollover the previous one must be gone (archived and
  * recycled): rolling over while it waits would exceed K + 1, so if its archive keeps failing the
  * write fails with ARCHIVE_UNAVAILABLE instead of growing primary without bound.
  */
 export async function ensureSpace(core: Core, bytes: number): Promise<void> {
   // A loop: evicting after the rollover copies live blocks into the new segment, which can
   // leave it too full for this record. Each pass frees a segment, so it ends.
-  while (core.segments.current.remaining() < bytes) {
-    await drainEvictions(core, true);
-    rollover(core);
-    await drainEvictions(core, false);
-  }
+  while (core.segments.current.remaining() < bytes) await sealNow(core);
+}
+
+/**
+ * Seals the current segment (it is archived in the background as soon as it is durable) and
+ * brings the working set back to K. `--seal-after` calls it for a quiet volume's last writes.
+ */
+export async function sealNow(core: Core): Promise<void> {
+  await drainEvictions(core, true);
+  rollover(core);
+  await drainEvictions(core, false);
 }
 
 /**
  * Seals the current segment and starts the next. The sealed one becomes durable in the
- * background, and a checkpoint follows every so often: the write path does not wait for the disk.
+ * background and is archived as soon as it is (archive on seal); a checkpoint follows every so
+ * often: the write path does not wait for the disk.
  */
 export function rollover(core: Core): void {
   const next = core.segments.current.id + 1;
@@ -33,13 +38,15 @@ export function rollover(core: Core): void {
   core.segments.sealCurrent();
   core.segments.startCurrent(next, core.volumeLog.nextSeq);
   core.checkpointer.noteSealed(sealedBytes);
+  void core.archiver.kick();
 }
 
 /**
  * Brings the working set back to K segments. The oldest segment's live blocks are copied
- * forward and made durable here; its archiving and recycling then run in the background
- * (`core.leaving`), so the write that made room does not wait for the archive. `strict` (before
- * a rollover) also waits until that segment is gone, retrying a failed archive once.
+ * forward and made durable here; it was archived when it was sealed (or its archiving is still
+ * under way), and it is recycled once it is (`core.leaving`), so the write that made room does
+ * not wait for the archive. `strict` (before a rollover) also waits until that segment is gone,
+ * retrying a failed archive once.
  */
 export async function drainEvictions(core: Core, strict: boolean): Promise<void> {
   for (;;) {
@@ -47,7 +54,7 @@ export async function drainEvictions(core: Core, strict: boolean): Promise<void>
     if (core.segments.count <= core.sb.workingSetSegments) return;
     const oldest = core.segments.sealed[0];
     await detach(core, oldest);
-    core.leaving = { segment: oldest, done: attemptArchive(core, oldest) };
+    core.leaving = { segment: oldest, done: recycleWhenArchived(core, oldest) };
     if (!strict) return;
   }
 }
@@ -61,36 +68,46 @@ async function settleLeaving(core: Core, strict: boolean): Promise<boolean> {
   const leaving = core.leaving!;
   let err = await leaving.done;
   if (err !== undefined && isArchiveTrouble(err) && strict) {
-    err = await attemptArchive(core, leaving.segment);
+    err = await recycleWhenArchived(core, leaving.segment);
     if (err !== undefined && isArchiveTrouble(err)) {
-      core.archiveError = (err as Error).message;
       throw new ChronoError('ARCHIVE_UNAVAILABLE', `the working set is full and segment ${leaving.segment} cannot be archived: ${(err as Error).message}`, { segment: leaving.segment }, err);
     }
   }
   if (err === undefined) {
     core.leaving = undefined;
-    core.archiveError = undefined;
     return true;
   }
   if (!isArchiveTrouble(err)) {
     core.leaving = undefined;
     throw err;
   }
-  core.archiveError = (err as Error).message;
   core.log.warn({ segment: leaving.segment, err: (err as Error).message }, 'archive failed; will retry at the next turnover');
   leaving.done = Promise.resolve(err); // settled: the next strict drain retries it
   return false;
 }
 
-/** Waits for a background archive to end (at close); its failure is only logged. */
+/** Waits for background archiving to end (at close); its failure is only logged. */
 export async function quiesceTurnover(core: Core): Promise<void> {
   const err = core.leaving && (await core.leaving.done);
   if (err !== undefined && err !== null) core.log.warn({ err: (err as Error).message }, 'background archive failed; it is retried when the volume next opens');
+  await core.archiver.idle();
 }
 
-/** archiveAndRecycle, settling with its failure (undefined on success) instead of rejecting. */
-function attemptArchive(core: Core, segment: number): Promise<unknown> {
-  return archiveAndRecycle(core, segment).then(() => undefined, (err: unknown) => err ?? new Error('archive failed'));
+/**
+ * Recycles a detached segment once the archive holds it (verified, and named by the head: rule
+ * 7), starting a new archive run if the last one failed; settles with the failure instead of
+ * rejecting.
+ */
+async function recycleWhenArchived(core: Core, segment: number): Promise<unknown> {
+  const err = await core.archiver.settled(segment);
+  if (err !== undefined) return err;
+  try {
+    core.segments.recycle(segment);
+    core.log.debug({ segment }, 'segment recycled');
+    return undefined;
+  } catch (e) {
+    return e ?? new Error('recycle failed');
+  }
 }
 
 function isArchiveTrouble(err: unknown): boolean {
@@ -110,25 +127,6 @@ async function detach(core: Core, segment: number): Promise<void> {
     core.checkpointer.request();
     await core.checkpointer.idle();
   }
-}
-
-/**
- * Order (docs/DESIGN.md): the detached segment is archived and the archive read back and
- * compared, then the archive head names it, and only then is its primary copy recycled. Reads meanwhile still find it in primary.
- */
-async function archiveAndRecycle(core: Core, segment: number): Promise<void> {
-  const whole = await core.segments.readWholeAsync(segment);
-  const obj = buildArchiveObject(whole, core.sb.blockSizeBytes, segment, core.sb.volumeId);
-  const key = archiveKey(segment);
-  await core.store.put(key, obj);
-  const back = await core.store.get(key);
-  if (!partsEqual(obj, back)) {
-    throw new ChronoError('ARCHIVE_MISMATCH', `archived segment ${segment} reads back different from what was written`, { segment });
-  }
-  // The head names this segment before its primary copy goes: recovery can then prove the archive complete.
-  await core.store.put(FILE_NAMES.archiveHead, encodeArchiveHead(archiveHeadAfter(obj, core.sb.volumeId, segment)));
-  core.segments.recycle(segment);
-  core.log.debug({ segment, archiveBytes: back.length }, 'segment archived and recycled');
 }
 
 /** Copies the blocks of `segment` that are still live into the current segment. */

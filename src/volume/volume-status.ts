@@ -7,7 +7,15 @@ import { RollbackIntent, readRollbackIntent } from './rollback-intent';
 export interface VolumeStatus {
   volume: { id: string; sizeBytes: number; blockSizeBytes: number; segmentSizeBytes: number; workingSetSegments: number; createdAt: string };
   segments: { current: number; active: number[]; awaitingArchive: number[]; inPrimary: number; primaryLimit: number };
-  archive: { location: string; segments: number | null; bytes: number | null; error: string | null };
+  archive: {
+    location: string; segments: number | null; bytes: number | null; error: string | null;
+    /** The newest segment in the archive (every one up to it is archived); 0 when none. */
+    archivedThrough: number;
+    /** The last seq (write or event) the archive holds: recover brings back every event up to it. */
+    archivedSeq: number;
+    /** What is not in the archive yet: sealed segments awaiting it plus the current one if it holds writes. */
+    lag: { segments: number; bytes: number; seconds: number };
+  };
   log: { lastSeq: number; versions: number; events: number; bytesWritten: number; copyForwardBytes: number; copyForwardWriteAmp: number };
   index: { versions: number; runs: number; memtableVersions: number; runBytes: number; relocatedBlocks: number };
   cache: CacheStats;
@@ -24,10 +32,10 @@ export async function volumeStatus(core: Core): Promise<VolumeStatus> {
   const counters = core.volumeLog.counters;
   const k = sb.workingSetSegments;
   const sealed = segments.sealed;
-  const awaiting = sealed.length + 1 > k ? sealed.slice(0, sealed.length + 1 - k) : [];
+  const awaiting = core.archiver.pending;
   let archiveSegments: number | null = null;
   let archiveBytes: number | null = null;
-  let error = core.archiveError ?? null;
+  let error = core.archiver.error ?? null;
   try {
     const keys = await core.store.list(FILE_NAMES.archiveSegmentsPrefix);
     archiveSegments = keys.length;
@@ -38,8 +46,8 @@ export async function volumeStatus(core: Core): Promise<VolumeStatus> {
   }
   return {
     volume: { id: sb.volumeId.toString('hex'), sizeBytes: sb.volumeSizeBytes, blockSizeBytes: sb.blockSizeBytes, segmentSizeBytes: sb.segmentSizeBytes, workingSetSegments: k, createdAt: new Date(sb.createdMs).toISOString() },
-    segments: { current: segments.current.id, active: sealed.slice(awaiting.length), awaitingArchive: awaiting, inPrimary: segments.count, primaryLimit: k + 1 },
-    archive: { location: core.store.description, segments: archiveSegments, bytes: archiveBytes, error },
+    segments: { current: segments.current.id, active: sealed.filter((id) => !awaiting.includes(id)), awaitingArchive: awaiting, inPrimary: segments.count, primaryLimit: k + 1 },
+    archive: { location: core.store.description, segments: archiveSegments, bytes: archiveBytes, error, archivedThrough: core.archiver.archivedThrough, archivedSeq: core.archiver.archivedSeq, lag: core.archiver.lag() },
     log: {
       lastSeq: core.volumeLog.nextSeq - 1,
       versions: counters.versions,

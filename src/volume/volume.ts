@@ -24,7 +24,8 @@ import { Core } from './core';
 import { EventList, LIVE_SEQ, Point, SyncEvent } from './events';
 import { replay, ReplayReport } from './replay';
 import { blocksPerSegment, planGeometry } from './sizing';
-import { ensureSpace, drainEvictions, quiesceTurnover } from './turnover';
+import { Archiver } from './archiver';
+import { ensureSpace, drainEvictions, quiesceTurnover, sealNow } from './turnover';
 import { SpaceGuard, noSpaceError, openSpaceCheckEnabled } from './space-check';
 import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
@@ -57,6 +58,11 @@ export interface OpenOptions {
   role?: string;
   socket?: string;
   /**
+   * Seal the current segment once no write has come for this long, so a quiet volume's last
+   * writes reach the archive (a short sealed segment). Off when absent or 0.
+   */
+  sealAfterMs?: number;
+  /**
    * Open for reading only: nothing is written (no turnover, no checkpoint at close), so the
    * read-only commands work on a full disk. Mutations fail with READ_ONLY.
    */
@@ -73,6 +79,7 @@ export class Volume {
   private mutations = 0;
   private failure?: ChronoError;
   private closed = false;
+  private sealTimer?: NodeJS.Timeout;
   private readonly writer: VolumeWriter;
 
   private constructor(private readonly core: Core, readonly replayReport: ReplayReport, private readonly readOnly: boolean, private readonly space?: SpaceGuard) {
@@ -130,17 +137,22 @@ export class Volume {
         volumeLog: new VolumeLog(sb.blockSizeBytes, index, events, segments, manifest),
         maxBlocksPerRecord: perRecord,
       };
-      const core: Core = Object.assign(parts, { checkpointer: new Checkpointer(parts) });
+      const withArchiver = Object.assign(parts, { archiver: new Archiver(parts) });
+      const core: Core = Object.assign(withArchiver, { checkpointer: new Checkpointer(withArchiver) });
       index.removeStrayRuns();
       const report = replay(core, manifest);
+      await core.archiver.load();
       if (o.readOnly) return new Volume(core, report, true);
       const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;
       if (space && openSpaceCheckEnabled() && !space.fits()) {
         await segments.close().catch(() => undefined);
         throw noSpaceError(space.need(), dir);
       }
+      void core.archiver.kick(); // sealed segments a crash or an outage left unarchived
       await drainEvictions(core, false); // finish a turnover a crash interrupted
-      return new Volume(core, report, false, space);
+      const vol = new Volume(core, report, false, space);
+      if (o.sealAfterMs) vol.startSealAfter(o.sealAfterMs);
+      return vol;
     } catch (err) {
       vd.unlock();
       throw err;
@@ -419,9 +431,31 @@ export class Volume {
     return volumeStatus(this.core);
   }
 
+  /**
+   * --seal-after: checks a few times per interval whether the current segment holds writes and
+   * none has come for `quietMs`; then seals it (through the mutation queue, like a write).
+   */
+  private startSealAfter(quietMs: number): void {
+    const core = this.core;
+    let queued = false;
+    this.sealTimer = setInterval(() => {
+      const fresh = core.volumeLog.nextSeq > core.segments.currentFirstSeq;
+      if (queued || !fresh || this.mutations > 0 || this.failure || Date.now() - core.volumeLog.lastTimeMs < quietMs) return;
+      queued = true;
+      this.mutate(async () => {
+        if (core.volumeLog.nextSeq > core.segments.currentFirstSeq && Date.now() - core.volumeLog.lastTimeMs >= quietMs) {
+          core.log.debug({ segment: core.segments.current.id, quietMs }, 'sealing a quiet segment (--seal-after)');
+          await sealNow(core);
+        }
+      }).catch((err) => core.log.warn({ err: (err as Error).message }, '--seal-after could not seal the current segment')).finally(() => { queued = false; });
+    }, Math.max(10, Math.min(1000, Math.floor(quietMs / 4))));
+    this.sealTimer.unref();
+  }
+
   /** Checkpoints the index (so the next open replays nothing) and releases the lock. */
   async close(): Promise<void> {
     if (this.closed) return;
+    clearInterval(this.sealTimer);
     await this.serial.catch(() => undefined);
     this.closed = true;
     try {

@@ -1,0 +1,177 @@
+import { archiveKey, buildArchiveObject, partsEqual } from '../archive/archive-object';
+import { keptRecords, readObjectEnd } from '../archive/object-end';
+import { decodeSegmentHeader } from '../format/segment-header';
+import { ChronoError, isChronoError } from '../errors';
+import { ArchiveHead, archiveHeadAfter, decodeArchiveHead, encodeArchiveHead } from '../format/archive-head';
+import { FILE_NAMES, SEGMENT_HEADER } from '../format/constants';
+import { Core } from './core';
+
+/** How far the archive reaches: every segment up to `through` is in it, and `nextSeq` is the oldest write that is not. */
+export interface ArchivedPoint {
+  through: number;
+  nextSeq: number;
+}
+
+/**
+ * Archive on seal (docs/DESIGN.md, "The log and the segment lifecycle"): each segment goes to the
+ * archive as soon as its seal is durable, in id order, one at a time, in the background. A
+ * segment counts as archived once its object is verified and the archive head names it; only
+ * then may its primary copy be recycled (turnover.ts waits for that).
+ */
+/** What the archiver uses of the volume's parts. */
+export type ArchiverParts = Pick<Core, 'sb' | 'segments' | 'store' | 'index' | 'log' | 'volumeLog'>;
+
+export class Archiver {
+  /** The last failure, cleared by the next success; status shows it. */
+  error?: string;
+  private running?: Promise<unknown>;
+  private point: ArchivedPoint = { through: 0, nextSeq: 0 };
+
+  constructor(private readonly core: ArchiverParts) {}
+
+  /** The log's next seq: seqs from it on are written nowhere yet. */
+  private get nextSeq(): number {
+    return this.core.volumeLog.nextSeq;
+  }
+
+  /**
+   * Learns how far the archive reaches, after replay: the head's point, or, for an archive
+   * written before heads (or an unreadable head), the segment before the oldest in primary
+   * (older ones were archived before they were recycled). Failure to read it is kept in `error`.
+   */
+  async load(): Promise<void> {
+    const core = this.core;
+    const oldest = core.segments.sealed[0] ?? core.segments.current.id;
+    const firstSeq = Number(core.segments.readExact(oldest, 0, SEGMENT_HEADER.lengthBytes).readBigUInt64LE(SEGMENT_HEADER.off.firstSeq));
+    const fallback = { through: oldest - 1, nextSeq: firstSeq };
+    this.point = fallback;
+    try {
+      if ((await core.store.size(FILE_NAMES.archiveHead)) === undefined) return;
+      const head = decodeArchiveHead(await core.store.get(FILE_NAMES.archiveHead), { archive: core.store.description, file: FILE_NAMES.archiveHead });
+      if (!head.volumeId.equals(core.sb.volumeId)) throw new ChronoError('FOREIGN_SEGMENT', `${core.store.description}: the archive head belongs to another volume`);
+      if (head.lastSegment >= fallback.through) this.point = { through: head.lastSegment, nextSeq: head.nextSeq };
+    } catch (err) {
+      // Unreachable or damaged: archive from the oldest segment in primary on, rewriting the head.
+      if (isChronoError(err, 'FOREIGN_SEGMENT')) throw err;
+      this.error = (err as Error).message;
+    }
+  }
+
+  get archivedThrough(): number {
+    return this.point.through;
+  }
+
+  /** The last seq the archive holds (0: none, or not known for an archive written before heads). */
+  get archivedSeq(): number {
+    return Math.max(0, this.point.nextSeq - 1);
+  }
+
+  /** Sealed segments in primary that the archive does not hold yet, oldest first. */
+  get pending(): number[] {
+    return this.core.segments.sealed.filter((id) => id > this.point.through);
+  }
+
+  /**
+   * How far the archive is behind the log: sealed segments not archived yet and the current
+   * segment if it holds new records; their bytes; and the age of the oldest write not archived.
+   */
+  lag(nowMs = Date.now()): { segments: number; bytes: number; seconds: number } {
+    const { segments, index } = this.core;
+    const pending = this.pending;
+    let bytes = pending.reduce((n, id) => n + segments.source(id).size, 0);
+    let count = pending.length;
+    if (this.nextSeq > segments.currentFirstSeq) {
+      count++;
+      bytes += segments.current.end;
+    }
+    const oldestSeq = Math.max(this.point.nextSeq, 1);
+    const t = oldestSeq < this.nextSeq ? index.times.timeOfSeq(oldestSeq) : -1;
+    // Tenths of a second: finer only churns status.json (and its length) every refresh.
+    return { segments: count, bytes, seconds: count && t >= 0 ? Math.round(Math.max(0, nowMs - t) / 100) / 10 : 0 };
+  }
+
+  /**
+   * Starts archiving whatever is sealed and not archived yet, unless a run is under way; never
+   * throws. The promise settles with the run's failure (undefined on success).
+   */
+  kick(): Promise<unknown> {
+    if (!this.running) {
+      const run = this.run().then(() => undefined, (err: unknown) => err ?? new Error('archive failed'));
+      this.running = run.then((err) => {
+        this.running = undefined;
+        if (err === undefined) this.error = undefined;
+        else {
+          this.error = (err as Error).message;
+          this.core.log.warn({ err: this.error }, 'archiving a sealed segment failed; retried at the next seal or turnover');
+        }
+        return err;
+      });
+    }
+    return this.running;
+  }
+
+  /** Settles once `segment` is archived (undefined) or a run fails first (its failure). */
+  async settled(segment: number): Promise<unknown> {
+    while (this.point.through < segment) {
+      if (!this.pending.length) return new ChronoError('BAD_ARGUMENT', `segment ${segment} is not sealed, so it cannot be archived`);
+      const err = await this.kick();
+      if (err !== undefined) return err;
+    }
+    return undefined;
+  }
+
+  /** Waits for a run under way (at close). */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    for (let next = this.pending[0]; next !== undefined; next = this.pending[0]) {
+      if (next !== this.point.through + 1) {
+        throw new ChronoError('ARCHIVE_MISSING', `segment ${this.point.through + 1} is neither archived nor in primary; segment ${next} cannot be archived after it`, { segment: next });
+      }
+      const head = await archiveSegment(this.core, next);
+      await this.core.store.put(FILE_NAMES.archiveHead, encodeArchiveHead(head));
+      this.point = { through: head.lastSegment, nextSeq: head.nextSeq };
+    }
+  }
+}
+
+/**
+ * Puts one sealed, durable segment into the archive and verifies it (docs/DESIGN.md, ordering
+ * rule 7): linked where the store can (the object is the segment file itself, by identity; its
+ * length, header and SEAL are checked through the archive's name: no 64 MiB read-back, whose
+ * disk read cost steady-state writes), else built and put, then read back whole and compared
+ * byte for byte. Returns the head that names it.
+ */
+async function archiveSegment(core: ArchiverParts, segment: number): Promise<ArchiveHead> {
+  const { segments, store, sb } = core;
+  await segments.whenSealedDurable(segment);
+  const key = archiveKey(segment);
+  if (store.linkFrom && (await store.linkFrom(key, segments.pathOf(segment)))) {
+    // Linked: the object is the sealed segment itself (the store checked the link names it).
+    // What the head needs, and what shows the object whole, is at its ends: the header and SEAL.
+    const size = segments.source(segment).size;
+    let nextSeq: number;
+    try {
+      if ((await store.size(key)) !== size) throw new Error(`its length is not the segment's ${size} bytes`);
+      const header = decodeSegmentHeader(await store.getRange(key, 0, SEGMENT_HEADER.lengthBytes), sb.volumeId, { segment, archive: true });
+      const end = await readObjectEnd(store, key, size, { segment, archive: true });
+      if (!end.linked || header.segmentId !== segment) throw new Error('it does not end with its SEAL record');
+      nextSeq = header.firstSeq + keptRecords(end, header.firstSeq);
+    } catch (err) {
+      throw new ChronoError('ARCHIVE_MISMATCH', `archived segment ${segment} (linked) is not the sealed segment: ${(err as Error).message}`, { segment }, err);
+    }
+    core.log.debug({ segment, archiveBytes: size, linked: true }, 'segment archived');
+    return { volumeId: sb.volumeId, lastSegment: segment, nextSeq };
+  }
+  const whole = await segments.readWholeAsync(segment);
+  const obj = buildArchiveObject(whole, sb.blockSizeBytes, segment, sb.volumeId);
+  await store.put(key, obj);
+  const back = await store.get(key);
+  if (!partsEqual(obj, back)) {
+    throw new ChronoError('ARCHIVE_MISMATCH', `archived segment ${segment} reads back different from what was written`, { segment });
+  }
+  core.log.debug({ segment, archiveBytes: back.length, linked: false }, 'segment archived');
+  return archiveHeadAfter(obj, sb.volumeId, segment);
+}
