@@ -20,6 +20,8 @@ async function volumeWithEvents(): Promise<string> {
     await vol.write(0, Buffer.alloc(BS, i));
     await vol.write(i * BS, Buffer.alloc(BS, 0x10 + i));
     await vol.sync({ label: `e${i}` });
+    // Each event in a millisecond of its own, so at/<time of an event> names that event's state.
+    await new Promise((r) => setTimeout(r, 3));
   }
   await vol.close();
   return dir;
