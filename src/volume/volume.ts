@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
+import { ArchiveDiskCache } from '../archive/archive-disk-cache';
 import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
@@ -53,6 +54,8 @@ export interface OpenOptions {
   /** Overrides the configured archive (tests, fault injection). */
   store?: BackingStore;
   cacheBytes?: number;
+  /** --archive-cache: the on-disk read cache of archived data (0: off); default DEFAULTS.archiveCacheBytes. */
+  archiveCacheBytes?: number;
   log?: Logger;
   /** Recorded in LOCK, so a second opener learns who holds the volume. */
   role?: string;
@@ -123,7 +126,9 @@ export class Volume {
       const store = o.store ?? openStore(vd.readConfig(), { fs });
       const index = new VersionIndex(fs, vd.indexDir);
       const segments = new SegmentSet(fs, vd.segmentsDir, { volumeId: sb.volumeId, segmentSizeBytes: sb.segmentSizeBytes, writeBufferBytes: DEFAULTS.writeBufferBytes });
-      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
+      // The on-disk read cache needs a real volume directory (not a test's in-memory file system).
+      const disk = o.fs && !(o.fs instanceof NodeFileSystem) ? undefined : ArchiveDiskCache.open(dir, sb.volumeId, o.archiveCacheBytes ?? DEFAULTS.archiveCacheBytes);
+      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
       // Forgotten events are filtered before the log re-reads the manifest's and replay's events.
