@@ -30,6 +30,7 @@ export class ArchiveDiskCache {
   private readonly entries = new Map<string, number>();
   private totalBytes = 0;
   private tmpSerial = 0;
+  private readonly writing = new Set<Promise<void>>();
   readonly stats: DiskCacheStats = { hits: 0, misses: 0, rejected: 0, evicted: 0 };
 
   private constructor(readonly dir: string, private readonly volumeId: Buffer, readonly limitBytes: number) {}
@@ -86,7 +87,19 @@ export class ArchiveDiskCache {
   }
 
   /** Stores a payload (best effort: a cache that cannot write is just a smaller cache). */
-  async put(kind: CacheKind, segmentId: number, offset: number, payload: Buffer): Promise<void> {
+  put(kind: CacheKind, segmentId: number, offset: number, payload: Buffer): Promise<void> {
+    const p = this.write(kind, segmentId, offset, payload);
+    this.writing.add(p);
+    void p.finally(() => this.writing.delete(p));
+    return p;
+  }
+
+  /** Resolves once every put begun so far is on disk (or given up): close waits for it. */
+  async settled(): Promise<void> {
+    while (this.writing.size) await Promise.all([...this.writing]);
+  }
+
+  private async write(kind: CacheKind, segmentId: number, offset: number, payload: Buffer): Promise<void> {
     const name = fileName(kind, segmentId, offset);
     const fileBytes = ARCHIVE_CACHE.lengthBytes + payload.length;
     if (fileBytes > this.limitBytes || this.entries.has(name)) return;

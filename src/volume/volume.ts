@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
-import { ArchiveDiskCache } from '../archive/archive-disk-cache';
+import { ArchiveDiskCache, DiskCacheStats } from '../archive/archive-disk-cache';
 import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
@@ -458,6 +458,12 @@ export class Volume {
   }
 
   /** Checkpoints the index (so the next open replays nothing) and releases the lock. */
+  /** The on-disk archive read cache (--archive-cache): its counters and size; undefined when off. */
+  get archiveCache(): { stats: DiskCacheStats; sizeBytes: number } | undefined {
+    const d = this.core.archive.disk;
+    return d && { stats: { ...d.stats }, sizeBytes: d.sizeBytes };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     clearInterval(this.sealTimer);
@@ -472,6 +478,7 @@ export class Volume {
         await this.core.checkpointer.idle();
       }
     } finally {
+      await this.core.archive.disk?.settled();
       await this.core.segments.close();
       this.core.dir.unlock();
     }
