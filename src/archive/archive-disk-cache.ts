@@ -33,13 +33,13 @@ export class ArchiveDiskCache {
   private readonly writing = new Set<Promise<void>>();
   readonly stats: DiskCacheStats = { hits: 0, misses: 0, rejected: 0, evicted: 0 };
 
-  private constructor(readonly dir: string, private readonly volumeId: Buffer, readonly limitBytes: number) {}
+  private constructor(readonly dir: string, private readonly volumeId: Buffer, readonly limitBytes: number, private readonly modes: { dirMode: number; fileMode: number }) {}
 
   /** Opens (creating it) the cache in `volumeDir`; undefined when `limitBytes` is 0 (off). */
-  static open(volumeDir: string, volumeId: Buffer, limitBytes: number): ArchiveDiskCache | undefined {
+  static open(volumeDir: string, volumeId: Buffer, limitBytes: number, modes: { dirMode: number; fileMode: number } = { dirMode: DEFAULTS.privateDirMode, fileMode: DEFAULTS.privateFileMode }): ArchiveDiskCache | undefined {
     if (limitBytes <= 0) return undefined;
-    const c = new ArchiveDiskCache(path.join(volumeDir, ARCHIVE_CACHE.dirName), volumeId, limitBytes);
-    nfs.mkdirSync(c.dir, { recursive: true, mode: DEFAULTS.privateDirMode });
+    const c = new ArchiveDiskCache(path.join(volumeDir, ARCHIVE_CACHE.dirName), volumeId, limitBytes, modes);
+    nfs.mkdirSync(c.dir, { recursive: true, mode: modes.dirMode });
     const found: { name: string; size: number; mtimeMs: number }[] = [];
     for (const name of nfs.readdirSync(c.dir)) {
       const file = path.join(c.dir, name);
@@ -109,7 +109,7 @@ export class ArchiveDiskCache {
     const tmp = path.join(this.dir, `.${name}.${process.pid}.${this.tmpSerial++}.tmp`);
     try {
       const header = encodeCacheHeader(kind, this.volumeId, segmentId, offset, payload);
-      await nfs.promises.writeFile(tmp, Buffer.concat([header, payload]), { mode: DEFAULTS.privateFileMode });
+      await nfs.promises.writeFile(tmp, Buffer.concat([header, payload]), { mode: this.modes.fileMode });
       await nfs.promises.rename(tmp, path.join(this.dir, name));
     } catch {
       await nfs.promises.rm(tmp, { force: true }).catch(() => undefined);

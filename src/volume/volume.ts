@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
 import { ArchiveDiskCache, DiskCacheStats } from '../archive/archive-disk-cache';
 import { BackingStore } from '../archive/backing-store';
-import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
+import { ArchiveSettings, localArchiveDir, openStore, parseArchiveUrl } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType, ResyncReasonName } from '../format/constants';
 import { HEADER_BYTES, encodeResyncPayload } from '../format/record';
@@ -126,8 +126,10 @@ export class Volume {
       const store = o.store ?? openStore(vd.readConfig(), { fs });
       const index = new VersionIndex(fs, vd.indexDir);
       const segments = new SegmentSet(fs, vd.segmentsDir, { volumeId: sb.volumeId, segmentSizeBytes: sb.segmentSizeBytes, writeBufferBytes: DEFAULTS.writeBufferBytes });
-      // The on-disk read cache needs a real volume directory (not a test's in-memory file system).
-      const disk = o.fs && !(o.fs instanceof NodeFileSystem) ? undefined : ArchiveDiskCache.open(dir, sb.volumeId, o.archiveCacheBytes ?? DEFAULTS.archiveCacheBytes);
+      // The on-disk read cache is for a remote archive (a local one reads as fast as the cache
+      // would) and needs a real volume directory (not a test's in-memory file system).
+      const remote = parseArchiveUrl(vd.readConfig().archive).kind !== 'dir';
+      const disk = remote && fs instanceof NodeFileSystem ? ArchiveDiskCache.open(dir, sb.volumeId, o.archiveCacheBytes ?? DEFAULTS.archiveCacheBytes, fs.modes) : undefined;
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
