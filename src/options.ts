@@ -82,6 +82,11 @@ export const DEFAULTS = {
   protectStateDir: '/run/chronovol/protect',
   /** Archive reads kept in flight by scans (recovery's copy into the working set, sequential reads, recover's object fetches). */
   archiveReadsInFlight: 8,
+  /**
+   * --archive-cache: bytes of fetched archive chunks and offset tables kept on disk under the
+   * volume directory (archive-cache/), LRU by size, across restarts; 0 turns it off.
+   */
+  archiveCacheBytes: 2 * 1024 * 1024 * 1024,
   // Investigation (issue 17): the timeline picture's grid, its tree window, the web page.
   /** Columns (time) and rows (block address) of the timeline's density grid: bounds the SVG's size. */
   timelineTimeBins: 120,

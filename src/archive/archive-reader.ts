@@ -1,10 +1,11 @@
 import { LRUCache } from 'lru-cache';
-import { ARCHIVE_TRAILER } from '../format/constants';
+import { ARCHIVE_TRAILER, ArchiveCacheKind } from '../format/constants';
 import { ChronoError, isChronoError } from '../errors';
 import { DEFAULTS } from '../options';
 import { BackingStore } from './backing-store';
 import { OffsetTable, archiveKey, identityTable, parseOffsetTable, toArchiveOffset } from './archive-object';
 import { OBJECT_TAIL_BYTES, decodeObjectEnd, readObjectEnd } from './object-end';
+import { ArchiveDiskCache } from './archive-disk-cache';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -18,7 +19,8 @@ const TAIL_BYTES = 64 * 1024;
  * Ranged reads of archived segments in primary coordinates: the index keeps locations as they
  * were in the primary log, and each object's offset table translates them. Tables and recently
  * fetched chunks are cached (chunks hold verified-on-use data: every block is still checked
- * against its CRC by the block reader).
+ * against its CRC by the block reader). With a disk cache (--archive-cache), tables and chunks are
+ * also kept on disk, across restarts: a cached one costs no round trip.
  */
 export class ArchiveReader {
   private readonly tables: LRUCache<number, OffsetTable>;
@@ -26,13 +28,26 @@ export class ArchiveReader {
   /** Per segment, where the last read ended (archive offset): a read starting there is a scan. */
   private readonly lastEnd = new LRUCache<number, number>({ max: 64 });
 
-  constructor(private readonly store: BackingStore, cacheSegments: number) {
+  constructor(private readonly store: BackingStore, cacheSegments: number, readonly disk?: ArchiveDiskCache) {
     this.tables = new LRUCache({ max: cacheSegments });
   }
 
   async table(segmentId: number): Promise<OffsetTable> {
     const cached = this.tables.get(segmentId);
     if (cached) return cached;
+    const onDisk = await this.disk?.get(ArchiveCacheKind.TABLE, segmentId, 0);
+    const fromDisk = onDisk && decodeTable(onDisk);
+    if (fromDisk) {
+      this.tables.set(segmentId, fromDisk);
+      return fromDisk;
+    }
+    const table = await this.fetchTable(segmentId);
+    this.tables.set(segmentId, table);
+    void this.disk?.put(ArchiveCacheKind.TABLE, segmentId, 0, encodeTable(table));
+    return table;
+  }
+
+  private async fetchTable(segmentId: number): Promise<OffsetTable> {
     const key = archiveKey(segmentId);
     const ctx = { segment: segmentId, archive: true };
     // One round trip where the store can read a tail (S3: a suffix range): the object's end and its table.
@@ -45,20 +60,14 @@ export class ArchiveReader {
     const tailStart = tail ? size - tail.data.length : size;
     const endAt = size - Math.min(size, OBJECT_TAIL_BYTES);
     const trailer = tail && endAt >= tailStart ? decodeObjectEnd(tail.data.subarray(endAt - tailStart), size, ctx) : await readObjectEnd(this.store, key, size, ctx);
-    if (trailer.linked) {
-      const identity = identityTable(trailer.dataEnd);
-      this.tables.set(segmentId, identity);
-      return identity;
-    }
+    if (trailer.linked) return identityTable(trailer.dataEnd);
     const trailerAt = size - ARCHIVE_TRAILER.lengthBytes;
     const tableBytes = trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
     if (trailer.tableOffset + tableBytes !== trailerAt) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId}: its offset table does not end at its trailer`, ctx);
     const raw = tail && trailer.tableOffset >= tailStart
       ? tail.data.subarray(trailer.tableOffset - tailStart, trailer.tableOffset - tailStart + tableBytes)
       : await this.store.getRange(key, trailer.tableOffset, tableBytes);
-    const table = parseOffsetTable(raw, trailer.tableOffset, trailer.entryCount);
-    this.tables.set(segmentId, table);
-    return table;
+    return parseOffsetTable(raw, trailer.tableOffset, trailer.entryCount);
   }
 
   /** Reads `length` bytes at a primary offset of an archived segment. */
@@ -73,8 +82,12 @@ export class ArchiveReader {
     const lastEnd = this.lastEnd.get(segmentId);
     const sequential = lastEnd !== undefined && at >= lastEnd && at - lastEnd <= SCAN_GAP_BYTES;
     this.lastEnd.set(segmentId, at + length);
-    // An isolated read fetches just its bytes; a scan goes by chunks with the next one fetched ahead.
-    if (!sequential && !this.chunks.has(`${segmentId}:${at - (at % CHUNK_BYTES)}`)) return this.store.getRange(archiveKey(segmentId), at, length);
+    // An isolated read fetches just its bytes (unless its chunk is cached, in memory or on disk);
+    // a scan goes by chunks with the next ones fetched ahead.
+    const first = at - (at % CHUNK_BYTES);
+    if (!sequential && !this.chunks.has(`${segmentId}:${first}`) && !this.disk?.has(ArchiveCacheKind.CHUNK, segmentId, first)) {
+      return this.store.getRange(archiveKey(segmentId), at, length);
+    }
     const out = Buffer.allocUnsafe(length);
     for (let done = 0; done < length; ) {
       const pos = at + done;
@@ -82,7 +95,7 @@ export class ArchiveReader {
       const chunkP = this.chunk(segmentId, start, Math.min(CHUNK_BYTES, table.tableOffset - start));
       // Scans: keep the next chunks in flight while this one is consumed (out of S3 each is a
       // round trip; one at a time, a scan ran at one chunk per round trip).
-      for (let k = 1; k < DEFAULTS.archiveReadsInFlight; k++) {
+      for (let k = 1; sequential && k < DEFAULTS.archiveReadsInFlight; k++) {
         const next = start + k * CHUNK_BYTES;
         if (next >= table.tableOffset) break;
         void this.chunk(segmentId, next, Math.min(CHUNK_BYTES, table.tableOffset - next)).catch(() => undefined);
@@ -99,12 +112,39 @@ export class ArchiveReader {
     const key = `${segmentId}:${start}`;
     let p = this.chunks.get(key);
     if (!p) {
-      p = this.store.getRange(archiveKey(segmentId), start, length);
+      p = this.fetchChunk(segmentId, start, length);
       p.catch(() => this.chunks.delete(key)); // a failed fetch is not remembered
       this.chunks.set(key, p);
     }
     return p;
   }
+
+  private async fetchChunk(segmentId: number, start: number, length: number): Promise<Buffer> {
+    const cached = await this.disk?.get(ArchiveCacheKind.CHUNK, segmentId, start, length);
+    if (cached) return cached;
+    const data = await this.store.getRange(archiveKey(segmentId), start, length);
+    void this.disk?.put(ArchiveCacheKind.CHUNK, segmentId, start, data);
+    return data;
+  }
+}
+
+/** An offset table as the disk cache keeps it: entryCount u32, 0 u32, tableOffset u64, then the entries. */
+function encodeTable(t: OffsetTable): Buffer {
+  const b = Buffer.alloc(16 + t.primary.length * ARCHIVE_TRAILER.entryBytes);
+  b.writeUInt32LE(t.primary.length, 0);
+  b.writeBigUInt64LE(BigInt(t.tableOffset), 8);
+  for (let i = 0; i < t.primary.length; i++) {
+    b.writeUInt32LE(t.primary[i], 16 + i * ARCHIVE_TRAILER.entryBytes);
+    b.writeUInt32LE(t.archive[i], 20 + i * ARCHIVE_TRAILER.entryBytes);
+  }
+  return b;
+}
+
+function decodeTable(b: Buffer): OffsetTable | undefined {
+  if (b.length < 16) return undefined;
+  const n = b.readUInt32LE(0);
+  if (b.length !== 16 + n * ARCHIVE_TRAILER.entryBytes) return undefined;
+  return parseOffsetTable(b.subarray(16), Number(b.readBigUInt64LE(8)), n);
 }
 
 function missingSegment(store: BackingStore, segmentId: number): ChronoError {

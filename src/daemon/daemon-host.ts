@@ -27,6 +27,8 @@ export interface MountOptions {
 export interface DaemonHostOptions {
   dir: string;
   cacheBytes: number;
+  /** --archive-cache (default DEFAULTS.archiveCacheBytes; 0: off). */
+  archiveCacheBytes?: number;
   log: Logger;
   /** Mount the file tree (`chronovol mount`). */
   fuse?: MountOptions;
@@ -81,7 +83,7 @@ export class DaemonHost {
       prepareMountpoint(fuse.mountpoint, o.log);
     }
     const socket = path.join(dir, 'control.sock');
-    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket, sealAfterMs: o.sealAfterMs });
+    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, archiveCacheBytes: o.archiveCacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket, sealAfterMs: o.sealAfterMs });
     const d = new DaemonHost(volume, { ...o, dir, fuse });
     try {
       await d.startServing(socket);

@@ -186,3 +186,20 @@ export function parseSegmentFileName(name: string): number | undefined {
   const m = /^([0-9a-f]{8})\.cvseg$/.exec(name);
   return m ? parseInt(m[1], 16) : undefined;
 }
+
+// Archive read cache (issue 14): `<dir>/archive-cache/<name>.cvac`, one file per cached offset
+// table or fetched chunk of an archived segment. A cache, never a source of truth: a file that
+// fails any check is a miss (deleted and fetched again). See docs/FORMAT.md "Archive read cache".
+export const ARCHIVE_CACHE = {
+  magic: Buffer.from('CHRVOLAC', 'ascii'),
+  lengthBytes: 64,
+  off: { magic: 0, version: 8, headerLength: 10, kind: 12, flags: 14, volumeId: 16, segmentId: 32, offset: 40, payloadLength: 48, payloadCrc: 52, reserved: 56, crc: 60 },
+  dirName: 'archive-cache',
+  fileSuffix: '.cvac',
+} as const;
+
+/** What an archive cache file holds. */
+export const ArchiveCacheKind = {
+  TABLE: 1,
+  CHUNK: 2,
+} as const;

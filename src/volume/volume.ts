@@ -1,8 +1,9 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
+import { ArchiveDiskCache, DiskCacheStats } from '../archive/archive-disk-cache';
 import { BackingStore } from '../archive/backing-store';
-import { ArchiveSettings, localArchiveDir, openStore } from '../archive/open-store';
+import { ArchiveSettings, localArchiveDir, openStore, parseArchiveUrl } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
 import { EventKindName, FILE_NAMES, RecordType, ResyncReasonName } from '../format/constants';
 import { HEADER_BYTES, encodeResyncPayload } from '../format/record';
@@ -53,6 +54,8 @@ export interface OpenOptions {
   /** Overrides the configured archive (tests, fault injection). */
   store?: BackingStore;
   cacheBytes?: number;
+  /** --archive-cache: the on-disk read cache of archived data (0: off); default DEFAULTS.archiveCacheBytes. */
+  archiveCacheBytes?: number;
   log?: Logger;
   /** Recorded in LOCK, so a second opener learns who holds the volume. */
   role?: string;
@@ -123,7 +126,11 @@ export class Volume {
       const store = o.store ?? openStore(vd.readConfig(), { fs });
       const index = new VersionIndex(fs, vd.indexDir);
       const segments = new SegmentSet(fs, vd.segmentsDir, { volumeId: sb.volumeId, segmentSizeBytes: sb.segmentSizeBytes, writeBufferBytes: DEFAULTS.writeBufferBytes });
-      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments);
+      // The on-disk read cache is for a remote archive (a local one reads as fast as the cache
+      // would) and needs a real volume directory (not a test's in-memory file system).
+      const remote = parseArchiveUrl(vd.readConfig().archive).kind !== 'dir';
+      const disk = remote && fs instanceof NodeFileSystem ? ArchiveDiskCache.open(dir, sb.volumeId, o.archiveCacheBytes ?? DEFAULTS.archiveCacheBytes, fs.modes) : undefined;
+      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
       // Forgotten events are filtered before the log re-reads the manifest's and replay's events.
@@ -453,6 +460,12 @@ export class Volume {
   }
 
   /** Checkpoints the index (so the next open replays nothing) and releases the lock. */
+  /** The on-disk archive read cache (--archive-cache): its counters and size; undefined when off. */
+  get archiveCache(): { stats: DiskCacheStats; sizeBytes: number } | undefined {
+    const d = this.core.archive.disk;
+    return d && { stats: { ...d.stats }, sizeBytes: d.sizeBytes };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     clearInterval(this.sealTimer);
@@ -467,6 +480,7 @@ export class Volume {
         await this.core.checkpointer.idle();
       }
     } finally {
+      await this.core.archive.disk?.settled();
       await this.core.segments.close();
       this.core.dir.unlock();
     }

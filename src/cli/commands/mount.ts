@@ -17,6 +17,7 @@ export function register(program: Command): void {
     .argument('<dir>', 'volume directory')
     .argument('<mountpoint>', 'where to mount (created if missing)')
     .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes)
+    .option('--archive-cache <bytes>', 'on-disk cache of data read from the archive (chunks and offset tables, kept across restarts) under <dir>/archive-cache; 0: off', parseSize, DEFAULTS.archiveCacheBytes)
     .option('--auto-sync <interval>', 'record a crash-consistent event at an fsync when this long has passed since the last (e.g. 30s, 5m)', parseDurationMs, DEFAULTS.fuseAutoSyncMs)
     .option('--seal-after <duration>', 'seal the current segment once no write has come for this long, so the last writes reach the archive (e.g. 30s, 5m; 0: off)', parseDurationMs, DEFAULTS.sealAfterMs)
     .option('--read-ahead <bytes>', "kernel read-ahead for the mount's files (0 keeps the kernel's 128 KiB); needs root", parseSize, DEFAULTS.fuseReadAheadBytes)
@@ -52,7 +53,7 @@ or -o ro,norecovery (xfs) to mount.`)
       if ((o.uid !== undefined || o.gid !== undefined || o.mode !== undefined) && !o.allowOther) throw new ChronoError('BAD_ARGUMENT', '--uid, --gid and --mode take effect with --allow-other only');
       const share = o.allowOther ? { uid: o.uid ?? process.getuid!(), gid: o.gid ?? process.getgid!(), mode: o.mode ?? 0o640 } : undefined;
       const http = o.http !== undefined ? (await import('../../http/http-listen')).parseHttpListen(o.http, vdir) : undefined;
-      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, log, nbd, http, sealAfterMs: o.sealAfter, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd, http, sealAfterMs: o.sealAfter, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
       const also = (daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '') + (daemon.httpUrl ? `; web page at ${daemon.httpUrl}` : '');
       const mnt = daemon.mountpoint!;
       process.stdout.write(`mounted ${daemon.volume.directory.root} at ${mnt} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${mnt}' to unmount\n`);

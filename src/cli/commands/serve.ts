@@ -46,6 +46,7 @@ export function register(program: Command): void {
     .description("serve the volume over NBD: export 'live' (read-write) and clone/<name> (read-write), every event, seq:<n> or time (read-only)")
     .argument('<dir>', 'volume directory')
     .option('--cache <bytes>', 'LRU cache of reconstructed blocks', parseSize, DEFAULTS.blockCacheBytes)
+    .option('--archive-cache <bytes>', 'on-disk cache of data read from the archive (chunks and offset tables, kept across restarts) under <dir>/archive-cache; 0: off', parseSize, DEFAULTS.archiveCacheBytes)
     .option('--retention-every <duration>', "apply the volume's stored retention policy (forget --save) this often, e.g. 1h", parseRetentionDuration)
     .option('--seal-after <duration>', 'seal the current segment once no write has come for this long, so the last writes reach the archive (e.g. 30s, 5m; 0: off)', parseDurationMs, DEFAULTS.sealAfterMs);
   addNbdOptions(cmd).addHelpText('after', `
@@ -63,7 +64,7 @@ See docs/SECURITY.md and the README's NBD section.`)
       const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
       const vdir = volumeDirOf(dir);
-      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, log, nbd: nbdOptionsFrom(o, vdir, log), sealAfterMs: o.sealAfter });
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd: nbdOptionsFrom(o, vdir, log), sealAfterMs: o.sealAfter });
       const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;
       daemon.onStopped = runUntilStopped(log, () => (stopRetention(), daemon.stop()));
       process.stdout.write(`serving ${vdir} on ${daemon.nbdAddresses.join(' and ')} (pid ${process.pid}); Ctrl-C to stop\n`);
