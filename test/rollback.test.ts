@@ -4,6 +4,7 @@ import { LocalDirStore } from '../src/archive/local-dir-store';
 import { clonesOf } from '../src/clone/clone-service';
 import { isChronoError } from '../src/errors';
 import { rollback } from '../src/rollback/rollback';
+import { listPins } from '../src/retention/pins';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
 import { liveUsersOf } from '../src/service/live-users';
 import { Volume } from '../src/volume/volume';
@@ -69,6 +70,7 @@ test('rollback: live becomes the event, writing only the blocks that differ; rol
     assert.deepEqual(await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(r.after.id))), target, 'the event after holds the target');
     assert.equal(vol.events.find((e) => e.id === r.after.id)!.kind, 'app', 'after a rollback to an app event, live is that app-consistent state');
     assert.equal((await vol.status()).rollbackUnfinished, null);
+    assert.ok(listPins(vol).some((p) => p.seq === r.before.seq && p.holder.startsWith('rollback:')), 'the state left is pinned: no forget drops the undo point');
 
     const undo = await rollback(vol, { to: String(r.before.id), label: 'undo' });
     assert.deepEqual(await vol.read(0, vol.sizeBytes), original, 'the rollback of the rollback gives back the original bytes');
