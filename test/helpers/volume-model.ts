@@ -28,6 +28,30 @@ export class VolumeModel {
   zero(offset: number, length: number): void {
     this.live.fill(0, offset, offset + length);
   }
+  /**
+   * A write as the engine logs it (src/volume/volume-writer.ts): the whole blocks it covers, the
+   * edges filled in from the live image, in runs of all-zero blocks (a data-less ZERO record)
+   * and of blocks with data (a WRITE record); each record takes one seq (docs/FORMAT.md). So a
+   * byte that lands alone in a block that stays all zeros makes a write two records or three.
+   * Applies the write run by run, snapshots the image after each from `firstSeq` on, and returns
+   * how many seqs the write takes. The caller keeps writes within one record's block limit.
+   */
+  writeRecords(offset: number, data: Buffer, blockSizeBytes: number, firstSeq: number): number {
+    const bs = blockSizeBytes;
+    const after = Buffer.from(this.live);
+    data.copy(after, offset);
+    const zero = (b: number) => after.subarray(b * bs, (b + 1) * bs).every((x) => x === 0);
+    const end = Math.ceil((offset + data.length) / bs);
+    let records = 0;
+    for (let b = Math.floor(offset / bs); b < end; ) {
+      let e = b + 1;
+      while (e < end && zero(e) === zero(b)) e++;
+      after.copy(this.live, b * bs, b * bs, e * bs);
+      this.snapshot(firstSeq + records++);
+      b = e;
+    }
+    return records;
+  }
   snapshot(seq: number): void {
     this.atSeq.set(seq, Buffer.from(this.live));
   }
