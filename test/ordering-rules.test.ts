@@ -304,3 +304,36 @@ test('rule 7 (archive on seal): each sealed segment is archived, linked and veri
     await v.close();
   }
 });
+
+test('rules 7 and 15: a crash between a sealed segment\'s padded SEAL write and the cut of its padding leaves nothing in the archive that ends in neither a trailer nor a SEAL (replay finishes the cut before the segment is linked)', async () => {
+  const rig = new Rig();
+  // A plain local-directory store links sealed segments (FaultyStore builds objects instead).
+  const linking = () => new LocalDirStore('/archive', rig.mem);
+  await rig.must(() => Volume.create('/v', { sizeBytes: SIZE, blockSizeBytes: BS, segmentSizeBytes: 64 * 1024, archive: '/archive' }, { fs: rig.mem, store: linking() }));
+  rig.vol = await rig.must(() => Volume.open('/v', { fs: rig.mem, store: linking() }));
+  // Direct writes pad the SEAL's page with zeros; the writer's close cuts them once the SEAL is
+  // fdatasynced. The power goes just before that cut (a SIGKILL there leaves the same file).
+  let cutAt: string | undefined;
+  rig.mem.onCall = (call, p) => {
+    if (call === 'truncate' && p.startsWith(`${SEGMENTS}/`) && !rig.mem.cutImage) {
+      cutAt = p;
+      rig.mem.cutNow();
+    }
+  };
+  for (let i = 0; i < 400 && !rig.mem.cutImage; i++) await rig.drive(() => rig.vol.write(rig.rng.int(SIZE / BS - 8) * BS, rig.rng.bytes(BS * (1 + rig.rng.int(8)))));
+  assert.ok(cutAt, 'a sealed segment was about to be cut');
+  const name = cutAt.slice(SEGMENTS.length + 1);
+  rig.mem = rig.mem.cutImage!;
+  rig.mem.holdSyncs = true;
+  const sealedBytes = rig.mem.readFile(cutAt).length;
+  assert.equal(sealedBytes % 4096, 0, `the segment file still holds its padding (${sealedBytes} bytes)`);
+  rig.vol = await rig.must(() => Volume.open('/v', { fs: rig.mem, store: linking() }));
+  await rig.must(() => whiteBox(rig.vol).archiver.idle());
+  assert.equal(whiteBox(rig.vol).archiver.error, undefined);
+  assert.ok(rig.mem.sameFile(`/archive/segments/${name}`, cutAt), 'the archived object is the sealed segment (linked)');
+  const obj = rig.mem.readFile(`/archive/segments/${name}`);
+  assert.ok(obj.length < sealedBytes, `the archived object (${obj.length} bytes) ends at the SEAL, not in the padding`);
+  const report = await rig.must(() => rig.vol.verify());
+  assert.deepEqual(report.problems, []);
+  await rig.must(() => rig.vol.close());
+});

@@ -1,5 +1,5 @@
 import { archiveKey, buildArchiveObject, partsEqual } from '../archive/archive-object';
-import { keptRecords, readObjectEnd } from '../archive/object-end';
+import { OBJECT_TAIL_BYTES, decodeObjectEnd, keptRecords, readObjectEnd } from '../archive/object-end';
 import { decodeSegmentHeader } from '../format/segment-header';
 import { ChronoError, isChronoError } from '../errors';
 import { ArchiveHead, archiveHeadAfter, decodeArchiveHead, encodeArchiveHead } from '../format/archive-head';
@@ -148,10 +148,14 @@ async function archiveSegment(core: ArchiverParts, segment: number): Promise<Arc
   const { segments, store, sb } = core;
   await segments.whenSealedDurable(segment);
   const key = archiveKey(segment);
+  const size = segments.source(segment).size;
+  // Never link a file that does not end with its SEAL (rule 15: it cannot be cut once linked).
+  if (store.linkFrom && !endsWithSeal(core, segment, size)) {
+    throw new ChronoError('ARCHIVE_MISMATCH', `sealed segment ${segment} does not end with its SEAL record (${size} bytes); not linked`, { segment });
+  }
   if (store.linkFrom && (await store.linkFrom(key, segments.pathOf(segment)))) {
     // Linked: the object is the sealed segment itself (the store checked the link names it).
     // What the head needs, and what shows the object whole, is at its ends: the header and SEAL.
-    const size = segments.source(segment).size;
     let nextSeq: number;
     try {
       if ((await store.size(key)) !== size) throw new Error(`its length is not the segment's ${size} bytes`);
@@ -174,4 +178,14 @@ async function archiveSegment(core: ArchiverParts, segment: number): Promise<Arc
   }
   core.log.debug({ segment, archiveBytes: back.length, linked: false }, 'segment archived');
   return archiveHeadAfter(obj, sb.volumeId, segment);
+}
+
+/** The primary file's last bytes are its SEAL record (one small read before a link). */
+function endsWithSeal(core: ArchiverParts, segment: number, size: number): boolean {
+  const n = Math.min(size, OBJECT_TAIL_BYTES);
+  try {
+    return decodeObjectEnd(core.segments.readExact(segment, size - n, n), size, { segment }).linked;
+  } catch {
+    return false;
+  }
 }

@@ -94,8 +94,10 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
           core.volumeLog.apply(id, r.offset, r.header, r.payload, false);
         }
       }
-      if (scan.sealed) core.segments.addSealed(id);
-      else {
+      if (scan.sealed) {
+        if (size > scan.validEnd) cutPastSeal(core, id, size, scan.validEnd);
+        core.segments.addSealed(id);
+      } else {
         if (scan.tornAt !== undefined) {
           report.tornTailCutBytes = size - scan.tornAt;
           core.log.info({ segment: id, offset: scan.tornAt, bytes: report.tornTailCutBytes }, 'cut a torn tail');
@@ -171,6 +173,25 @@ function dropAfterGap(core: Core, ids: number[], coveredSegment: number, syncedA
     removeSegments(core, dropped);
     ids.length = i;
     return;
+  }
+}
+
+/**
+ * Finishes a seal a crash interrupted (DESIGN.md, rules 7 and 15): a sealed segment's last direct
+ * write is zero-padded to a page, and its writer cuts that padding only after the SEAL's
+ * fdatasync. Killed in between, the file runs on past its SEAL; linked into the archive so, the
+ * object would end in zeros (neither a trailer nor a SEAL). The archiver links a segment only
+ * after that cut is durable, so such a file was never verified into the archive: cutting it
+ * here (and making the length durable) is finishing the writer's close, before any link.
+ */
+function cutPastSeal(core: Core, id: number, size: number, sealEnd: number): void {
+  core.log.info({ segment: id, offset: sealEnd, bytes: size - sealEnd }, 'cut the padding after a sealed segment\'s SEAL (its close was interrupted)');
+  const h = core.fs.open(core.segments.pathOf(id), 'readWrite');
+  try {
+    h.truncate(sealEnd);
+    h.sync();
+  } finally {
+    h.close();
   }
 }
 
