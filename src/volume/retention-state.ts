@@ -13,7 +13,7 @@ export interface Pin {
   point: string;
   eventId: number | null;
   reason: string;
-  /** Who holds it: `user` (pin/unpin), `clone:<name>`, `rollback:<…>`. */
+  /** Who holds it: `user` (pin/unpin), `clone:<name>`, `rollback:<label>`, `rollback-target:<label>`. */
   holder: string;
   createdAt: string;
 }
