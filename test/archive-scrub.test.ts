@@ -5,15 +5,33 @@ import { test } from 'node:test';
 import { sampleIds, scrubArchive } from '../src/archive/archive-scrub';
 import { LocalDirStore } from '../src/archive/local-dir-store';
 import { archiveKey } from '../src/archive/archive-object';
-import { OBJECT_TAIL_BYTES, decodeObjectEnd } from '../src/archive/object-end';
+import { readObjectEnd } from '../src/archive/object-end';
 import { cli } from './helpers/cli';
 import { Rng } from './helpers/rng';
 import { VolumeModel } from './helpers/volume-model';
-import { churn, freshVolume } from './helpers/volumes';
+import { tmpDir } from './helpers/tmp';
+import { SMALL, churn, freshVolume } from './helpers/volumes';
 
-/** `verify --archive`: the archive scrubbed in place, heads always, data all or sampled. */
-async function archivedVolume(): Promise<{ dir: string; archive: string; ids: number[] }> {
-  const { dir, vol, archive } = await freshVolume();
+/** A local archive that cannot link: every object is put in the built form, as S3 and encrypted archives get it. */
+class CopyingStore extends LocalDirStore {
+  override async linkFrom(): Promise<boolean> {
+    return false;
+  }
+}
+
+type Form = 'linked' | 'built';
+
+/**
+ * `verify --archive`: the archive scrubbed in place, heads always, data all or sampled. A local
+ * archive on the volume's file system holds linked objects (the sealed segments themselves);
+ * `built` makes it hold the built form instead.
+ */
+async function archivedVolume(form: Form = 'linked'): Promise<{ dir: string; archive: string; ids: number[] }> {
+  const root = tmpDir();
+  const archive = path.join(root, 'archive');
+  if (form === 'built') fs.mkdirSync(archive, { recursive: true }); // what `init` does for the store it opens
+  const o = form === 'built' ? { store: new CopyingStore(archive) } : {};
+  const { dir, vol } = await freshVolume(SMALL, o, root);
   await churn(vol, new VolumeModel(vol.sizeBytes), new Rng(41), 400);
   await vol.close();
   const ids = fs.readdirSync(path.join(archive, 'segments')).map((n) => parseInt(n, 16)).filter((n) => n > 0).sort((a, b) => a - b);
@@ -64,24 +82,26 @@ test('scrub: a truncated object is reported from its head alone, without reading
   assert.ok(['BAD_MAGIC', 'BAD_LENGTH'].includes(p.code!), p.code);
 });
 
-test('scrub: a flipped byte in an object\'s data passes the head check and is found by --read-data (BAD_CHECKSUM in a built object, CORRUPT_LOG in a linked one)', async () => {
-  const { archive, ids } = await archivedVolume();
-  const victim = ids[ids.length - 1];
-  const file = path.join(archive, archiveKey(victim));
-  const b = fs.readFileSync(file);
-  // A built object's checksum covers it whole; a linked one (the sealed segment itself) is
-  // checked record by record, so the flip is a damaged record.
-  const linked = decodeObjectEnd(b.subarray(b.length - OBJECT_TAIL_BYTES), b.length, {}).linked;
-  b[Math.floor(b.length / 2)] ^= 0x10;
-  fs.writeFileSync(file, b);
-  const store = new LocalDirStore(archive);
-  assert.equal((await scrubArchive(store)).ok, true, 'heads cannot see a flip in the data');
-  const r = await scrubArchive(store, { readDataFraction: 1 });
-  assert.equal(r.ok, false);
-  const p = r.problems.find((x) => x.segment === victim);
-  assert.equal(p?.kind, 'archived-segment', JSON.stringify(r.problems));
-  assert.equal(p.code, linked ? 'CORRUPT_LOG' : 'BAD_CHECKSUM');
-});
+// A built object carries an object CRC, checked first (BAD_CHECKSUM); a linked one is the sealed
+// segment, whose record and block CRCs find the flip while its records are scanned (CORRUPT_LOG).
+for (const [form, code] of [['built', 'BAD_CHECKSUM'], ['linked', 'CORRUPT_LOG']] as const) {
+  test(`scrub: a flipped byte in a ${form} object's data passes the head check and is found by --read-data (${code})`, async () => {
+    const { archive, ids } = await archivedVolume(form);
+    const victim = ids[ids.length - 1];
+    const file = path.join(archive, archiveKey(victim));
+    const b = fs.readFileSync(file);
+    const store = new LocalDirStore(archive);
+    assert.equal((await readObjectEnd(store, archiveKey(victim), b.length, {})).linked, form === 'linked', `the archive holds ${form} objects`);
+    b[Math.floor(b.length / 2)] ^= 0x10;
+    fs.writeFileSync(file, b);
+    assert.equal((await scrubArchive(store)).ok, true, 'heads cannot see a flip in the data');
+    const r = await scrubArchive(store, { readDataFraction: 1 });
+    assert.equal(r.ok, false);
+    const p = r.problems.find((x) => x.segment === victim);
+    assert.equal(p?.kind, 'archived-segment', JSON.stringify(r.problems));
+    assert.equal(p.code, code, p.message);
+  });
+}
 
 test('verify --archive (CLI): exit 0 healthy, 1 with damage and the damage printed; --read-data without --archive is bad usage (2)', async () => {
   const { dir, archive, ids } = await archivedVolume();

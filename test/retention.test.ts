@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { clonesOf } from '../src/clone/clone-service';
 import { isChronoError } from '../src/errors';
 import { FILE_NAMES } from '../src/format/constants';
+import { bisectPoints } from '../src/investigate/queries';
 import { forget } from '../src/retention/forget';
 import { listPins, pin, unpin } from '../src/retention/pins';
 import { prunableVersions } from '../src/volume/prunable';
@@ -206,4 +207,29 @@ test('forget under the power-loss model: a cut before any of its file-system cal
     if (done) break;
   }
   assert.ok(cuts >= 3, `the cut landed inside forget ${cuts} times`);
+});
+
+test('bisect --writes after a forget lists only whole points: the thinned writes between a pinned good and a kept bad are no candidates, the pinned seq among them is', async () => {
+  const { vol } = await freshVolume(SMALL);
+  try {
+    await vol.write(0, Buffer.alloc(BS, 1));
+    await vol.sync({ label: 'good' });
+    const writes: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await vol.write((i % 3) * BS, Buffer.alloc(BS, 0x10 + i));
+      writes.push(vol.lastSeq);
+    }
+    await vol.sync({ label: 'middle' });
+    for (let i = 0; i < 3; i++) await vol.write(i * BS, Buffer.alloc(BS, 0x30 + i));
+    await vol.sync({ label: 'bad' });
+    pin(vol, 'good', 'the last good state');
+    pin(vol, `seq:${writes[2]}`, 'a write kept on purpose');
+    forget(vol, { keepLast: 1 });
+    const span = bisectPoints(vol, 'good', 'bad', true);
+    for (const p of span.points) vol.resolvePoint(p.name); // every candidate is a point bisect can clone
+    assert.deepEqual(span.points.map((p) => p.name), [`seq:${writes[2]}`, span.bad.name]);
+    assert.deepEqual(bisectPoints(vol, 'good', 'bad', false).points.map((p) => p.name), [span.bad.name], 'the forgotten middle event is no candidate either');
+  } finally {
+    await vol.close();
+  }
 });

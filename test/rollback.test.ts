@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { LocalDirStore } from '../src/archive/local-dir-store';
 import { clonesOf } from '../src/clone/clone-service';
 import { isChronoError } from '../src/errors';
+import { forget } from '../src/retention/forget';
+import { listPins } from '../src/retention/pins';
 import { rollback } from '../src/rollback/rollback';
 import { listPins } from '../src/retention/pins';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
@@ -191,5 +193,23 @@ test('rollback under the power-loss model: a cut at every step leaves live as it
     }
     console.log(`cut points over ${total} calls: ${JSON.stringify(outcomes)}`);
     assert.ok(outcomes.flagged > 0 && outcomes.asWas > 0 && outcomes.target > 0, `every outcome was reached: ${JSON.stringify(outcomes)}`);
+  });
+});
+
+test('rollback cut short, then a forget: the target stays pinned while the intent is there, so repeating the rollback finishes it; once done only the undo pin is left', async () => {
+  await withFilledVolume(4 * MiB, 'target', async (vol, rng) => {
+    const target = await vol.read(0, vol.sizeBytes);
+    await scatter(vol, rng, 60);
+    await vol.sync({ label: 'later' });
+    const cut = new Error('cut short');
+    await assert.rejects(rollback(vol, { to: 'target', onProgress: () => { throw cut; } }), (e) => e === cut);
+    assert.ok((await vol.status()).rollbackUnfinished, 'the intent is there');
+    // A scheduled forget comes before the rollback is repeated: the target must survive it.
+    const f = forget(vol, { keepLast: 1 });
+    assert.ok(!f.forgotten.some((e) => e.label === 'target'), `forgotten: ${f.forgotten.map((e) => e.label).join(', ')}`);
+    const r = await rollback(vol, { to: 'target' });
+    assert.equal(r.resumed, true);
+    assert.deepEqual(await vol.read(0, vol.sizeBytes), target, 'live is the target');
+    assert.deepEqual(listPins(vol).map((p) => [p.holder, p.seq]), [[`rollback:${r.after.label}`, r.before.seq]], 'the target pin went with the intent; the undo point stays pinned');
   });
 });

@@ -73,7 +73,8 @@ export interface BisectPoints {
 
 /**
  * What bisect searches: the events after --good up to --bad (--bad last, whatever it is), or
- * with `writes` every seq a version was written at in between.
+ * with `writes` every seq a version was written at in between that is still a point (not in a
+ * span a forget thinned).
  */
 export function bisectPoints(vol: Volume, goodText: string, badText: string, writes: boolean): BisectPoints {
   const named = (text: string): ProbePoint => {
@@ -87,7 +88,9 @@ export function bisectPoints(vol: Volume, goodText: string, badText: string, wri
   if (writes) {
     const seqs = new Set<number>();
     vol.versionsInSeqRange(good.seq, bad.seq, (_b, seq) => void seqs.add(seq));
-    points = [...seqs].filter((s) => s < bad.seq).sort((a, b) => a - b).map((seq) => ({ name: `seq:${seq}`, seq }));
+    // Only whole points: a write in a span a forget thinned is no point any more (POINT_FORGOTTEN).
+    const whole = vol.retention.reachability(vol.events);
+    points = [...seqs].filter((s) => s < bad.seq && whole(s)).sort((a, b) => a - b).map((seq) => ({ name: `seq:${seq}`, seq }));
   } else {
     points = vol.events.filter((e) => e.seq > good.seq && e.seq < bad.seq).map((e) => ({ name: `event:${e.id}`, seq: e.seq, label: e.label }));
   }

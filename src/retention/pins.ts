@@ -7,7 +7,7 @@ export type { Pin };
 
 /**
  * Pins are the one way anything holds a point: the user (`chronovol pin`), a clone (its base
- * point, for its lifetime), rollback (its undo event). A pinned point is never forgotten and
+ * point, for its lifetime), rollback (its undo event; its target while the rollback is unfinished). A pinned point is never forgotten and
  * its blocks never pruned. Each holder's pins are its own: unpinning one leaves the others.
  */
 export function pin(volume: Volume, point: string, reason: string, holder = 'user'): Pin {

@@ -1,5 +1,5 @@
 import { clonesOf } from '../clone/clone-service';
-import { pinAt } from '../retention/pins';
+import { pinAt, unpinAt } from '../retention/pins';
 import { ChronoError } from '../errors';
 import { EventKindName } from '../format/constants';
 import { BlockExtent, extentBlocks, unionExtents } from '../history/index-diff';
@@ -67,6 +67,9 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
       const before = await volume.sync({ label: `before-${label}`, kind: 'crash' });
       // The state being left is the undo point: pinned (durable) before anything changes live.
       pinAt(volume, { seq: before.seq, point: `event:${before.id}`, eventId: before.id }, `undo of rollback ${label}`, `rollback:${label}`);
+      // The target is held until the rollback is done: a forget while it is cut short must not
+      // make it unresolvable (the intent admits only this target: live would stay a mix).
+      pinAt(volume, target.pin, `target of rollback ${label}`, targetHolder(label));
       current = { version: 1, to: target.name, toSeq: target.seq, clone: target.clone, beforeEvent: ref(before), label, startedAt: new Date().toISOString() };
       volume.setRollbackIntent(current); // MUST 13: after the before-event is durable, before any block
     }
@@ -91,6 +94,7 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
     }
     const after = await volume.sync({ label: current.label, kind: target.kind });
     volume.setRollbackIntent(undefined); // MUST 13: only once the event after is durable
+    unpinAt(volume, current.toSeq, targetHolder(current.label)); // MUST 14: released once nothing relies on it
     return {
       to: current.to, toSeq: current.toSeq, clone: current.clone, before: current.beforeEvent, after: ref(after), resumed: intent !== undefined,
       comparedBlocks: compared, writtenBlocks: written, writtenBytes: written * bs, elapsedMs: performance.now() - started,
@@ -102,9 +106,14 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
 
 const CHUNK_BYTES = 1 << 20;
 
+/** Who holds a rollback's target while it runs or is cut short. */
+const targetHolder = (label: string): string => `rollback-target:${label}`;
+
 interface Target {
   name: string;
   seq: number;
+  /** The point a pin holds for it (a clone's: its base point). */
+  pin: { seq: number; point: string; eventId: number | null };
   clone: string | null;
   kind: EventKindName;
   read(offset: number, length: number): Promise<Buffer>;
@@ -117,7 +126,7 @@ function resolveTarget(volume: Volume, to: string): Target {
     const base = clones.base(name); // UNKNOWN_CLONE if there is none
     const overlay = clones.overlay(name);
     return {
-      name: `clone:${name}`, seq: base.seq, clone: name, kind: 'crash',
+      name: `clone:${name}`, seq: base.seq, pin: { seq: base.seq, point: base.point, eventId: base.event?.id ?? null }, clone: name, kind: 'crash',
       read: async (offset, length) => {
         const out = Buffer.allocUnsafe(length);
         const p = overlay.readInto(out, offset, length);
@@ -128,7 +137,7 @@ function resolveTarget(volume: Volume, to: string): Target {
   }
   const p: Point = volume.resolvePoint(to);
   if (isLive(p)) throw new ChronoError('BAD_ARGUMENT', 'live is already live: roll back to an event, seq:<n>, a time or clone:<name>');
-  return { name: p.name, seq: p.seqLimit, clone: null, kind: p.event?.kind ?? 'crash', read: (offset, length) => volume.read(offset, length, p) };
+  return { name: p.name, seq: p.seqLimit, pin: { seq: p.seqLimit, point: p.name, eventId: p.event?.id ?? null }, clone: null, kind: p.event?.kind ?? 'crash', read: (offset, length) => volume.read(offset, length, p) };
 }
 
 /** Blocks that may differ between live and the target: a version since its seq, or in its overlay. */

@@ -13,7 +13,7 @@ export interface Pin {
   point: string;
   eventId: number | null;
   reason: string;
-  /** Who holds it: `user` (pin/unpin), `clone:<name>`, `rollback:<…>`. */
+  /** Who holds it: `user` (pin/unpin), `clone:<name>`, `rollback:<label>`, `rollback-target:<label>`. */
   holder: string;
   createdAt: string;
 }
@@ -101,9 +101,15 @@ export class RetentionState {
    */
   checkPoint(point: Point, kept: readonly SyncEvent[]): void {
     const s = point.seqLimit;
-    if (s === LIVE_SEQ || s === 0 || s >= this.data.continuousFromSeq) return;
-    if (kept.some((e) => e.seq === s) || this.data.pins.some((p) => p.seq === s)) return;
+    if (this.reachability(kept)(s)) return;
     throw forgottenError(`${point.name} lies in a span a forget thinned`, nearestKept(kept, this.data.pins, s, this.data.continuousFromSeq), point.name);
+  }
+
+  /** Which seqLimits are still whole points (the ones checkPoint passes): for callers that list many, such as bisect --writes. */
+  reachability(kept: readonly SyncEvent[]): (seqLimit: number) => boolean {
+    const from = this.data.continuousFromSeq;
+    let whole: Set<number> | undefined; // built only once a seq before the span asks (resolvePoint rarely does)
+    return (s) => s === LIVE_SEQ || s === 0 || s >= from || (whole ??= new Set([...kept.map((e) => e.seq), ...this.data.pins.map((p) => p.seq)])).has(s);
   }
 
   /** The error for an event id that was forgotten (the caller found no such event). */

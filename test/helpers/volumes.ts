@@ -6,9 +6,9 @@ import { VolumeModel } from './volume-model';
 
 export const SMALL: CreateOptions = { sizeBytes: 256 * 1024, blockSizeBytes: 4096, segmentSizeBytes: 64 * 1024 };
 
-/** A fresh volume on the real file system, in a temporary directory. */
-export async function freshVolume(c: CreateOptions = SMALL, o: OpenOptions = {}): Promise<{ dir: string; vol: Volume; archive: string }> {
-  const dir = path.join(tmpDir(), 'vol');
+/** A fresh volume on the real file system, in a temporary directory (`root`: the vol/ and archive/ directories' parent). */
+export async function freshVolume(c: CreateOptions = SMALL, o: OpenOptions = {}, root = tmpDir()): Promise<{ dir: string; vol: Volume; archive: string }> {
+  const dir = path.join(root, 'vol');
   const archive = path.join(path.dirname(dir), 'archive');
   await Volume.create(dir, { archive, ...c }, o);
   return { dir, archive, vol: await Volume.open(dir, o) };
