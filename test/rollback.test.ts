@@ -6,7 +6,6 @@ import { isChronoError } from '../src/errors';
 import { forget } from '../src/retention/forget';
 import { listPins } from '../src/retention/pins';
 import { rollback } from '../src/rollback/rollback';
-import { listPins } from '../src/retention/pins';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
 import { liveUsersOf } from '../src/service/live-users';
 import { Volume } from '../src/volume/volume';
