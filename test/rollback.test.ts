@@ -5,6 +5,7 @@ import { clonesOf } from '../src/clone/clone-service';
 import { isChronoError } from '../src/errors';
 import { forget } from '../src/retention/forget';
 import { listPins } from '../src/retention/pins';
+import { retentionRequest } from '../src/retention/retention-requests';
 import { rollback } from '../src/rollback/rollback';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
 import { liveUsersOf } from '../src/service/live-users';
@@ -72,6 +73,11 @@ test('rollback: live becomes the event, writing only the blocks that differ; rol
     assert.equal(vol.events.find((e) => e.id === r.after.id)!.kind, 'app', 'after a rollback to an app event, live is that app-consistent state');
     assert.equal((await vol.status()).rollbackUnfinished, null);
     assert.ok(listPins(vol).some((p) => p.seq === r.before.seq && p.holder.startsWith('rollback:')), 'the state left is pinned: no forget drops the undo point');
+    const undoPin = listPins(vol).find((p) => p.seq === r.before.seq && p.holder.startsWith('rollback:'))!;
+    assert.throws(() => retentionRequest(vol, { op: 'unpin', point: `event:${r.before.id}`, holder: 'clone:x' }), (e) => isChronoError(e, 'BAD_USAGE'));
+    retentionRequest(vol, { op: 'unpin', point: `event:${r.before.id}`, holder: undoPin.holder });
+    assert.ok(!listPins(vol).some((p) => p.holder === undoPin.holder), 'the undo pin can be given up by hand (unpin --holder)');
+    retentionRequest(vol, { op: 'pin', point: `event:${r.before.id}`, reason: 'kept for the undo below' });
 
     const undo = await rollback(vol, { to: String(r.before.id), label: 'undo' });
     assert.deepEqual(await vol.read(0, vol.sizeBytes), original, 'the rollback of the rollback gives back the original bytes');

@@ -32,8 +32,12 @@ export function retentionRequest(volume: Volume, p: Record<string, unknown>): un
   switch (p.op) {
     case 'pin':
       return pin(volume, String(p.point ?? ''), String(p.reason ?? ''));
-    case 'unpin':
-      return unpin(volume, String(p.point ?? ''));
+    case 'unpin': {
+      // A clone's pin goes with the clone (clone --delete); any other holder's may be released by hand.
+      const holder = p.holder === undefined ? 'user' : String(p.holder);
+      if (holder.startsWith('clone:')) throw new ChronoError('BAD_USAGE', `${holder}'s pin goes when the clone is discarded (chronovol clone --delete)`);
+      return unpin(volume, String(p.point ?? ''), holder);
+    }
     case 'pins':
       return listPins(volume);
     case 'forget':

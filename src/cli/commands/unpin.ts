@@ -10,12 +10,14 @@ export function register(program: Command): void {
     .description('release a pin made with `chronovol pin` (a clone releases its own when discarded)')
     .argument('<target>', 'volume directory or the mountpoint of a running `chronovol mount`')
     .argument('<point>', 'the pinned point, as pin named it or as `chronovol pin <target>` lists it')
+    .option('--holder <holder>', "release another holder's pin, e.g. rollback:<label> (the undo point a rollback keeps); `chronovol pin <target>` lists holders", 'user')
     .option('--json', 'print JSON')
     .addHelpText('after', `
-Example:
-  chronovol unpin /srv/vol before-upgrade    the next forget may drop it, if the policy does not keep it`)
+Examples:
+  chronovol unpin /srv/vol before-upgrade    the next forget may drop it, if the policy does not keep it
+  chronovol unpin /srv/vol before-fix --holder rollback:fix    give up the undo point of rollback 'fix'`)
     .action(async (target: string, point: string, o) => {
-      const req = { op: 'unpin', point };
+      const req = { op: 'unpin', point, holder: o.holder };
       const p = (await viaDaemonOrVolume(target, 'unpin',
         (socket) => controlCall(socket, { method: 'retention', params: req }),
         async (vol) => (await import('../../retention/retention-requests')).retentionRequest(vol, req))) as Pin;
