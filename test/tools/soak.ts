@@ -124,7 +124,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
           spanBlocks: rng.bool(0.5) ? Math.min(1024, model.blockCount) : undefined,
           stop: () => killed || n++ >= burst,
         });
-        if (res.errors) problem(`${res.errors} NBD errors under load`);
+        if (res.errors) {
+          // Which code the daemon answered: its warn/error log lines name it.
+          const why = m.log.join('').split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-3);
+          problem(`${res.errors} NBD errors under load${why.length ? `: ${why.join(' | ')}` : ''}`);
+        }
         if (res.lost || killed) break;
         // Quiesced: every write sent is acknowledged, so the event's image is known exactly.
         if (rng.bool(0.6)) {
