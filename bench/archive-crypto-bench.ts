@@ -15,7 +15,7 @@ import { BenchResult, dropCaches, pairList, paired, patternChunk, scratch, secon
  *   in the archive (the volume was overwritten past turnover), read sequentially in 1 MiB
  *   Volume.read calls from a freshly opened read-only volume, page cache dropped first.
  */
-export async function benchArchiveCrypto(rounds = 5): Promise<BenchResult> {
+export async function benchArchiveCrypto(rounds = 9): Promise<BenchResult> {
   const upload = await uploadPairs(rounds);
   const read = await readPairs(rounds);
   const mb = (x: number) => (x / 1e6).toFixed(0);
