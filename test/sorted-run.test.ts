@@ -32,3 +32,27 @@ test('sorted run merge: disjoint, interleaved, clustered and overlapping block r
     }
   });
 });
+
+/** Seq-range queries against a plain filter of the rows: every range shape, inside and straddling. */
+test('sorted run seq ranges: versionsInSeqRange and blocksInSeqRange list exactly the versions in (from, to], seeded', async () => {
+  const rng = Rng.fromEnv();
+  await withSeed(rng, async () => {
+    for (let round = 0; round < 40; round++) {
+      const n = 1 + rng.int(400);
+      const firstSeq = 1 + rng.int(50);
+      const { run: r, rows } = run(Array.from({ length: n }, () => rng.int(rng.bool(0.5) ? 9 : 3 * n)), firstSeq);
+      for (let q = 0; q < 20; q++) {
+        const from = firstSeq - 3 + rng.int(n + 6);
+        const to = from + rng.int(n + 3);
+        const want = rows.filter((w) => w[1] > from && w[1] <= to);
+        const got: number[][] = [];
+        r.versionsInSeqRange(from, to, (b, s, g, o) => got.push([b, s, g, o]));
+        const bySeq = (x: number[], y: number[]) => x[1] - y[1] || x[0] - y[0];
+        assert.deepEqual(got.slice().sort(bySeq), want.slice().sort(bySeq), `round ${round}: versions in (${from}, ${to}]`);
+        const blocks: number[] = [];
+        r.blocksInSeqRange(from, to, (b) => blocks.push(b));
+        assert.deepEqual(blocks.sort((a, b) => a - b), want.map((w) => w[0]).sort((a, b) => a - b), `round ${round}: blocks in (${from}, ${to}]`);
+      }
+    }
+  });
+});

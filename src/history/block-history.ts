@@ -26,10 +26,18 @@ export interface BlockVersion {
  */
 export function blockHistory(index: VersionIndex, events: readonly EventMark[], firstBlock: number, blockCount: number): BlockVersion[] {
   const out: BlockVersion[] = [];
+  // One {id, label} per event, shared by its versions: a hot block's 10^4 versions fall in few
+  // events, and the fewer objects a query makes, the fewer collector pauses land in its tail.
+  const marks = new Map<EventMark, { id: number; label: string }>();
+  const markOf = (e: EventMark) => {
+    let m = marks.get(e);
+    if (!m) marks.set(e, (m = { id: e.id, label: e.label }));
+    return m;
+  };
   for (let b = firstBlock; b < firstBlock + blockCount; b++) {
     index.versionsOfBlock(b, (block, seq, _segment, offset) => {
       const e = eventAtOrAfter(events, seq);
-      out.push({ block, seq, timeMs: index.times.timeOfSeq(seq), kind: offset === 0 ? 'zero|trim' : 'write', event: e && { id: e.id, label: e.label } });
+      out.push({ block, seq, timeMs: index.times.timeOfSeq(seq), kind: offset === 0 ? 'zero|trim' : 'write', event: e && markOf(e) });
     });
   }
   // One block's versions come oldest first already (runs hold rising seq ranges, then the memtable).

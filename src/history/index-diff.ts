@@ -21,7 +21,7 @@ export function indexDiff(index: VersionIndex, fromSeq: number, toSeq: number, b
   if (lo === hi) return [];
   let blocks = new Float64Array(1024);
   let n = 0;
-  index.versionsInSeqRange(lo, hi, (block) => {
+  index.blocksInSeqRange(lo, hi, (block) => {
     if (n === blocks.length) {
       const grown = new Float64Array(n * 2);
       grown.set(blocks);

@@ -63,6 +63,11 @@ export class Memtable {
     for (let i = lo; i < this.n && this.seqs[i] <= toSeq; i++) visit(this.blocks[i], this.seqs[i], this.segs[i], this.offs[i]);
   }
 
+  /** The blocks of those versions (the index diff's query). */
+  blocksInSeqRange(fromSeq: number, toSeq: number, visit: (block: number) => void): void {
+    this.versionsInSeqRange(fromSeq, toSeq, (block) => visit(block));
+  }
+
   /** Every version of one block here, oldest first. */
   versionsOfBlock(block: number, visit: VersionVisitor): void {
     const chain: number[] = [];

@@ -96,19 +96,46 @@ export class SortedRun {
       for (let i = 0; i < blocks.length; i++) visit(blocks[i], seqs[i], segs[i], offs[i]);
       return;
     }
-    const order = (this.bySeq ??= seqOrder(seqs, this.firstSeq, this.lastSeq));
+    const order = this.seqOrder();
+    const end = this.seqRank(order, toSeq);
+    for (let k = this.seqRank(order, fromSeq); k < end; k++) {
+      const i = order[k];
+      visit(blocks[i], seqs[i], segs[i], offs[i]);
+    }
+  }
+
+  /**
+   * The blocks of the versions with fromSeq < seq ≤ toSeq (a block once per version), for the
+   * index diff: where the range straddles the run, one random access a version (its block)
+   * instead of four, since the diff's cost in a big run is memory latency.
+   */
+  blocksInSeqRange(fromSeq: number, toSeq: number, visit: (block: number) => void): void {
+    if (this.lastSeq <= fromSeq || this.firstSeq > toSeq) return;
+    const blocks = this.blocks;
+    if (this.firstSeq > fromSeq && this.lastSeq <= toSeq) {
+      for (let i = 0; i < blocks.length; i++) visit(blocks[i]);
+      return;
+    }
+    const order = this.seqOrder();
+    const end = this.seqRank(order, toSeq);
+    for (let k = this.seqRank(order, fromSeq); k < end; k++) visit(blocks[order[k]]);
+  }
+
+  private seqOrder(): Uint32Array {
+    return (this.bySeq ??= seqOrder(this.seqs, this.firstSeq, this.lastSeq));
+  }
+
+  /** How many entries have seq ≤ seq: the position in seq order where later seqs start. */
+  private seqRank(order: Uint32Array, seq: number): number {
+    const seqs = this.seqs;
     let lo = 0;
     let hi = order.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (seqs[order[mid]] <= fromSeq) lo = mid + 1;
+      if (seqs[order[mid]] <= seq) lo = mid + 1;
       else hi = mid;
     }
-    for (let k = lo; k < order.length; k++) {
-      const i = order[k];
-      if (seqs[i] > toSeq) break;
-      visit(blocks[i], seqs[i], segs[i], offs[i]);
-    }
+    return lo;
   }
 
   /** Calls visit for every version of one block, oldest first. */

@@ -102,6 +102,12 @@ export class VersionIndex {
     this.mem.versionsInSeqRange(fromSeq, toSeq, visit);
   }
 
+  /** The block of every version with fromSeq < seq ≤ toSeq, in no particular order. */
+  blocksInSeqRange(fromSeq: number, toSeq: number, visit: (block: number) => void): void {
+    for (const run of this.runs) run.blocksInSeqRange(fromSeq, toSeq, visit);
+    this.mem.blocksInSeqRange(fromSeq, toSeq, visit);
+  }
+
   /** Every version of one block, oldest first (runs hold increasing seq ranges, then the memtable). */
   versionsOfBlock(block: number, visit: VersionVisitor): void {
     for (const run of this.runs) run.versionsOfBlock(block, visit);
