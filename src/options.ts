@@ -48,6 +48,8 @@ export const DEFAULTS = {
   nbdHandshakeTimeoutMs: 5000,
   /** NBD connections open at once (all listeners); more are closed on accept. */
   nbdMaxConnections: 64,
+  /** Control connections open at once over TCP (`--control-listen`); the handshake timeout is NBD's. */
+  controlMaxConnections: 16,
   /** Volume directory and file modes; --allow-group-access widens them to 0750/0640. */
   privateDirMode: 0o700,
   privateFileMode: 0o600,

@@ -1,11 +1,16 @@
-import * as net from 'node:net';
 import { ChronoError, ErrorCode } from '../errors';
+import { ControlEndpoint, connectControl, describeEndpoint } from './control-endpoint';
 import { ControlReply, ControlRequest } from './control-protocol';
 
-/** Sends one request to a daemon; `sink` receives the raw bytes of an export reply. */
-export function controlCall(socketPath: string, req: ControlRequest, sink?: (chunk: Buffer) => void, timeoutMs = 120_000): Promise<unknown> {
+/**
+ * Sends one request to a daemon (a Unix socket path, or TCP with TLS); `sink` receives the raw
+ * bytes of an export reply. A TLS handshake the server refuses (wrong key, unknown identity,
+ * untrusted certificate) is ACCESS_DENIED, never retried here.
+ */
+export function controlCall(endpoint: ControlEndpoint, req: ControlRequest, sink?: (chunk: Buffer) => void, timeoutMs = 120_000): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const sock = net.createConnection(socketPath);
+    const socketPath = describeEndpoint(endpoint);
+    const { sock, ready, handshaking } = connectControl(endpoint);
     let buf = Buffer.alloc(0);
     let reply: ControlReply | undefined;
     let remaining = 0;
@@ -19,8 +24,12 @@ export function controlCall(socketPath: string, req: ControlRequest, sink?: (chu
       if (err) reject(err);
       else resolve(value);
     };
-    sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
-    sock.on('error', (err) => finish(new ChronoError('DAEMON', `cannot reach the daemon at ${socketPath}: ${err.message}`, {}, err)));
+    sock.on(ready, () => sock.write(JSON.stringify(req) + '\n'));
+    sock.on('error', (err) => {
+      // A TLS alert from the server (ERR_SSL_*) is a refusal; a connection cut mid-handshake is not.
+      if (handshaking() && /^ERR_SSL_/.test(String((err as NodeJS.ErrnoException).code))) finish(new ChronoError('ACCESS_DENIED', `${socketPath} refused our TLS credentials (a wrong key, an identity it does not know, or a certificate its CA did not sign): ${err.message}`, {}, err));
+      else finish(new ChronoError('DAEMON', `cannot reach the daemon at ${socketPath}: ${err.message}`, {}, err));
+    });
     sock.on('data', (chunk: Buffer) => {
       if (!reply) {
         buf = Buffer.concat([buf, chunk]);
@@ -38,6 +47,7 @@ export function controlCall(socketPath: string, req: ControlRequest, sink?: (chu
       if (remaining === 0) finish(undefined, reply.result);
     });
     sock.on('close', () => {
+      if (handshaking()) finish(new ChronoError('DAEMON', `${socketPath} closed the connection during the TLS handshake (is it a chronovol control listener with TLS?)`));
       if (!reply || remaining > 0) finish(new ChronoError('DAEMON', `daemon at ${socketPath} closed the connection early`));
     });
   });

@@ -9,7 +9,11 @@ import { listenUnix } from '../nbd/unix-listener';
 import { retentionRequest } from '../retention/retention-requests';
 import { LIVE_POINT, changesBetween, imageRange, resolveImage, streamImage } from '../service/images';
 import type { Volume } from '../volume/volume';
+import { ControlTcpListener, ControlTcpOptions } from './control-listener';
 import { ControlReply, ControlRequest } from './control-protocol';
+import { checkControlRight, controlRights } from './control-rights';
+
+const MAX_REQUEST_LINE_BYTES = 1 << 20;
 
 /** Reads a client's request line and runs `handle`; a failure is answered with its stable code. */
 export function onControlRequest(sock: net.Socket, handle: (req: ControlRequest) => Promise<void>): void {
@@ -18,7 +22,10 @@ export function onControlRequest(sock: net.Socket, handle: (req: ControlRequest)
   sock.on('data', (chunk) => {
     buf += chunk.toString('utf8');
     const nl = buf.indexOf('\n');
-    if (nl < 0) return;
+    if (nl < 0) {
+      if (buf.length > MAX_REQUEST_LINE_BYTES) sock.destroy(); // a request is one short JSON line
+      return;
+    }
     const line = buf.slice(0, nl);
     buf = buf.slice(nl + 1);
     Promise.resolve().then(() => handle(JSON.parse(line) as ControlRequest)).catch((err: Error) => {
@@ -44,31 +51,48 @@ export interface ControlHooks {
  */
 export class ControlServer {
   private server?: net.Server;
+  private tcp?: ControlTcpListener;
 
   constructor(private readonly volume: Volume, private readonly socketPath: string, private readonly log: Logger, private readonly hooks: ControlHooks = {}) {}
 
-  /** Only ever a Unix socket, its owner's alone (0600): see docs/SECURITY.md. */
+  /** The Unix socket, its owner's alone (0600): see docs/SECURITY.md. */
   async listen(): Promise<void> {
     this.server = net.createServer((sock) => this.serve(sock));
     await listenUnix(this.server, this.socketPath);
   }
 
+  /**
+   * The same protocol over TCP, TLS from the first byte (`--control-listen`): each request is
+   * checked against the identity's rights (control-rights.ts). Returns the address it listens on.
+   */
+  async listenTcp(o: ControlTcpOptions): Promise<string> {
+    this.tcp = new ControlTcpListener(o, this.log, (sock, identity) => this.serve(sock, identity));
+    await this.tcp.listen();
+    return this.tcp.address!;
+  }
+
   async close(): Promise<void> {
+    await this.tcp?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     fs.rmSync(this.socketPath, { force: true });
   }
 
-  private serve(sock: net.Socket): void {
-    onControlRequest(sock, (req) => this.handle(req, sock));
+  /** `identity`: the TLS identity of a TCP client; undefined on the Unix socket (and plain --insecure TCP). */
+  private serve(sock: net.Socket, identity?: string): void {
+    onControlRequest(sock, (req) => {
+      if (this.tcp && identity !== undefined) checkControlRight(this.tcp.access, identity, req.method);
+      return this.handle(req, sock, identity);
+    });
   }
 
-  private async handle(req: ControlRequest, sock: net.Socket): Promise<void> {
+  private async handle(req: ControlRequest, sock: net.Socket, identity?: string): Promise<void> {
     const p = req.params ?? {};
     const v = this.volume;
     const reply = (result: unknown): void => void sock.end(JSON.stringify({ ok: true, result } satisfies ControlReply) + "\n");
     switch (req.method) {
       case 'ping':
-        return reply({ pid: process.pid, mountpoint: this.hooks.mountpoint ?? null });
+        // With the caller's rights: protect refuses to start with credentials that cannot record events.
+        return reply({ pid: process.pid, mountpoint: this.hooks.mountpoint ?? null, identity: identity ?? null, rights: this.tcp && identity !== undefined ? controlRights(this.tcp.access, identity) : { read: true, write: true } });
       case 'shutdown':
         if (!this.hooks.shutdown) throw new ChronoError('UNSUPPORTED', 'this daemon cannot be shut down over its control socket');
         reply({ pid: process.pid });

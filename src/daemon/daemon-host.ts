@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { clonesOf } from '../clone/clone-service';
+import type { ControlTcpOptions } from '../control/control-listener';
 import { ControlServer } from '../control/control-server';
 import { ChronoError } from '../errors';
 import { FuseMount } from '../fuse/fuse-mount';
@@ -34,6 +35,8 @@ export interface DaemonHostOptions {
   fuse?: MountOptions;
   /** Serve NBD (`chronovol serve`, or `mount --nbd`). */
   nbd?: Omit<NbdServerOptions, 'log'>;
+  /** `--control-listen`: the control channel over TCP (TLS) as well as its Unix socket. */
+  controlTcp?: ControlTcpOptions;
   /** `mount --http`: serve the read-only web page here as well. */
   http?: HttpListen;
   /** `--seal-after`: seal a quiet current segment so its writes reach the archive (0: off). */
@@ -68,6 +71,9 @@ export class DaemonHost {
   get httpUrl(): string | undefined {
     return this.http?.url;
   }
+
+  /** tls://host:port of the control channel over TCP, when --control-listen asked for it. */
+  controlAddress?: string;
 
   get nbdAddresses(): string[] {
     return this.nbd?.addresses ?? [];
@@ -111,6 +117,7 @@ export class DaemonHost {
     }
     this.control = new ControlServer(this.volume, socket, o.log, { shutdown: () => (this.onStopped ? this.onStopped() : void this.stop()), mountpoint: this.mountpoint });
     await this.control.listen();
+    if (o.controlTcp) this.controlAddress = await this.control.listenTcp(o.controlTcp);
     if (o.fuse) {
       this.fuse = await FuseMount.mount(this.volume, { ...o.fuse, log: o.log, status: () => this.statusJson, startedMs, timeline: () => this.timeline.svg });
       o.log.info({ mountpoint: this.mountpoint, dir: o.dir, fuseThreadsCpu: this.fuse.threadsCpu }, 'mounted');

@@ -5,7 +5,7 @@ import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
 import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
 import { parseId, parseMode } from '../../fuse/tree-sharing';
-import { addNbdOptions, nbdOptionsFrom } from './serve';
+import { addNbdOptions, controlTcpFrom, nbdOptionsFrom } from './serve';
 
 /** --fuse-cpu's parser, loaded when the option is given: thread-placement.ts loads the native addon. */
 const parseFuseCpu = (v: string) => (require('../../fuse/thread-placement') as typeof import('../../fuse/thread-placement')).parseFuseCpu(v);
@@ -50,11 +50,13 @@ or -o ro,norecovery (xfs) to mount.`)
       const log = createLogger();
       const vdir = volumeDirOf(dir);
       const nbd = o.nbd || o.listen || o.socket ? nbdOptionsFrom(o, vdir, log) : undefined;
+      if (!nbd && (o.tlsPsk || o.tlsCerts || o.nbdAccess || o.insecure) && !o.controlListen) throw new ChronoError('BAD_ARGUMENT', '--tls-psk, --tls-certs, --nbd-access and --insecure are for --listen or --control-listen');
+      const controlTcp = controlTcpFrom(o);
       if ((o.uid !== undefined || o.gid !== undefined || o.mode !== undefined) && !o.allowOther) throw new ChronoError('BAD_ARGUMENT', '--uid, --gid and --mode take effect with --allow-other only');
       const share = o.allowOther ? { uid: o.uid ?? process.getuid!(), gid: o.gid ?? process.getgid!(), mode: o.mode ?? 0o640 } : undefined;
       const http = o.http !== undefined ? (await import('../../http/http-listen')).parseHttpListen(o.http, vdir) : undefined;
-      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd, http, sealAfterMs: o.sealAfter, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
-      const also = (daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '') + (daemon.httpUrl ? `; web page at ${daemon.httpUrl}` : '');
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd, controlTcp, http, sealAfterMs: o.sealAfter, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
+      const also = (daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '') + (daemon.httpUrl ? `; web page at ${daemon.httpUrl}` : '') + (daemon.controlAddress ? `; control on ${daemon.controlAddress}` : '');
       const mnt = daemon.mountpoint!;
       process.stdout.write(`mounted ${daemon.volume.directory.root} at ${mnt} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${mnt}' to unmount\n`);
       const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;

@@ -2,7 +2,10 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ChronoError } from '../../errors';
+import type { ControlTcpOptions } from '../../control/control-listener';
+import type { NbdAccess } from '../../nbd/nbd-access';
 import type { NbdServerOptions } from '../../nbd/nbd-server';
+import type { NbdTls } from '../../nbd/nbd-tls';
 import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
 import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
@@ -15,29 +18,52 @@ export function addNbdOptions(cmd: Command): Command {
     .option('--tls-psk <file>', "TLS with pre-shared keys: 'identity:hexkey' lines (psktool's format, as qemu and nbdkit read)")
     .option('--tls-certs <dir>', 'TLS with X.509: ca-cert.pem, server-cert.pem, server-key.pem; clients need a certificate the CA signed (identity: its CN)')
     .option('--nbd-access <file>', 'JSON: per TLS identity, the exports it may use and whether it may write live (default: every identity may do everything)')
-    .option('--insecure', 'allow --listen without TLS: anyone who reaches the port can read and write the volume')
+    .option('--control-listen <host:port>', 'the control channel over TCP as well (for `protect` on another host): TLS with the same --tls-psk/--tls-certs identities, rights from --nbd-access (writing live is needed to record events)')
+    .option('--insecure', 'allow --listen and --control-listen without TLS: anyone who reaches the port can read and write the volume')
     .option('--sync-on-flush', 'record a crash-consistent event at every NBD flush that follows writes');
 }
 
 /** The NBD server's options from the command line; bad combinations are usage errors. */
 export function nbdOptionsFrom(o: Record<string, unknown>, volumeDir: string, log: Logger): NbdServerOptions {
   if (o.tlsPsk && o.tlsCerts) throw new ChronoError('BAD_ARGUMENT', 'give --tls-psk or --tls-certs, not both');
-  if ((o.tlsPsk || o.tlsCerts) && !o.listen) throw new ChronoError('BAD_ARGUMENT', '--tls-psk and --tls-certs are for TCP: give --listen host:port too (the Unix socket is guarded by its mode)');
+  if ((o.tlsPsk || o.tlsCerts) && !o.listen && !o.controlListen) throw new ChronoError('BAD_ARGUMENT', '--tls-psk and --tls-certs are for TCP: give --listen or --control-listen host:port too (the Unix sockets are guarded by their modes)');
   if ((o.tlsPsk || o.tlsCerts) && o.insecure) throw new ChronoError('BAD_ARGUMENT', '--insecure and TLS contradict each other');
   if (o.nbdAccess && !(o.tlsPsk || o.tlsCerts)) throw new ChronoError('BAD_ARGUMENT', '--nbd-access applies to TLS identities: give --tls-psk or --tls-certs');
-  // Loaded here, not at the top: only the daemons need TLS and the access rules.
-  const { pskTls, x509Tls } = require('../../nbd/nbd-tls') as typeof import('../../nbd/nbd-tls');
-  const { NbdAccess } = require('../../nbd/nbd-access') as typeof import('../../nbd/nbd-access');
+  const { tls, access } = tlsAndAccessFrom(o);
   return {
     listen: o.listen as string | undefined,
     socket: path.resolve((o.socket as string | undefined) ?? path.join(volumeDir, DEFAULTS.nbdSocketName)),
     socketGroup: o.socketGroup as string | undefined,
-    tls: o.tlsPsk ? pskTls(o.tlsPsk as string) : o.tlsCerts ? x509Tls(o.tlsCerts as string) : undefined,
+    tls,
     insecure: Boolean(o.insecure),
-    access: o.nbdAccess ? NbdAccess.fromFile(o.nbdAccess as string) : undefined,
+    access,
     syncOnFlush: Boolean(o.syncOnFlush),
     log,
   };
+}
+
+/** The TLS credentials and access rules, read once for both listeners (NBD and control share them). */
+const tlsCache = new WeakMap<Record<string, unknown>, { tls?: NbdTls; access?: NbdAccess }>();
+function tlsAndAccessFrom(o: Record<string, unknown>): { tls?: NbdTls; access?: NbdAccess } {
+  let r = tlsCache.get(o);
+  if (r) return r;
+  // Loaded here, not at the top: only the daemons need TLS and the access rules.
+  const { pskTls, x509Tls } = require('../../nbd/nbd-tls') as typeof import('../../nbd/nbd-tls');
+  const { NbdAccess } = require('../../nbd/nbd-access') as typeof import('../../nbd/nbd-access');
+  r = { tls: o.tlsPsk ? pskTls(o.tlsPsk as string) : o.tlsCerts ? x509Tls(o.tlsCerts as string) : undefined, access: o.nbdAccess ? NbdAccess.fromFile(o.nbdAccess as string) : undefined };
+  tlsCache.set(o, r);
+  return r;
+}
+
+/** `--control-listen`: the control channel over TCP, with NBD's TLS credentials, rules and --insecure. */
+export function controlTcpFrom(o: Record<string, unknown>): ControlTcpOptions | undefined {
+  if (!o.controlListen) return undefined;
+  if (o.tlsPsk && o.tlsCerts) throw new ChronoError('BAD_ARGUMENT', 'give --tls-psk or --tls-certs, not both');
+  if (o.nbdAccess && !(o.tlsPsk || o.tlsCerts)) throw new ChronoError('BAD_ARGUMENT', '--nbd-access applies to TLS identities: give --tls-psk or --tls-certs');
+  if ((o.tlsPsk || o.tlsCerts) && o.insecure) throw new ChronoError('BAD_ARGUMENT', '--insecure and TLS contradict each other');
+  const { tls, access } = tlsAndAccessFrom(o);
+  if (!tls && !o.insecure) throw new ChronoError('BAD_ARGUMENT', '--control-listen needs TLS: give --tls-psk FILE or --tls-certs DIR (or --insecure for plain TCP that anyone who reaches the port may drive)');
+  return { listen: o.controlListen as string, tls, insecure: Boolean(o.insecure), access };
 }
 
 export function register(program: Command): void {
@@ -64,9 +90,10 @@ See docs/SECURITY.md and the README's NBD section.`)
       const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
       const vdir = volumeDirOf(dir);
-      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd: nbdOptionsFrom(o, vdir, log), sealAfterMs: o.sealAfter });
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd: nbdOptionsFrom(o, vdir, log), controlTcp: controlTcpFrom(o), sealAfterMs: o.sealAfter });
       const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;
       daemon.onStopped = runUntilStopped(log, () => (stopRetention(), daemon.stop()));
-      process.stdout.write(`serving ${vdir} on ${daemon.nbdAddresses.join(' and ')} (pid ${process.pid}); Ctrl-C to stop\n`);
+      const control = daemon.controlAddress ? `; control on ${daemon.controlAddress}` : '';
+      process.stdout.write(`serving ${vdir} on ${daemon.nbdAddresses.join(' and ')}${control} (pid ${process.pid}); Ctrl-C to stop\n`);
     });
 }
