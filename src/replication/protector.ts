@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { controlCall } from '../control/control-client';
+import type { ControlEndpoint } from '../control/control-endpoint';
 import { ChronoError } from '../errors';
 import { DEFAULTS } from '../options';
 import type { SyncEvent } from '../volume/events';
@@ -15,11 +16,24 @@ export interface ProtectOptions {
   primary: string;
   appExport?: AppExport;
   stateDir: string;
-  /** Our volume: its daemon's NBD socket (export `live`) and control socket. */
-  target: { nbdSocket: string; controlSocket: string; volumeDir?: string };
+  /** Our volume: where its daemon serves NBD (export `live`) and its control channel. */
+  target: ProtectTarget;
   targetTimeoutMs: number;
   initial: 'full' | 'assume-same';
   log: Logger;
+}
+
+/**
+ * The volume's daemon: on this host (Unix sockets) or on another (TCP; TLS for both NBD, which
+ * qemu's client speaks through our relay, and the control channel, which we speak).
+ */
+export interface ProtectTarget {
+  /** Where the relay connects: a Unix socket path, or host and port. */
+  nbd: { path: string } | { host: string; port: number };
+  control: ControlEndpoint;
+  volumeDir?: string;
+  /** qemu's TLS credentials for its NBD client: the `--object` it is started with, and the host name a certificate must name. */
+  qemuTls?: { object: string; id: string; hostname: string };
 }
 
 export interface ResyncReport {
@@ -48,6 +62,8 @@ export class Protector {
   private generation = 1;
   private nodeSeq = 0;
   private stopping = false;
+  /** The volume refused our TLS credentials or rights (already logged). */
+  private refused = false;
   private splitter: Splitter;
   private relay: TargetRelay;
   private mirrorJob?: string;
@@ -58,7 +74,7 @@ export class Protector {
 
   constructor(private readonly o: ProtectOptions) {
     this.splitter = new Splitter({
-      primary: o.primary, appExport: o.appExport, stateDir: o.stateDir,
+      primary: o.primary, appExport: o.appExport, stateDir: o.stateDir, objects: o.target.qemuTls ? [o.target.qemuTls.object] : [],
       onExit: (which, code, stderr) => {
         this.lastError = `qemu-storage-daemon (${which}) exited with ${code}: ${stderr}`;
         o.log.error({ which, code, stderr }, 'qemu-storage-daemon exited');
@@ -67,7 +83,7 @@ export class Protector {
         this.lossSignal?.();
       },
     });
-    this.relay = new TargetRelay(`${o.stateDir}/target-relay.sock`, () => net.createConnection(o.target.nbdSocket), o.targetTimeoutMs, () => {
+    this.relay = new TargetRelay(`${o.stateDir}/target-relay.sock`, () => net.createConnection(o.target.nbd), o.targetTimeoutMs, () => {
       o.log.warn({ timeoutMs: o.targetTimeoutMs }, 'the target stopped answering: cut off so the application does not wait on it');
       this.lossSignal?.();
     });
@@ -123,8 +139,7 @@ export class Protector {
         await this.exclusive(() => this.connect());
         await this.watchTarget(lost);
       } catch (err) {
-        this.lastError = (err as Error).message;
-        this.o.log.warn({ err: this.lastError }, 'mirroring failed');
+        this.noteError(err as Error, 'mirroring failed');
       }
       this.lossSignal = undefined;
       if (this.stopping) break;
@@ -145,9 +160,9 @@ export class Protector {
       await Promise.race([lost, sleep(DEFAULTS.protectPollMs)]);
       if (gone || this.stopping) return;
       try {
-        await controlCall(this.o.target.controlSocket, { method: 'ping' }, undefined, this.o.targetTimeoutMs);
+        await controlCall(this.o.target.control, { method: 'ping' }, undefined, this.o.targetTimeoutMs);
       } catch (err) {
-        this.o.log.warn({ err: (err as Error).message }, 'our daemon does not answer');
+        this.noteError(err as Error, 'our daemon does not answer');
         return;
       }
     }
@@ -159,15 +174,17 @@ export class Protector {
       if (!first) await sleep(DEFAULTS.protectPollMs);
       if (this.state === 'starting' && !first) this.setState('disconnected');
       try {
-        await controlCall(this.o.target.controlSocket, { method: 'ping' }, undefined, this.o.targetTimeoutMs);
+        await controlCall(this.o.target.control, { method: 'ping' }, undefined, this.o.targetTimeoutMs);
         await new Promise<void>((resolve, reject) => {
-          const s = net.createConnection(this.o.target.nbdSocket);
+          const s = net.createConnection(this.o.target.nbd);
           s.once('connect', () => (s.destroy(), resolve()));
           s.once('error', reject);
         });
+        this.refused = false;
         return;
-      } catch {
-        // not back yet
+      } catch (err) {
+        // Not back yet; a refusal of our credentials is said once, loudly, and kept in status.json.
+        if ((err as ChronoError).code === 'ACCESS_DENIED') this.noteError(err as Error, 'the volume refused our credentials');
       }
     }
   }
@@ -227,9 +244,22 @@ export class Protector {
     return Number(e.data?.len ?? 0);
   }
 
+  /**
+   * An NBD node on `live` through our relay. Over TCP qemu's client does the TLS (STARTTLS) end
+   * to end through the relay, which only moves bytes; a certificate is checked against the
+   * target's host name, as the relay's Unix socket has none.
+   */
   private async addTargetNode(): Promise<string> {
     const name = `tgt${++this.nodeSeq}`;
-    await this.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': name, server: { type: 'unix', path: this.relay.socketPath }, export: 'live', 'reconnect-delay': 0 });
+    const t = this.o.target.qemuTls;
+    const tls = t ? { 'tls-creds': t.id, 'tls-hostname': t.hostname } : {};
+    try {
+      await this.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': name, server: { type: 'unix', path: this.relay.socketPath }, export: 'live', 'reconnect-delay': 0, ...tls });
+    } catch (err) {
+      const m = (err as Error).message;
+      if (t && /TLS|handshake|credential|certificate|denied/i.test(m)) throw new ChronoError('ACCESS_DENIED', `the volume's NBD server refused qemu's TLS credentials: ${m}`, {}, err);
+      throw err;
+    }
     return name;
   }
 
@@ -301,7 +331,20 @@ export class Protector {
   }
 
   control(method: 'sync' | 'begin-resync' | 'end-resync' | 'windows' | 'status' | 'events', params?: Record<string, unknown>): Promise<unknown> {
-    return controlCall(this.o.target.controlSocket, { method, params }, undefined, Math.max(this.o.targetTimeoutMs, 30_000));
+    return controlCall(this.o.target.control, { method, params }, undefined, Math.max(this.o.targetTimeoutMs, 30_000));
+  }
+
+  /**
+   * Keeps the error for status.json (with its code). A refusal of our credentials is logged as an
+   * error once per incident: protect goes on retrying (the application keeps its disk, the RPO
+   * alert fires), and picks up by itself once the keys are put right.
+   */
+  private noteError(err: Error, what: string): void {
+    const code = err instanceof ChronoError ? err.code : undefined;
+    this.lastError = code ? `${code}: ${err.message}` : err.message;
+    if (code !== 'ACCESS_DENIED') return void this.o.log.warn({ err: err.message, code }, what);
+    if (!this.refused) this.o.log.error({ err: err.message, code }, `${what}: fix the key, identity or --nbd-access rules on either side; retrying meanwhile`);
+    this.refused = true;
   }
 
   private exclusive<T>(op: () => Promise<T>): Promise<T> {

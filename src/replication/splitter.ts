@@ -11,6 +11,8 @@ export interface SplitterOptions {
   primary: string;
   appExport?: AppExport;
   stateDir: string;
+  /** `--object` arguments for the core daemon (the TLS credentials of its NBD client). */
+  objects?: string[];
   /** qemu-storage-daemon's path (tests and odd installs); default from PATH. */
   qsdBinary?: string;
   onExit: (which: 'core' | 'app', code: number | null, stderr: string) => void;
@@ -42,6 +44,7 @@ export class Splitter {
     const coreQmp = path.join(stateDir, 'core-qmp.sock');
     for (const s of [coreQmp, this.coreNbdSocket]) fs.rmSync(s, { force: true });
     this.spawn('core', [
+      ...(this.o.objects ?? []).flatMap((obj) => ['--object', obj]),
       '--blockdev', JSON.stringify({ driver, 'node-name': 'prim-file', filename: path.resolve(primary), aio: 'threads' }),
       '--blockdev', JSON.stringify({ driver: 'raw', 'node-name': 'prim', file: 'prim-file' }),
       '--nbd-server', `addr.type=unix,addr.path=${this.coreNbdSocket}`,
