@@ -7,72 +7,13 @@ import { test } from 'node:test';
 import { CLI } from './helpers/cli';
 import { ServeDaemon } from './helpers/daemon';
 import { chronovol, isMounted, ok, run } from './helpers/fuse-harness';
+import { Protection, filesIn, filesOfImage, qsdSkipReason, sleep, startWriter } from './helpers/protect-harness';
 import { tmpDir } from './helpers/tmp';
 
 const MiB = 1 << 20;
 const SIZE = 64 * MiB;
 const TARGET_TIMEOUT_MS = 2000;
 const BS = 4096;
-
-function qsdSkipReason(): string | false {
-  if (run('sh', ['-c', 'command -v qemu-storage-daemon']).status === 0) return false;
-  if (process.env.CHRONOVOL_SKIP_QEMU === '1') return 'CHRONOVOL_SKIP_QEMU=1 and qemu-storage-daemon is missing';
-  throw new Error('qemu-storage-daemon is missing (apt-get install qemu-system-common; scripts/setup does): set CHRONOVOL_SKIP_QEMU=1 to skip explicitly');
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
-
-interface Protection { state: string; lagMs: number; dirtyBytes: number | null; lastResync: { reason: string; bytes: number; mbPerSecond: number } | null; disconnectedSince: string | null }
-
-/** Every regular file of an ext4 image, name -> sha256, read with debugfs (no mount needed). */
-function filesOfImage(image: string, scratch: string): Record<string, string> {
-  const out = path.join(scratch, `rdump-${crypto.randomBytes(4).toString('hex')}`);
-  fs.mkdirSync(out);
-  ok('debugfs', ['-R', `rdump / ${out}`, image]);
-  return filesIn(out);
-}
-
-function filesIn(dir: string): Record<string, string> {
-  const r: Record<string, string> = {};
-  for (const n of fs.readdirSync(dir).sort()) {
-    const p = path.join(dir, n);
-    if (n !== 'lost+found' && fs.statSync(p).isFile()) r[n] = sha(fs.readFileSync(p));
-  }
-  return r;
-}
-
-/**
- * An application on ext4: writes a 64 KiB file with fsync (dd conv=fsync) in a loop, over 40
- * names, logging each write's milliseconds and any error; pauses while `pause` exists.
- */
-function startWriter(mnt: string, dir: string): { proc: ChildProcess; log: string; pause(): Promise<void>; resume(): void; stop(): Promise<void> } {
-  const log = path.join(dir, 'writer.log');
-  const flag = path.join(dir, 'pause');
-  const paused = path.join(dir, 'paused');
-  const stopFile = path.join(dir, 'stop');
-  const script = `i=0; while [ ! -e ${stopFile} ]; do
-    if [ -e ${flag} ]; then touch ${paused}; sleep 0.02; continue; fi; rm -f ${paused}
-    s=$(date +%s%N); dd if=/dev/urandom of=${mnt}/w$((i % 40)) bs=64K count=1 conv=fsync status=none || echo ERR $i
-    e=$(date +%s%N); echo "$i $(( (e - s) / 1000000 ))"; i=$((i + 1)); sleep 0.01; done >> ${log} 2>&1`;
-  const proc = spawn('bash', ['-c', script], { stdio: 'ignore' });
-  return {
-    proc, log,
-    async pause() {
-      fs.writeFileSync(flag, '');
-      while (!fs.existsSync(paused)) await sleep(10);
-    },
-    resume() {
-      fs.rmSync(flag, { force: true });
-      fs.rmSync(paused, { force: true });
-    },
-    async stop() {
-      fs.writeFileSync(stopFile, '');
-      this.resume();
-      if (proc.exitCode === null) await new Promise((r) => proc.once('exit', r));
-    },
-  };
-}
 
 test('protect: a primary in use is mirrored, survives our daemon killed and a resync, and fails back block-exactly', { skip: qsdSkipReason(), timeout: 120_000 }, async () => {
   const dir = tmpDir('chronovol-protect-');

@@ -10,7 +10,8 @@ import { ControlReply, ControlRequest } from './control-protocol';
 export function controlCall(endpoint: ControlEndpoint, req: ControlRequest, sink?: (chunk: Buffer) => void, timeoutMs = 120_000): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socketPath = describeEndpoint(endpoint);
-    const { sock, ready, handshaking } = connectControl(endpoint);
+    const { sock, ready, handshaking, certificateVerdictPending } = connectControl(endpoint);
+    let received = 0;
     let buf = Buffer.alloc(0);
     let reply: ControlReply | undefined;
     let remaining = 0;
@@ -27,10 +28,11 @@ export function controlCall(endpoint: ControlEndpoint, req: ControlRequest, sink
     sock.on(ready, () => sock.write(JSON.stringify(req) + '\n'));
     sock.on('error', (err) => {
       // A TLS alert from the server (ERR_SSL_*) is a refusal; a connection cut mid-handshake is not.
-      if (handshaking() && /^ERR_SSL_/.test(String((err as NodeJS.ErrnoException).code))) finish(new ChronoError('ACCESS_DENIED', `${socketPath} refused our TLS credentials (a wrong key, an identity it does not know, or a certificate its CA did not sign): ${err.message}`, {}, err));
+      if (handshaking() && /^ERR_SSL_/.test(String((err as NodeJS.ErrnoException).code))) finish(new ChronoError('ACCESS_DENIED', `${socketPath} refused our TLS credentials (a wrong key, an identity it does not know, or a certificate its CA did not sign): ${err.message.trim()}`, {}, err));
       else finish(new ChronoError('DAEMON', `cannot reach the daemon at ${socketPath}: ${err.message}`, {}, err));
     });
     sock.on('data', (chunk: Buffer) => {
+      received += chunk.length;
       if (!reply) {
         buf = Buffer.concat([buf, chunk]);
         const nl = buf.indexOf(10);
@@ -48,6 +50,7 @@ export function controlCall(endpoint: ControlEndpoint, req: ControlRequest, sink
     });
     sock.on('close', () => {
       if (handshaking()) finish(new ChronoError('DAEMON', `${socketPath} closed the connection during the TLS handshake (is it a chronovol control listener with TLS?)`));
+      if (received === 0 && certificateVerdictPending()) finish(new ChronoError('ACCESS_DENIED', `${socketPath} closed the connection right after the TLS handshake without answering: it refused our client certificate (not signed by the CA it trusts?)`));
       if (!reply || remaining > 0) finish(new ChronoError('DAEMON', `daemon at ${socketPath} closed the connection early`));
     });
   });

@@ -60,11 +60,13 @@ const PSK_CLIENT_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:
 /**
  * Connects; `ready` is the event after which requests may be written ('connect' for a Unix
  * socket or plain TCP, 'secureConnect' once TLS is up). `handshaking()` tells a TLS failure (the
- * TCP connection was made, the server refused our key, identity or certificate) from a network one.
+ * TCP connection was made, the server refused our key, identity or certificate) from a network one;
+ * `certificateVerdictPending()` says a close before any answer may be the server refusing our certificate.
  */
-export function connectControl(e: ControlEndpoint): { sock: net.Socket; ready: 'connect' | 'secureConnect'; handshaking: () => boolean } {
-  if (typeof e === 'string') return { sock: net.createConnection(e), ready: 'connect', handshaking: () => false };
-  if (!e.tls) return { sock: net.createConnection({ host: e.host, port: e.port }), ready: 'connect', handshaking: () => false };
+export function connectControl(e: ControlEndpoint): { sock: net.Socket; ready: 'connect' | 'secureConnect'; handshaking: () => boolean; certificateVerdictPending: () => boolean } {
+  const no = () => false;
+  if (typeof e === 'string') return { sock: net.createConnection(e), ready: 'connect', handshaking: no, certificateVerdictPending: no };
+  if (!e.tls) return { sock: net.createConnection({ host: e.host, port: e.port }), ready: 'connect', handshaking: no, certificateVerdictPending: no };
   const raw = net.createConnection({ host: e.host, port: e.port });
   let tcpUp = false;
   let secure = false;
@@ -74,7 +76,14 @@ export function connectControl(e: ControlEndpoint): { sock: net.Socket; ready: '
     ? { socket: raw, minVersion: 'TLSv1.2', ciphers: PSK_CLIENT_CIPHERS, pskCallback: () => ({ psk: c.key, identity: c.identity }), checkServerIdentity: () => undefined }
     : { socket: raw, minVersion: 'TLSv1.2', ca: c.ca, cert: c.cert, key: c.key, servername: net.isIP(e.host) ? undefined : e.host, checkServerIdentity: (_h, cert) => tls.checkServerIdentity(e.host, cert) };
   const sock = tls.connect(options);
-  sock.once('secureConnect', () => (secure = true));
+  let protocol: string | null = null;
+  sock.once('secureConnect', () => {
+    secure = true;
+    protocol = sock.getProtocol();
+  });
   raw.on('error', (err) => sock.destroy(err));
-  return { sock, ready: 'secureConnect', handshaking: () => tcpUp && !secure };
+  // TLS 1.3 lets a client finish its handshake before the server has checked its certificate: a
+  // certificate the server refuses shows as the connection closed right after, without an alert.
+  const x509v13 = () => c.kind === 'x509' && secure && protocol === 'TLSv1.3';
+  return { sock, ready: 'secureConnect', handshaking: () => tcpUp && !secure, certificateVerdictPending: x509v13 };
 }
