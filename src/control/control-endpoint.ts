@@ -3,7 +3,6 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { ChronoError } from '../errors';
-import { readPskFile } from '../nbd/nbd-tls';
 
 /** A client's TLS credentials: one PSK identity and its key, or an X.509 client certificate. */
 export type ControlTlsCreds = { kind: 'psk'; identity: string; key: Buffer } | { kind: 'x509'; ca: Buffer; cert: Buffer; key: Buffer; identity?: string };
@@ -33,6 +32,8 @@ export function parseControlUrl(text: string): { host: string; port: number; tls
 export function clientCreds(o: { tlsPsk?: string; tlsCerts?: string; tlsIdentity?: string }): ControlTlsCreds | undefined {
   if (o.tlsPsk && o.tlsCerts) throw new ChronoError('BAD_USAGE', 'give --tls-psk or --tls-certs, not both');
   if (o.tlsPsk) {
+    // Loaded here: every CLI command that asks a daemon goes through this file and needs no TLS.
+    const { readPskFile } = require('../nbd/nbd-tls') as typeof import('../nbd/nbd-tls');
     const keys = readPskFile(o.tlsPsk);
     const identity = o.tlsIdentity ?? [...keys.keys()][0];
     const key = keys.get(identity);
