@@ -1,5 +1,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { BenchResult, paired, pairList, scratch, settle } from './lib';
 
@@ -29,6 +31,15 @@ async function daemon(args: string[], banner: string): Promise<ChildProcess> {
   return p;
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 async function stopProcess(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
   const exited = new Promise((r) => p.once('exit', r));
@@ -41,6 +52,7 @@ async function stopProcess(p: ChildProcess | undefined, signal: NodeJS.Signals =
  * device over protect's FUSE export, with the mirror running into our volume (on) and with our
  * daemon away (off: the same splitter path, no mirror), in back-to-back pairs, order alternating.
  * Each "off" leaves 64 MiB dirty, so the next "on" first resyncs it: its MB/s is the resync figure.
+ * Then the same 'on' over TCP+TLS-PSK on loopback (the two-machine layout, docs/REPLICATION.md).
  * Bare: the same dd on a loop device over the primary file itself, with no splitter at all.
  */
 export async function benchProtect(): Promise<BenchResult> {
@@ -108,6 +120,26 @@ export async function benchProtect(): Promise<BenchResult> {
     loop = undefined;
     await stopProcess(protect);
     protect = undefined;
+    // The volume "on another host": NBD and control over TCP on loopback with TLS-PSK. live equals
+    // the primary now (the last round mirrored), so protect starts with --initial assume-same.
+    await stopProcess(serve);
+    const psk = path.join(dir, 'keys.psk');
+    fs.writeFileSync(psk, `replica:${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    const [nbdPort, controlPort] = [await freePort(), await freePort()];
+    serve = await daemon(['serve', vol, '--listen', `127.0.0.1:${nbdPort}`, '--control-listen', `127.0.0.1:${controlPort}`, '--tls-psk', psk], 'serving ');
+    const t1 = Date.now();
+    protect = await daemon(['protect', `nbd://127.0.0.1:${nbdPort}/live`, '--target-control', `tls://127.0.0.1:${controlPort}`, '--tls-psk', psk, '--primary', prim, '--initial', 'assume-same',
+      '--app-export', `fuse:${path.join(dir, 'app.img')}`, '--state-dir', state], 'protecting ');
+    for (let i = 0; i < 1200 && !(status().state === 'mirroring' && Date.parse((status() as unknown as { since: string }).since) >= t1); i++) await sleep(50);
+    if (status().state !== 'mirroring') throw new Error('protect over TLS did not reach mirroring');
+    loop = must('losetup', ['-f', '--show', path.join(dir, 'app.img')]).trim();
+    must('mount', [loop, mnt]);
+    const tlsOn = [dd(), dd(), dd()].sort((a, b) => a - b)[1];
+    must('umount', [mnt]);
+    must('losetup', ['-d', loop]);
+    loop = undefined;
+    await stopProcess(protect);
+    protect = undefined;
     // Bare: no splitter; the application on the primary itself.
     loop = must('losetup', ['-f', '--show', prim]).trim();
     must('mount', [loop, mnt]);
@@ -118,10 +150,11 @@ export async function benchProtect(): Promise<BenchResult> {
     return {
       lines: [
         `protect: app dd ${DD_MIB} MiB conv=fsync on ext4 over the FUSE export: protection on ${p.ours.toFixed(0)} MB/s vs off (same splitter, no mirror) ${p.baseline.toFixed(0)} MB/s: ratio ${p.ratio.toFixed(2)} (pairs ${pairList(p)}; target >= 0.5)`,
+        `protect: over TCP+TLS-PSK on loopback (--control-listen, nbd://, median of 3): ${tlsOn.toFixed(0)} MB/s, vs over Unix sockets (the 'on' median) ${(tlsOn / p.ours).toFixed(2)}`,
         `protect: bare loop device on the primary ${bare.toFixed(0)} MB/s: protected/bare ${(p.ours / bare).toFixed(2)}`,
         `protect: resync by bitmap after each 'off' (~${(resyncBytes / MiB).toFixed(0)} MiB dirty): median ${resyncMBps.toFixed(0)} MB/s (runs ${resyncs.map((x) => x.toFixed(0)).join(', ')}); load ${load}`,
       ],
-      figures: { protectOnOffRatio: p.ratio, protectOnMBps: p.ours, protectOffMBps: p.baseline, protectBareMBps: bare, protectResyncMBps: resyncMBps, protectResyncBytes: resyncBytes },
+      figures: { protectOnOffRatio: p.ratio, protectOnMBps: p.ours, protectOffMBps: p.baseline, protectBareMBps: bare, protectResyncMBps: resyncMBps, protectResyncBytes: resyncBytes, protectTlsOnMBps: tlsOn, protectTlsVsUnixRatio: tlsOn / p.ours },
     };
   } finally {
     if (fs.readFileSync('/proc/mounts', 'utf8').includes(` ${mnt} `)) spawnSync('umount', ['-l', mnt]);
