@@ -261,3 +261,45 @@ test('control listener: TLS only (a plain client and a stalled handshake are clo
     await serve.stop();
   }
 });
+
+test('protect remote: over TCP with X.509 client certificates (qemu tls-creds-x509 through the relay, tls-hostname), an event exact; a CN without writeLive refused at start', { skip: qsdSkipReason(), timeout: 60_000 }, async () => {
+  const dir = tmpDir('chronovol-protect-x509-');
+  const vol = path.join(dir, 'vol');
+  const prim = path.join(dir, 'prim.img');
+  const state = path.join(dir, 'state');
+  const appSock = path.join(dir, 'app.sock');
+  ok(process.execPath, [CLI, 'init', vol, '--size', String(8 * MiB)]);
+  fs.writeFileSync(prim, crypto.randomBytes(8 * MiB));
+  const x = makeX509(dir, ['replica', 'audit']);
+  const remote = await remoteServeArgs(['--tls-certs', x.serverDir], accessFile(dir));
+  const serve = await ServeDaemon.start(vol, remote.args);
+  const args = (cn: string, st: string) => [CLI, 'protect', `nbd://127.0.0.1:${remote.nbdPort}/live`, '--target-control', `tls://127.0.0.1:${remote.controlPort}`, '--tls-certs', x.clientDirs[cn], '--primary', prim, '--state-dir', st];
+  let protect: ChildProcess | undefined;
+  const protectLog: string[] = [];
+  try {
+    const audit = run(process.execPath, args('audit', path.join(dir, 'st-audit')), 30_000);
+    assert.equal(audit.status, 1, audit.stderr);
+    assert.match(audit.stderr, /identity 'audit' may not write live.*\[ACCESS_DENIED\]/);
+    protect = spawn(process.execPath, [...args('replica', state), '--app-export', `nbd:${appSock}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    protect.stderr!.on('data', (c: Buffer) => protectLog.push(c.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!(fs.existsSync(path.join(state, 'status.json')) && JSON.parse(fs.readFileSync(path.join(state, 'status.json'), 'utf8')).protection.state === 'mirroring')) {
+      assert.ok(Date.now() < deadline, `watchdog: mirroring over X.509 within 30 s: ${protectLog.join('').slice(-2000)}`);
+      await sleep(50);
+    }
+    ok('qemu-io', ['-f', 'raw', `nbd+unix:///prim?socket=${appSock}`, '-c', 'write -P 0x5a 1M 2M']);
+    ok(process.execPath, [CLI, 'agent', 'sync', '--label', 'x1', '--protect', state]);
+    const image = path.join(dir, 'x1.img');
+    ok(process.execPath, [CLI, 'export', vol, '--at', 'x1', '--out', image]);
+    assert.ok(fs.readFileSync(image).equals(fs.readFileSync(prim)), 'event x1 equals the primary');
+    const attached = serve.log.join('').split('\n').filter((l) => l.includes('nbd client attached')).map((l) => JSON.parse(l) as { identity?: string });
+    assert.ok(attached.length > 0 && attached.every((a) => a.identity === 'replica'), 'qemu came in with the replica certificate');
+  } finally {
+    if (protect && protect.exitCode === null) {
+      protect.kill('SIGTERM');
+      await Promise.race([new Promise((r) => protect!.once('exit', r)), sleep(10_000)]);
+      if (protect.exitCode === null) protect.kill('SIGKILL');
+    }
+    await serve.stop();
+  }
+});
