@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
+import { ArchiveCatalog } from '../archive/archive-catalog';
 import { ArchiveDiskCache, DiskCacheStats } from '../archive/archive-disk-cache';
 import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore, parseArchiveUrl } from '../archive/open-store';
@@ -130,7 +131,8 @@ export class Volume {
       // would) and needs a real volume directory (not a test's in-memory file system).
       const remote = parseArchiveUrl(vd.readConfig().archive).kind !== 'dir';
       const disk = remote && fs instanceof NodeFileSystem ? ArchiveDiskCache.open(dir, sb.volumeId, o.archiveCacheBytes ?? DEFAULTS.archiveCacheBytes, fs.modes) : undefined;
-      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk);
+      const catalog = await loadCatalog(store, sb.volumeId, o.log);
+      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk, catalog);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
       // Forgotten events are filtered before the log re-reads the manifest's and replay's events.
@@ -138,7 +140,7 @@ export class Volume {
       const events = new EventList();
       events.forgotten = (id) => retention.isForgotten(id);
       const parts = {
-        sb, fs, dir: vd, segments, index, store, archive, events, retention,
+        sb, fs, dir: vd, segments, index, store, archive, catalog, events, retention,
         reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
         log: o.log ?? silentLogger(),
         volumeLog: new VolumeLog(sb.blockSizeBytes, index, events, segments, manifest),
@@ -523,5 +525,20 @@ export class Volume {
   /** What reached the disk after an I/O error is unknown: refuse further writes rather than guess. */
   private noteFailure(err: unknown): void {
     if (!this.failure && (isChronoError(err, 'IO') || isChronoError(err, 'WRITER_FAILED'))) this.failure = err;
+  }
+}
+
+/**
+ * The archive catalog at open. Damaged or foreign: refused (its codes). Unreachable: an empty
+ * one, which is safe for reads (an object prune replaced is then missing, never other bytes:
+ * keys are never reused); prune reads it afresh before it acts.
+ */
+async function loadCatalog(store: BackingStore, volumeId: Buffer, log: Logger | undefined): Promise<ArchiveCatalog> {
+  try {
+    return await ArchiveCatalog.load(store, volumeId);
+  } catch (err) {
+    if (isChronoError(err) && err.code !== 'ARCHIVE_UNAVAILABLE' && err.code !== 'IO') throw err;
+    log?.warn({ err: (err as Error).message }, 'the archive catalog could not be read; reading as if no prune had run');
+    return new ArchiveCatalog();
   }
 }
