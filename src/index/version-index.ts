@@ -120,6 +120,44 @@ export class VersionIndex {
     return r && r.seq === v.seq ? r : v;
   }
 
+  /**
+   * Drops the versions `drop` names from the sorted runs (prune: versions whose records left the
+   * archive), in one tick: each run that loses any is replaced by a filtered copy, not yet
+   * written (the next persist writes it under the same name, atomically, and the manifest). The
+   * memtable is left alone: it holds versions of segments still in primary, which prune never
+   * touches. The caller runs it with no persist in flight (Checkpointer.idle). Returns how many went.
+   */
+  dropVersions(drop: (block: number, seq: number, segment: number) => boolean): number {
+    let dropped = 0;
+    this.runs = this.runs.map((run) => {
+      const keep = new Uint8Array(run.count);
+      let n = 0;
+      for (let i = 0; i < run.count; i++) {
+        if (!drop(run.blocks[i], run.seqs[i], run.segs[i])) {
+          keep[i] = 1;
+          n++;
+        }
+      }
+      if (n === run.count) return run;
+      dropped += run.count - n;
+      const blocks = new Float64Array(n);
+      const seqs = new Float64Array(n);
+      const segs = new Uint32Array(n);
+      const offs = new Uint32Array(n);
+      for (let i = 0, j = 0; i < run.count; i++) {
+        if (!keep[i]) continue;
+        blocks[j] = run.blocks[i];
+        seqs[j] = run.seqs[i];
+        segs[j] = run.segs[i];
+        offs[j] = run.offs[i];
+        j++;
+      }
+      // Same seq range (and so the same file name, replaced atomically by the next persist).
+      return new SortedRun(blocks, seqs, segs, offs, run.firstSeq, run.lastSeq, run.times, run.timeSeqs);
+    });
+    return dropped;
+  }
+
   /** Freezes the memtable (and new time entries) into a run, not yet written. Instant. */
   freeze(): void {
     const t = this.times.sliceAfter(this.timesPersistedSeq);

@@ -79,3 +79,50 @@ function lowerBound(a: Float64Array, x: number): number {
   }
   return lo;
 }
+
+/** Per archived segment: which of its versions' records some kept point (or live) still reads. */
+export interface SegmentLiveness {
+  versions: number;
+  deadVersions: number;
+  /** Seqs of records holding at least one needed version. */
+  neededSeqs: Set<number>;
+}
+
+/**
+ * prunableVersions' rule, per segment: for every version whose segment `wanted` accepts, is it
+ * needed (same definition), grouped by segment. Also counts versions of segments the catalog
+ * says were compacted away (`gone`): an index a crash left unfiltered.
+ */
+export function segmentLiveness(index: VersionIndex, keptSeqs: readonly number[], continuousFromSeq: number, wanted: (segment: number) => boolean): Map<number, SegmentLiveness> {
+  const n = index.versionCount;
+  const blocks = new Float64Array(n);
+  const seqs = new Float64Array(n);
+  const segs = new Uint32Array(n);
+  let k = 0;
+  index.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (block, seq, segment) => {
+    blocks[k] = block;
+    seqs[k] = seq;
+    segs[k] = segment;
+    k++;
+  });
+  const order = new Uint32Array(k);
+  for (let i = 0; i < k; i++) order[i] = i;
+  order.sort((a, b) => blocks[a] - blocks[b] || seqs[a] - seqs[b]);
+  const kept = Float64Array.from(keptSeqs).sort();
+  const out = new Map<number, SegmentLiveness>();
+  for (let j = 0; j < k; j++) {
+    const i = order[j];
+    const segment = segs[i];
+    if (!wanted(segment)) continue;
+    const nx = j + 1 < k ? order[j + 1] : -1;
+    const next = nx >= 0 && blocks[nx] === blocks[i] ? seqs[nx] : Infinity;
+    const at = lowerBound(kept, seqs[i]);
+    const needed = next > continuousFromSeq || (at < kept.length && kept[at] < next);
+    let s = out.get(segment);
+    if (!s) out.set(segment, (s = { versions: 0, deadVersions: 0, neededSeqs: new Set() }));
+    s.versions++;
+    if (needed) s.neededSeqs.add(seqs[i]);
+    else s.deadVersions++;
+  }
+  return out;
+}

@@ -15,6 +15,7 @@ import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
 import { prunableVersions } from './prunable';
+import { PruneOptions, PruneReport, pruneVolume } from './prune';
 import { RetentionState } from './retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { writeFileDurable } from '../storage/durable-file';
@@ -150,6 +151,9 @@ export class Volume {
       const core: Core = Object.assign(withArchiver, { checkpointer: new Checkpointer(withArchiver) });
       index.removeStrayRuns();
       const report = replay(core, manifest);
+      // A prune cut between its catalog and its index step: the index still names records the
+      // archive dropped. Dropped here in memory (persisted by the next checkpoint).
+      if (catalog.present) core.index.dropVersions((_b, seq, segment) => catalog.entry(segment) !== undefined && !catalog.holdsSeq(segment, seq));
       await core.archiver.load();
       if (o.readOnly) return new Volume(core, report, true);
       const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;
@@ -268,6 +272,25 @@ export class Volume {
   prunable(keptSeqs: readonly number[], continuousFromSeq: number): { versions: number; bytes: number } {
     this.open();
     return prunableVersions(this.core.index, keptSeqs, continuousFromSeq, this.core.sb.blockSizeBytes);
+  }
+
+  private pruning?: Promise<PruneReport>;
+
+  /**
+   * Prune (docs/DESIGN.md, "Prune"): what no kept point reads leaves the archive and the index.
+   * Runs beside reads and writes (not in the mutation queue); one prune at a time.
+   */
+  async prune(o: PruneOptions = {}): Promise<PruneReport> {
+    this.open();
+    if (this.readOnly && !o.dryRun) throw new ChronoError('READ_ONLY', 'volume is open read-only');
+    while (this.pruning) await this.pruning.catch(() => undefined);
+    const run = pruneVolume(this.core, o);
+    this.pruning = run;
+    try {
+      return await run;
+    } finally {
+      this.pruning = undefined;
+    }
   }
 
   /** Records `eventIds` as forgotten and the span's new start (durably), then drops them from the event list. */
@@ -472,6 +495,7 @@ export class Volume {
     if (this.closed) return;
     clearInterval(this.sealTimer);
     await this.serial.catch(() => undefined);
+    await this.pruning?.catch(() => undefined);
     this.closed = true;
     try {
       await quiesceTurnover(this.core);

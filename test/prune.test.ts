@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { ArchiveCatalog } from '../src/archive/archive-catalog';
+import { LocalDirStore } from '../src/archive/local-dir-store';
+import { isChronoError } from '../src/errors';
+import { FILE_NAMES } from '../src/format/constants';
+import { forget } from '../src/retention/forget';
+import { pin } from '../src/retention/pins';
+import { planSegment } from '../src/volume/prune-plan';
+import { recoverFromArchive } from '../src/volume/recover';
+import { Volume } from '../src/volume/volume';
+import { whiteBox } from '../src/volume/white-box';
+import { sealNow } from '../src/volume/turnover';
+import { Rng } from './helpers/rng';
+import { tmpDir } from './helpers/tmp';
+import { SMALL, freshVolume } from './helpers/volumes';
+import { VolumeModel } from './helpers/volume-model';
+
+const BS = 4096;
+
+/** Bytes of every object under the archive's segments/. */
+export function archiveSegmentBytes(archive: string): number {
+  const d = path.join(archive, 'segments');
+  return fs.readdirSync(d).reduce((n, f) => n + fs.statSync(path.join(d, f)).size, 0);
+}
+
+/** Block-aligned writes to a few hot blocks (most versions die), an event every `every` writes. */
+export async function hotWrites(vol: Volume, model: VolumeModel, rng: Rng, writes: number, every = 8): Promise<Array<{ id: number; seq: number }>> {
+  const events: Array<{ id: number; seq: number }> = [];
+  for (let i = 0; i < writes; i++) {
+    const off = rng.int(vol.sizeBytes / BS / 2) * BS;
+    const data = rng.bytes(BS * (1 + rng.int(2)));
+    await vol.write(off, data);
+    model.write(off, data);
+    model.snapshot(vol.lastSeq);
+    if (i % every === every - 1) {
+      const e = await vol.sync({ label: `w${i}` });
+      model.snapshot(e.seq);
+      events.push({ id: e.id, seq: e.seq });
+    }
+  }
+  return events;
+}
+
+test('prune plan: delete what nothing needs, rewrite past the threshold, keep the rest, events always stay', () => {
+  const rec = (seq: number, type = 1, bytes = 4128) => ({ seq, type, bytes });
+  assert.equal(planSegment({ id: 1, objectBytes: 9000, records: [rec(1), rec(2)], neededSeqs: new Set() }, 0.5).action, 'delete');
+  const r = planSegment({ id: 2, objectBytes: 13000, records: [rec(1), rec(2), rec(3)], neededSeqs: new Set([2]) }, 0.5);
+  assert.equal(r.action, 'rewrite');
+  assert.deepEqual(r.keptSeqs, [2]);
+  assert.equal(planSegment({ id: 3, objectBytes: 13000, records: [rec(1), rec(2), rec(3)], neededSeqs: new Set([2, 3]) }, 0.5).action, 'keep');
+  // An EVENT record (type 4) is needed whatever the index says: the object is rewritten, not deleted.
+  const ev = planSegment({ id: 4, objectBytes: 9000, records: [rec(1), rec(2, 4, 40)], neededSeqs: new Set() }, 0.5);
+  assert.equal(ev.action, 'rewrite');
+  assert.deepEqual(ev.keptSeqs, [2]);
+});
+
+test('prune: the archive shrinks, kept points stay bit-exact, forgotten ones refused, verify clean, pruned versions answer VERSION_PRUNED', async () => {
+  const seed = Number(process.env.CHRONOVOL_SEED ?? 1515);
+  console.log(`seed ${seed}; replay with CHRONOVOL_SEED=${seed}`);
+  const rng = new Rng(seed);
+  const { dir, archive, vol: v0 } = await freshVolume(SMALL);
+  let vol = v0;
+  const model = new VolumeModel(SMALL.sizeBytes);
+  try {
+    const events = await hotWrites(vol, model, rng, 400);
+    pin(vol, String(events[3].id), 'test pin');
+    const before = archiveSegmentBytes(archive);
+    const rep = forget(vol, { keepLast: 2 });
+    const kept = [...events.slice(-2), events[3]];
+    assert.equal(rep.kept.length, 3);
+    const pr = await vol.prune();
+    assert.ok(pr.deleted.length + pr.rewritten.length > 0, JSON.stringify(pr.plan));
+    assert.ok(pr.versionsDropped > 0);
+    const after = archiveSegmentBytes(archive);
+    assert.ok(after < before * 0.6, `archive ${before} -> ${after} bytes`);
+    const check = async (v: Volume, ctx: string) => {
+      for (const e of kept) assert.ok((await v.read(0, v.sizeBytes, v.resolvePoint(String(e.id)))).equals(model.atSeq.get(e.seq)!), `${ctx}: event ${e.id} bit-exact`);
+      assert.ok((await v.read(0, v.sizeBytes)).equals(model.live), `${ctx}: live`);
+      for (const e of events.filter((x) => !kept.includes(x))) assert.throws(() => v.resolvePoint(String(e.id)), (err) => isChronoError(err, 'POINT_FORGOTTEN'), `${ctx}: event ${e.id} refused`);
+      const ver = await v.verify();
+      assert.ok(ver.ok, `${ctx}: verify: ${JSON.stringify(ver.problems.slice(0, 3))}`);
+    };
+    await check(vol, 'after prune');
+    // A read of a pruned record, asked for by location (white-box: no point reaches it), fails: never other bytes.
+    const core = whiteBox(vol);
+    const compacted = core.catalog.body.segments.find((s) => s.state === 'compacted');
+    const gone = core.catalog.body.segments.find((s) => s.state === 'deleted');
+    if (gone) await assert.rejects(core.archive.read(gone.id, 64, BS), (err) => isChronoError(err, 'VERSION_PRUNED'));
+    if (compacted) {
+      // The segment's first record (offset 64) is dropped unless the catalog kept its seq.
+      if (!compacted.keptSeqs.some(([a]) => a === compacted.firstSeq)) await assert.rejects(core.archive.read(compacted.id, 64 + 32, BS), (err) => isChronoError(err, 'VERSION_PRUNED'));
+    }
+    // Prune again: nothing more to do.
+    const again = await vol.prune();
+    assert.equal(again.deleted.length + again.rewritten.length, 0, JSON.stringify(again.plan));
+    await vol.close();
+    vol = await Volume.open(dir);
+    await check(vol, 'after reopen');
+    // Everything into the archive, so a recovery holds all of it.
+    const c2 = whiteBox(vol);
+    const last = c2.segments.current.id;
+    await sealNow(c2);
+    assert.equal(await c2.archiver.settled(last), undefined);
+    await vol.close();
+    // Recover from the archive alone: the catalog's retention state comes along.
+    const rdir = path.join(tmpDir(), 'rec');
+    await recoverFromArchive(archive, rdir);
+    vol = await Volume.open(rdir);
+    await check(vol, 'recovered');
+    // A point in the thinned span would read an older version if the recovered volume forgot the retention state.
+    const thinned = events[events.length - 4].seq + 1;
+    assert.throws(() => vol.resolvePoint(`seq:${thinned}`), (err) => isChronoError(err, 'POINT_FORGOTTEN'));
+  } finally {
+    await vol.close();
+  }
+});
+
+test('recover after prune refuses a lost object (one the catalog does not say was deleted)', async () => {
+  const rng = new Rng(77);
+  const { archive, vol } = await freshVolume(SMALL);
+  const model = new VolumeModel(SMALL.sizeBytes);
+  try {
+    await hotWrites(vol, model, rng, 400);
+    forget(vol, { keepLast: 2 });
+    await vol.prune();
+  } finally {
+    await vol.close();
+  }
+  const store = new LocalDirStore(archive);
+  const cat = await ArchiveCatalog.load(store, undefined);
+  assert.ok(cat.present);
+  // Lose an uncatalogued object in the middle of the chain.
+  const keys = await store.list(FILE_NAMES.archiveSegmentsPrefix);
+  const victim = keys.map((k) => ({ k, id: parseInt(k.slice(9, 17), 16) })).find((x) => !cat.entry(x.id) && x.id > 1 && x.id < keys.length - 2);
+  assert.ok(victim, `an uncatalogued object among ${keys.join(' ')}`);
+  await store.delete(victim.k);
+  await assert.rejects(recoverFromArchive(archive, path.join(tmpDir(), 'rec')), (err) => isChronoError(err, 'ARCHIVE_MISSING'));
+  // Losing a compacted object is refused too.
+  const c = cat.body.segments.find((s) => s.state === 'compacted');
+  if (c) {
+    await store.delete(cat.keyOf(c.id));
+    await assert.rejects(recoverFromArchive(archive, path.join(tmpDir(), 'rec2')), (err) => isChronoError(err, 'ARCHIVE_MISSING'));
+  }
+});
