@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { ArchiveCatalog } from '../src/archive/archive-catalog';
+import { ArchiveCatalog, decodeCatalog, encodeCatalog } from '../src/archive/archive-catalog';
 import { LocalDirStore } from '../src/archive/local-dir-store';
 import { isChronoError } from '../src/errors';
 import { FILE_NAMES } from '../src/format/constants';
@@ -144,4 +144,26 @@ test('recover after prune refuses a lost object (one the catalog does not say wa
     await store.delete(cat.keyOf(c.id));
     await assert.rejects(recoverFromArchive(archive, path.join(tmpDir(), 'rec2')), (err) => isChronoError(err, 'ARCHIVE_MISSING'));
   }
+});
+
+test('archive catalog: magic, version, length, body checksum and volume each refused with their own code', () => {
+  const vid = Buffer.alloc(16, 7);
+  const body = { generation: 3, segments: [{ id: 2, generation: 3, firstSeq: 10, nextSeq: 20, state: 'compacted' as const, bytes: 100, keptSeqs: [[12, 13]] as Array<[number, number]> }], retention: { pins: [], forgotten: [[1, 2]] as Array<[number, number]>, continuousFromSeq: 30, keptSeqs: [12] } };
+  const good = encodeCatalog(vid, body);
+  assert.deepEqual(decodeCatalog(good, vid), body);
+  const bad = (f: (b: Buffer) => void) => {
+    const b = Buffer.from(good);
+    f(b);
+    return b;
+  };
+  assert.throws(() => decodeCatalog(bad((b) => (b[0] ^= 1)), vid), (e) => isChronoError(e, 'BAD_MAGIC'));
+  assert.throws(() => decodeCatalog(bad((b) => b.writeUInt16LE(9, 8)), vid), (e) => isChronoError(e, 'BAD_VERSION'));
+  assert.throws(() => decodeCatalog(good.subarray(0, good.length - 1), vid), (e) => isChronoError(e, 'BAD_LENGTH'));
+  assert.throws(() => decodeCatalog(bad((b) => (b[b.length - 2] ^= 1)), vid), (e) => isChronoError(e, 'BAD_CHECKSUM'));
+  assert.throws(() => decodeCatalog(bad((b) => (b[20] ^= 1)), vid), (e) => isChronoError(e, 'BAD_CHECKSUM'));
+  assert.throws(() => decodeCatalog(good, Buffer.alloc(16, 8)), (e) => isChronoError(e, 'FOREIGN_SEGMENT'));
+  const c = new ArchiveCatalog(body);
+  assert.equal(c.keyOf(2), 'segments/00000002.g3.cvseg');
+  assert.equal(c.keyOf(5), 'segments/00000005.cvseg');
+  assert.ok(c.holdsSeq(2, 12) && !c.holdsSeq(2, 11) && c.holdsSeq(5, 1));
 });
