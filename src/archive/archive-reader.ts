@@ -102,7 +102,7 @@ export class ArchiveReader {
     const at = toArchiveOffset(table, primaryOffset);
     // Records lie back to back: the one holding `at` ends where the next begins. A read that runs
     // past it is at a record the object does not hold: never serve the neighbour's bytes.
-    const i = at === undefined ? -1 : lastAtOrBelow(table.archive, at);
+    const i = lastAtOrBelow(table.primary, primaryOffset);
     const recordEnd = i >= 0 && i + 1 < table.archive.length ? table.archive[i + 1] : table.tableOffset;
     if (at === undefined || at + length > recordEnd) {
       if (this.catalog.isCompacted(segmentId)) throw prunedSegment(segmentId, primaryOffset);
