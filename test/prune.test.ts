@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { ArchiveCatalog, decodeCatalog, encodeCatalog } from '../src/archive/archive-catalog';
 import { LocalDirStore } from '../src/archive/local-dir-store';
+import { scrubArchive } from '../src/archive/archive-scrub';
 import { isChronoError } from '../src/errors';
 import { FILE_NAMES } from '../src/format/constants';
 import { forget } from '../src/retention/forget';
@@ -72,6 +73,9 @@ test('prune: the archive shrinks, kept points stay bit-exact, forgotten ones ref
       refused++;
     }
     assert.ok(refused > 10, `${refused} pruned versions read`);
+    // The archive scrub (heads, chain, every object read whole) finds nothing wrong.
+    const scrub = await scrubArchive(new LocalDirStore(archive), { readDataFraction: 1 });
+    assert.ok(scrub.ok && scrub.checked.segmentsRead > 0, JSON.stringify(scrub.problems.slice(0, 3)));
     // Prune again: nothing more to do.
     const again = await vol.prune();
     assert.equal(again.deleted.length + again.rewritten.length, 0, JSON.stringify(again.plan));

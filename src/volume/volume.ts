@@ -16,6 +16,8 @@ import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
 import { prunableVersions } from './prunable';
 import { PruneOptions, PruneReport, pruneVolume } from './prune';
+
+export type { PruneOptions, PruneReport } from './prune';
 import { RetentionState } from './retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { writeFileDurable } from '../storage/durable-file';

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
 import { parseFraction, parseSize } from '../../options';
-import type { PruneReport } from '../../volume/prune';
+import type { PruneReport } from '../../volume/volume';
 import { ProgressBar, formatBytes, printJson, printTable } from '../output';
 import { viaDaemonOrVolume } from '../target';
 
