@@ -56,8 +56,10 @@ export function planSegment(input: PlanInput, threshold: number): PlanEntry {
   keptSeqs.sort((a, b) => a - b);
   const base = { id: input.id, objectBytes: input.objectBytes, neededBytes, deadBytes, keptSeqs };
   if (!keptSeqs.length) return { ...base, action: 'delete', why: 'no kept point reads any of it' };
-  const share = deadBytes / Math.max(1, neededBytes + deadBytes);
-  if (deadBytes > 0 && share >= threshold) return { ...base, action: 'rewrite', why: `${Math.round(share * 100)}% dead (threshold ${Math.round(threshold * 100)}%)` };
+  // Of the whole object: a linked one also holds copy-forward and SYNC records, which no reader
+  // of the archive needs (their data is archived at its origin).
+  const share = 1 - neededBytes / Math.max(1, input.objectBytes);
+  if (share >= threshold) return { ...base, action: 'rewrite', why: `${Math.round(share * 100)}% dead (threshold ${Math.round(threshold * 100)}%)` };
   return { ...base, action: 'keep', why: deadBytes ? `${Math.round(share * 100)}% dead, under the threshold ${Math.round(threshold * 100)}%` : 'every record is needed' };
 }
 

@@ -64,12 +64,16 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   o.progress?.('index', 1, 1);
   const inputs: PlanInput[] = [];
   const objects = new Map<number, Buffer>();
-  const candidates = [...live.entries()].filter(([, l]) => l.deadVersions > 0).sort((a, b) => a[0] - b[0]);
+  // A segment with every version needed may still be worth compacting when its object is linked
+  // (its copy-forward records); the size estimate below decides without reading it.
+  const candidates = [...live.entries()].sort((a, b) => a[0] - b[0]);
   let done = 0;
   for (const [id, l] of candidates) {
-    // By versions, a cheap lower bound on the dead share: an object plainly under the threshold
-    // with something needed is not read at all.
-    if (l.neededSeqs.size > 0 && l.deadVersions / l.versions < threshold / 2) {
+    // An estimate of the dead share from the index and the object's size (the needed versions'
+    // blocks): an object plainly under the threshold is not read at all.
+    const sizeBytes = (await store.size(catalog.keyOf(id))) ?? 0;
+    const neededEstimate = (l.versions - l.deadVersions) * sb.blockSizeBytes;
+    if (l.neededSeqs.size > 0 && 1 - neededEstimate / Math.max(1, sizeBytes) < threshold / 2) {
       o.progress?.('read', ++done, candidates.length);
       continue;
     }
