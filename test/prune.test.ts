@@ -9,6 +9,7 @@ import { FILE_NAMES } from '../src/format/constants';
 import { forget } from '../src/retention/forget';
 import { pin } from '../src/retention/pins';
 import { planSegment } from '../src/volume/prune-plan';
+import { segmentLiveness } from '../src/volume/prunable';
 import { recoverFromArchive } from '../src/volume/recover';
 import { Volume } from '../src/volume/volume';
 import { whiteBox } from '../src/volume/white-box';
@@ -149,4 +150,26 @@ test('archive catalog: magic, version, length, body checksum and volume each ref
   assert.equal(c.keyOf(2), 'segments/00000002.g3.cvseg');
   assert.equal(c.keyOf(5), 'segments/00000005.cvseg');
   assert.ok(c.holdsSeq(2, 12) && !c.holdsSeq(2, 11) && c.holdsSeq(5, 1));
+});
+
+test('segment liveness by a merge of the runs agrees with prunableVersions (a sort of every version)', async () => {
+  const { vol } = await freshVolume(SMALL);
+  try {
+    const events = await hotWrites(vol, new VolumeModel(SMALL.sizeBytes), new Rng(99), 300);
+    const index = whiteBox(vol).index;
+    assert.ok(index.runCount > 1 && index.memtableCount > 0, `runs ${index.runCount}, memtable ${index.memtableCount}`);
+    const sorted: number[][] = [];
+    index.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (b, q, g, o) => sorted.push([b, q, g, o]));
+    sorted.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    const merged: number[][] = [];
+    index.versionsInBlockOrder((b, q, g, o) => merged.push([b, q, g, o]));
+    assert.deepEqual(merged, sorted);
+    for (const [keep, from] of [[[events[2].seq, events[20].seq], events[30].seq], [[], vol.lastSeq], [[events[5].seq], 0]] as Array<[number[], number]>) {
+      const live = segmentLiveness(index, keep, from, () => true);
+      const dead = [...live.values()].reduce((n, l) => n + l.deadVersions, 0);
+      assert.equal(dead, vol.prunable(keep, from).versions);
+    }
+  } finally {
+    await vol.close();
+  }
 });

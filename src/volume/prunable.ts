@@ -94,35 +94,28 @@ export interface SegmentLiveness {
  * says were compacted away (`gone`): an index a crash left unfiltered.
  */
 export function segmentLiveness(index: VersionIndex, keptSeqs: readonly number[], continuousFromSeq: number, wanted: (segment: number) => boolean): Map<number, SegmentLiveness> {
-  const n = index.versionCount;
-  const blocks = new Float64Array(n);
-  const seqs = new Float64Array(n);
-  const segs = new Uint32Array(n);
-  let k = 0;
-  index.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (block, seq, segment) => {
-    blocks[k] = block;
-    seqs[k] = seq;
-    segs[k] = segment;
-    k++;
-  });
-  const order = new Uint32Array(k);
-  for (let i = 0; i < k; i++) order[i] = i;
-  order.sort((a, b) => blocks[a] - blocks[b] || seqs[a] - seqs[b]);
   const kept = Float64Array.from(keptSeqs).sort();
   const out = new Map<number, SegmentLiveness>();
-  for (let j = 0; j < k; j++) {
-    const i = order[j];
-    const segment = segs[i];
-    if (!wanted(segment)) continue;
-    const nx = j + 1 < k ? order[j + 1] : -1;
-    const next = nx >= 0 && blocks[nx] === blocks[i] ? seqs[nx] : Infinity;
-    const at = lowerBound(kept, seqs[i]);
+  // One version behind: a version's fate needs its block's next version's seq.
+  let pb = -1;
+  let ps = 0;
+  let pg = 0;
+  const settle = (next: number) => {
+    if (pb < 0 || !wanted(pg)) return;
+    const at = lowerBound(kept, ps);
     const needed = next > continuousFromSeq || (at < kept.length && kept[at] < next);
-    let s = out.get(segment);
-    if (!s) out.set(segment, (s = { versions: 0, deadVersions: 0, neededSeqs: new Set() }));
+    let s = out.get(pg);
+    if (!s) out.set(pg, (s = { versions: 0, deadVersions: 0, neededSeqs: new Set() }));
     s.versions++;
-    if (needed) s.neededSeqs.add(seqs[i]);
+    if (needed) s.neededSeqs.add(ps);
     else s.deadVersions++;
-  }
+  };
+  index.versionsInBlockOrder((block, seq, segment) => {
+    settle(block === pb ? seq : Infinity);
+    pb = block;
+    ps = seq;
+    pg = segment;
+  });
+  settle(Infinity);
   return out;
 }
