@@ -36,7 +36,7 @@ export interface PruneReport {
 }
 
 /**
- * Prune (docs/DESIGN.md, "Prune", rules 18-22): versions no kept point and no live block reads
+ * Prune (docs/DESIGN.md, "Prune", rules 16-21): versions no kept point and no live block reads
  * leave the archive and the index. Only segments that have left primary are touched. In order:
  * the retention state is durable already (forget wrote it); each rewritten object is put under a
  * new key and read back; the catalog naming the result (with that retention state) is put and
