@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { ArchiveCatalog, decodeCatalog, encodeCatalog } from '../src/archive/archive-catalog';
 import { LocalDirStore } from '../src/archive/local-dir-store';
+import { archiveSettings } from '../src/archive/open-store';
 import { scrubArchive } from '../src/archive/archive-scrub';
 import { isChronoError } from '../src/errors';
 import { FILE_NAMES } from '../src/format/constants';
@@ -169,6 +171,40 @@ test('segment liveness by a merge of the runs agrees with prunableVersions (a so
       const dead = [...live.values()].reduce((n, l) => n + l.deadVersions, 0);
       assert.equal(dead, vol.prunable(keep, from).versions);
     }
+  } finally {
+    await vol.close();
+  }
+});
+
+test('prune on an encrypted archive: rewritten objects and the catalog sealed like the rest; recover with the key', async () => {
+  const root = tmpDir();
+  const dir = path.join(root, 'vol');
+  const { settings } = archiveSettings({ archive: path.join(root, 'archive'), keyFile: path.join(root, 'archive.key'), newKey: true });
+  await Volume.create(dir, { ...SMALL, archiveSettings: settings });
+  let vol = await Volume.open(dir);
+  const model = new VolumeModel(SMALL.sizeBytes);
+  try {
+    const events = await hotWrites(vol, model, new Rng(404), 300, 30);
+    forget(vol, { keepLast: 2 });
+    const core = whiteBox(vol);
+    const last = core.segments.current.id;
+    await sealNow(core);
+    assert.equal(await core.archiver.settled(last), undefined);
+    const r = await vol.prune();
+    assert.ok(r.deleted.length > 0 && r.rewritten.length > 0, JSON.stringify(r.plan));
+    // Sealed: the raw catalog file is not a catalog (no magic in the clear).
+    assert.ok(!fs.readFileSync(path.join(root, 'archive', 'catalog.cvct')).subarray(0, 8).equals(Buffer.from('CHRVOLCT')));
+    const check = async (v: Volume, ctx: string) => {
+      for (const e of events.slice(-2)) assert.ok((await v.read(0, v.sizeBytes, v.resolvePoint(String(e.id)))).equals(model.atSeq.get(e.seq)!), `${ctx}: event ${e.id}`);
+      assert.throws(() => v.resolvePoint(String(events[0].id)), (err) => isChronoError(err, 'POINT_FORGOTTEN'));
+      const ver = await v.verify();
+      assert.ok(ver.ok, `${ctx}: ${JSON.stringify(ver.problems.slice(0, 3))}`);
+    };
+    await check(vol, 'pruned');
+    await vol.close();
+    await recoverFromArchive(settings, path.join(root, 'rec'));
+    vol = await Volume.open(path.join(root, 'rec'));
+    await check(vol, 'recovered');
   } finally {
     await vol.close();
   }
