@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'PROTECT_FAILED' // protect could not start or drive qemu-storage-daemon (the splitter)
   | 'LIVE_IN_USE' // rollback refused: live is open for writing through the tree or an NBD client is attached to it (--force overrides)
   | 'ROLLBACK_UNFINISHED' // a rollback to another target was cut short: repeat that one first
+  | 'VERSION_PRUNED' // a block version prune removed from the archive (no kept point reads it): never served from other bytes
   | 'POINT_FORGOTTEN'; // a point a forget removed (a forgotten event, a time in a thinned span); names the nearest kept points
 
 export class ChronoError extends Error {

@@ -89,6 +89,11 @@ export const DEFAULTS = {
    * volume directory (archive-cache/), LRU by size, across restarts; 0 turns it off.
    */
   archiveCacheBytes: 2 * 1024 * 1024 * 1024,
+  // prune (issue 15)
+  /** An archived object whose dead share (bytes no kept point reads) is at least this is rewritten with only what is needed. */
+  pruneRewriteThreshold: 0.5,
+  /** The most bytes one prune writes into rewritten objects (--max-rewrite-bytes); objects past it wait for the next prune. */
+  pruneMaxRewriteBytes: 4 * 1024 * 1024 * 1024,
   // Investigation (issue 17): the timeline picture's grid, its tree window, the web page.
   /** Columns (time) and rows (block address) of the timeline's density grid: bounds the SVG's size. */
   timelineTimeBins: 120,
@@ -128,6 +133,13 @@ export function parseDurationMs(text: string): number {
 export function parseCount(text: string): number {
   const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
   if (!Number.isSafeInteger(n)) throw new ChronoError('BAD_USAGE', `not a whole number: ${text}`);
+  return n;
+}
+
+/** A fraction from 0 to 1 (a share), e.g. 0.5. */
+export function parseFraction(text: string): number {
+  const n = /^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isFinite(n)) throw new ChronoError('BAD_USAGE', `not a fraction from 0 to 1: ${text} (try 0.5)`);
   return n;
 }
 

@@ -1,11 +1,11 @@
 import { ChronoError } from '../errors';
 import { decodeArchiveHead } from '../format/archive-head';
-import { ARCHIVE_TRAILER, FILE_NAMES, FIRST_SEGMENT_ID, FIRST_SEQ, SEGMENT_HEADER, parseSegmentFileName } from '../format/constants';
+import { ARCHIVE_TRAILER, FILE_NAMES, FIRST_SEGMENT_ID, FIRST_SEQ, SEGMENT_HEADER, parseGenerationFileName } from '../format/constants';
 import { decodeSegmentHeader } from '../format/segment-header';
 import { Superblock } from '../format/superblock';
 import { DEFAULTS } from '../options';
 import { mapLimit } from '../util/map-limit';
-import { archiveKey } from './archive-object';
+import { ArchiveCatalog } from './archive-catalog';
 import { BackingStore } from './backing-store';
 import { keptRecords, readObjectEnd } from './object-end';
 
@@ -13,8 +13,10 @@ import { keptRecords, readObjectEnd } from './object-end';
 export interface ChainLink {
   segment: number;
   firstSeq: number;
-  /** Kept records: each takes one seq, so the object holds firstSeq … firstSeq + records − 1. */
+  /** Seqs the segment spans: firstSeq … firstSeq + records − 1 (a compacted or deleted one, per the catalog, holds only some or none of them). */
   records: number;
+  /** Catalogued by prune: compacted (the object holds only some records) or deleted (no object). */
+  pruned?: 'compacted' | 'deleted';
 }
 
 /** Where the archive stops being provably complete, and what lies beyond. */
@@ -48,11 +50,15 @@ export interface ArchiveChain {
  * after the previous one's last record, and the archive head names the last segment archived
  * (and the seq after it), so a missing first, middle or last object all show.
  */
-export async function traceArchiveChain(store: BackingStore, sb: Superblock): Promise<ArchiveChain> {
-  const ids = (await store.list(FILE_NAMES.archiveSegmentsPrefix))
-    .map((k) => parseSegmentFileName(k.slice(FILE_NAMES.archiveSegmentsPrefix.length)))
-    .filter((x): x is number => x !== undefined);
-  const present = new Set(ids);
+export async function traceArchiveChain(store: BackingStore, sb: Superblock, catalog?: ArchiveCatalog): Promise<ArchiveChain> {
+  const cat = catalog ?? await ArchiveCatalog.load(store, sb.volumeId);
+  // A segment is present when the object the catalog names for it is listed (a stale or newer
+  // generation left by a cut prune does not count), or the catalog says prune deleted it.
+  const keys = new Set(await store.list(FILE_NAMES.archiveSegmentsPrefix));
+  const listed = [...keys].map((k) => parseGenerationFileName(k.slice(FILE_NAMES.archiveSegmentsPrefix.length))?.id).filter((x): x is number => x !== undefined);
+  const catalogued = cat.body.segments.map((e) => e.id);
+  const ids = [...new Set([...listed, ...catalogued])].sort((a, b) => a - b);
+  const present = new Set(ids.filter((id) => cat.isDeleted(id) || keys.has(cat.keyOf(id))));
   const head = (await store.size(FILE_NAMES.archiveHead)) === undefined
     ? undefined
     : decodeArchiveHead(await store.get(FILE_NAMES.archiveHead), { archive: store.description, file: FILE_NAMES.archiveHead });
@@ -67,7 +73,7 @@ export async function traceArchiveChain(store: BackingStore, sb: Superblock): Pr
   // round trips each: one after another, a long S3 archive took seconds per hundred objects).
   let contiguous = 0;
   while (present.has(FIRST_SEGMENT_ID + contiguous) && FIRST_SEGMENT_ID + contiguous <= last) contiguous++;
-  const links = await mapLimit(Array.from({ length: contiguous }, (_, i) => FIRST_SEGMENT_ID + i), DEFAULTS.archiveReadsInFlight, (id) => readLink(store, sb, id).catch((err: Error) => err));
+  const links = await mapLimit(Array.from({ length: contiguous }, (_, i) => FIRST_SEGMENT_ID + i), DEFAULTS.archiveReadsInFlight, (id) => readLink(store, sb, id, cat).catch((err: Error) => err));
   for (let id = FIRST_SEGMENT_ID; id <= last && !brk; id++) {
     if (!present.has(id)) {
       brk = { segment: id, reason: 'missing', fromSeq: nextSeq, missingSegments: [], unusableSegments: [] };
@@ -90,14 +96,17 @@ export async function traceArchiveChain(store: BackingStore, sb: Superblock): Pr
   }
   if (brk) {
     for (let id = brk.segment; id <= last; id++) (present.has(id) ? brk.unusableSegments : brk.missingSegments).push(id);
-    brk.throughSeq = await knownEnd(store, sb, brk, head?.lastSegment === last ? head.nextSeq - 1 : undefined);
+    brk.throughSeq = await knownEnd(store, sb, brk, head?.lastSegment === last ? head.nextSeq - 1 : undefined, cat);
   }
   return { usable, nextSeq, break: brk, headPresent: head !== undefined };
 }
 
 /** An object's header and trailer checked (volume, id, the table where the trailer says it ends), without its data. */
-export async function readLink(store: BackingStore, sb: Superblock, id: number): Promise<ChainLink> {
-  const key = archiveKey(id);
+export async function readLink(store: BackingStore, sb: Superblock, id: number, catalog = new ArchiveCatalog()): Promise<ChainLink> {
+  const entry = catalog.entry(id);
+  // Deleted by prune: the catalog (verified before the object went) is all there is.
+  if (entry?.state === 'deleted') return { segment: id, firstSeq: entry.firstSeq, records: entry.nextSeq - entry.firstSeq, pruned: 'deleted' };
+  const key = catalog.keyOf(id);
   const ctx = { segment: id, archive: true };
   const size = await store.size(key);
   if (size === undefined || size < SEGMENT_HEADER.lengthBytes + ARCHIVE_TRAILER.lengthBytes) {
@@ -109,16 +118,24 @@ export async function readLink(store: BackingStore, sb: Superblock, id: number):
   if (!end.linked && end.tableOffset + end.entryCount * ARCHIVE_TRAILER.entryBytes !== size - ARCHIVE_TRAILER.lengthBytes) {
     throw new ChronoError('BAD_LENGTH', `archived segment ${id} is ${size} bytes, its trailer describes ${end.tableOffset + end.entryCount * ARCHIVE_TRAILER.entryBytes + ARCHIVE_TRAILER.lengthBytes}`, ctx);
   }
+  if (entry) {
+    // Compacted: the object holds some of the segment's records; the catalog holds its seq span.
+    const holds = entry.keptSeqs.reduce((n, [a, b]) => n + b - a + 1, 0);
+    if (header.firstSeq !== entry.firstSeq || end.linked || end.entryCount !== holds) {
+      throw new ChronoError('CORRUPT_LOG', `archived segment ${id} (generation ${entry.generation}) is not the object the catalog names: it starts at seq ${header.firstSeq} with ${end.linked ? 'a SEAL' : `${end.entryCount} records`}, the catalog says seq ${entry.firstSeq} with ${holds}`, ctx);
+    }
+    return { segment: id, firstSeq: entry.firstSeq, records: entry.nextSeq - entry.firstSeq, pruned: 'compacted' };
+  }
   return { segment: id, firstSeq: header.firstSeq, records: keptRecords(end, header.firstSeq) };
 }
 
 /** The last seq the archive held: from the head, else the newest present object beyond the break. */
-async function knownEnd(store: BackingStore, sb: Superblock, brk: ChainBreak, fromHead: number | undefined): Promise<number | undefined> {
+async function knownEnd(store: BackingStore, sb: Superblock, brk: ChainBreak, fromHead: number | undefined, catalog: ArchiveCatalog): Promise<number | undefined> {
   if (fromHead !== undefined) return fromHead;
   const newest = brk.unusableSegments[brk.unusableSegments.length - 1];
   if (newest === undefined) return undefined;
   try {
-    const link = await readLink(store, sb, newest);
+    const link = await readLink(store, sb, newest, catalog);
     return link.firstSeq + link.records - 1;
   } catch {
     return undefined;

@@ -136,3 +136,28 @@ function parseLinkedObject(obj: Buffer, blockSizeBytes: number, segmentId: numbe
   const offsets = Uint32Array.from(kept, (r) => r.offset);
   return { scan: { ...scan, records: kept }, table: { primary: offsets, archive: offsets, tableOffset: obj.length - OBJECT_TAIL_BYTES } };
 }
+
+/**
+ * A compacted rewrite of an archived object (prune): its segment header, then only the records
+ * whose seq `keep` accepts, back to back, then an offset table that maps each kept record's
+ * ORIGINAL primary offset to its new place (so index locations stay valid), then the trailer.
+ * The built form: a reader cannot tell it from any other built object except by its entry count.
+ */
+export function buildCompactedObject(obj: Buffer, parsed: ParsedArchiveObject, keep: (seq: number) => boolean): Buffer[] {
+  const parts: Buffer[] = [obj.subarray(0, SEGMENT_HEADER.lengthBytes)];
+  const kept = parsed.scan.records.map((r, i) => ({ r, primary: parsed.table.primary[i] })).filter((x) => keep(x.r.header.seq));
+  const table = Buffer.alloc(kept.length * ARCHIVE_TRAILER.entryBytes);
+  let at = SEGMENT_HEADER.lengthBytes;
+  kept.forEach(({ r, primary }, i) => {
+    const len = HEADER_BYTES + r.header.payloadLength;
+    parts.push(obj.subarray(r.offset, r.offset + len));
+    table.writeUInt32LE(primary, i * ARCHIVE_TRAILER.entryBytes);
+    table.writeUInt32LE(at, i * ARCHIVE_TRAILER.entryBytes + 4);
+    at += len;
+  });
+  parts.push(table);
+  let crc = 0;
+  for (const p of parts) crc = crc32c(p, crc);
+  parts.push(encodeArchiveTrailer({ entryCount: kept.length, tableOffset: at, objectCrc: crc }));
+  return parts;
+}

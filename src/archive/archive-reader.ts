@@ -3,9 +3,11 @@ import { ARCHIVE_TRAILER, ArchiveCacheKind } from '../format/constants';
 import { ChronoError, isChronoError } from '../errors';
 import { DEFAULTS } from '../options';
 import { BackingStore } from './backing-store';
-import { OffsetTable, archiveKey, identityTable, parseOffsetTable, toArchiveOffset } from './archive-object';
+import { lastAtOrBelow } from '../util/sorted-search';
+import { OffsetTable, identityTable, parseOffsetTable, toArchiveOffset } from './archive-object';
 import { OBJECT_TAIL_BYTES, decodeObjectEnd, readObjectEnd } from './object-end';
 import { ArchiveDiskCache } from './archive-disk-cache';
+import { ArchiveCatalog } from './archive-catalog';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -23,32 +25,45 @@ const TAIL_BYTES = 64 * 1024;
  * also kept on disk, across restarts: a cached one costs no round trip.
  */
 export class ArchiveReader {
-  private readonly tables: LRUCache<number, OffsetTable>;
+  /** By `<id>:<generation>`: a compacted rewrite is another object, with another table. */
+  private readonly tables: LRUCache<string, OffsetTable>;
   private readonly chunks = new LRUCache<string, Promise<Buffer>>({ max: CHUNKS_CACHED });
   /** Per segment, where the last read ended (archive offset): a read starting there is a scan. */
   private readonly lastEnd = new LRUCache<number, number>({ max: 64 });
 
-  constructor(private readonly store: BackingStore, cacheSegments: number, readonly disk?: ArchiveDiskCache) {
+  constructor(private readonly store: BackingStore, cacheSegments: number, readonly disk?: ArchiveDiskCache, readonly catalog = new ArchiveCatalog()) {
     this.tables = new LRUCache({ max: cacheSegments });
   }
 
+  /** The on-disk cache holds original objects only (it is keyed by segment id): a rewritten one is read past it. */
+  private diskFor(segmentId: number): ArchiveDiskCache | undefined {
+    return this.catalog.entry(segmentId) ? undefined : this.disk;
+  }
+
+  private cacheKey(segmentId: number): string {
+    return `${segmentId}:${this.catalog.entry(segmentId)?.generation ?? 0}`;
+  }
+
   async table(segmentId: number): Promise<OffsetTable> {
-    const cached = this.tables.get(segmentId);
+    if (this.catalog.isDeleted(segmentId)) throw prunedSegment(segmentId);
+    const ck = this.cacheKey(segmentId);
+    const cached = this.tables.get(ck);
     if (cached) return cached;
-    const onDisk = await this.disk?.get(ArchiveCacheKind.TABLE, segmentId, 0);
+    const disk = this.diskFor(segmentId);
+    const onDisk = await disk?.get(ArchiveCacheKind.TABLE, segmentId, 0);
     const fromDisk = onDisk && decodeTable(onDisk);
     if (fromDisk) {
-      this.tables.set(segmentId, fromDisk);
+      this.tables.set(ck, fromDisk);
       return fromDisk;
     }
     const table = await this.fetchTable(segmentId);
-    this.tables.set(segmentId, table);
-    void this.disk?.put(ArchiveCacheKind.TABLE, segmentId, 0, encodeTable(table));
+    this.tables.set(ck, table);
+    void disk?.put(ArchiveCacheKind.TABLE, segmentId, 0, encodeTable(table));
     return table;
   }
 
   private async fetchTable(segmentId: number): Promise<OffsetTable> {
-    const key = archiveKey(segmentId);
+    const key = this.catalog.keyOf(segmentId);
     const ctx = { segment: segmentId, archive: true };
     // One round trip where the store can read a tail (S3: a suffix range): the object's end and its table.
     const tail = this.store.getTail ? await this.store.getTail(key, TAIL_BYTES).catch((err) => {
@@ -72,9 +87,25 @@ export class ArchiveReader {
 
   /** Reads `length` bytes at a primary offset of an archived segment. */
   async read(segmentId: number, primaryOffset: number, length: number): Promise<Buffer> {
+    const generation = this.catalog.entry(segmentId)?.generation ?? 0;
+    try {
+      return await this.readOnce(segmentId, primaryOffset, length);
+    } catch (err) {
+      // A prune replaced the object meanwhile (and deleted the one this read began on): once more, with the new one.
+      if ((this.catalog.entry(segmentId)?.generation ?? 0) !== generation) return this.readOnce(segmentId, primaryOffset, length);
+      throw err;
+    }
+  }
+
+  private async readOnce(segmentId: number, primaryOffset: number, length: number): Promise<Buffer> {
     const table = await this.table(segmentId);
     const at = toArchiveOffset(table, primaryOffset);
-    if (at === undefined || at + length > table.tableOffset) {
+    // Records lie back to back: the one holding `at` ends where the next begins. A read that runs
+    // past it is at a record the object does not hold: never serve the neighbour's bytes.
+    const i = lastAtOrBelow(table.primary, primaryOffset);
+    const recordEnd = i >= 0 && i + 1 < table.archive.length ? table.archive[i + 1] : table.tableOffset;
+    if (at === undefined || at + length > recordEnd) {
+      if (this.catalog.isCompacted(segmentId)) throw prunedSegment(segmentId, primaryOffset);
       throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} has no record at primary offset ${primaryOffset}`, { segment: segmentId, offset: primaryOffset });
     }
     // A scan skips the record headers between the blocks it reads: a read starting a little past
@@ -85,8 +116,9 @@ export class ArchiveReader {
     // An isolated read fetches just its bytes (unless its chunk is cached, in memory or on disk);
     // a scan goes by chunks with the next ones fetched ahead.
     const first = at - (at % CHUNK_BYTES);
-    if (!sequential && !this.chunks.has(`${segmentId}:${first}`) && !this.disk?.has(ArchiveCacheKind.CHUNK, segmentId, first)) {
-      return this.store.getRange(archiveKey(segmentId), at, length);
+    const ck = this.cacheKey(segmentId);
+    if (!sequential && !this.chunks.has(`${ck}:${first}`) && !this.diskFor(segmentId)?.has(ArchiveCacheKind.CHUNK, segmentId, first)) {
+      return this.store.getRange(this.catalog.keyOf(segmentId), at, length);
     }
     const out = Buffer.allocUnsafe(length);
     for (let done = 0; done < length; ) {
@@ -109,7 +141,7 @@ export class ArchiveReader {
   }
 
   private chunk(segmentId: number, start: number, length: number): Promise<Buffer> {
-    const key = `${segmentId}:${start}`;
+    const key = `${this.cacheKey(segmentId)}:${start}`;
     let p = this.chunks.get(key);
     if (!p) {
       p = this.fetchChunk(segmentId, start, length);
@@ -120,10 +152,11 @@ export class ArchiveReader {
   }
 
   private async fetchChunk(segmentId: number, start: number, length: number): Promise<Buffer> {
-    const cached = await this.disk?.get(ArchiveCacheKind.CHUNK, segmentId, start, length);
+    const disk = this.diskFor(segmentId);
+    const cached = await disk?.get(ArchiveCacheKind.CHUNK, segmentId, start, length);
     if (cached) return cached;
-    const data = await this.store.getRange(archiveKey(segmentId), start, length);
-    void this.disk?.put(ArchiveCacheKind.CHUNK, segmentId, start, data);
+    const data = await this.store.getRange(this.catalog.keyOf(segmentId), start, length);
+    void disk?.put(ArchiveCacheKind.CHUNK, segmentId, start, data);
     return data;
   }
 }
@@ -149,4 +182,8 @@ function decodeTable(b: Buffer): OffsetTable | undefined {
 
 function missingSegment(store: BackingStore, segmentId: number): ChronoError {
   return new ChronoError('ARCHIVE_MISSING', `archived segment ${segmentId} is missing from ${store.description}`, { segment: segmentId });
+}
+
+function prunedSegment(segmentId: number, primaryOffset?: number): ChronoError {
+  return new ChronoError('VERSION_PRUNED', `archived segment ${segmentId}${primaryOffset === undefined ? '' : ` (primary offset ${primaryOffset})`}: prune removed this version from the archive; no kept point reads it`, { segment: segmentId, offset: primaryOffset ?? null });
 }

@@ -1,14 +1,15 @@
 import { isChronoError } from '../errors';
-import { FILE_NAMES, parseSegmentFileName } from '../format/constants';
+import { FILE_NAMES, parseGenerationFileName, parseSegmentFileName } from '../format/constants';
 import { Superblock, decodeSuperblock } from '../format/superblock';
 import { DEFAULTS } from '../options';
 import { mapLimit } from '../util/map-limit';
 import { describeBreak, readLink, traceArchiveChain } from './archive-chain';
-import { archiveKey, parseArchiveObject } from './archive-object';
+import { parseArchiveObject } from './archive-object';
+import { ArchiveCatalog } from './archive-catalog';
 import { BackingStore } from './backing-store';
 
 export interface ScrubProblem {
-  kind: 'archive-superblock' | 'archived-segment' | 'archive-missing' | 'archive-unreachable';
+  kind: 'archive-superblock' | 'archived-segment' | 'archive-missing' | 'archive-unreachable' | 'archive-catalog';
   segment?: number;
   /** The code the damage raised (BAD_LENGTH, BAD_CHECKSUM, ARCHIVE_MISSING …). */
   code?: string;
@@ -73,10 +74,19 @@ export async function scrubArchive(store: BackingStore, o: ScrubOptions = {}): P
     problems.push({ kind: 'archive-superblock', code: codeOf(err), message: `${FILE_NAMES.archiveSuperblock}: ${(err as Error).message}` });
   }
   if (!sb) return report(); // without a superblock no segment can be checked
+  let catalog: ArchiveCatalog;
+  try {
+    catalog = await ArchiveCatalog.load(store, sb.volumeId);
+  } catch (err) {
+    problems.push({ kind: 'archive-catalog', code: codeOf(err), message: `${FILE_NAMES.archiveCatalog}: ${(err as Error).message}` });
+    return report();
+  }
+  // The objects the catalog names (an id's other generations are a cut prune's leftovers, which the next prune removes).
   const ids = keys
     .filter((k) => k.startsWith(FILE_NAMES.archiveSegmentsPrefix))
-    .map((k) => parseSegmentFileName(k.slice(FILE_NAMES.archiveSegmentsPrefix.length)))
-    .filter((x): x is number => x !== undefined)
+    .map((k) => parseSegmentFileName(k.slice(FILE_NAMES.archiveSegmentsPrefix.length)) ?? parseGenerationFileName(k.slice(FILE_NAMES.archiveSegmentsPrefix.length))?.id)
+    .filter((x): x is number => x !== undefined && !catalog.isDeleted(x) && keys.includes(catalog.keyOf(x)))
+    .filter((x, i, a) => a.indexOf(x) === i)
     .sort((a, b) => a - b);
   const sample = sampleIds(ids, fraction, seed);
   const total = ids.length + sample.length;
@@ -84,7 +94,7 @@ export async function scrubArchive(store: BackingStore, o: ScrubOptions = {}): P
   const bad = new Set<number>();
   await mapLimit(ids, DEFAULTS.archiveReadsInFlight, async (id) => {
     try {
-      await readLink(store, sb, id);
+      await readLink(store, sb, id, catalog);
       checked.segmentHeads++;
     } catch (err) {
       bad.add(id);
@@ -95,7 +105,7 @@ export async function scrubArchive(store: BackingStore, o: ScrubOptions = {}): P
   // Gaps and a newest object that is not the one the head names (heads of damaged objects are reported above).
   if (!bad.size) {
     try {
-      const chain = await traceArchiveChain(store, sb);
+      const chain = await traceArchiveChain(store, sb, catalog);
       if (chain.break) problems.push({ kind: 'archive-missing', segment: chain.break.segment, code: 'ARCHIVE_MISSING', message: describeBreak(chain.break) });
     } catch (err) {
       problems.push({ kind: 'archive-missing', code: codeOf(err), message: (err as Error).message });
@@ -103,7 +113,7 @@ export async function scrubArchive(store: BackingStore, o: ScrubOptions = {}): P
   }
   await mapLimit(sample, DEFAULTS.archiveReadsInFlight, async (id) => {
     try {
-      const obj = await store.get(archiveKey(id));
+      const obj = await store.get(catalog.keyOf(id));
       checked.bytesRead += obj.length;
       parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
       checked.segmentsRead++;

@@ -37,6 +37,7 @@ const COMMANDS: Array<[string, () => CommandModule]> = [
   ['pin', () => require('./commands/pin')],
   ['unpin', () => require('./commands/unpin')],
   ['forget', () => require('./commands/forget')],
+  ['prune', () => require('./commands/prune')],
 ];
 
 const program = new Command();

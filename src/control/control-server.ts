@@ -109,7 +109,7 @@ export class ControlServer {
       case 'clone':
         return reply(await clonesOf(v).request(p));
       case 'retention':
-        return reply(retentionRequest(v, p));
+        return reply(await retentionRequest(v, p));
       case 'rollback': {
         const { rollback } = await import('../rollback/rollback');
         this.log.info({ to: p.to, force: p.force }, 'rollback requested over the control socket');

@@ -97,6 +97,14 @@ export const ARCHIVE_HEAD = {
   off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, lastSegment: 32, nextSeq: 40, crc: 60 },
 } as const;
 
+// Archive catalog: `catalog.cvct` in the archive, replaced (put, then read back) by each prune.
+// This header, then a UTF-8 JSON body of bodyLength bytes (docs/FORMAT.md, "Archive catalog").
+export const ARCHIVE_CATALOG = {
+  magic: Buffer.from('CHRVOLCT', 'ascii'),
+  lengthBytes: 64,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, generation: 32, bodyLength: 40, bodyCrc: 44, crc: 60 },
+} as const;
+
 /** The first segment of every volume, and the first sequence number of its log. */
 export const FIRST_SEGMENT_ID = 1;
 export const FIRST_SEQ = 1;
@@ -160,6 +168,8 @@ export const FILE_NAMES = {
   /** Where a partial recovery moves the archived objects it could not use (see docs/FORMAT.md). */
   archiveUnrecoveredPrefix: 'unrecovered/',
   archiveSegmentsPrefix: 'segments/',
+  /** What prune compacted or deleted, and the retention state that justified it (docs/FORMAT.md). */
+  archiveCatalog: 'catalog.cvct',
   clonesDir: 'clones',
   cloneMeta: 'clone.json',
   cloneData: 'overlay.data',
@@ -180,6 +190,17 @@ export const CLONE_MAP = {
 
 export function segmentFileName(id: number): string {
   return `${id.toString(16).padStart(8, '0')}.cvseg`;
+}
+
+/** A rewritten (compacted) archived segment: generation g > 0 lives at `<id>.g<g>.cvseg`, never reused. */
+export function generationFileName(id: number, generation: number): string {
+  return generation > 0 ? `${id.toString(16).padStart(8, '0')}.g${generation}.cvseg` : segmentFileName(id);
+}
+
+/** Segment id and generation of an archived object's name (generation 0: the original `<id>.cvseg`). */
+export function parseGenerationFileName(name: string): { id: number; generation: number } | undefined {
+  const m = /^([0-9a-f]{8})(?:\.g([1-9][0-9]*))?\.cvseg$/.exec(name);
+  return m ? { id: parseInt(m[1], 16), generation: m[2] ? Number(m[2]) : 0 } : undefined;
 }
 
 export function parseSegmentFileName(name: string): number | undefined {

@@ -108,6 +108,32 @@ export class VersionIndex {
     this.mem.blocksInSeqRange(fromSeq, toSeq, visit);
   }
 
+  /**
+   * Every version in (block, seq) order, without sorting them all: a merge of the runs (each
+   * sorted by (block, seq), their seq ranges increasing, so for one block an older run's
+   * versions all come first) and the memtable's few versions, sorted. O(versions × runs) in the
+   * worst case, with runs few (size-tiered); a sort of 10^7 versions took seconds.
+   */
+  versionsInBlockOrder(visit: VersionVisitor): void {
+    const m: Array<[number, number, number, number]> = [];
+    this.mem.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (b, q, g, o) => m.push([b, q, g, o]));
+    m.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    const mem = new SortedRun(Float64Array.from(m, (x) => x[0]), Float64Array.from(m, (x) => x[1]), Uint32Array.from(m, (x) => x[2]), Uint32Array.from(m, (x) => x[3]), 0, 0);
+    const sources = [...this.runs, mem].filter((r) => r.count > 0);
+    const at = new Uint32Array(sources.length);
+    for (;;) {
+      let block = Infinity;
+      for (let k = 0; k < sources.length; k++) if (at[k] < sources[k].count && sources[k].blocks[at[k]] < block) block = sources[k].blocks[at[k]];
+      if (block === Infinity) return;
+      for (let k = 0; k < sources.length; k++) {
+        const r = sources[k];
+        let i = at[k];
+        for (; i < r.count && r.blocks[i] === block; i++) visit(block, r.seqs[i], r.segs[i], r.offs[i]);
+        at[k] = i;
+      }
+    }
+  }
+
   /** Every version of one block, oldest first (runs hold increasing seq ranges, then the memtable). */
   versionsOfBlock(block: number, visit: VersionVisitor): void {
     for (const run of this.runs) run.versionsOfBlock(block, visit);
@@ -118,6 +144,44 @@ export class VersionIndex {
   where(block: number, v: Location): Location {
     const r = this.reloc.get(block);
     return r && r.seq === v.seq ? r : v;
+  }
+
+  /**
+   * Drops the versions `drop` names from the sorted runs (prune: versions whose records left the
+   * archive), in one tick: each run that loses any is replaced by a filtered copy, not yet
+   * written (the next persist writes it under the same name, atomically, and the manifest). The
+   * memtable is left alone: it holds versions of segments still in primary, which prune never
+   * touches. The caller runs it with no persist in flight (Checkpointer.idle). Returns how many went.
+   */
+  dropVersions(drop: (block: number, seq: number, segment: number) => boolean): number {
+    let dropped = 0;
+    this.runs = this.runs.map((run) => {
+      const keep = new Uint8Array(run.count);
+      let n = 0;
+      for (let i = 0; i < run.count; i++) {
+        if (!drop(run.blocks[i], run.seqs[i], run.segs[i])) {
+          keep[i] = 1;
+          n++;
+        }
+      }
+      if (n === run.count) return run;
+      dropped += run.count - n;
+      const blocks = new Float64Array(n);
+      const seqs = new Float64Array(n);
+      const segs = new Uint32Array(n);
+      const offs = new Uint32Array(n);
+      for (let i = 0, j = 0; i < run.count; i++) {
+        if (!keep[i]) continue;
+        blocks[j] = run.blocks[i];
+        seqs[j] = run.seqs[i];
+        segs[j] = run.segs[i];
+        offs[j] = run.offs[i];
+        j++;
+      }
+      // Same seq range (and so the same file name, replaced atomically by the next persist).
+      return new SortedRun(blocks, seqs, segs, offs, run.firstSeq, run.lastSeq, run.times, run.timeSeqs);
+    });
+    return dropped;
   }
 
   /** Freezes the memtable (and new time entries) into a run, not yet written. Instant. */

@@ -27,7 +27,7 @@ export function forgetRequest(volume: Volume, o: { policy?: Record<string, unkno
   return forget(volume, policy, { dryRun: o.dryRun });
 }
 
-/** A control-socket request: { op: 'pin' | 'unpin' | 'pins' | 'forget', … }. */
+/** A control-socket request: { op: 'pin' | 'unpin' | 'pins' | 'forget' | 'prune', … }. */
 export function retentionRequest(volume: Volume, p: Record<string, unknown>): unknown {
   switch (p.op) {
     case 'pin':
@@ -42,6 +42,12 @@ export function retentionRequest(volume: Volume, p: Record<string, unknown>): un
       return listPins(volume);
     case 'forget':
       return forgetRequest(volume, { policy: p.policy as Record<string, unknown> | undefined, save: !!p.save, dryRun: !!p.dryRun });
+    case 'prune':
+      return volume.prune({
+        dryRun: !!p.dryRun,
+        maxRewriteBytes: typeof p.maxRewriteBytes === 'number' ? p.maxRewriteBytes : undefined,
+        rewriteThreshold: typeof p.rewriteThreshold === 'number' ? p.rewriteThreshold : undefined,
+      });
     default:
       throw new ChronoError('BAD_ARGUMENT', `unknown retention op ${String(p.op)}`);
   }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
+import { ArchiveCatalog } from '../archive/archive-catalog';
 import { BackingStore } from '../archive/backing-store';
 import { Superblock } from '../format/superblock';
 import { VersionIndex } from '../index/version-index';
@@ -28,6 +29,8 @@ export interface Core {
   readonly retention: RetentionState;
   readonly store: BackingStore;
   readonly archive: ArchiveReader;
+  /** What prune compacted or deleted (catalog.cvct): resolves archived segment ids to objects. */
+  readonly catalog: ArchiveCatalog;
   readonly reader: BlockReader;
   readonly log: Logger;
   /** Appends and applies records; owns the sequence, clock, counters and changed-since-event. */

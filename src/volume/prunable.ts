@@ -79,3 +79,43 @@ function lowerBound(a: Float64Array, x: number): number {
   }
   return lo;
 }
+
+/** Per archived segment: which of its versions' records some kept point (or live) still reads. */
+export interface SegmentLiveness {
+  versions: number;
+  deadVersions: number;
+  /** Seqs of records holding at least one needed version. */
+  neededSeqs: Set<number>;
+}
+
+/**
+ * prunableVersions' rule, per segment: for every version whose segment `wanted` accepts, is it
+ * needed (same definition), grouped by segment. Also counts versions of segments the catalog
+ * says were compacted away (`gone`): an index a crash left unfiltered.
+ */
+export function segmentLiveness(index: VersionIndex, keptSeqs: readonly number[], continuousFromSeq: number, wanted: (segment: number) => boolean): Map<number, SegmentLiveness> {
+  const kept = Float64Array.from(keptSeqs).sort();
+  const out = new Map<number, SegmentLiveness>();
+  // One version behind: a version's fate needs its block's next version's seq.
+  let pb = -1;
+  let ps = 0;
+  let pg = 0;
+  const settle = (next: number) => {
+    if (pb < 0 || !wanted(pg)) return;
+    const at = lowerBound(kept, ps);
+    const needed = next > continuousFromSeq || (at < kept.length && kept[at] < next);
+    let s = out.get(pg);
+    if (!s) out.set(pg, (s = { versions: 0, deadVersions: 0, neededSeqs: new Set() }));
+    s.versions++;
+    if (needed) s.neededSeqs.add(ps);
+    else s.deadVersions++;
+  };
+  index.versionsInBlockOrder((block, seq, segment) => {
+    settle(block === pb ? seq : Infinity);
+    pb = block;
+    ps = seq;
+    pg = segment;
+  });
+  settle(Infinity);
+  return out;
+}

@@ -8,7 +8,8 @@ import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
 import { ChainBreak, describeBreak, traceArchiveChain } from '../archive/archive-chain';
-import { archiveKey, parseArchiveObject } from '../archive/archive-object';
+import { parseArchiveObject } from '../archive/archive-object';
+import { ArchiveCatalog } from '../archive/archive-catalog';
 import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, archiveSettings, openStore } from '../archive/open-store';
 import { EventList } from './events';
@@ -17,6 +18,7 @@ import { Volume } from './volume';
 import { VolumeDir } from './volume-dir';
 import { VolumeLog } from './volume-log';
 import { whiteBox } from './white-box';
+import { writeRetentionFromCatalog } from './retention-state';
 
 export interface RecoverReport {
   segments: number;
@@ -61,7 +63,8 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
     throw new ChronoError('NOT_A_VOLUME', `${store.description} holds no chronovol archive (${(err as Error).message})`, {}, err);
   });
   const sb = decodeSuperblock(sbBytes, { archive: store.description });
-  const chain = await traceArchiveChain(store, sb);
+  const catalog = await ArchiveCatalog.load(store, sb.volumeId);
+  const chain = await traceArchiveChain(store, sb, catalog);
   if (chain.break) {
     const b = chain.break;
     const description = describeBreak(b);
@@ -73,6 +76,9 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
     }
   }
   const ids = chain.usable.map((l) => l.segment);
+  // Segments prune deleted have no object: nothing of them is read (their versions are ones no kept point needs).
+  const fetched = chain.usable.filter((l) => l.pruned !== 'deleted').map((l) => l.segment);
+  const fetchIndex = new Map(fetched.map((id, n) => [id, n]));
   fs.mkdirp(vd.segmentsDir);
   fs.mkdirp(vd.indexDir);
   const index = new VersionIndex(fs, vd.indexDir);
@@ -82,38 +88,51 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   // Objects are fetched several at a time ahead of the one being applied: each is a round trip.
   const fetches = new Map<number, Promise<Buffer>>();
   const fetch = (n: number) => {
-    if (n < ids.length && !fetches.has(n)) {
-      const p = store.get(archiveKey(ids[n]));
+    if (n < fetched.length && !fetches.has(n)) {
+      const p = store.get(catalog.keyOf(fetched[n]));
       p.catch(() => undefined); // awaited in order below
       fetches.set(n, p);
     }
   };
-  for (const [n, link] of chain.usable.entries()) {
+  for (const [step, link] of chain.usable.entries()) {
     const id = link.segment;
+    const n = fetchIndex.get(id);
+    if (n === undefined) {
+      o.progress?.('index', step + 1, ids.length);
+      continue;
+    }
     for (let k = n; k < n + DEFAULTS.archiveReadsInFlight; k++) fetch(k);
     const obj = await fetches.get(n)!;
     fetches.delete(n);
     const { scan, table } = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
-    // The chain was proven from headers; the records themselves must hold exactly those seqs.
+    // The chain was proven from headers; the records themselves must hold exactly those seqs
+    // (a compacted object: exactly the seqs the catalog says it kept, in order).
+    const want = link.pruned === 'compacted' ? expandRanges(catalog.entry(id)!.keptSeqs) : undefined;
+    if (want && want.length !== scan.records.length) throw new ChronoError('CORRUPT_LOG', `archived segment ${id}: ${scan.records.length} records, the catalog says ${want.length}`, { segment: id, archive: true });
     scan.records.forEach((r, i) => {
-      if (r.header.seq !== link.firstSeq + i) {
-        throw new ChronoError('CORRUPT_LOG', `archived segment ${id}: record ${i} has seq ${r.header.seq}, expected ${link.firstSeq + i}`, { segment: id, archive: true });
+      const expected = want ? want[i] : link.firstSeq + i;
+      if (r.header.seq !== expected) {
+        throw new ChronoError('CORRUPT_LOG', `archived segment ${id}: record ${i} has seq ${r.header.seq}, expected ${expected}`, { segment: id, archive: true });
       }
     });
     scan.records.forEach((r, i) => log.apply(id, table.primary[i], r.header, r.payload));
-    o.progress?.('index', n + 1, ids.length);
+    o.progress?.('index', step + 1, ids.length);
   }
   let missing: RecoverReport['missing'];
   if (chain.break) {
     const movedTo = `${store.description}/${FILE_NAMES.archiveUnrecoveredPrefix}`;
     missing = { ...chain.break, description: describeBreak(chain.break), movedTo };
-    await moveAside(store, chain.break.unusableSegments);
+    await moveAside(store, chain.break.unusableSegments, catalog);
   }
   // From here on the archive head names what was recovered: the recovered volume archives on after it.
   const lastId = ids[ids.length - 1] ?? 0;
   if (lastId > 0) await store.put(FILE_NAMES.archiveHead, encodeArchiveHead({ volumeId: sb.volumeId, lastSegment: lastId, nextSeq: chain.nextSeq }));
   const next = lastId + 1;
-  await index.checkpoint({ covered: { segment: next, offset: 0 }, ...log.position() });
+  // The log goes on after the last segment's span, also when prune dropped its last records.
+  await index.checkpoint({ covered: { segment: next, offset: 0 }, ...log.position(), nextSeq: Math.max(log.nextSeq, chain.nextSeq) });
+  // What prune dropped was justified by the catalog's retention state: the recovered volume keeps
+  // it, or a point in a thinned span would read an older version than it had (wrong data).
+  if (catalog.present) writeRetentionFromCatalog(fs, dir, catalog);
   vd.writeConfig(settings);
   writeFileDurable(fs, vd.superblockPath, sbBytes);
   // A partial recovery that failed after moving objects aside leaves a complete-looking archive: say so.
@@ -131,10 +150,17 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
  * Moves archived objects the recovery could not use out of `segments/`, so the recovered volume
  * can archive its own segments under those ids. Copied first, deleted after: never lost.
  */
-async function moveAside(store: BackingStore, ids: number[]): Promise<void> {
+async function moveAside(store: BackingStore, ids: number[], catalog: ArchiveCatalog): Promise<void> {
   for (const id of ids) {
-    const key = archiveKey(id);
+    if (catalog.isDeleted(id)) continue;
+    const key = catalog.keyOf(id);
     await store.put(FILE_NAMES.archiveUnrecoveredPrefix + key, await store.get(key));
     await store.delete(key);
   }
+}
+
+function expandRanges(r: ReadonlyArray<readonly [number, number]>): number[] {
+  const out: number[] = [];
+  for (const [a, b] of r) for (let s = a; s <= b; s++) out.push(s);
+  return out;
 }

@@ -119,6 +119,11 @@ export class RetentionState {
     return forgottenError(`event ${eventId} was forgotten`, { before: before && describeEvent(before), after: after && describeEvent(after) }, `event:${eventId}`);
   }
 
+  /** The file's content, as the archive catalog records it (prune). */
+  snapshot(): { pins: Pin[]; forgotten: Array<[number, number]>; continuousFromSeq: number } {
+    return { pins: this.data.pins.map((p) => ({ ...p })), forgotten: this.data.forgotten.map(([a, b]): [number, number] => [a, b]), continuousFromSeq: this.data.continuousFromSeq };
+  }
+
   private commit(next: RetentionFile): void {
     writeFileDurable(this.fs, this.file, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
     this.data = next;
@@ -155,4 +160,11 @@ function mergeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
     else out.push([a, b]);
   }
   return out;
+}
+
+/** retention.json for a recovered volume, from the archive catalog's retention state (durably). */
+export function writeRetentionFromCatalog(fs: FileSystem, root: string, catalog: { body: { retention: { pins: unknown[]; forgotten: Array<[number, number]>; continuousFromSeq: number } } }): void {
+  const r = catalog.body.retention;
+  const data: RetentionFile = { version: 1, pins: r.pins as Pin[], forgotten: r.forgotten, continuousFromSeq: r.continuousFromSeq };
+  writeFileDurable(fs, path.join(root, FILE_NAMES.retention), Buffer.from(JSON.stringify(data, null, 2) + '\n'));
 }

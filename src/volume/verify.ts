@@ -1,6 +1,7 @@
-import { archiveKey, parseArchiveObject } from '../archive/archive-object';
+import { parseArchiveObject } from '../archive/archive-object';
+import { ArchiveCatalog } from '../archive/archive-catalog';
 import { isChronoError } from '../errors';
-import { FILE_NAMES, RecordType, SUPERBLOCK, parseSegmentFileName } from '../format/constants';
+import { FILE_NAMES, RecordType, SUPERBLOCK, parseGenerationFileName } from '../format/constants';
 import { checkPrelude } from '../format/header-check';
 import { decodeSuperblock } from '../format/superblock';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
@@ -37,10 +38,16 @@ export async function verifyVolume(core: Core, progress?: Progress): Promise<Ver
   const unit = unitBytes(sb.blockSizeBytes);
   const primary = [...core.segments.sealed, core.segments.current.id];
   let archived: number[] = [];
+  let catalog = core.catalog;
+  /** Segments prune deleted: their versions are gone from the index too, and no object is missing. */
+  let deleted: number[] = [];
   try {
-    archived = (await core.store.list(FILE_NAMES.archiveSegmentsPrefix))
-      .map((k) => parseSegmentFileName(k.slice(FILE_NAMES.archiveSegmentsPrefix.length)))
-      .filter((x): x is number => x !== undefined);
+    // Read afresh: verify checks what the archive holds now (a prune in another process may have run).
+    catalog = await ArchiveCatalog.load(core.store, sb.volumeId);
+    const keys = new Set(await core.store.list(FILE_NAMES.archiveSegmentsPrefix));
+    const ids = [...keys].map((k) => parseGenerationFileName(k.slice(FILE_NAMES.archiveSegmentsPrefix.length))?.id).filter((x): x is number => x !== undefined);
+    archived = [...new Set(ids)].filter((id) => !catalog.isDeleted(id) && keys.has(catalog.keyOf(id)));
+    deleted = catalog.body.segments.filter((e) => e.state === 'deleted').map((e) => e.id);
   } catch (err) {
     problems.push({ kind: 'archive-unreachable', message: (err as Error).message });
   }
@@ -87,10 +94,10 @@ export async function verifyVolume(core: Core, progress?: Progress): Promise<Ver
     progress?.(++done, total);
   }
 
-  const present = new Set(archived);
+  const present = new Set([...archived, ...deleted]);
   for (const id of archived) {
     try {
-      const { scan, table } = parseArchiveObject(await core.store.get(archiveKey(id)), sb.blockSizeBytes, id, sb.volumeId);
+      const { scan, table } = parseArchiveObject(await core.store.get(catalog.keyOf(id)), sb.blockSizeBytes, id, sb.volumeId);
       const versions = { n: 0 };
       scan.records.forEach((r, i) => {
         checked.records++;

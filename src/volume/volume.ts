@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
+import { ArchiveCatalog } from '../archive/archive-catalog';
 import { ArchiveDiskCache, DiskCacheStats } from '../archive/archive-disk-cache';
 import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore, parseArchiveUrl } from '../archive/open-store';
@@ -14,6 +15,9 @@ import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
 import { prunableVersions } from './prunable';
+import { PruneOptions, PruneReport, pruneVolume } from './prune';
+
+export type { PruneOptions, PruneReport } from './prune';
 import { RetentionState } from './retention-state';
 import { SegmentSet } from '../segment/segment-set';
 import { writeFileDurable } from '../storage/durable-file';
@@ -130,7 +134,8 @@ export class Volume {
       // would) and needs a real volume directory (not a test's in-memory file system).
       const remote = parseArchiveUrl(vd.readConfig().archive).kind !== 'dir';
       const disk = remote && fs instanceof NodeFileSystem ? ArchiveDiskCache.open(dir, sb.volumeId, o.archiveCacheBytes ?? DEFAULTS.archiveCacheBytes, fs.modes) : undefined;
-      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk);
+      const catalog = await loadCatalog(store, sb.volumeId, o.log);
+      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk, catalog);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
       // Forgotten events are filtered before the log re-reads the manifest's and replay's events.
@@ -138,7 +143,7 @@ export class Volume {
       const events = new EventList();
       events.forgotten = (id) => retention.isForgotten(id);
       const parts = {
-        sb, fs, dir: vd, segments, index, store, archive, events, retention,
+        sb, fs, dir: vd, segments, index, store, archive, catalog, events, retention,
         reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
         log: o.log ?? silentLogger(),
         volumeLog: new VolumeLog(sb.blockSizeBytes, index, events, segments, manifest),
@@ -148,6 +153,9 @@ export class Volume {
       const core: Core = Object.assign(withArchiver, { checkpointer: new Checkpointer(withArchiver) });
       index.removeStrayRuns();
       const report = replay(core, manifest);
+      // A prune cut between its catalog and its index step: the index still names records the
+      // archive dropped. Dropped here in memory (persisted by the next checkpoint).
+      if (catalog.present) core.index.dropVersions((_b, seq, segment) => catalog.entry(segment) !== undefined && !catalog.holdsSeq(segment, seq));
       await core.archiver.load();
       if (o.readOnly) return new Volume(core, report, true);
       const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;
@@ -266,6 +274,25 @@ export class Volume {
   prunable(keptSeqs: readonly number[], continuousFromSeq: number): { versions: number; bytes: number } {
     this.open();
     return prunableVersions(this.core.index, keptSeqs, continuousFromSeq, this.core.sb.blockSizeBytes);
+  }
+
+  private pruning?: Promise<PruneReport>;
+
+  /**
+   * Prune (docs/DESIGN.md, "Prune"): what no kept point reads leaves the archive and the index.
+   * Runs beside reads and writes (not in the mutation queue); one prune at a time.
+   */
+  async prune(o: PruneOptions = {}): Promise<PruneReport> {
+    this.open();
+    if (this.readOnly && !o.dryRun) throw new ChronoError('READ_ONLY', 'volume is open read-only');
+    while (this.pruning) await this.pruning.catch(() => undefined);
+    const run = pruneVolume(this.core, o);
+    this.pruning = run;
+    try {
+      return await run;
+    } finally {
+      this.pruning = undefined;
+    }
   }
 
   /** Records `eventIds` as forgotten and the span's new start (durably), then drops them from the event list. */
@@ -470,6 +497,7 @@ export class Volume {
     if (this.closed) return;
     clearInterval(this.sealTimer);
     await this.serial.catch(() => undefined);
+    await this.pruning?.catch(() => undefined);
     this.closed = true;
     try {
       await quiesceTurnover(this.core);
@@ -523,5 +551,20 @@ export class Volume {
   /** What reached the disk after an I/O error is unknown: refuse further writes rather than guess. */
   private noteFailure(err: unknown): void {
     if (!this.failure && (isChronoError(err, 'IO') || isChronoError(err, 'WRITER_FAILED'))) this.failure = err;
+  }
+}
+
+/**
+ * The archive catalog at open. Damaged or foreign: refused (its codes). Unreachable: an empty
+ * one, which is safe for reads (an object prune replaced is then missing, never other bytes:
+ * keys are never reused); prune reads it afresh before it acts.
+ */
+async function loadCatalog(store: BackingStore, volumeId: Buffer, log: Logger | undefined): Promise<ArchiveCatalog> {
+  try {
+    return await ArchiveCatalog.load(store, volumeId);
+  } catch (err) {
+    if (isChronoError(err) && err.code !== 'ARCHIVE_UNAVAILABLE' && err.code !== 'IO') throw err;
+    log?.warn({ err: (err as Error).message }, 'the archive catalog could not be read; reading as if no prune had run');
+    return new ArchiveCatalog();
   }
 }

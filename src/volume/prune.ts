@@ -1,0 +1,187 @@
+import { ArchiveCatalog, CatalogBody, CatalogSegment, seqRanges } from '../archive/archive-catalog';
+import { readLink } from '../archive/archive-chain';
+import { buildCompactedObject, parseArchiveObject, partsEqual } from '../archive/archive-object';
+import { ChronoError } from '../errors';
+import { FILE_NAMES, generationFileName, parseGenerationFileName } from '../format/constants';
+import { HEADER_BYTES } from '../format/record';
+import { DEFAULTS } from '../options';
+import { Core } from './core';
+import { PlanEntry, PlanInput, freedBytes, planPrune } from './prune-plan';
+import { segmentLiveness } from './prunable';
+
+export interface PruneOptions {
+  dryRun?: boolean;
+  /** Dead share of an object's record bytes at which it is rewritten (default DEFAULTS.pruneRewriteThreshold). */
+  rewriteThreshold?: number;
+  /** The most bytes written into rewritten objects by this prune (default DEFAULTS.pruneMaxRewriteBytes). */
+  maxRewriteBytes?: number;
+  progress?: (phase: string, done: number, total: number) => void;
+}
+
+export interface PruneReport {
+  dryRun: boolean;
+  /** The catalog generation this prune wrote (dry run: would write). */
+  generation: number;
+  plan: Array<Pick<PlanEntry, 'id' | 'action' | 'objectBytes' | 'neededBytes' | 'deadBytes' | 'why'>>;
+  deleted: number[];
+  rewritten: number[];
+  /** Archive bytes freed (deleted objects, and what rewrites left out); estimated in a dry run. */
+  freedBytes: number;
+  /** Versions that left the index. */
+  versionsDropped: number;
+  /** Objects a cut-short prune left that this one removed. */
+  garbageRemoved: string[];
+  /** Archived segments looked at (left primary, archived, not deleted before). */
+  candidates: number;
+}
+
+/**
+ * Prune (docs/DESIGN.md, "Prune", rules 16-21): versions no kept point and no live block reads
+ * leave the archive and the index. Only segments that have left primary are touched. In order:
+ * the retention state is durable already (forget wrote it); each rewritten object is put under a
+ * new key and read back; the catalog naming the result (with that retention state) is put and
+ * read back; the index drops the versions; only then are old objects deleted. A crash anywhere
+ * leaves a volume that opens and verifies, and the next prune finishes the job.
+ */
+export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<PruneReport> {
+  const { store, sb } = core;
+  const threshold = o.rewriteThreshold ?? DEFAULTS.pruneRewriteThreshold;
+  const maxRewriteBytes = o.maxRewriteBytes ?? DEFAULTS.pruneMaxRewriteBytes;
+  // What the archive holds now (another process's prune may have run since open).
+  const fresh = await ArchiveCatalog.load(store, sb.volumeId);
+  if (fresh.generation > core.catalog.generation) core.catalog.replace(fresh.body);
+  const catalog = core.catalog;
+  let versionsDropped = 0;
+  if (!o.dryRun) versionsDropped += await dropCataloguedVersions(core); // a prune cut before its index step
+  const retention = core.retention.snapshot();
+  const keptSeqs = [...new Set([...core.events.all.map((e) => e.seq), ...retention.pins.map((p) => p.seq)])].sort((a, b) => a - b);
+  const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...(core.leaving ? [core.leaving.segment] : [])]);
+  const through = core.archiver.archivedThrough;
+  const candidate = (id: number) => id >= 1 && id <= through && !inPrimary.has(id) && !catalog.isDeleted(id);
+  o.progress?.('index', 0, 1);
+  // Nothing before the continuous span's start was thinned: no forget, no prune.
+  const live = retention.continuousFromSeq > 0 ? segmentLiveness(core.index, keptSeqs, retention.continuousFromSeq, candidate) : new Map();
+  o.progress?.('index', 1, 1);
+  const inputs: PlanInput[] = [];
+  const objects = new Map<number, Buffer>();
+  // A segment with every version needed may still be worth compacting when its object is linked
+  // (its copy-forward records); the size estimate below decides without reading it.
+  const candidates = [...live.entries()].sort((a, b) => a[0] - b[0]);
+  let done = 0;
+  for (const [id, l] of candidates) {
+    // An estimate of the dead share from the index and the object's size (the needed versions'
+    // blocks): an object plainly under the threshold is not read at all.
+    const sizeBytes = (await store.size(catalog.keyOf(id))) ?? 0;
+    const neededEstimate = (l.versions - l.deadVersions) * sb.blockSizeBytes;
+    if (l.neededSeqs.size > 0 && 1 - neededEstimate / Math.max(1, sizeBytes) < threshold / 2) {
+      o.progress?.('read', ++done, candidates.length);
+      continue;
+    }
+    const obj = await store.get(catalog.keyOf(id));
+    const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
+    objects.set(id, obj);
+    inputs.push({
+      id, objectBytes: obj.length, neededSeqs: l.neededSeqs,
+      records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })),
+    });
+    o.progress?.('read', ++done, candidates.length);
+  }
+  const plan = planPrune(inputs, { threshold, maxRewriteBytes });
+  const act = plan.filter((e) => e.action !== 'keep');
+  const generation = catalog.generation + 1;
+  const report: PruneReport = {
+    dryRun: !!o.dryRun, generation,
+    plan: plan.map(({ id, action, objectBytes, neededBytes, deadBytes, why }) => ({ id, action, objectBytes, neededBytes, deadBytes, why })),
+    deleted: act.filter((e) => e.action === 'delete').map((e) => e.id),
+    rewritten: act.filter((e) => e.action === 'rewrite').map((e) => e.id),
+    freedBytes: freedBytes(plan), versionsDropped, garbageRemoved: [], candidates: live.size,
+  };
+  if (o.dryRun) return report;
+  if (!act.length) {
+    report.garbageRemoved = await removeGarbage(core);
+    return report;
+  }
+  // (b) Each rewrite under a key never used before, read back whole and compared.
+  const entries: CatalogSegment[] = [];
+  let freed = 0;
+  for (const [n, e] of act.entries()) {
+    const span = catalog.seqRange(e.id) ?? await spanOf(core, e.id, catalog);
+    if (e.action === 'delete') {
+      entries.push({ id: e.id, generation: catalog.entry(e.id)?.generation ?? 0, ...span, state: 'deleted', bytes: 0, keptSeqs: [] });
+      freed += e.objectBytes;
+    } else {
+      const obj = objects.get(e.id)!;
+      const keep = new Set(e.keptSeqs);
+      const parts = buildCompactedObject(obj, parseArchiveObject(obj, sb.blockSizeBytes, e.id, sb.volumeId), (s) => keep.has(s));
+      const key = FILE_NAMES.archiveSegmentsPrefix + generationFileName(e.id, generation);
+      await store.put(key, parts);
+      const back = await store.get(key);
+      if (!partsEqual(parts, back)) throw new ChronoError('ARCHIVE_MISMATCH', `compacted segment ${e.id} reads back different from what was written`, { segment: e.id });
+      entries.push({ id: e.id, generation, ...span, state: 'compacted', bytes: back.length, keptSeqs: seqRanges(e.keptSeqs) });
+      freed += Math.max(0, e.objectBytes - back.length);
+    }
+    o.progress?.('write', n + 1, act.length);
+  }
+  // (c) The catalog, with the retention state that justified it, put and read back.
+  const replaced = new Set(entries.map((e) => e.id));
+  const body: CatalogBody = {
+    generation,
+    segments: [...catalog.body.segments.filter((s) => !replaced.has(s.id)), ...entries].sort((a, b) => a.id - b.id),
+    retention: { ...retention, keptSeqs },
+  };
+  const oldKeys = act.map((e) => catalog.keyOf(e.id));
+  await catalog.save(store, sb.volumeId, body);
+  // (d) The index drops what the catalog no longer holds, persisted with the manifest.
+  report.versionsDropped += await dropCataloguedVersions(core);
+  // (e) Only now the old objects go (and anything an earlier cut-short prune left).
+  for (const key of oldKeys) await store.delete(key);
+  report.garbageRemoved = await removeGarbage(core);
+  report.freedBytes = freed;
+  core.log.info({ generation, deleted: report.deleted.length, rewritten: report.rewritten.length, freedBytes: freed, versionsDropped: report.versionsDropped }, 'prune done');
+  return report;
+}
+
+/** The seqs a segment spans, from its object's header and end (uncatalogued ones). */
+async function spanOf(core: Core, segment: number, catalog: ArchiveCatalog): Promise<{ firstSeq: number; nextSeq: number }> {
+  const link = await readLink(core.store, core.sb, segment, catalog);
+  return { firstSeq: link.firstSeq, nextSeq: link.firstSeq + link.records };
+}
+
+/**
+ * Drops from the index every version whose record the catalog says is gone (a deleted segment,
+ * or a seq a compacted one does not hold), then persists the index through the checkpointer (no
+ * persist in flight meanwhile). Returns how many went; nothing is persisted when none did.
+ */
+export async function dropCataloguedVersions(core: Core): Promise<number> {
+  const catalog = core.catalog;
+  if (!catalog.present) return 0;
+  await core.checkpointer.idle();
+  const dropped = core.index.dropVersions((_block, seq, segment) => catalog.entry(segment) !== undefined && !catalog.holdsSeq(segment, seq));
+  if (dropped > 0) {
+    core.checkpointer.request();
+    await core.checkpointer.idle();
+  }
+  return dropped;
+}
+
+/**
+ * Objects under `segments/` that no catalog entry names: for a catalogued id, any key but the one
+ * it names (all of them for a deleted one); for any id, a generation above the catalog's (a
+ * rewrite put before its catalog was). Original `<id>.cvseg` objects of ids the catalog does not
+ * cover are never garbage: they are the archive.
+ */
+export async function removeGarbage(core: Core): Promise<string[]> {
+  const catalog = core.catalog;
+  const removed: string[] = [];
+  for (const key of await core.store.list(FILE_NAMES.archiveSegmentsPrefix)) {
+    const g = parseGenerationFileName(key.slice(FILE_NAMES.archiveSegmentsPrefix.length));
+    if (!g) continue;
+    const e = catalog.entry(g.id);
+    const garbage = e ? e.state === 'deleted' || key !== catalog.keyOf(g.id) : g.generation > 0;
+    if (garbage) {
+      await core.store.delete(key);
+      removed.push(key);
+    }
+  }
+  return removed;
+}
