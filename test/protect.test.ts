@@ -15,7 +15,7 @@ const SIZE = 64 * MiB;
 const TARGET_TIMEOUT_MS = 2000;
 const BS = 4096;
 
-test('protect: a primary in use is mirrored, survives our daemon killed and a resync, and fails back block-exactly', { skip: qsdSkipReason(), timeout: 120_000 }, async () => {
+test('protect: a primary in use is mirrored, survives our daemon killed and a resync, and fails back block-exactly', { skip: qsdSkipReason(), timeout: 240_000 }, async () => {
   const dir = tmpDir('chronovol-protect-');
   const vol = path.join(dir, 'vol');
   const prim = path.join(dir, 'prim.img');
