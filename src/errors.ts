@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'FOREIGN_SEGMENT' // a segment that belongs to another volume
   | 'ARCHIVE_MISSING' // an archived object that should exist does not
   | 'ARCHIVE_UNAVAILABLE' // the backing store cannot be reached
+  | 'ARCHIVE_BACKLOG_FULL' // the archive is unreachable, the backlog of unarchived segments in primary is full, and a write waited --archive-stall-timeout for it in vain
   | 'ARCHIVE_MISMATCH' // read-back verification of an upload failed
   | 'ARCHIVE_WRONG_KEY' // an encrypted archive object was sealed with another key than the key file's
   | 'ARCHIVE_AUTH_FAILED' // an encrypted archive object fails authentication: altered, swapped or truncated

@@ -82,6 +82,20 @@ export const DEFAULTS = {
   protectPollMs: 250,
   /** Where protect keeps its sockets and status.json, and where `agent sync` finds it. */
   protectStateDir: '/run/chronovol/protect',
+  /**
+   * --archive-backlog: sealed segments that may wait in primary for an unreachable archive
+   * beyond the working set (K + 1 + backlog in primary at most); writes wait once it is full.
+   * Given as a size, rounded down to whole segments; this default is 4 segments (256 MiB of
+   * 64 MiB segments).
+   */
+  archiveBacklogSegments: 4,
+  /** --archive-stall-timeout: how long a write waits for a full backlog to drain before ENOSPC (ARCHIVE_BACKLOG_FULL). */
+  archiveStallTimeoutMs: 60_000,
+  /** The archiver's retries while the archive is unreachable: full-jitter backoff between these. */
+  archiveRetryBaseDelayMs: 500,
+  archiveRetryMaxDelayMs: 10_000,
+  /** ...but at least this often while a write waits for a full backlog, so it goes on soon after the archive is back. */
+  archiveRetryWhileWaitingMs: 1_000,
   /** Archive reads kept in flight by scans (recovery's copy into the working set, sequential reads, recover's object fetches). */
   archiveReadsInFlight: 8,
   /**

@@ -89,7 +89,7 @@ test('full disk: init refuses a working set the file system cannot hold, with th
   try {
     const r = chronovol(['init', path.join(mnt, 'big'), '--size', '64M']);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /has [\d.]+ MiB free; the volume needs [\d.]+ MiB there \(working set [\d.]+ MiB \+ archive \(same file system\) [\d.]+ MiB \+ index [\d.]+ MiB\): [\d.]+ MiB more.*\[NO_SPACE\]/);
+    assert.match(r.stderr, /has [\d.]+ MiB free; the volume needs [\d.]+ MiB there \(working set [\d.]+ MiB \+ archive backlog 256\.0 MiB \+ archive \(same file system\) [\d.]+ MiB \+ index [\d.]+ MiB\): [\d.]+ MiB more.*\[NO_SPACE\]/);
     assert.equal(fs.existsSync(path.join(mnt, 'big', 'superblock')), false);
     const forced = chronovol(['init', path.join(mnt, 'big'), '--size', '64M', '--skip-space-check', '--json']);
     assert.equal(forced.status, 0, forced.stderr);

@@ -233,7 +233,8 @@ test('rule 7 (archive on seal): each sealed segment is archived, linked and veri
   const linking = () => new OutageStore('/archive', rig.mem);
   const headSegment = (): number => (rig.mem.exists('/archive/volume.cvhd') ? decodeArchiveHead(rig.mem.readFile('/archive/volume.cvhd')).lastSegment : 0);
   await rig.must(() => Volume.create('/v', { sizeBytes: SIZE, blockSizeBytes: BS, segmentSizeBytes: 64 * 1024, archive: '/archive' }, { fs: rig.mem, store: linking() }));
-  rig.vol = await rig.must(() => Volume.open('/v', { fs: rig.mem, store: linking() }));
+  // A backlog of 2 segments and no stall (the rig wants every operation to settle with no fsync held).
+  rig.vol = await rig.must(() => Volume.open('/v', { fs: rig.mem, store: linking(), archiveBacklogBytes: 2 * 64 * 1024, archiveStallTimeoutMs: 0 }));
   const k = whiteBox(rig.vol).sb.workingSetSegments;
   let recycled = 0;
   const violations: string[] = [];
@@ -256,8 +257,9 @@ test('rule 7 (archive on seal): each sealed segment is archived, linked and veri
     assert.equal(headSegment(), segs.current.id - 1, `round ${round}: sealed segments ${segs.sealed.join(',')}, head ${headSegment()}`);
     assert.ok(rig.mem.readFile(`/archive/segments/${(segs.current.id - 1).toString(16).padStart(8, '0')}.cvseg`).equals(rig.mem.readFile(segs.pathOf(segs.current.id - 1))), 'the archived object is the sealed segment (linked)');
   }
-  // An outage: nothing leaves primary unarchived; once the working set is full, writes fail with
-  // ARCHIVE_UNAVAILABLE (acknowledging nothing), and they go on once the archive is back.
+  // An outage: nothing leaves primary unarchived; writes go on into the backlog, and once it is
+  // full they fail with ARCHIVE_BACKLOG_FULL after one more try (acknowledging nothing);
+  // they go on once the archive is back.
   outage = true;
   let refused: unknown;
   for (let i = 0; i < 40 * k && refused === undefined; i++) {
@@ -271,7 +273,8 @@ test('rule 7 (archive on seal): each sealed segment is archived, linked and veri
       refused = err;
     }
   }
-  assert.ok(isChronoError(refused, 'ARCHIVE_UNAVAILABLE'), `writes stopped with ${String(refused)}`);
+  assert.ok(isChronoError(refused, 'ARCHIVE_BACKLOG_FULL'), `writes stopped with ${String(refused)}`);
+  assert.equal(whiteBox(rig.vol).segments.count, k + 1 + 2, 'primary holds K + 1 + backlog segments');
   outage = false;
   for (let i = 0; i < 20; i++) await rig.write();
   assert.deepEqual(violations, []);

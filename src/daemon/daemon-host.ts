@@ -41,6 +41,9 @@ export interface DaemonHostOptions {
   http?: HttpListen;
   /** `--seal-after`: seal a quiet current segment so its writes reach the archive (0: off). */
   sealAfterMs?: number;
+  /** --archive-backlog / --archive-stall-timeout for this run (absent: as stored at init). */
+  archiveBacklogBytes?: number;
+  archiveStallTimeoutMs?: number;
 }
 
 /**
@@ -89,7 +92,7 @@ export class DaemonHost {
       prepareMountpoint(fuse.mountpoint, o.log);
     }
     const socket = path.join(dir, 'control.sock');
-    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, archiveCacheBytes: o.archiveCacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket, sealAfterMs: o.sealAfterMs });
+    const volume = await Volume.open(dir, { cacheBytes: o.cacheBytes, archiveCacheBytes: o.archiveCacheBytes, log: o.log, role: fuse ? `mount at ${fuse.mountpoint}` : 'serve', socket, sealAfterMs: o.sealAfterMs, archiveBacklogBytes: o.archiveBacklogBytes, archiveStallTimeoutMs: o.archiveStallTimeoutMs });
     const d = new DaemonHost(volume, { ...o, dir, fuse });
     try {
       await d.startServing(socket);

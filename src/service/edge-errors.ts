@@ -41,6 +41,9 @@ export const EDGE_ERRORS: Partial<Record<ErrorCode, EdgeRow>> = {
   // A write finds the working set full and unable to turn over (no room, as NO_SPACE); a read
   // of history only the archive holds simply failed.
   ARCHIVE_UNAVAILABLE: { fuse: 'EIO', nbd: 'EIO', exit: 1, onWrite: 'ENOSPC' },
+  // The archive has been down for longer than the backlog lasts: the write waited
+  // --archive-stall-timeout, appended nothing, and may be retried once the archive is back.
+  ARCHIVE_BACKLOG_FULL: { fuse: 'ENOSPC', nbd: 'ENOSPC', exit: 1 },
   UNKNOWN_CLONE: { fuse: 'ENOENT', nbd: 'EIO', exit: 1 },
   // mkdir events/<label> while a resync runs: busy, try again once it is done.
   POINT_IN_RESYNC: { fuse: 'EBUSY', nbd: 'EIO', exit: 1 },

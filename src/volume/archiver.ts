@@ -4,7 +4,20 @@ import { decodeSegmentHeader } from '../format/segment-header';
 import { ChronoError, isChronoError } from '../errors';
 import { ArchiveHead, archiveHeadAfter, decodeArchiveHead, encodeArchiveHead } from '../format/archive-head';
 import { FILE_NAMES, SEGMENT_HEADER } from '../format/constants';
+import { DEFAULTS } from '../options';
 import { Core } from './core';
+
+const TIMED_OUT = Symbol('timed out');
+
+/** The promise's value, or TIMED_OUT if it takes longer than `ms`. */
+async function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<typeof TIMED_OUT>((r) => (timer = setTimeout(() => r(TIMED_OUT), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** How far the archive reaches: every segment up to `through` is in it, and `nextSeq` is the oldest write that is not. */
 export interface ArchivedPoint {
@@ -26,6 +39,14 @@ export class Archiver {
   error?: string;
   private running?: Promise<unknown>;
   private point: ArchivedPoint = { through: 0, nextSeq: 0 };
+  /** Failed runs since the last success: the retry backoff's exponent. */
+  private failures = 0;
+  private failingSinceMs?: number;
+  private retryTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private progress?: { promise: Promise<void>; resolve: () => void };
+  /** Called after each segment the archive takes (turnover.ts recycles what waited for it). */
+  onArchived?: (through: number) => void;
 
   constructor(private readonly core: ArchiverParts) {}
 
@@ -92,37 +113,98 @@ export class Archiver {
 
   /**
    * Starts archiving whatever is sealed and not archived yet, unless a run is under way; never
-   * throws. The promise settles with the run's failure (undefined on success).
+   * throws. The promise settles with the run's failure (undefined on success). After a failure
+   * the archiver retries by itself, with full-jitter backoff (archiveRetry*DelayMs), until the
+   * archive takes every sealed segment: an outage's backlog drains without waiting for a write.
    */
   kick(): Promise<unknown> {
     if (!this.running) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
       const run = this.run().then(() => undefined, (err: unknown) => err ?? new Error('archive failed'));
       this.running = run.then((err) => {
         this.running = undefined;
-        if (err === undefined) this.error = undefined;
-        else {
-          this.error = (err as Error).message;
-          this.core.log.warn({ err: this.error }, 'archiving a sealed segment failed; retried at the next seal or turnover');
-        }
+        if (err === undefined) this.succeeded();
+        else this.failed(err as Error);
         return err;
       });
     }
     return this.running;
   }
 
-  /** Settles once `segment` is archived (undefined) or a run fails first (its failure). */
-  async settled(segment: number): Promise<unknown> {
-    while (this.point.through < segment) {
-      if (!this.pending.length) return new ChronoError('BAD_ARGUMENT', `segment ${segment} is not sealed, so it cannot be archived`);
-      const err = await this.kick();
-      if (err !== undefined) return err;
+  private succeeded(): void {
+    if (this.failingSinceMs !== undefined) {
+      this.core.log.info({ archivedThrough: this.point.through, failingForMs: Date.now() - this.failingSinceMs }, 'archive reachable again: the backlog is archived');
     }
-    return undefined;
+    this.error = undefined;
+    this.failingSinceMs = undefined;
+    this.failures = 0;
+  }
+
+  private failed(err: Error): void {
+    this.error = err.message;
+    this.failures++;
+    const first = this.failingSinceMs === undefined;
+    this.failingSinceMs ??= Date.now();
+    const delayMs = Math.round(Math.random() * Math.min(DEFAULTS.archiveRetryMaxDelayMs, DEFAULTS.archiveRetryBaseDelayMs * 2 ** Math.min(20, this.failures - 1)));
+    // The first failure of an outage at warn, the retries at debug: an hour's outage is not 700 warnings.
+    const level = first ? 'warn' : 'debug';
+    this.core.log[level]({ err: this.error, pending: this.pending.length, retryInMs: delayMs }, 'archiving a sealed segment failed; retrying with backoff (writes go on into the backlog)');
+    if (this.stopped || !this.pending.length) return;
+    this.retryTimer = setTimeout(() => void this.kick(), delayMs);
+    this.retryTimer.unref(); // a volume left open does not keep the process alive for it
+  }
+
+  /** When the current outage began (the first failure since the last success); undefined while the archive is healthy. */
+  get failingSince(): number | undefined {
+    return this.failingSinceMs;
+  }
+
+  /**
+   * Waits until `segment` is archived (true) or `deadlineMs` (Date.now() scale) passes (false),
+   * starting a run at once if none is under way and then at the backoff's pace. A run still under
+   * way at the deadline goes on in the background.
+   */
+  async waitArchived(segment: number, deadlineMs: number): Promise<boolean> {
+    // At least one run that starts after this call is awaited to its end, even with no time
+    // left: a stall timeout of 0 means "one more try, then fail".
+    const joined = this.running !== undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (this.point.through >= segment) return true;
+      if (!this.pending.length) throw new ChronoError('BAD_ARGUMENT', `segment ${segment} is not sealed, so it cannot be archived`);
+      const fresh = attempt === 0 || (attempt === 1 && joined);
+      const left = deadlineMs - Date.now();
+      if (!fresh && left <= 0) return false;
+      const err = fresh && left <= 0 ? await this.kick() : await raceTimeout(this.kick(), Math.max(0, left));
+      if (err === undefined || err === TIMED_OUT || (attempt === 0 && joined)) continue;
+      // Failed: wait for the backoff, paced faster while a write waits (or the deadline, or a
+      // background retry that gets through), then try again.
+      const backoffMs = Math.max(50, Math.min(DEFAULTS.archiveRetryWhileWaitingMs, DEFAULTS.archiveRetryBaseDelayMs * 2 ** Math.min(20, this.failures - 1)));
+      const wait = Math.min(deadlineMs - Date.now(), backoffMs);
+      if (wait > 0) await raceTimeout(this.progressed(), wait);
+    }
+  }
+
+  /** Settles at the archive's next step forward. */
+  private progressed(): Promise<void> {
+    if (!this.progress) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.progress = { promise, resolve };
+    }
+    return this.progress.promise;
   }
 
   /** Waits for a run under way (at close). */
   async idle(): Promise<void> {
     await this.running;
+  }
+
+  /** No more retries (at close); a run under way ends by itself (idle() waits for it). */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 
   private async run(): Promise<void> {
@@ -133,6 +215,9 @@ export class Archiver {
       const head = await archiveSegment(this.core, next);
       await this.core.store.put(FILE_NAMES.archiveHead, encodeArchiveHead(head));
       this.point = { through: head.lastSegment, nextSeq: head.nextSeq };
+      this.onArchived?.(this.point.through);
+      this.progress?.resolve();
+      this.progress = undefined;
     }
   }
 }

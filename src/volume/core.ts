@@ -16,7 +16,7 @@ import { VolumeLog } from './volume-log';
 
 /**
  * The state the volume's parts share. One object, passed explicitly, no globals; all it holds
- * is fixed at open except the archive's progress. What changes per record is the VolumeLog's.
+ * is fixed at open except the archive's progress and the segments leaving. What changes per record is the VolumeLog's.
  */
 export interface Core {
   readonly sb: Superblock;
@@ -38,10 +38,12 @@ export interface Core {
   /** Archives each segment as it is sealed (archiver.ts); its last failure shows in status. */
   readonly archiver: Archiver;
   /**
-   * The segment detached from the working set that is recycled once archived, in the
-   * background (at most one: turnover.ts). `done` settles with the failure, if any; it never rejects.
+   * Segments detached from the working set, oldest first, each recycled once the archive holds
+   * it (turnover.ts): normally at most one; while the archive is down up to backlog.segments + 1.
    */
-  leaving?: { segment: number; done: Promise<unknown> };
+  readonly leaving: number[];
+  /** --archive-backlog (whole segments) and --archive-stall-timeout; `waitingSinceMs` while a write waits for a full backlog. */
+  readonly backlog: { segments: number; stallTimeoutMs: number; waitingSinceMs?: number };
   readonly maxBlocksPerRecord: number;
   readonly checkpointer: Checkpointer;
 }

@@ -9,7 +9,8 @@ import { Core } from './core';
 
 /**
  * Room on the primary file system. The working set is the volume's fixed footprint there:
- * K + 1 segments at most (turnover.ts). What is not allocated yet is owed to it: the current
+ * K + 1 segments at most (turnover.ts), plus the archive backlog's segments (--archive-backlog:
+ * sealed segments that wait in primary while the archive is unreachable). What is not allocated yet is owed to it: the current
  * segment's unwritten rest, the segments still to come, the bytes appended but not handed to
  * the OS; plus, when the archive shares the file system, one archived object in flight; plus
  * headroom for index checkpoints. Appends are admitted only while the file system can still pay
@@ -23,6 +24,8 @@ export interface SpaceNeed {
   freeBytes: number;
   /** The parts of needBytes. */
   workingSetBytes: number;
+  /** Of workingSetBytes: the part owed to the archive backlog (segments beyond K + 1). */
+  backlogBytes: number;
   archiveBytes: number;
   indexBytes: number;
   /** The archive is on the primary's file system. */
@@ -55,37 +58,45 @@ function indexReserveBytes(sb: Superblock): number {
   return Math.max(DEFAULTS.spaceReserveBytes, 2 * (sb.volumeSizeBytes / sb.blockSizeBytes) * INDEX_RUN.entryBytes);
 }
 
-/** What a volume with `sb` needs on its primary file system, `workingSetOwedBytes` of working set not allocated yet. */
-export function spaceNeed(sb: Superblock, primaryDir: string, archiveDir: string | undefined, workingSetOwedBytes: number): SpaceNeed {
+/**
+ * What a volume with `sb` needs on its primary file system, `workingSetOwedBytes` of working set
+ * not allocated yet (`backlogBytes` of it for the archive backlog).
+ */
+export function spaceNeed(sb: Superblock, primaryDir: string, archiveDir: string | undefined, workingSetOwedBytes: number, backlogBytes = 0): SpaceNeed {
   const archiveShared = archiveDir !== undefined && sameFileSystem(primaryDir, archiveDir);
   // An archived object can exceed its segment by its offset table: 8 bytes a kept record of 64 bytes or more.
   const archiveBytes = archiveShared ? Math.ceil(sb.segmentSizeBytes * 1.125) : 0;
   const indexBytes = indexReserveBytes(sb);
-  return { needBytes: workingSetOwedBytes + archiveBytes + indexBytes, freeBytes: freeBytesAt(primaryDir), workingSetBytes: workingSetOwedBytes, archiveBytes, indexBytes, archiveShared };
+  return { needBytes: workingSetOwedBytes + archiveBytes + indexBytes, freeBytes: freeBytesAt(primaryDir), workingSetBytes: workingSetOwedBytes, backlogBytes, archiveBytes, indexBytes, archiveShared };
 }
 
-/** The whole working set: what `init` must find free. */
-export function initialSpaceNeed(sb: Superblock, primaryDir: string, archiveDir: string | undefined): SpaceNeed {
-  return spaceNeed(sb, primaryDir, archiveDir, (sb.workingSetSegments + 1) * sb.segmentSizeBytes);
+/** The whole working set and the archive backlog (`backlogSegments`): what `init` must find free. */
+export function initialSpaceNeed(sb: Superblock, primaryDir: string, archiveDir: string | undefined, backlogSegments = 0): SpaceNeed {
+  const backlogBytes = backlogSegments * sb.segmentSizeBytes;
+  return spaceNeed(sb, primaryDir, archiveDir, (sb.workingSetSegments + 1) * sb.segmentSizeBytes + backlogBytes, backlogBytes);
 }
 
-/** Working-set bytes not allocated yet in an open volume (see the comment at the top). */
-export function owedBytes(core: Core): number {
+/**
+ * Working-set bytes not allocated yet in an open volume (see the comment at the top), and the
+ * part of them owed to the archive backlog: primary may hold K + 1 + backlog segments.
+ */
+export function owedBytes(core: Core): { owedBytes: number; backlogBytes: number } {
   const seg = core.sb.segmentSizeBytes;
   const current = core.segments.current;
   const onDisk = current.end - current.pendingBytes;
-  const toCome = Math.max(0, core.sb.workingSetSegments + 1 - core.segments.count);
-  return seg - onDisk + toCome * seg;
+  const toCome = Math.max(0, core.sb.workingSetSegments + 1 + core.backlog.segments - core.segments.count);
+  return { owedBytes: seg - onDisk + toCome * seg, backlogBytes: Math.min(toCome, core.backlog.segments) * seg };
 }
 
 export function describeNeed(n: SpaceNeed, where: string): string {
   const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
-  const parts = [`working set ${mib(n.workingSetBytes)}`, n.archiveShared ? `archive (same file system) ${mib(n.archiveBytes)}` : '', `index ${mib(n.indexBytes)}`].filter(Boolean).join(' + ');
+  const ws = n.backlogBytes ? `working set ${mib(n.workingSetBytes - n.backlogBytes)} + archive backlog ${mib(n.backlogBytes)}` : `working set ${mib(n.workingSetBytes)}`;
+  const parts = [ws, n.archiveShared ? `archive (same file system) ${mib(n.archiveBytes)}` : '', `index ${mib(n.indexBytes)}`].filter(Boolean).join(' + ');
   return `${where} has ${mib(n.freeBytes)} free; the volume needs ${mib(n.needBytes)} there (${parts}): ${mib(n.needBytes - n.freeBytes)} more`;
 }
 
 export function noSpaceError(n: SpaceNeed, where: string): ChronoError {
-  return new ChronoError('NO_SPACE', describeNeed(n, where), { needBytes: n.needBytes, freeBytes: n.freeBytes, shortBytes: n.needBytes - n.freeBytes, workingSetBytes: n.workingSetBytes, archiveBytes: n.archiveBytes, indexBytes: n.indexBytes });
+  return new ChronoError('NO_SPACE', describeNeed(n, where), { needBytes: n.needBytes, freeBytes: n.freeBytes, shortBytes: n.needBytes - n.freeBytes, workingSetBytes: n.workingSetBytes, backlogBytes: n.backlogBytes, archiveBytes: n.archiveBytes, indexBytes: n.indexBytes });
 }
 
 /**
@@ -103,7 +114,8 @@ export class SpaceGuard {
   constructor(private readonly core: Core, private readonly archiveDir: string | undefined, private readonly log: Logger) {}
 
   need(): SpaceNeed {
-    return spaceNeed(this.core.sb, this.core.dir.root, this.archiveDir, owedBytes(this.core));
+    const o = owedBytes(this.core);
+    return spaceNeed(this.core.sb, this.core.dir.root, this.archiveDir, o.owedBytes, o.backlogBytes);
   }
 
   /** Throws NO_SPACE when the file system can no longer pay what the working set is owed. */

@@ -1,4 +1,4 @@
-import { ChronoError, isChronoError } from '../errors';
+import { ChronoError } from '../errors';
 import { RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
 import { scanSegment } from '../segment/segment-scanner';
@@ -6,10 +6,12 @@ import { Core } from './core';
 import { LIVE_SEQ } from './events';
 
 /**
- * Makes room for a record of `bytes`. The working set holds K segments (sealed + current); one
- * more may wait to be recycled. Before a rollover the previous one must be gone (archived and
- * recycled): rolling over while it waits would exceed K + 1, so if its archive keeps failing the
- * write fails with ARCHIVE_UNAVAILABLE instead of growing primary without bound.
+ * Makes room for a record of `bytes`. The working set holds K segments (sealed + current).
+ * Segments that leave it wait in primary until the archive holds them (`core.leaving`): normally
+ * one, recycled within moments of its turnover; while the archive is unreachable, up to the
+ * backlog more (--archive-backlog), so writes go on. Before a rollover past that bound the write
+ * waits for the archive, up to --archive-stall-timeout, then fails with ARCHIVE_BACKLOG_FULL
+ * (ENOSPC at the edges) instead of growing primary without bound: it holds K + 1 + backlog at most.
  */
 export async function ensureSpace(core: Core, bytes: number): Promise<void> {
   // A loop: evicting after the rollover copies live blocks into the new segment, which can
@@ -44,74 +46,71 @@ export function rollover(core: Core): void {
 /**
  * Brings the working set back to K segments. The oldest segment's live blocks are copied
  * forward and made durable here; it was archived when it was sealed (or its archiving is still
- * under way), and it is recycled once it is (`core.leaving`), so the write that made room does
- * not wait for the archive. `strict` (before a rollover) also waits until that segment is gone,
- * retrying a failed archive once.
+ * under way, or the archive is down), and it is recycled once it is archived (`core.leaving`,
+ * recycleArchived), so the write that made room does not wait for the archive. `strict` (before
+ * a rollover) also waits while more than the backlog's worth of segments wait for the archive.
  */
 export async function drainEvictions(core: Core, strict: boolean): Promise<void> {
   for (;;) {
-    if (core.leaving && !(await settleLeaving(core, strict))) return;
-    if (core.segments.count <= core.sb.workingSetSegments) return;
-    const oldest = core.segments.sealed[0];
-    await detach(core, oldest);
-    core.leaving = { segment: oldest, done: recycleWhenArchived(core, oldest) };
-    if (!strict) return;
-  }
-}
-
-/**
- * Waits for the segment leaving in the background. True once it is gone. An archive failure is
- * recorded (status shows it) and, if `strict`, retried once here: a second failure throws
- * ARCHIVE_UNAVAILABLE. Any other failure is thrown: the writer then refuses further writes.
- */
-async function settleLeaving(core: Core, strict: boolean): Promise<boolean> {
-  const leaving = core.leaving!;
-  let err = await leaving.done;
-  if (err !== undefined && isArchiveTrouble(err) && strict) {
-    err = await recycleWhenArchived(core, leaving.segment);
-    if (err !== undefined && isArchiveTrouble(err)) {
-      throw new ChronoError('ARCHIVE_UNAVAILABLE', `the working set is full and segment ${leaving.segment} cannot be archived: ${(err as Error).message}`, { segment: leaving.segment }, err);
+    recycleArchived(core);
+    if (strict && core.leaving.length > core.backlog.segments) {
+      await waitForBacklog(core);
+      continue;
     }
+    if (core.segments.count - core.leaving.length <= core.sb.workingSetSegments) return;
+    const oldest = core.segments.sealed.find((id) => !core.leaving.includes(id));
+    if (oldest === undefined) return;
+    await detach(core, oldest);
+    core.leaving.push(oldest);
   }
-  if (err === undefined) {
-    core.leaving = undefined;
-    return true;
-  }
-  if (!isArchiveTrouble(err)) {
-    core.leaving = undefined;
-    throw err;
-  }
-  core.log.warn({ segment: leaving.segment, err: (err as Error).message }, 'archive failed; will retry at the next turnover');
-  leaving.done = Promise.resolve(err); // settled: the next strict drain retries it
-  return false;
-}
-
-/** Waits for background archiving to end (at close); its failure is only logged. */
-export async function quiesceTurnover(core: Core): Promise<void> {
-  const err = core.leaving && (await core.leaving.done);
-  if (err !== undefined && err !== null) core.log.warn({ err: (err as Error).message }, 'background archive failed; it is retried when the volume next opens');
-  await core.archiver.idle();
 }
 
 /**
- * Recycles a detached segment once the archive holds it (verified, and named by the head: rule
- * 7), starting a new archive run if the last one failed; settles with the failure instead of
- * rejecting.
+ * Recycles the detached segments the archive now holds (verified, and named by the head: rule
+ * 7), oldest first. Called before each turnover and by the archiver after each segment it
+ * archives, so a backlog drains out of primary as soon as the archive is back.
  */
-async function recycleWhenArchived(core: Core, segment: number): Promise<unknown> {
-  const err = await core.archiver.settled(segment);
-  if (err !== undefined) return err;
-  try {
+export function recycleArchived(core: Core): void {
+  while (core.leaving.length && core.leaving[0] <= core.archiver.archivedThrough) {
+    const segment = core.leaving[0];
     core.segments.recycle(segment);
-    core.log.debug({ segment }, 'segment recycled');
-    return undefined;
-  } catch (e) {
-    return e ?? new Error('recycle failed');
+    core.leaving.shift();
+    core.log.debug({ segment, backlog: Math.max(0, core.leaving.length - 1) }, 'segment recycled');
   }
 }
 
-function isArchiveTrouble(err: unknown): boolean {
-  return isChronoError(err, 'ARCHIVE_UNAVAILABLE') || isChronoError(err, 'ARCHIVE_MISMATCH');
+/**
+ * The backlog is full: waits for the oldest detached segment to be archived, up to the stall
+ * timeout, then throws ARCHIVE_BACKLOG_FULL (nothing of the write was appended).
+ */
+async function waitForBacklog(core: Core): Promise<void> {
+  const segment = core.leaving[0];
+  const b = core.backlog;
+  const startedMs = Date.now();
+  if (b.waitingSinceMs === undefined) {
+    core.log.warn({ segment, backlogSegments: b.segments, stallTimeoutMs: b.stallTimeoutMs, err: core.archiver.error }, `archive backlog full (${b.segments} segments): writes wait for the archive, up to ${b.stallTimeoutMs / 1000} s each`);
+  }
+  b.waitingSinceMs = startedMs;
+  try {
+    if (await core.archiver.waitArchived(segment, startedMs + b.stallTimeoutMs)) {
+      core.log.info({ segment, waitedMs: Date.now() - startedMs }, 'archive backlog drains: writes go on');
+      return;
+    }
+  } finally {
+    b.waitingSinceMs = undefined;
+  }
+  const sinceMs = core.archiver.failingSince;
+  throw new ChronoError(
+    'ARCHIVE_BACKLOG_FULL',
+    `the archive ${core.store.description} is unreachable${sinceMs ? ` since ${new Date(sinceMs).toISOString()}` : ''} and the backlog of ${b.segments} sealed segments waiting for it in primary is full; this write waited ${b.stallTimeoutMs / 1000} s (--archive-stall-timeout) for segment ${segment} to be archived: ${core.archiver.error ?? 'not archived yet'}`,
+    { segment, backlogSegments: b.segments, stallTimeoutMs: b.stallTimeoutMs, failingSinceMs: sinceMs ?? null },
+  );
+}
+
+/** Stops background archiving and waits for a run under way (at close); a failure was logged. */
+export async function quiesceTurnover(core: Core): Promise<void> {
+  core.archiver.stop();
+  await core.archiver.idle();
 }
 
 /**

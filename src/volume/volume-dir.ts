@@ -15,6 +15,10 @@ import { nativeAddon } from '../util/native-addon';
 export type VolumeConfig = ArchiveSettings & {
   /** The retention policy (docs/FORMAT.md; src/retention/policy.ts), durations spelled out. */
   retention?: Record<string, string | number>;
+  /** --archive-backlog at init, in bytes (whole segments count); absent: DEFAULTS.archiveBacklogSegments. */
+  archiveBacklogBytes?: number;
+  /** --archive-stall-timeout at init; absent: DEFAULTS.archiveStallTimeoutMs. */
+  archiveStallTimeoutMs?: number;
 };
 
 export interface LockInfo {

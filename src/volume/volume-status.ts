@@ -15,6 +15,18 @@ export interface VolumeStatus {
     archivedSeq: number;
     /** What is not in the archive yet: sealed segments awaiting it plus the current one if it holds writes. */
     lag: { segments: number; bytes: number; seconds: number };
+    /**
+     * ok; retrying (the archive failed since `failingSince` and is retried with backoff, writes go
+     * on into the backlog); backlog-full (the backlog is full: writes wait, up to the stall
+     * timeout, and then fail with ENOSPC; `writesWaitingSince` while one waits).
+     */
+    state: 'ok' | 'retrying' | 'backlog-full';
+    failingSince: string | null;
+    writesWaitingSince: string | null;
+    /** Sealed segments beyond the working set waiting in primary for the archive (--archive-backlog: at most limitSegments). */
+    backlog: { segments: number; bytes: number; limitSegments: number; stallTimeoutMs: number };
+    /** Age of the oldest write the archive does not hold yet (lag.seconds). */
+    oldestUnarchivedSeconds: number;
   };
   log: { lastSeq: number; versions: number; events: number; bytesWritten: number; copyForwardBytes: number; copyForwardWriteAmp: number };
   index: { versions: number; runs: number; memtableVersions: number; runBytes: number; relocatedBlocks: number };
@@ -36,18 +48,31 @@ export async function volumeStatus(core: Core): Promise<VolumeStatus> {
   let archiveSegments: number | null = null;
   let archiveBytes: number | null = null;
   let error = core.archiver.error ?? null;
-  try {
-    const keys = await core.store.list(FILE_NAMES.archiveSegmentsPrefix);
-    archiveSegments = keys.length;
-    archiveBytes = 0;
-    for (const key of keys) archiveBytes += (await core.store.size(key)) ?? 0;
-  } catch (err) {
-    error = (err as Error).message;
+  const failingSince = core.archiver.failingSince;
+  // In an outage the listing would only wait out the store's retries: status answers at once.
+  if (failingSince === undefined) {
+    try {
+      const keys = await core.store.list(FILE_NAMES.archiveSegmentsPrefix);
+      archiveSegments = keys.length;
+      archiveBytes = 0;
+      for (const key of keys) archiveBytes += (await core.store.size(key)) ?? 0;
+    } catch (err) {
+      error = (err as Error).message;
+    }
   }
+  const b = core.backlog;
+  const unarchivedLeaving = core.leaving.filter((id) => id > core.archiver.archivedThrough);
+  // One leaving segment is the working set's own turnover (K + 1); those beyond it are the backlog.
+  const backlogIds = unarchivedLeaving.slice(1);
+  const backlog = { segments: backlogIds.length, bytes: backlogIds.reduce((n, id) => n + segments.source(id).size, 0), limitSegments: b.segments, stallTimeoutMs: b.stallTimeoutMs };
+  const state = b.waitingSinceMs !== undefined || (unarchivedLeaving.length > b.segments) ? 'backlog-full' : failingSince !== undefined ? 'retrying' : 'ok';
+  const lag = core.archiver.lag();
   return {
     volume: { id: sb.volumeId.toString('hex'), sizeBytes: sb.volumeSizeBytes, blockSizeBytes: sb.blockSizeBytes, segmentSizeBytes: sb.segmentSizeBytes, workingSetSegments: k, createdAt: new Date(sb.createdMs).toISOString() },
-    segments: { current: segments.current.id, active: sealed.filter((id) => !awaiting.includes(id)), awaitingArchive: awaiting, inPrimary: segments.count, primaryLimit: k + 1 },
-    archive: { location: core.store.description, segments: archiveSegments, bytes: archiveBytes, error, archivedThrough: core.archiver.archivedThrough, archivedSeq: core.archiver.archivedSeq, lag: core.archiver.lag() },
+    segments: { current: segments.current.id, active: sealed.filter((id) => !awaiting.includes(id)), awaitingArchive: awaiting, inPrimary: segments.count, primaryLimit: k + 1 + b.segments },
+    archive: { location: core.store.description, segments: archiveSegments, bytes: archiveBytes, error, archivedThrough: core.archiver.archivedThrough, archivedSeq: core.archiver.archivedSeq, lag,
+      state, failingSince: failingSince === undefined ? null : new Date(failingSince).toISOString(), writesWaitingSince: b.waitingSinceMs === undefined ? null : new Date(b.waitingSinceMs).toISOString(), backlog, oldestUnarchivedSeconds: lag.seconds,
+    },
     log: {
       lastSeq: core.volumeLog.nextSeq - 1,
       versions: counters.versions,

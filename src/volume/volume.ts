@@ -30,7 +30,7 @@ import { EventList, LIVE_SEQ, Point, SyncEvent } from './events';
 import { replay, ReplayReport } from './replay';
 import { blocksPerSegment, planGeometry } from './sizing';
 import { Archiver } from './archiver';
-import { ensureSpace, drainEvictions, quiesceTurnover, sealNow } from './turnover';
+import { ensureSpace, drainEvictions, quiesceTurnover, recycleArchived, sealNow } from './turnover';
 import { SpaceGuard, noSpaceError, openSpaceCheckEnabled } from './space-check';
 import { checkVolumeDirPermissions, makeVolumeDir } from './dir-permissions';
 import { VolumeDir } from './volume-dir';
@@ -51,6 +51,9 @@ export interface CreateOptions {
   archive?: string;
   /** Where and how the archive is (an s3:// URL, endpoint, encryption); overrides `archive`. */
   archiveSettings?: ArchiveSettings;
+  /** --archive-backlog / --archive-stall-timeout, kept in config.json (absent: the defaults). */
+  archiveBacklogBytes?: number;
+  archiveStallTimeoutMs?: number;
 }
 
 export interface OpenOptions {
@@ -69,11 +72,24 @@ export interface OpenOptions {
    * writes reach the archive (a short sealed segment). Off when absent or 0.
    */
   sealAfterMs?: number;
+  /** Overrides config.json's --archive-backlog (bytes, rounded down to whole segments) for this open. */
+  archiveBacklogBytes?: number;
+  /** Overrides config.json's --archive-stall-timeout for this open. */
+  archiveStallTimeoutMs?: number;
   /**
    * Open for reading only: nothing is written (no turnover, no checkpoint at close), so the
    * read-only commands work on a full disk. Mutations fail with READ_ONLY.
    */
   readOnly?: boolean;
+}
+
+/** The backlog bounds for this open: the open's options, else config.json's, else the defaults. */
+function backlogSettings(segmentSizeBytes: number, config: { archiveBacklogBytes?: number; archiveStallTimeoutMs?: number }, o: OpenOptions): { segments: number; stallTimeoutMs: number } {
+  const bytes = o.archiveBacklogBytes ?? config.archiveBacklogBytes;
+  return {
+    segments: bytes === undefined ? DEFAULTS.archiveBacklogSegments : Math.floor(bytes / segmentSizeBytes),
+    stallTimeoutMs: o.archiveStallTimeoutMs ?? config.archiveStallTimeoutMs ?? DEFAULTS.archiveStallTimeoutMs,
+  };
 }
 
 /**
@@ -113,7 +129,11 @@ export class Volume {
     }
     fs.mkdirp(vd.segmentsDir);
     fs.mkdirp(vd.indexDir);
-    vd.writeConfig(settings);
+    vd.writeConfig({
+      ...settings,
+      ...(c.archiveBacklogBytes === undefined ? {} : { archiveBacklogBytes: c.archiveBacklogBytes }),
+      ...(c.archiveStallTimeoutMs === undefined ? {} : { archiveStallTimeoutMs: c.archiveStallTimeoutMs }),
+    });
     const bytes = encodeSuperblock(sb);
     // The archive learns the geometry first, so it is self-sufficient from its first segment on.
     await store.put(FILE_NAMES.archiveSuperblock, bytes);
@@ -148,9 +168,19 @@ export class Volume {
         log: o.log ?? silentLogger(),
         volumeLog: new VolumeLog(sb.blockSizeBytes, index, events, segments, manifest),
         maxBlocksPerRecord: perRecord,
+        leaving: [] as number[],
+        backlog: backlogSettings(sb.segmentSizeBytes, vd.readConfig(), o),
       };
       const withArchiver = Object.assign(parts, { archiver: new Archiver(parts) });
       const core: Core = Object.assign(withArchiver, { checkpointer: new Checkpointer(withArchiver) });
+      // A backlog drains out of primary as the archive takes it, writes or not.
+      core.archiver.onArchived = () => {
+        try {
+          recycleArchived(core);
+        } catch (err) {
+          core.log.warn({ err: (err as Error).message }, 'recycling an archived segment failed; retried at the next turnover');
+        }
+      };
       index.removeStrayRuns();
       const report = replay(core, manifest);
       // A prune cut between its catalog and its index step: the index still names records the

@@ -12,6 +12,8 @@ export interface S3Server {
   /** Where s3rver keeps objects: tests read the stored bytes behind the server's back. */
   directory: string;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash would (an outage); start again on `directory` and `port` to bring it back. */
+  kill(): Promise<void>;
 }
 
 /**
@@ -19,14 +21,14 @@ export interface S3Server {
  * Credentials go through the AWS chain like anyone's: this process's environment, inherited by
  * CLI children.
  */
-export async function startS3Server(bucket = 'chronovol-test'): Promise<S3Server> {
+export async function startS3Server(bucket = 'chronovol-test', o: { directory?: string; port?: number } = {}): Promise<S3Server> {
   process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
   process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
   process.env.AWS_EC2_METADATA_DISABLED = 'true';
-  const directory = tmpDir('chronovol-s3rver-');
+  const directory = o.directory ?? tmpDir('chronovol-s3rver-');
   // s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy
   // provider: without it, every listing longer than a page fails with a 500.
-  const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', path.join(__dirname, 's3rver-child.js'), directory, bucket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', path.join(__dirname, 's3rver-child.js'), directory, bucket, ...(o.port ? [String(o.port)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const kill = () => child.kill('SIGKILL');
   process.on('exit', kill);
   const port = await new Promise<number>((resolve, reject) => {
@@ -48,6 +50,13 @@ export async function startS3Server(bucket = 'chronovol-test'): Promise<S3Server
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
+      await exited;
+    },
+    kill: async () => {
+      process.off('exit', kill);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
       await exited;
     },
   };

@@ -1,12 +1,12 @@
 /**
  * Runs s3rver (a real S3 server) in its own process, so that tests may block on a CLI child
- * (spawnSync) while it serves. argv: <directory> <bucket>. Prints {"port": n} once listening.
+ * (spawnSync) while it serves. argv: <directory> <bucket> [port]. Prints {"port": n} once listening.
  */
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const S3rver = require('s3rver');
 
-const [directory, bucket] = process.argv.slice(2);
-const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] });
+const [directory, bucket, port] = process.argv.slice(2);
+const server = new S3rver({ address: '127.0.0.1', port: Number(port ?? 0), silent: true, directory, configureBuckets: [{ name: bucket }] });
 server.run().then((addr: { port: number }) => {
   process.stdout.write(`${JSON.stringify({ port: addr.port })}\n`);
 });

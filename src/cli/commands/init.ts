@@ -2,9 +2,10 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import { DEFAULTS, parseCount, parseSize } from '../../options';
 import { formatBytes, printJson } from '../output';
+import { addArchiveBacklogOptions } from './serve';
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('init')
     .description('create a volume: a directory holding its working set, index and settings')
     .argument('<dir>', 'volume directory (created if missing)')
@@ -19,7 +20,8 @@ export function register(program: Command): void {
     .option('--encrypt', 'seal every archive object with AES-256-GCM (needs --key-file)')
     .option('--key-file <file>', 'the archive key file (with --encrypt)')
     .option('--new-key', 'create the key file (mode 0600); losing it loses the archive')
-    .option('--json', 'print the result as JSON')
+    .option('--json', 'print the result as JSON');
+  addArchiveBacklogOptions(cmd, 'init')
     .addHelpText('after', '\nExample:\n  chronovol init /srv/vol1 --size 20G --archive /mnt/backup/vol1\n  chronovol init /srv/vol1 --size 20G --archive s3://backups/vol1 --archive-endpoint http://127.0.0.1:7480 --encrypt --key-file /root/vol1.key --new-key\n')
     .action(async (dir: string, o) => {
       const { Volume } = await import('../../volume/volume');
@@ -34,18 +36,19 @@ export function register(program: Command): void {
       const { archiveSettings, localArchiveDir } = await import('../../archive/open-store');
       const archive: string = o.archive ?? path.join(abs, 'archive');
       const g = planGeometry({ volumeSizeBytes: o.size, blockSizeBytes: o.blockSize ?? DEFAULTS.blockSizeBytes, segmentSizeBytes: o.segmentSize ?? DEFAULTS.segmentSizeBytes, workingSetSegments: o.workingSet });
-      const need = initialSpaceNeed({ ...g, volumeId: Buffer.alloc(16), createdMs: 0 }, abs, localArchiveDir(archive));
+      const backlogSegments = o.archiveBacklog === undefined ? DEFAULTS.archiveBacklogSegments : Math.floor(o.archiveBacklog / g.segmentSizeBytes);
+      const need = initialSpaceNeed({ ...g, volumeId: Buffer.alloc(16), createdMs: 0 }, abs, localArchiveDir(archive), backlogSegments);
       if (need.freeBytes < need.needBytes && !o.skipSpaceCheck) {
         const err = noSpaceError(need, abs);
         throw new ChronoError('NO_SPACE', `${err.message}; choose a smaller --working-set or --segment-size, free space, or pass --skip-space-check`, err.details);
       }
       const { settings } = archiveSettings({ archive, endpoint: o.archiveEndpoint, region: o.archiveRegion, keyFile: o.keyFile, newKey: o.newKey });
       if (o.newKey && !o.json) process.stderr.write(`created archive key ${settings.encryption!.keyFile} (mode 0600). Keep a copy somewhere safe and apart from the archive: without this file the archive cannot be read, by anyone, ever.\n`);
-      await Volume.create(abs, { sizeBytes: o.size, blockSizeBytes: o.blockSize, segmentSizeBytes: o.segmentSize, workingSetSegments: o.workingSet, archiveSettings: settings });
+      await Volume.create(abs, { sizeBytes: o.size, blockSizeBytes: o.blockSize, segmentSizeBytes: o.segmentSize, workingSetSegments: o.workingSet, archiveSettings: settings, archiveBacklogBytes: o.archiveBacklog, archiveStallTimeoutMs: o.archiveStallTimeout });
       const vd = new VolumeDir(new NodeFileSystem(), abs);
       const sb = vd.readSuperblock();
       const result = { dir: abs, volumeId: sb.volumeId.toString('hex'), sizeBytes: sb.volumeSizeBytes, blockSizeBytes: sb.blockSizeBytes, segmentSizeBytes: sb.segmentSizeBytes, workingSetSegments: sb.workingSetSegments, ...vd.readConfig() };
       if (o.json) return printJson(result);
-      process.stdout.write(`created ${formatBytes(sb.volumeSizeBytes)} volume in ${abs}\n  working set: ${sb.workingSetSegments} segments of ${formatBytes(sb.segmentSizeBytes)} (primary stays under ${formatBytes((sb.workingSetSegments + 1) * sb.segmentSizeBytes)})\n  archive: ${result.archive}${result.archiveEndpoint ? ` at ${result.archiveEndpoint}` : ''}${result.encryption ? ` (encrypted, key ${result.encryption.keyFile})` : ''}\n`);
+      process.stdout.write(`created ${formatBytes(sb.volumeSizeBytes)} volume in ${abs}\n  working set: ${sb.workingSetSegments} segments of ${formatBytes(sb.segmentSizeBytes)} (primary stays under ${formatBytes((sb.workingSetSegments + 1) * sb.segmentSizeBytes)}, ${formatBytes((sb.workingSetSegments + 1 + backlogSegments) * sb.segmentSizeBytes)} with the archive backlog)\n  archive: ${result.archive}${result.archiveEndpoint ? ` at ${result.archiveEndpoint}` : ''}${result.encryption ? ` (encrypted, key ${result.encryption.keyFile})` : ''}\n`);
     });
 }

@@ -5,7 +5,7 @@ import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
 import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
 import { parseId, parseMode } from '../../fuse/tree-sharing';
-import { addNbdOptions, controlTcpFrom, nbdOptionsFrom } from './serve';
+import { addArchiveBacklogOptions, addNbdOptions, controlTcpFrom, nbdOptionsFrom } from './serve';
 
 /** --fuse-cpu's parser, loaded when the option is given: thread-placement.ts loads the native addon. */
 const parseFuseCpu = (v: string) => (require('../../fuse/thread-placement') as typeof import('../../fuse/thread-placement')).parseFuseCpu(v);
@@ -30,6 +30,7 @@ export function register(program: Command): void {
     .option('--http [addr]', "serve a read-only web page too (status, events, timeline, changes, block history): unix:PATH, or loopback [HOST:]PORT (default 127.0.0.1, a free port) with a random token in the URL it prints")
     .option('--nbd', `serve NBD too, on <dir>/${DEFAULTS.nbdSocketName} (implied by --socket and --listen)`)
     .option('--retention-every <duration>', "apply the volume's stored retention policy (forget --save) this often, e.g. 1h", parseRetentionDuration);
+  addArchiveBacklogOptions(cmd, 'daemon');
   addNbdOptions(cmd) // one daemon can serve NBD too
     .addHelpText('after', `
 Runs in the foreground until Ctrl-C, SIGTERM or 'chronovol umount <mountpoint>'.
@@ -55,7 +56,7 @@ or -o ro,norecovery (xfs) to mount.`)
       if ((o.uid !== undefined || o.gid !== undefined || o.mode !== undefined) && !o.allowOther) throw new ChronoError('BAD_ARGUMENT', '--uid, --gid and --mode take effect with --allow-other only');
       const share = o.allowOther ? { uid: o.uid ?? process.getuid!(), gid: o.gid ?? process.getgid!(), mode: o.mode ?? 0o640 } : undefined;
       const http = o.http !== undefined ? (await import('../../http/http-listen')).parseHttpListen(o.http, vdir) : undefined;
-      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd, controlTcp, http, sealAfterMs: o.sealAfter, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd, controlTcp, http, sealAfterMs: o.sealAfter, archiveBacklogBytes: o.archiveBacklog, archiveStallTimeoutMs: o.archiveStallTimeout, fuse: { mountpoint: path.resolve(mountpoint), autoSyncMs: o.autoSync, readAheadBytes: o.readAhead, fuseCpu: o.fuseCpu, share } });
       const also = (daemon.nbdAddresses.length ? `; NBD on ${daemon.nbdAddresses.join(' and ')}` : '') + (daemon.httpUrl ? `; web page at ${daemon.httpUrl}` : '') + (daemon.controlAddress ? `; control on ${daemon.controlAddress}` : '');
       const mnt = daemon.mountpoint!;
       process.stdout.write(`mounted ${daemon.volume.directory.root} at ${mnt} (pid ${process.pid})${also}; Ctrl-C or 'chronovol umount ${mnt}' to unmount\n`);

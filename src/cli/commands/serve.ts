@@ -10,6 +10,17 @@ import { DEFAULTS, parseDurationMs, parseSize } from '../../options';
 import { parseRetentionDuration } from '../../retention/policy';
 import { volumeDirOf } from '../target';
 
+/**
+ * --archive-backlog and --archive-stall-timeout (init stores them in config.json; mount and
+ * serve override them for the run). No commander default: absent means "as stored".
+ */
+export function addArchiveBacklogOptions(cmd: Command, where: 'init' | 'daemon'): Command {
+  const stored = where === 'daemon' ? " (default: as set at init, else" : ' (default';
+  return cmd
+    .option('--archive-backlog <size>', `while the archive is unreachable, up to this much of sealed segments waits in primary beyond the working set and writes go on; rounded down to whole segments, 0: none${stored} ${DEFAULTS.archiveBacklogSegments} segments)`, parseSize)
+    .option('--archive-stall-timeout <duration>', `past the backlog, a write waits this long for the archive, then fails with ENOSPC (ARCHIVE_BACKLOG_FULL)${stored} ${DEFAULTS.archiveStallTimeoutMs / 1000}s)`, parseDurationMs);
+}
+
 export function addNbdOptions(cmd: Command): Command {
   return cmd
     .option('--socket <path>', `NBD's Unix socket (default <dir>/${DEFAULTS.nbdSocketName}, mode 0600)`)
@@ -75,6 +86,7 @@ export function register(program: Command): void {
     .option('--archive-cache <bytes>', 'on-disk cache of data read from the archive (chunks and offset tables, kept across restarts) under <dir>/archive-cache; 0: off', parseSize, DEFAULTS.archiveCacheBytes)
     .option('--retention-every <duration>', "apply the volume's stored retention policy (forget --save) this often, e.g. 1h", parseRetentionDuration)
     .option('--seal-after <duration>', 'seal the current segment once no write has come for this long, so the last writes reach the archive (e.g. 30s, 5m; 0: off)', parseDurationMs, DEFAULTS.sealAfterMs);
+  addArchiveBacklogOptions(cmd, 'daemon');
   addNbdOptions(cmd).addHelpText('after', `
 Examples (local clients use the Unix socket; TCP needs TLS):
   qemu-img convert -n -O raw disk.img 'nbd+unix:///live?socket=/srv/vol/nbd.sock'
@@ -90,7 +102,7 @@ See docs/SECURITY.md and the README's NBD section.`)
       const { runUntilStopped } = await import('../daemon-lifecycle');
       const log = createLogger();
       const vdir = volumeDirOf(dir);
-      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd: nbdOptionsFrom(o, vdir, log), controlTcp: controlTcpFrom(o), sealAfterMs: o.sealAfter });
+      const daemon = await DaemonHost.start({ dir: vdir, cacheBytes: o.cache, archiveCacheBytes: o.archiveCache, log, nbd: nbdOptionsFrom(o, vdir, log), controlTcp: controlTcpFrom(o), sealAfterMs: o.sealAfter, archiveBacklogBytes: o.archiveBacklog, archiveStallTimeoutMs: o.archiveStallTimeout });
       const stopRetention = o.retentionEvery ? (await import('../../retention/retention-schedule')).startRetentionSchedule(daemon.volume, o.retentionEvery, log) : () => undefined;
       daemon.onStopped = runUntilStopped(log, () => (stopRetention(), daemon.stop()));
       const control = daemon.controlAddress ? `; control on ${daemon.controlAddress}` : '';

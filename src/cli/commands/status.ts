@@ -15,6 +15,18 @@ function protectionLines(p: ProtectionStatus): string[] {
   ];
 }
 
+/** The archive's state line: ok, retrying since T, or backlog full with writes waiting. */
+function archiveState(s: VolumeStatus): string {
+  const a = s.archive;
+  const b = a.backlog;
+  const backlog = `backlog ${b.segments} of ${b.limitSegments} segments (${formatBytes(b.bytes)}); oldest unarchived write ${a.oldestUnarchivedSeconds.toFixed(1)} s old`;
+  if (a.state === 'ok') return `ok; ${backlog}`;
+  const since = a.failingSince ? ` since ${a.failingSince}` : '';
+  const last = a.error ? `; last error: ${a.error}` : '';
+  if (a.state === 'retrying') return `RETRYING${since} (writes go on into the backlog); ${backlog}${last}`;
+  return `BACKLOG FULL${since}: writes ${a.writesWaitingSince ? `waiting since ${a.writesWaitingSince}` : 'wait'} (up to ${(b.stallTimeoutMs / 1000).toFixed(0)} s, then ENOSPC); ${backlog}${last}`;
+}
+
 export function register(program: Command): void {
   program
     .command('status')
@@ -31,6 +43,7 @@ export function register(program: Command): void {
         `volume      ${s.volume.id}  ${formatBytes(s.volume.sizeBytes)}, ${s.volume.blockSizeBytes}-byte blocks, created ${s.volume.createdAt}`,
         `segments    current ${s.segments.current}; active ${s.segments.active.length}; awaiting archive ${s.segments.awaitingArchive.length}; in primary ${s.segments.inPrimary} of at most ${s.segments.primaryLimit} (working set K=${s.volume.workingSetSegments} x ${formatBytes(s.volume.segmentSizeBytes)})`,
         `archive     ${s.archive.location}: ${s.archive.segments ?? '?'} segments, ${s.archive.bytes === null ? '?' : formatBytes(s.archive.bytes)}${s.archive.error ? `  ERROR: ${s.archive.error}` : ''}`,
+        `archive     ${archiveState(s)}`,
         `archive lag ${s.archive.lag.segments} segments, ${formatBytes(s.archive.lag.bytes)}, ${s.archive.lag.seconds.toFixed(1)} s (archived through segment ${s.archive.archivedThrough})`,
         `log         seq ${s.log.lastSeq}; ${s.log.versions} block versions; ${s.log.events} events; ${formatBytes(s.log.bytesWritten)} written`,
         `copy-fwd    ${formatBytes(s.log.copyForwardBytes)} copied forward; write amplification ${s.log.copyForwardWriteAmp.toFixed(3)}`,

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { cli, cliJson } from './helpers/cli';
+import { ServeDaemon } from './helpers/daemon';
+import { openExport } from './helpers/nbd-client';
+import { Rng } from './helpers/rng';
+import { S3Server, startS3Server } from './helpers/s3-server';
+import { tmpDir } from './helpers/tmp';
+
+// Issue 14, "Archive outage", end to end: a served volume archives to a real S3 server (s3rver,
+// its own process); the server is SIGKILLed mid-stream while an NBD client writes; writes go on
+// into the backlog, then one waits (delayed, not failed) while the server is down; the server
+// restarts on the same directory and port, the write completes, the backlog drains and primary
+// returns to K + 1; then the volume directory is deleted and `recover` from S3 brings back every
+// event bit-exact.
+
+const SIZE = 1 << 20;
+const SEG = 64 << 10;
+const BACKLOG_SEGMENTS = 4;
+
+interface Status {
+  volume: { workingSetSegments: number };
+  segments: { inPrimary: number; primaryLimit: number; awaitingArchive: number[] };
+  archive: { state: string; failingSince: string | null; writesWaitingSince: string | null; error: string | null; backlog: { segments: number; bytes: number; limitSegments: number }; lag: { segments: number }; oldestUnarchivedSeconds: number };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean, ms = 90_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+test('archive outage (s3rver SIGKILLed mid-stream): NBD writes go on into the backlog, past it a write is delayed not failed, the restarted server gets the backlog, and recover from S3 brings back every event bit-exact', { timeout: 600_000 }, async () => {
+  let s3: S3Server = await startS3Server('chronovol-outage');
+  const root = tmpDir();
+  const dir = path.join(root, 'vol');
+  const url = `s3://${s3.bucket}/vol`;
+  const init = cli(['init', dir, '--size', '1M', '--segment-size', '64K', '--archive', url, '--archive-endpoint', s3.endpoint, '--archive-backlog', `${BACKLOG_SEGMENTS * 64}K`, '--archive-stall-timeout', '5m']);
+  assert.equal(init.status, 0, init.stderr);
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  assert.equal(config.archiveBacklogBytes, BACKLOG_SEGMENTS * SEG);
+  assert.equal(config.archiveStallTimeoutMs, 300_000);
+  const daemon = await ServeDaemon.start(dir, ['--seal-after', '1s']);
+  const rng = new Rng(14);
+  const live = Buffer.alloc(SIZE);
+  const images = new Map<string, Buffer>();
+  const status = () => cliJson<Status>(['status', dir]);
+  let n = 0;
+  try {
+    const nbd = await openExport(daemon, 'live');
+    const write = async () => {
+      const off = rng.int(SIZE / 4096 - 16) * 4096;
+      const data = rng.bytes(4096 * (1 + rng.int(16)));
+      const err = await nbd.write(off, data);
+      assert.equal(err, 0, `NBD write at ${off} answered error ${err}`);
+      data.copy(live, off);
+    };
+    const event = async () => {
+      assert.equal(await nbd.flush(), 0);
+      const label = `e${n++}`;
+      const r = cli(['sync', dir, '--label', label]);
+      assert.equal(r.status, 0, r.stderr);
+      images.set(label, Buffer.from(live));
+    };
+    const k = status().volume.workingSetSegments;
+    // Healthy, past turnover.
+    for (let i = 0; i < 4 * k; i++) {
+      await write();
+      if (i % 20 === 19) await event();
+    }
+    const healthy = status();
+    assert.equal(healthy.archive.state, 'ok');
+    assert.ok(healthy.segments.inPrimary <= k + 1);
+    assert.equal(healthy.segments.primaryLimit, k + 1 + BACKLOG_SEGMENTS);
+
+    // SIGKILL the server while writes stream (a write is in flight when it dies).
+    const inFlight = write();
+    await s3.kill();
+    await inFlight;
+    // Writes go on (none fails) until the backlog is full.
+    let st = status();
+    for (let i = 0; st.segments.inPrimary < k + 1 + BACKLOG_SEGMENTS; i++) {
+      assert.ok(i < 20_000, 'the backlog fills');
+      await write();
+      if (i % 40 === 39) await event();
+      if (i % 8 === 0) st = status();
+    }
+    assert.notEqual(st.archive.state, 'ok', 'status shows the outage');
+    assert.ok(st.archive.failingSince, 'and since when');
+    assert.ok(st.archive.error, 'and the last error');
+    // Past the backlog: the next rollover waits for the archive; the NBD writer sees a delay.
+    let answered = false;
+    const waiting = (async () => {
+      for (let i = 0; ; i++) {
+        assert.ok(i < 20_000);
+        const t0 = Date.now();
+        await write();
+        if (Date.now() - t0 > 3000) return Date.now() - t0;
+      }
+    })().finally(() => (answered = true));
+    await until('a write waiting for the archive', () => status().archive.writesWaitingSince !== null || answered, 120_000);
+    assert.equal(answered, false, 'the write is still waiting');
+    const full = status();
+    assert.equal(full.archive.state, 'backlog-full');
+    assert.equal(full.segments.inPrimary, k + 1 + BACKLOG_SEGMENTS, 'primary holds K + 1 + backlog segments');
+    assert.ok(full.archive.backlog.segments >= BACKLOG_SEGMENTS - 1 && full.archive.oldestUnarchivedSeconds > 0, JSON.stringify(full.archive));
+    await sleep(2000);
+    assert.equal(answered, false, 'still waiting, not failed');
+
+    // The server comes back on the same directory and port: the write completes, the backlog drains.
+    s3 = await startS3Server('chronovol-outage', { directory: s3.directory, port: s3.port });
+    const waitedMs = await waiting;
+    assert.ok(waitedMs > 3000, `the write was delayed ${waitedMs} ms`);
+    for (let i = 0; i < 30; i++) await write();
+    await event();
+    // --seal-after seals the last event's segment; wait for the archive to hold everything.
+    await until('the backlog to drain and the archive to catch up', () => {
+      const s = status();
+      return s.archive.state === 'ok' && s.archive.lag.segments === 0 && s.segments.inPrimary <= k + 1;
+    });
+    const drained = status();
+    assert.equal(drained.archive.backlog.segments, 0);
+    assert.equal(drained.archive.error, null);
+    assert.ok(daemon.log.join('').includes('archive backlog full'), 'the log says the backlog was full');
+    nbd.close();
+  } finally {
+    await daemon.stop();
+  }
+
+  // Lose primary; recover from S3 alone.
+  fs.rmSync(dir, { recursive: true, force: true });
+  const rec = path.join(root, 'rec');
+  cliJson(['recover', rec, '--archive', url, '--archive-endpoint', s3.endpoint]);
+  const events = cliJson<Array<{ label: string }>>(['events', rec]);
+  assert.deepEqual(events.map((e) => e.label).sort(), [...images.keys()].sort(), 'every event is recovered');
+  for (const e of events) {
+    const out = cli(['export', rec, '--at', e.label]);
+    assert.equal(out.status, 0, out.stderr);
+    assert.ok(out.stdoutBytes.equals(images.get(e.label)!), `event ${e.label} is bit-exact`);
+  }
+  await s3.stop();
+});
