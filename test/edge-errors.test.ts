@@ -36,14 +36,14 @@ test('the edge error table: usage codes exit 2, others 1; unknown errors are EIO
 
 /**
  * A volume whose archive becomes unreachable once old history lives only there: a read of that
- * history fails (EIO), and a write that finds the working set full fails as a full disk would
- * (ENOSPC), at the FUSE edge and at the NBD edge alike.
+ * history fails (EIO), and a write that finds the working set and the archive backlog full fails,
+ * after the stall timeout, as a full disk would (ENOSPC), at the FUSE edge and at the NBD edge alike.
  */
 test('an unavailable archive: EIO on a read and ENOSPC on a write, over FUSE and over NBD', async () => {
   const dir = path.join(tmpDir(), 'vol');
   const store = new FaultyStore(new MemoryStore());
   await Volume.create(dir, SMALL, { store });
-  const vol = await Volume.open(dir, { store });
+  const vol = await Volume.open(dir, { store, archiveStallTimeoutMs: 200 });
   const bs = SMALL.blockSizeBytes!;
   const size = SMALL.sizeBytes;
   await vol.write(0, Buffer.alloc(bs, 1));
@@ -68,7 +68,7 @@ test('an unavailable archive: EIO on a read and ENOSPC on a write, over FUSE and
     const buf = Buffer.alloc(bs);
     assert.deepEqual(await call((cb) => ops.read!('/events/old/volume.img', oldFd!, buf, bs, 0, cb)), [Fuse.EIO], 'FUSE read of archived history');
     await assert.rejects(oldNbd.read(0, bs), new RegExp(`error ${NBD.EIO}$`), 'NBD read of archived history');
-    // Writes go on until the working set is full and cannot turn over.
+    // Writes go on until the working set and the backlog are full and the stall timeout passes.
     let fuseResult = 0;
     for (let off = 0; fuseResult >= 0; off = (off + bs) % size) [fuseResult] = await call<[number]>((cb) => ops.write!('/live/volume.img', liveFd!, Buffer.alloc(bs, 9), bs, off, cb));
     assert.equal(fuseResult, Fuse.ENOSPC, 'FUSE write into a full working set');
