@@ -43,7 +43,7 @@ export function register(program: Command): void {
         `volume      ${s.volume.id}  ${formatBytes(s.volume.sizeBytes)}, ${s.volume.blockSizeBytes}-byte blocks, created ${s.volume.createdAt}`,
         `segments    current ${s.segments.current}; active ${s.segments.active.length}; awaiting archive ${s.segments.awaitingArchive.length}; in primary ${s.segments.inPrimary} of at most ${s.segments.primaryLimit} (working set K=${s.volume.workingSetSegments} x ${formatBytes(s.volume.segmentSizeBytes)})`,
         `archive     ${s.archive.location}: ${s.archive.segments ?? '?'} segments, ${s.archive.bytes === null ? '?' : formatBytes(s.archive.bytes)}${s.archive.error ? `  ERROR: ${s.archive.error}` : ''}`,
-        `archive     ${archiveState(s)}`,
+        `archive state ${archiveState(s)}`,
         `archive lag ${s.archive.lag.segments} segments, ${formatBytes(s.archive.lag.bytes)}, ${s.archive.lag.seconds.toFixed(1)} s (archived through segment ${s.archive.archivedThrough})`,
         `log         seq ${s.log.lastSeq}; ${s.log.versions} block versions; ${s.log.events} events; ${formatBytes(s.log.bytesWritten)} written`,
         `copy-fwd    ${formatBytes(s.log.copyForwardBytes)} copied forward; write amplification ${s.log.copyForwardWriteAmp.toFixed(3)}`,
