@@ -160,6 +160,16 @@ export class Archiver {
     return this.failingSinceMs;
   }
 
+  /** Settles once `segment` is archived (undefined) or a run fails first (its failure). */
+  async settled(segment: number): Promise<unknown> {
+    while (this.point.through < segment) {
+      if (!this.pending.length) return new ChronoError('BAD_ARGUMENT', `segment ${segment} is not sealed, so it cannot be archived`);
+      const err = await this.kick();
+      if (err !== undefined) return err;
+    }
+    return undefined;
+  }
+
   /**
    * Waits until `segment` is archived (true) or `deadlineMs` (Date.now() scale) passes (false),
    * starting a run at once if none is under way and then at the backoff's pace. A run still under
