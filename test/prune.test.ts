@@ -152,6 +152,8 @@ test('archive catalog: magic, version, length, body checksum and volume each ref
   assert.equal(c.keyOf(2), 'segments/00000002.g3.cvseg');
   assert.equal(c.keyOf(5), 'segments/00000005.cvseg');
   assert.ok(c.holdsSeq(2, 12) && !c.holdsSeq(2, 11) && c.holdsSeq(5, 1));
+  const pruned = c.prunedTest();
+  assert.deepEqual([pruned(0, 11, 2), pruned(0, 12, 2), pruned(0, 13, 2), pruned(0, 14, 2), pruned(0, 1, 5), pruned(0, 1, 99)], [true, false, false, true, false, false]);
 });
 
 test('segment liveness by a merge of the runs agrees with prunableVersions (a sort of every version)', async () => {

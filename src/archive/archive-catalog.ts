@@ -121,6 +121,30 @@ export class ArchiveCatalog {
   }
 
   /**
+   * A test for "prune removed this version's record" (a deleted segment, or a seq its compacted
+   * object does not hold), fast enough for every version of the index at open: a flag per
+   * segment id, and a binary search of the kept ranges of catalogued ones only.
+   */
+  prunedTest(): (block: number, seq: number, segment: number) => boolean {
+    const max = this.data.segments.reduce((m, e) => Math.max(m, e.id), 0);
+    const flagged = new Uint8Array(max + 1);
+    for (const e of this.data.segments) flagged[e.id] = 1;
+    return (_block, seq, segment) => {
+      if (segment > max || flagged[segment] === 0) return false;
+      const r = this.byId.get(segment)!.keptSeqs;
+      let lo = 0;
+      let hi = r.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (seq < r[mid][0]) hi = mid - 1;
+        else if (seq > r[mid][1]) lo = mid + 1;
+        else return false;
+      }
+      return true;
+    };
+  }
+
+  /**
    * Puts the catalog and reads it back (DESIGN rule: durable and verified before anything it
    * drops is deleted); only then does this resolver answer with it.
    */

@@ -156,7 +156,7 @@ export async function dropCataloguedVersions(core: Core): Promise<number> {
   const catalog = core.catalog;
   if (!catalog.present) return 0;
   await core.checkpointer.idle();
-  const dropped = core.index.dropVersions((_block, seq, segment) => catalog.entry(segment) !== undefined && !catalog.holdsSeq(segment, seq));
+  const dropped = core.index.dropVersions(catalog.prunedTest());
   if (dropped > 0) {
     core.checkpointer.request();
     await core.checkpointer.idle();

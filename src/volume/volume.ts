@@ -185,7 +185,7 @@ export class Volume {
       const report = replay(core, manifest);
       // A prune cut between its catalog and its index step: the index still names records the
       // archive dropped. Dropped here in memory (persisted by the next checkpoint).
-      if (catalog.present) core.index.dropVersions((_b, seq, segment) => catalog.entry(segment) !== undefined && !catalog.holdsSeq(segment, seq));
+      if (catalog.present) core.index.dropVersions(catalog.prunedTest());
       await core.archiver.load();
       if (o.readOnly) return new Volume(core, report, true);
       const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;
