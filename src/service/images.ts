@@ -68,11 +68,11 @@ export function describeImage(point: Point): string {
   return e ? `event ${e.id} '${e.label}' at ${new Date(e.timeMs).toISOString()}` : `past image at ${point.name}`;
 }
 
-/** Every named image: live, then every event by id (its label in the description). */
+/** Every named image: live, then every served event by id (its label in the description). */
 export function listImages(volume: Volume): Array<{ name: string; description: string }> {
   return [
     { name: 'live', description: describeImage(LIVE_POINT) },
-    ...volume.events.map((e) => ({ name: String(e.id), description: `${e.label || '(no label)'} ${new Date(e.timeMs).toISOString()} ${e.kind}` })),
+    ...servedEvents(volume).map((e) => ({ name: String(e.id), description: `${e.label || '(no label)'} ${new Date(e.timeMs).toISOString()} ${e.kind}` })),
   ];
 }
 
