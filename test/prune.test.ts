@@ -94,6 +94,13 @@ test('prune: the archive shrinks, kept points stay bit-exact, forgotten ones ref
     // Recover from the archive alone: the catalog's retention state comes along.
     const rdir = path.join(tmpDir(), 'rec');
     await recoverFromArchive(archive, rdir);
+    // retention.json comes back as the prune saw it, forgotten labels included (a label whose
+    // newest event was forgotten must not come to name an older kept one).
+    const retentionOf = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'retention.json'), 'utf8'));
+    const original = retentionOf(dir);
+    assert.ok(original.forgottenLabels?.length > 0, 'the forget recorded the labels it dropped');
+    assert.deepEqual(retentionOf(rdir).forgottenLabels, original.forgottenLabels);
+    assert.deepEqual(retentionOf(rdir).forgotten, original.forgotten);
     vol = await Volume.open(rdir);
     await check(vol, 'recovered');
     // A point in the thinned span would read an older version if the recovered volume forgot the retention state.

@@ -38,7 +38,9 @@ test('resync windows: points inside a window are refused (events, seq, time), po
     assert.throws(() => v.resolvePoint(`seq:${w.beginSeq + 1}`), inResync);
     assert.throws(() => v.resolvePoint(new Date(midMs).toISOString()), inResync, 'a time inside the window');
     assert.throws(() => v.resolvePoint(new Date(lostMs + 1).toISOString()), inResync, 'a time after the target was lost, before the begin');
-    assert.equal(v.resolvePoint(`seq:${w.beginSeq}`).seqLimit, w.beginSeq, 'the begin itself is the state before the window');
+    // The target was lost before the begin: the window starts after the last seq written before the loss.
+    assert.throws(() => v.resolvePoint(`seq:${w.beginSeq}`), inResync, 'the begin was appended after the loss');
+    assert.equal(v.resolvePoint(`seq:${before.seq}`).seqLimit, before.seq, 'the last seq before the loss is the state before the window');
     assert.equal(v.resolvePoint('before').seqLimit, before.seq);
     assert.equal(v.resolvePoint('after').seqLimit, after.seq);
     const win = v.resyncWindows[0];

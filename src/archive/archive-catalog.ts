@@ -24,6 +24,8 @@ export interface CatalogRetention {
   /** retention.json's pins, as they were (opaque here). */
   pins: unknown[];
   forgotten: Array<[number, number]>;
+  /** retention.json's forgottenLabels (absent in catalogs written before labels were recorded). */
+  forgottenLabels?: Array<[string, number]>;
   continuousFromSeq: number;
   /** Every kept point's seq (kept events and pins). */
   keptSeqs: number[];

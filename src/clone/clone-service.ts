@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { ChronoError, ioError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
 import { pinAt, unpinAt } from '../retention/pins';
-import { LIVE_SEQ, Point } from '../volume/events';
+import { Point } from '../volume/events';
 import { Volume } from '../volume/volume';
 import { encodeCloneMapHeader, mapFileBytes } from './clone-map';
 import { CloneOverlay } from './clone-overlay';
@@ -108,6 +108,19 @@ export class CloneService {
     }
   }
 
+  /**
+   * The base of clone `name` for serving it (NBD `clone/<name>`, FUSE clones/<name>/volume.img,
+   * rollback --to clone:<name>): UNKNOWN_CLONE without one, POINT_IN_RESYNC when its base lies
+   * inside a resync window (a clone of live made during one, before such clones were refused,
+   * holds a state the primary never had). base() still reads it, so it can be listed and discarded.
+   */
+  resolve(name: string): CloneBase {
+    if (!this.exists(name)) throw new ChronoError('UNKNOWN_CLONE', `no clone named '${name}'`, { name });
+    const b = this.base(name);
+    this.volume.checkRecordedPoint(`clone:${name} (${b.point})`, b.seq);
+    return b;
+  }
+
   /** The clone's open overlay (opened on first use, kept open until discarded or closed). */
   overlay(name: string): CloneOverlay {
     let o = this.open.get(name);
@@ -124,13 +137,13 @@ export class CloneService {
   create(name: string, at: string): CloneInfo {
     CloneService.checkName(name);
     if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
-    const p = this.volume.resolvePoint(at);
-    // `live` moves on; the clone is of the state live has now.
-    const seq = p.seqLimit === LIVE_SEQ ? this.volume.lastSeq : p.seqLimit;
+    // `live` moves on; the clone is of the state live has now (refused inside a resync window).
+    const p = this.volume.resolveFixedPoint(at);
+    const seq = p.seqLimit;
     const e = p.event;
     const base: CloneBase = {
       name,
-      point: p.seqLimit === LIVE_SEQ ? `seq:${seq}` : p.name,
+      point: p.name,
       seq,
       event: e ? { id: e.id, label: e.label, kind: e.kind } : null,
       time: p.timeMs !== undefined ? new Date(p.timeMs).toISOString() : null,

@@ -7,7 +7,7 @@ import { bisectPoints, diffOf, historyOf } from '../investigate/queries';
 import { timelineOf, timelineRequest } from '../investigate/timeline-bins';
 import { listenUnix } from '../nbd/unix-listener';
 import { retentionRequest } from '../retention/retention-requests';
-import { LIVE_POINT, changesBetween, imageRange, resolveImage, streamImage } from '../service/images';
+import { LIVE_POINT, changesBetween, imageRange, resolveFixedImage, resolveImage, streamImage } from '../service/images';
 import type { Volume } from '../volume/volume';
 import { ControlTcpListener, ControlTcpOptions } from './control-listener';
 import { ControlReply, ControlRequest } from './control-protocol';
@@ -140,7 +140,8 @@ export class ControlServer {
         return reply(v.resyncWindows);
       case 'changed-extents': {
         // restore --changed-only: the blocks that may differ between a point and live, from the index.
-        const point = resolveImage(v, String(p.at));
+        // The point kept fixed: `live` as the seq it stands at now (restore then reads that seq).
+        const point = resolveFixedImage(v, String(p.at));
         return reply({ point: point.name, blockSizeBytes: v.blockSizeBytes, sizeBytes: v.sizeBytes, extents: changesBetween(v, point, LIVE_POINT).changes });
       }
       case 'begin-resync':

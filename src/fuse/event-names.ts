@@ -1,4 +1,5 @@
-import type { SyncEvent } from '../service/images';
+import { SyncEvent, resolveEventImage } from '../service/images';
+import type { Volume } from '../volume/volume';
 
 /** `000042-20261127T081500Z-before-upgrade`: sorts by id, no characters a shell would trip on. */
 export function eventDirName(e: SyncEvent): string {
@@ -7,17 +8,16 @@ export function eventDirName(e: SyncEvent): string {
   return `${String(e.id).padStart(6, '0')}-${time}${label ? `-${label}` : ''}`;
 }
 
-/** The event a directory name under events/ refers to: its listed name, its id, or its label. */
-export function findEvent(events: readonly SyncEvent[], name: string): SyncEvent | undefined {
+/**
+ * The event a directory name under events/ refers to: its listed name, or any event name the
+ * volume resolves (id, `event:<id>`, label), by the volume's one rule (Volume.resolvePoint): a
+ * forgotten id or a label whose newest event was forgotten is no entry, never another event.
+ */
+export function findEvent(volume: Volume, name: string): SyncEvent | undefined {
   const m = /^(\d{6,})-\d{8}T\d{6}Z/.exec(name);
   if (m) {
-    const e = events.find((x) => x.id === Number(m[1]));
+    const e = resolveEventImage(volume, `event:${Number(m[1])}`);
     return e && eventDirName(e) === name ? e : undefined;
   }
-  if (/^\d+$/.test(name)) {
-    const byId = events.find((x) => x.id === Number(name));
-    if (byId) return byId;
-  }
-  for (let i = events.length - 1; i >= 0; i--) if (events[i].label === name) return events[i];
-  return undefined;
+  return resolveEventImage(volume, name);
 }

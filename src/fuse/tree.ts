@@ -1,6 +1,6 @@
 import { CloneService, clonesOf, parseCloneSpec } from '../clone/clone-service';
 import { ChronoError } from '../errors';
-import { LIVE_POINT, Point, SyncEvent, changesOfEvent, resolvePastImage } from '../service/images';
+import { LIVE_POINT, Point, SyncEvent, changesOfEvent, resolvePastImage, servedEvents } from '../service/images';
 import type { Volume } from '../volume/volume';
 import { eventDirName, findEvent } from './event-names';
 
@@ -44,9 +44,11 @@ export class Tree {
         if (parts.length === 1) return dir(() => ['volume.img'], this.liveMtime());
         return parts.length === 2 && name === 'volume.img' ? { kind: 'image', point: LIVE_POINT, writable: true, mtimeMs: this.liveMtime() } : undefined;
       case 'events': {
-        const events = v.events;
-        if (parts.length === 1) return dir(() => events.map(eventDirName), events.length ? events[events.length - 1].timeMs : this.startedMs);
-        const e = findEvent(events, name);
+        if (parts.length === 1) {
+          const events = v.events;
+          return dir(() => servedEvents(v).map(eventDirName), events.length ? events[events.length - 1].timeMs : this.startedMs);
+        }
+        const e = findEvent(v, name);
         if (!e) return undefined;
         if (parts.length === 2) return dir(() => ['volume.img', 'event.json', 'changes.json'], e.timeMs);
         if (leaf === 'volume.img') return { kind: 'image', point: { seqLimit: e.seq, name: `event:${e.id}`, event: e, timeMs: e.timeMs }, writable: false, mtimeMs: e.timeMs };
@@ -90,7 +92,10 @@ export class Tree {
     const base = this.clones.base(name);
     const mtimeMs = Date.parse(base.createdAt);
     if (parts.length === 2) return { kind: 'dir', mtimeMs, list: () => ['volume.img', 'clone.json'] };
-    if (leaf === 'volume.img') return { kind: 'image', point: { seqLimit: base.seq, name: base.point }, writable: true, mtimeMs, clone: name };
+    if (leaf === 'volume.img') {
+      this.clones.resolve(name); // POINT_IN_RESYNC (EBUSY) for a clone based inside a resync window
+      return { kind: 'image', point: { seqLimit: base.seq, name: base.point }, writable: true, mtimeMs, clone: name };
+    }
     if (leaf === 'clone.json') return { kind: 'file', content: () => Buffer.from(JSON.stringify(this.clones.info(name), null, 2) + '\n'), mtimeMs: Date.now() };
     return undefined;
   }

@@ -1,4 +1,5 @@
 import { clonesOf } from '../clone/clone-service';
+import { isChronoError } from '../errors';
 import { LIVE_POINT, Point, describeImage, listImages, resolvePastImage } from '../service/images';
 import type { Volume } from '../volume/volume';
 
@@ -22,7 +23,14 @@ export function resolveExport(volume: Volume, name: string): NbdExport | undefin
     const clone = name.slice('clone/'.length);
     const clones = clonesOf(volume);
     if (!clones.exists(clone)) return undefined;
-    const b = clones.base(clone);
+    let b;
+    try {
+      b = clones.resolve(clone);
+    } catch (err) {
+      // A clone based inside a resync window serves a state the primary never had: as unknown as a point inside one.
+      if (isChronoError(err, 'POINT_IN_RESYNC')) return undefined;
+      throw err;
+    }
     return { name, point: { seqLimit: b.seq, name: b.point }, readOnly: false, clone, description: `clone '${clone}' of ${b.point} (read-write; writes stay in the clone)` };
   }
   const point = resolvePastImage(volume, name);

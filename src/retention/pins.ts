@@ -11,10 +11,9 @@ export type { Pin };
  * its blocks never pruned. Each holder's pins are its own: unpinning one leaves the others.
  */
 export function pin(volume: Volume, point: string, reason: string, holder = 'user'): Pin {
-  const p = volume.resolvePoint(point);
-  // `live` moves on; the pin holds the state live has now.
-  const seq = p.seqLimit === LIVE_SEQ ? volume.lastSeq : p.seqLimit;
-  return pinAt(volume, { seq, point: p.seqLimit === LIVE_SEQ ? `seq:${seq}` : p.name, eventId: p.event?.id ?? null }, reason, holder);
+  // `live` moves on; the pin holds the state live has now (refused inside a resync window).
+  const p = volume.resolveFixedPoint(point);
+  return pinAt(volume, { seq: p.seqLimit, point: p.name, eventId: p.event?.id ?? null }, reason, holder);
 }
 
 /** pin() of a point already resolved (a clone's base): durable when it returns. */

@@ -123,7 +123,7 @@ function resolveTarget(volume: Volume, to: string): Target {
   if (to.startsWith('clone:')) {
     const name = to.slice('clone:'.length);
     const clones = clonesOf(volume);
-    const base = clones.base(name); // UNKNOWN_CLONE if there is none
+    const base = clones.resolve(name); // UNKNOWN_CLONE if there is none; POINT_IN_RESYNC for a base inside a window
     const overlay = clones.overlay(name);
     return {
       name: `clone:${name}`, seq: base.seq, pin: { seq: base.seq, point: base.point, eventId: base.event?.id ?? null }, clone: name, kind: 'crash',

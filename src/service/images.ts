@@ -27,6 +27,29 @@ export function resolveImage(volume: Volume, text: string): Point {
   return volume.resolvePoint(text);
 }
 
+/** A point kept for good (restore): `live` as the state it holds now, refused inside a resync window. */
+export function resolveFixedImage(volume: Volume, text: string): Point {
+  return volume.resolveFixedPoint(text);
+}
+
+/**
+ * The event an event name (id, `event:<id>`, label) denotes, by resolvePoint's rule, or undefined
+ * when it names no served event (unknown, forgotten, inside a resync window; another kind of point).
+ */
+export function resolveEventImage(volume: Volume, text: string): SyncEvent | undefined {
+  try {
+    return volume.resolvePoint(text).event;
+  } catch (err) {
+    if (isChronoError(err, 'UNKNOWN_POINT') || isChronoError(err, 'POINT_FORGOTTEN') || isChronoError(err, 'POINT_IN_RESYNC')) return undefined;
+    throw err;
+  }
+}
+
+/** The events resolvePoint serves (kept, outside every resync window), oldest first: what events/ lists. */
+export function servedEvents(volume: Volume): SyncEvent[] {
+  return volume.events.filter((e) => volume.isServedEvent(e));
+}
+
 /** A read-only past image (`at/` prefix allowed), or undefined for an unknown point or the live one. */
 export function resolvePastImage(volume: Volume, text: string): Point | undefined {
   try {
@@ -45,11 +68,11 @@ export function describeImage(point: Point): string {
   return e ? `event ${e.id} '${e.label}' at ${new Date(e.timeMs).toISOString()}` : `past image at ${point.name}`;
 }
 
-/** Every named image: live, then every event by id (its label in the description). */
+/** Every named image: live, then every served event by id (its label in the description). */
 export function listImages(volume: Volume): Array<{ name: string; description: string }> {
   return [
     { name: 'live', description: describeImage(LIVE_POINT) },
-    ...volume.events.map((e) => ({ name: String(e.id), description: `${e.label || '(no label)'} ${new Date(e.timeMs).toISOString()} ${e.kind}` })),
+    ...servedEvents(volume).map((e) => ({ name: String(e.id), description: `${e.label || '(no label)'} ${new Date(e.timeMs).toISOString()} ${e.kind}` })),
   ];
 }
 

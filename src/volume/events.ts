@@ -24,16 +24,49 @@ export interface Point {
 
 export const LIVE_SEQ = Number.MAX_SAFE_INTEGER;
 
+/** What resolution knows about events a forget removed (the volume's RetentionState). */
+export interface ForgottenEvents {
+  isForgotten(eventId: number): boolean;
+  /** The id of the newest forgotten event that carried `label`, if a forget recorded one. */
+  newestForgottenWithLabel(label: string): number | undefined;
+  /** POINT_FORGOTTEN for a forgotten event, naming the nearest kept points; `name` is what was asked. */
+  forgottenEvent(eventId: number, kept: readonly SyncEvent[], name?: string): ChronoError;
+}
+
+const NOTHING_FORGOTTEN: ForgottenEvents = {
+  isForgotten: () => false,
+  newestForgottenWithLabel: () => undefined,
+  forgottenEvent: (id) => new ChronoError('POINT_FORGOTTEN', `event ${id} was forgotten`, { point: `event:${id}` }),
+};
+
+/** What resolving a point needs from the volume besides the event list. */
+export interface ResolveContext {
+  times: TimeTable;
+  lastSeq: number;
+  createdMs: number;
+  /** The id the next event will get: ids below it were issued (kept, forgotten or lost). */
+  nextEventId: number;
+  /** The newest record's time (times are forced monotonic at append: no later record is older). */
+  lastTimeMs: number;
+  nowMs?: number;
+}
+
 /** The sync events of a volume, in order, and the grammar of points in time. */
 export class EventList {
   readonly all: SyncEvent[] = [];
   /** Where the log holds no point at all (docs/REPLICATION.md): resolve refuses points inside. */
   readonly windows = new ResyncWindows();
   /** Events a forget removed: replay and the manifest still carry them, the list never does. */
-  forgotten: (eventId: number) => boolean = () => false;
+  retention: ForgottenEvents = NOTHING_FORGOTTEN;
+  /**
+   * Labels of forgotten events replay still met (newest id each): a forget made before labels
+   * were recorded in retention.json is still caught while its EVENT records are in the log.
+   */
+  private readonly replayedForgottenLabels = new Map<string, number>();
 
   add(e: SyncEvent): void {
-    if (!this.forgotten(e.id)) this.all.push(e);
+    if (!this.retention.isForgotten(e.id)) this.all.push(e);
+    else if (e.label && (this.replayedForgottenLabels.get(e.label) ?? 0) < e.id) this.replayedForgottenLabels.set(e.label, e.id);
   }
 
   /** Removes forgotten events in place (the array is shared with readers of `all`). */
@@ -43,48 +76,93 @@ export class EventList {
     this.all.length = w;
   }
 
-  byIdOrLabel(text: string): SyncEvent | undefined {
-    if (/^\d+$/.test(text)) {
-      const id = Number(text);
+  /** Labels replay met on forgotten events, for the next forget to record. */
+  forgottenLabelsSeen(): ReadonlyMap<string, number> {
+    return this.replayedForgottenLabels;
+  }
+
+  /**
+   * The kept event `text` names, by the one rule every edge uses (FUSE events/, NBD, the CLI):
+   * - digits, `event:<n>` or `event-<n>`: event id n. A forgotten id is POINT_FORGOTTEN, never
+   *   another event; `event:` never matches a label; bare digits fall back to a label only when
+   *   no event ever had that id (ids are issued in order, so an id once issued keeps its meaning);
+   * - anything else: a label, naming the newest event that ever carried it. If that event was
+   *   forgotten the label is POINT_FORGOTTEN, never an older event that carries it too.
+   * undefined when nothing matches (the caller decides whether the text is a time).
+   */
+  lookup(text: string, nextEventId: number): SyncEvent | undefined {
+    const t = text.trim();
+    const prefixed = /^event[:-](.*)$/.exec(t);
+    const idText = prefixed ? prefixed[1] : t;
+    if (/^\d+$/.test(idText)) {
+      const id = Number(idText);
       const e = this.all.find((x) => x.id === id);
       if (e) return e;
+      if (this.retention.isForgotten(id)) throw this.retention.forgottenEvent(id, this.all, t);
+      if (prefixed || id < nextEventId) return undefined;
+    } else if (prefixed) {
+      return undefined;
     }
-    // A label names the newest event carrying it: labels like "nightly" repeat.
-    for (let i = this.all.length - 1; i >= 0; i--) if (this.all[i].label === text) return this.all[i];
-    return undefined;
+    return this.byLabel(t);
+  }
+
+  private byLabel(label: string): SyncEvent | undefined {
+    let kept: SyncEvent | undefined;
+    for (let i = this.all.length - 1; i >= 0 && !kept; i--) if (this.all[i].label === label) kept = this.all[i];
+    const gone = Math.max(this.retention.newestForgottenWithLabel(label) ?? 0, this.replayedForgottenLabels.get(label) ?? 0);
+    if (gone > (kept?.id ?? 0)) throw this.retention.forgottenEvent(gone, this.all, label);
+    return kept;
   }
 
   /**
    * `live`, an event id or label, `seq:<n>`, or an ISO-8601 time (the state after the last write
-   * at or before it).
+   * at or before it). Every point but `live` is checked against the resync windows.
    */
-  resolve(text: string, times: TimeTable, lastSeq: number, createdMs: number): Point {
-    const p = this.resolveAny(text, times, lastSeq, createdMs);
-    if (p.seqLimit !== LIVE_SEQ) this.windows.check(p.name, p.seqLimit, p.event ? undefined : p.timeMs);
+  resolve(text: string, ctx: ResolveContext): Point {
+    const p = this.resolveAny(text, ctx);
+    if (p.seqLimit !== LIVE_SEQ) this.checkWindows(p, ctx.times);
     return p;
   }
 
-  private resolveAny(text: string, times: TimeTable, lastSeq: number, createdMs: number): Point {
+  /**
+   * `live` turned into the state it holds now (`seq:<lastSeq>`), for whatever keeps a point for
+   * good (a clone's base, a pin, restore): POINT_IN_RESYNC while a window makes live a torn mix.
+   */
+  fixLive(ctx: ResolveContext): Point {
+    this.checkWindows({ seqLimit: ctx.lastSeq, name: `live (now seq:${ctx.lastSeq})` }, ctx.times);
+    return { seqLimit: ctx.lastSeq, name: `seq:${ctx.lastSeq}` };
+  }
+
+  /** POINT_IN_RESYNC for a point inside a window: by seq for every point, by time for times too. */
+  checkWindows(p: Point, times: TimeTable): void {
+    this.windows.check(p.name, p.seqLimit, p.event ? undefined : p.timeMs, (ms) => times.seqAtOrBefore(ms));
+  }
+
+  private resolveAny(text: string, ctx: ResolveContext): Point {
     const t = text.trim();
     if (t === 'live' || t === '') return { seqLimit: LIVE_SEQ, name: 'live' };
     const seqMatch = /^seq[:-](\d+)$/.exec(t);
     if (seqMatch) {
       const seq = Number(seqMatch[1]);
-      if (seq > lastSeq) throw new ChronoError('UNKNOWN_POINT', `seq ${seq} is past the end of the log (last seq ${lastSeq})`, { point: text });
+      if (seq > ctx.lastSeq) throw new ChronoError('UNKNOWN_POINT', `seq ${seq} is past the end of the log (last seq ${ctx.lastSeq})`, { point: text });
       return { seqLimit: seq, name: `seq:${seq}` };
     }
-    const eventMatch = /^(?:event[:-])?(.+)$/.exec(t)!;
-    const e = this.byIdOrLabel(eventMatch[1]) ?? (t.startsWith('event') ? undefined : this.byIdOrLabel(t));
+    const e = this.lookup(t, ctx.nextEventId);
     if (e) return { seqLimit: e.seq, name: `event:${e.id}`, event: e, timeMs: e.timeMs };
-    if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
-      const ms = Date.parse(t);
+    const iso = /^(?:time:)?(\d{4}-\d{2}-\d{2}.*)$/.exec(t); // `time:<iso>` is a time point's canonical name
+    if (iso) {
+      const ms = Date.parse(iso[1]);
       if (Number.isNaN(ms)) throw new ChronoError('UNKNOWN_POINT', `not a valid ISO-8601 time: ${text}`, { point: text });
-      if (ms < createdMs - 1000) throw new ChronoError('UNKNOWN_POINT', `${text} is before the volume was created (${new Date(createdMs).toISOString()})`, { point: text });
-      // A future time would name a state that keeps changing under a read-only image.
-      if (ms > Date.now() + 1000) throw new ChronoError('UNKNOWN_POINT', `${text} is in the future; the current state is 'live'`, { point: text });
-      const seq = times.seqAtOrBefore(ms);
+      if (ms < ctx.createdMs - 1000) throw new ChronoError('UNKNOWN_POINT', `${text} is before the volume was created (${new Date(ctx.createdMs).toISOString()})`, { point: text });
+      // A time names a fixed state only once no later record can fall at or before it: every
+      // later record's time is at least now and at least the newest record's (times are forced
+      // monotonic at append). So the current millisecond, and any later one, is refused.
+      const final = Math.max(ctx.nowMs ?? Date.now(), ctx.lastTimeMs);
+      if (ms >= final) throw new ChronoError('UNKNOWN_POINT', `${text} is in the future or not over yet (a later write can still land at or before it); the current state is 'live'`, { point: text });
+      const seq = ctx.times.seqAtOrBefore(ms);
       return { seqLimit: Math.max(seq, 0), name: `time:${new Date(ms).toISOString()}`, timeMs: ms };
     }
+    if (/^event[:-]/.test(t)) throw new ChronoError('UNKNOWN_POINT', `no such event: '${text}' (event:<id> takes an event id; a label is given as it is)`, { point: text });
     throw new ChronoError('UNKNOWN_POINT', `no such point: '${text}' (use live, an event id or label, seq:<n>, or an ISO-8601 time)`, { point: text });
   }
 }

@@ -41,19 +41,27 @@ export class ResyncWindows {
     Object.assign(w, { endSeq: seq, endMs: timeMs, bytesCopied });
   }
 
-  /** The window a point falls inside, by seq (every point) or by time (time points). */
-  containing(seqLimit: number, timeMs?: number): ResyncWindow | undefined {
+  /**
+   * The window a point falls inside, by seq (every point) or by time (time points). A window
+   * whose target was lost (lostMs > 0) starts at the loss, not at its RESYNC_BEGIN: records
+   * appended after lostMs and before the window opened (an event a cron `sync` recorded on a
+   * daemon that came back first) already lack the primary's writes since lostMs. Their seqs are
+   * found through `seqAtOrBefore` (the time table): every seq after the last one written before
+   * lostMs is inside.
+   */
+  containing(seqLimit: number, timeMs?: number, seqAtOrBefore?: (timeMs: number) => number): ResyncWindow | undefined {
     return this.all.find((w) => {
-      const bySeq = seqLimit > w.beginSeq && (w.endSeq === undefined || seqLimit < w.endSeq);
       const from = w.lostMs > 0 ? Math.min(w.lostMs, w.beginMs) : w.beginMs;
+      const fromSeq = w.lostMs > 0 && seqAtOrBefore ? Math.min(w.beginSeq, seqAtOrBefore(from - 1)) : w.beginSeq;
+      const bySeq = seqLimit > fromSeq && (w.endSeq === undefined || seqLimit < w.endSeq);
       const byTime = timeMs !== undefined && timeMs >= from && (w.endMs === undefined || timeMs < w.endMs);
       return bySeq || byTime;
     });
   }
 
   /** POINT_IN_RESYNC for a point inside a window; `live` is never refused (the mirror writes there). */
-  check(name: string, seqLimit: number, timeMs?: number): void {
-    const w = this.containing(seqLimit, timeMs);
+  check(name: string, seqLimit: number, timeMs?: number, seqAtOrBefore?: (timeMs: number) => number): void {
+    const w = this.containing(seqLimit, timeMs, seqAtOrBefore);
     if (!w) return;
     const until = w.endSeq === undefined ? 'still open' : `until seq ${w.endSeq} (${new Date(w.endMs!).toISOString()})`;
     throw new ChronoError('POINT_IN_RESYNC', `${name} falls inside resync window ${w.id} (from seq ${w.beginSeq}, ${new Date(w.lostMs || w.beginMs).toISOString()}, ${until}): the replica was a torn mix of old and new blocks then; choose a point before or after it`, { point: name, window: w.id });

@@ -3,7 +3,7 @@ import { ChronoError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
-import type { Point, SyncEvent } from './events';
+import type { ForgottenEvents, Point, SyncEvent } from './events';
 import { LIVE_SEQ } from './events';
 
 /** A hold on a point: while it exists, no forget drops the point and no prune its versions. */
@@ -26,6 +26,11 @@ interface RetentionFile {
   forgotten: Array<[number, number]>;
   /** Every point at or after this seq is reachable; before it, only kept events and pins. */
   continuousFromSeq: number;
+  /**
+   * [label, event id] pairs, one per label, sorted by label: the newest forgotten event that
+   * carried each label. Absent in files written before labels were recorded.
+   */
+  forgottenLabels?: Array<[string, number]>;
 }
 
 /**
@@ -33,7 +38,7 @@ interface RetentionFile {
  * written durably (temp, fsync, rename, fsync dir) before it is acted on: a pin holds once pin()
  * returns, and a forgotten event is refused from the moment forget returns, also after a crash.
  */
-export class RetentionState {
+export class RetentionState implements ForgottenEvents {
   private constructor(private readonly fs: FileSystem, private readonly file: string, private data: RetentionFile) {}
 
   static load(fs: FileSystem, root: string): RetentionState {
@@ -47,6 +52,9 @@ export class RetentionState {
     }
     if (d.version !== 1) throw new ChronoError('BAD_VERSION', `${file} has version ${String(d.version)}; this build reads 1`, { file });
     if (!Array.isArray(d.pins) || !Array.isArray(d.forgotten) || !Number.isSafeInteger(d.continuousFromSeq)) throw new ChronoError('BAD_LENGTH', `${file} lacks pins, forgotten or continuousFromSeq`, { file });
+    if (d.forgottenLabels !== undefined && !(Array.isArray(d.forgottenLabels) && d.forgottenLabels.every((x) => Array.isArray(x) && typeof x[0] === 'string' && Number.isSafeInteger(x[1])))) {
+      throw new ChronoError('BAD_LENGTH', `${file}: forgottenLabels is not a list of [label, event id] pairs`, { file });
+    }
     return new RetentionState(fs, file, d);
   }
 
@@ -73,6 +81,21 @@ export class RetentionState {
     return false;
   }
 
+  /** The newest forgotten event that carried `label` (recorded by forget), if any. */
+  newestForgottenWithLabel(label: string): number | undefined {
+    const r = this.data.forgottenLabels;
+    if (!r) return undefined;
+    let lo = 0;
+    let hi = r.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (r[mid][0] === label) return r[mid][1];
+      if (r[mid][0] < label) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
   pinnedSeqs(): Set<number> {
     return new Set(this.data.pins.map((p) => p.seq));
   }
@@ -89,10 +112,16 @@ export class RetentionState {
     return n;
   }
 
-  /** Records events as forgotten and moves the continuous span's start (never back). */
-  forget(eventIds: readonly number[], continuousFromSeq: number): void {
+  /**
+   * Records events as forgotten, with the labels they carried (`labels`: [label, event id], the
+   * newest id per label kept), and moves the continuous span's start (never back).
+   */
+  forget(eventIds: readonly number[], continuousFromSeq: number, labels: ReadonlyArray<readonly [string, number]> = []): void {
     const ranges: Array<[number, number]> = [...this.data.forgotten.map(([a, b]): [number, number] => [a, b]), ...eventIds.map((id): [number, number] => [id, id])];
-    this.commit({ ...this.data, forgotten: mergeRanges(ranges), continuousFromSeq: Math.max(this.data.continuousFromSeq, continuousFromSeq) });
+    const byLabel = new Map<string, number>(this.data.forgottenLabels ?? []);
+    for (const [label, id] of labels) if (label && (byLabel.get(label) ?? 0) < id) byLabel.set(label, id);
+    const forgottenLabels = [...byLabel].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    this.commit({ ...this.data, forgotten: mergeRanges(ranges), continuousFromSeq: Math.max(this.data.continuousFromSeq, continuousFromSeq), ...(forgottenLabels.length ? { forgottenLabels } : {}) });
   }
 
   /**
@@ -112,16 +141,23 @@ export class RetentionState {
     return (s) => s === LIVE_SEQ || s === 0 || s >= from || (whole ??= new Set([...kept.map((e) => e.seq), ...this.data.pins.map((p) => p.seq)])).has(s);
   }
 
-  /** The error for an event id that was forgotten (the caller found no such event). */
-  forgottenEvent(eventId: number, kept: readonly SyncEvent[]): ChronoError {
+  /** The error for an event that was forgotten, asked for as `name` (its id, or a label it carried last). */
+  forgottenEvent(eventId: number, kept: readonly SyncEvent[], name = `event:${eventId}`): ChronoError {
     const before = [...kept].reverse().find((e) => e.id < eventId);
     const after = kept.find((e) => e.id > eventId);
-    return forgottenError(`event ${eventId} was forgotten`, { before: before && describeEvent(before), after: after && describeEvent(after) }, `event:${eventId}`);
+    const what = /^(?:event[:-])?\d+$/.test(name) ? `event ${eventId} was forgotten` : `'${name}' last named event ${eventId}, which was forgotten`;
+    return forgottenError(what, { before: before && describeEvent(before), after: after && describeEvent(after) }, name);
   }
 
   /** The file's content, as the archive catalog records it (prune). */
-  snapshot(): { pins: Pin[]; forgotten: Array<[number, number]>; continuousFromSeq: number } {
-    return { pins: this.data.pins.map((p) => ({ ...p })), forgotten: this.data.forgotten.map(([a, b]): [number, number] => [a, b]), continuousFromSeq: this.data.continuousFromSeq };
+  snapshot(): { pins: Pin[]; forgotten: Array<[number, number]>; forgottenLabels?: Array<[string, number]>; continuousFromSeq: number } {
+    const labels = this.data.forgottenLabels;
+    return {
+      pins: this.data.pins.map((p) => ({ ...p })),
+      forgotten: this.data.forgotten.map(([a, b]): [number, number] => [a, b]),
+      ...(labels?.length ? { forgottenLabels: labels.map(([l, id]): [string, number] => [l, id]) } : {}),
+      continuousFromSeq: this.data.continuousFromSeq,
+    };
   }
 
   private commit(next: RetentionFile): void {
@@ -163,8 +199,8 @@ function mergeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
 }
 
 /** retention.json for a recovered volume, from the archive catalog's retention state (durably). */
-export function writeRetentionFromCatalog(fs: FileSystem, root: string, catalog: { body: { retention: { pins: unknown[]; forgotten: Array<[number, number]>; continuousFromSeq: number } } }): void {
+export function writeRetentionFromCatalog(fs: FileSystem, root: string, catalog: { body: { retention: { pins: unknown[]; forgotten: Array<[number, number]>; forgottenLabels?: Array<[string, number]>; continuousFromSeq: number } } }): void {
   const r = catalog.body.retention;
-  const data: RetentionFile = { version: 1, pins: r.pins as Pin[], forgotten: r.forgotten, continuousFromSeq: r.continuousFromSeq };
+  const data: RetentionFile = { version: 1, pins: r.pins as Pin[], forgotten: r.forgotten, continuousFromSeq: r.continuousFromSeq, ...(r.forgottenLabels?.length ? { forgottenLabels: r.forgottenLabels } : {}) };
   writeFileDurable(fs, path.join(root, FILE_NAMES.retention), Buffer.from(JSON.stringify(data, null, 2) + '\n'));
 }

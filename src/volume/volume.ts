@@ -26,7 +26,7 @@ import { NodeFileSystem } from '../storage/node-file-system';
 import { BlockReader } from './block-reader';
 import { Checkpointer } from './checkpoint';
 import { Core } from './core';
-import { EventList, LIVE_SEQ, Point, SyncEvent } from './events';
+import { EventList, LIVE_SEQ, Point, ResolveContext, SyncEvent } from './events';
 import { replay, ReplayReport } from './replay';
 import { blocksPerSegment, planGeometry } from './sizing';
 import { Archiver } from './archiver';
@@ -161,7 +161,7 @@ export class Volume {
       // Forgotten events are filtered before the log re-reads the manifest's and replay's events.
       const retention = RetentionState.load(fs, dir);
       const events = new EventList();
-      events.forgotten = (id) => retention.isForgotten(id);
+      events.retention = retention;
       const parts = {
         sb, fs, dir: vd, segments, index, store, archive, catalog, events, retention,
         reader: new BlockReader(index, segments, archive, sb.blockSizeBytes, o.cacheBytes ?? 0),
@@ -325,29 +325,65 @@ export class Volume {
     }
   }
 
-  /** Records `eventIds` as forgotten and the span's new start (durably), then drops them from the event list. */
+  /**
+   * Records `eventIds` as forgotten, with the labels they carried, and the span's new start
+   * (durably), then drops them from the event list.
+   */
   forgetEvents(eventIds: readonly number[], continuousFromSeq: number): void {
     this.open();
-    this.core.retention.forget(eventIds, continuousFromSeq); // durable before anything acts on it
-    this.core.events.drop(new Set(eventIds));
+    const ids = new Set(eventIds);
+    const labels: Array<[string, number]> = [...this.core.events.forgottenLabelsSeen()];
+    for (const e of this.core.events.all) if (ids.has(e.id) && e.label) labels.push([e.label, e.id]);
+    this.core.retention.forget(eventIds, continuousFromSeq, labels); // durable before anything acts on it
+    this.core.events.drop(ids);
+  }
+
+  private resolveContext(): ResolveContext {
+    const c = this.core;
+    return { times: c.index.times, lastSeq: this.lastSeq, createdMs: c.sb.createdMs, nextEventId: c.volumeLog.nextEventId, lastTimeMs: c.volumeLog.lastTimeMs };
   }
 
   /**
-   * A point by name. One a forget removed (a forgotten event, a time or seq in a thinned span)
-   * is refused with POINT_FORGOTTEN naming the nearest kept points, at every edge that asks here.
+   * A point by name: the one place every edge resolves one (events/, at/, NBD exports, export
+   * --at, clone --at, rollback --to, pin, restore --at, diff/history/bisect). Refused with
+   * UNKNOWN_POINT (no such point, or a time not over yet), POINT_FORGOTTEN (a forgotten event by
+   * id or by a label it carried last, a time or seq in a thinned span; names the nearest kept
+   * points) or POINT_IN_RESYNC (inside a resync window). `live` is returned as live.
    */
   resolvePoint(text: string): Point {
     const c = this.core;
-    let p: Point;
-    try {
-      p = c.events.resolve(text, c.index.times, this.lastSeq, c.sb.createdMs);
-    } catch (err) {
-      const id = /^(?:event[:-])?(\d+)$/.exec(text.trim());
-      if (isChronoError(err, 'UNKNOWN_POINT') && id && c.retention.isForgotten(Number(id[1]))) throw c.retention.forgottenEvent(Number(id[1]), c.events.all);
-      throw err;
-    }
+    const p = c.events.resolve(text, this.resolveContext());
     c.retention.checkPoint(p, c.events.all);
     return p;
+  }
+
+  /**
+   * resolvePoint for what keeps the point for good (a clone's base, a pin, restore): `live`
+   * becomes the state it holds now, `seq:<lastSeq>`, refused (POINT_IN_RESYNC) while a resync
+   * window makes live a torn mix.
+   */
+  resolveFixedPoint(text: string): Point {
+    const p = this.resolvePoint(text);
+    return p.seqLimit === LIVE_SEQ ? this.core.events.fixLive(this.resolveContext()) : p;
+  }
+
+  /**
+   * POINT_IN_RESYNC when a point recorded earlier (a clone's base, made before this check
+   * existed or before the window that now covers it was known) lies inside a resync window.
+   */
+  checkRecordedPoint(name: string, seqLimit: number): void {
+    this.core.events.checkWindows({ name, seqLimit }, this.core.index.times);
+  }
+
+  /** Whether an event is a point resolvePoint serves (kept, outside every resync window). */
+  isServedEvent(e: SyncEvent): boolean {
+    const c = this.core;
+    try {
+      c.events.checkWindows({ name: `event:${e.id}`, seqLimit: e.seq, event: e }, c.index.times);
+      return !c.retention.isForgotten(e.id);
+    } catch {
+      return false;
+    }
   }
 
   /** Reads `length` bytes at `offset` as of `point` (default: live). */

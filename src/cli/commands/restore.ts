@@ -26,7 +26,8 @@ async function openSource(target: string, at: string): Promise<Source> {
       point: info.point, sizeBytes: info.sizeBytes, blockSizeBytes: info.blockSizeBytes,
       read: async (offset, length) => {
         const parts: Buffer[] = [];
-        await controlCall(socket, { method: 'export', params: { at, offset, length } }, (c) => parts.push(Buffer.from(c)));
+        // info.point, not `at`: `live` was fixed to the seq it stood at, so every chunk reads one state.
+        await controlCall(socket, { method: 'export', params: { at: info.point, offset, length } }, (c) => parts.push(Buffer.from(c)));
         return Buffer.concat(parts);
       },
       changed: async () => info.extents,
@@ -35,8 +36,8 @@ async function openSource(target: string, at: string): Promise<Source> {
   }
   const vol = await openForCli(t.volumeDir!, 'restore', 0, true);
   try {
-    const { LIVE_POINT, changesBetween, resolveImage } = await import('../../service/images');
-    const point = resolveImage(vol, at);
+    const { LIVE_POINT, changesBetween, resolveFixedImage } = await import('../../service/images');
+    const point = resolveFixedImage(vol, at); // `live` as the seq it stands at; refused inside a resync window
     return {
       point: point.name, sizeBytes: vol.sizeBytes, blockSizeBytes: vol.blockSizeBytes,
       read: (offset, length) => vol.read(offset, length, point),
