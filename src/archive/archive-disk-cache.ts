@@ -94,6 +94,12 @@ export class ArchiveDiskCache {
     return p;
   }
 
+  /** Drops one file whose payload the caller found unusable (a table failing its checks). */
+  discard(kind: CacheKind, segmentId: number, offset: number): void {
+    this.stats.rejected++;
+    this.drop(fileName(kind, segmentId, offset));
+  }
+
   /** Drops every file of a segment (its table and chunks), puts in flight included: after a failed check of its data. */
   async discardSegment(segmentId: number): Promise<void> {
     await this.settled();

@@ -57,6 +57,7 @@ export class ArchiveReader {
       this.tables.set(ck, fromDisk);
       return fromDisk;
     }
+    if (onDisk) this.disk?.discard(ArchiveCacheKind.TABLE, segmentId, 0);
     const table = await this.fetchTable(segmentId);
     this.tables.set(ck, table);
     void disk?.put(ArchiveCacheKind.TABLE, segmentId, 0, encodeTable(table));
