@@ -120,18 +120,24 @@ export class CloneOverlay {
     const pending: Promise<void>[] = [];
     const first = offset / bs;
     const end = first + length / bs;
-    for (let b = first; b < end; ) {
-      const inOverlay = this.inOverlay(b);
-      let e = b + 1;
-      while (e < end && this.inOverlay(e) === inOverlay) e++;
-      const at = (b - first) * bs;
-      const len = (e - b) * bs;
-      if (inOverlay) this.readData(out, at, len, b * bs);
-      else {
-        const p = this.volume.readIntoNow(out.subarray(at, at + len), b * bs, len, this.base);
-        if (p) pending.push(p);
+    try {
+      for (let b = first; b < end; ) {
+        const inOverlay = this.inOverlay(b);
+        let e = b + 1;
+        while (e < end && this.inOverlay(e) === inOverlay) e++;
+        const at = (b - first) * bs;
+        const len = (e - b) * bs;
+        if (inOverlay) this.readData(out, at, len, b * bs);
+        else {
+          const p = this.volume.readIntoNow(out.subarray(at, at + len), b * bs, len, this.base);
+          if (p) pending.push(p);
+        }
+        b = e;
       }
-      b = e;
+    } catch (err) {
+      // Damage (CORRUPT_BLOCK) is a rejected promise, as a failed base read is, once the reads
+      // already begun into `out` have ended.
+      return Promise.allSettled(pending).then(() => Promise.reject(err));
     }
     return pending.length ? Promise.all(pending).then(() => undefined) : undefined;
   }
