@@ -225,8 +225,9 @@ export class Volume {
   get directory(): VolumeDir {
     return this.core.dir;
   }
-  /** The volume's logger (warnings of things opened alongside it, such as a clone adopted or recovered). */
+  /** What runs first when the volume closes (whenClosing). */
   private readonly closing: Array<() => Promise<void>> = [];
+  /** The volume's logger (warnings of things opened alongside it, such as a clone adopted or recovered). */
   get logger(): Logger {
     return this.core.log;
   }
