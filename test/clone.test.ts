@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { CloneService, clonesOf } from '../src/clone/clone-service';
-import { CLONE_MAP } from '../src/format/constants';
+import { CLONE_CRC, CLONE_MAP } from '../src/format/constants';
 import { Volume } from '../src/volume/volume';
 import { Rng, withSeed } from './helpers/rng';
 import { freshVolume } from './helpers/volumes';
@@ -58,7 +58,8 @@ test('clone overlay: reads fall through to the point, writes (aligned and not) s
       for (const f of fs.readdirSync(cdir)) assert.equal(fs.statSync(path.join(cdir, f)).mode & 0o777, 0o600, f);
       const map = fs.readFileSync(path.join(cdir, 'overlay.map'));
       assert.deepEqual(map.subarray(0, 8), CLONE_MAP.magic);
-      assert.equal(map.length, CLONE_MAP.lengthBytes + vol.sizeBytes / 4096 / 8);
+      assert.equal(map.length, CLONE_MAP.lengthBytes + vol.sizeBytes / 4096 / 8 + 4 * Math.ceil(vol.sizeBytes / 4096 / 8 / CLONE_MAP.pageBytes));
+      assert.equal(fs.statSync(path.join(cdir, 'overlay.crc')).size, CLONE_CRC.lengthBytes + 4 * (vol.sizeBytes / 4096));
       await clones.closeAll();
       await vol.close();
       // What a crash in the middle of a make or a discard leaves: dot-named, never a clone.

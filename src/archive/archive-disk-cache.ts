@@ -94,6 +94,19 @@ export class ArchiveDiskCache {
     return p;
   }
 
+  /** Drops one file whose payload the caller found unusable (a table failing its checks). */
+  discard(kind: CacheKind, segmentId: number, offset: number): void {
+    this.stats.rejected++;
+    this.drop(fileName(kind, segmentId, offset));
+  }
+
+  /** Drops every file of a segment (its table and chunks), puts in flight included: after a failed check of its data. */
+  async discardSegment(segmentId: number): Promise<void> {
+    await this.settled();
+    const mark = `-${segmentId.toString(16).padStart(8, '0')}-`;
+    for (const name of [...this.entries.keys()]) if (name.includes(mark)) this.drop(name);
+  }
+
   /** Resolves once every put begun so far is on disk (or given up): close waits for it. */
   async settled(): Promise<void> {
     while (this.writing.size) await Promise.all([...this.writing]);

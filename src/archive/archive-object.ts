@@ -63,7 +63,7 @@ function keptOf(scan: ScanResult): ScanResult['records'] {
 
 /** Offsets are primary offsets in a linked object: an identity table, one entry at the first record. */
 export function identityTable(dataEnd: number): OffsetTable {
-  return { primary: Uint32Array.of(SEGMENT_HEADER.lengthBytes), archive: Uint32Array.of(SEGMENT_HEADER.lengthBytes), tableOffset: dataEnd };
+  return { primary: Uint32Array.of(SEGMENT_HEADER.lengthBytes), archive: Uint32Array.of(SEGMENT_HEADER.lengthBytes), tableOffset: dataEnd, linked: true };
 }
 
 /** Do `parts`, back to back, hold exactly the bytes of `whole`? */
@@ -81,16 +81,39 @@ export interface OffsetTable {
   primary: Uint32Array;
   archive: Uint32Array;
   tableOffset: number;
+  /** A linked object's identity table: its one entry is not the record a read lands in. */
+  linked?: boolean;
 }
 
-export function parseOffsetTable(tail: Buffer, tableOffset: number, entryCount: number): OffsetTable {
+/**
+ * Decodes a built object's offset table and checks its shape: both columns strictly increase,
+ * the first record follows the segment header (archive offset 64), primary offsets lie past the
+ * segment header, and every record's header lies before the table. Refused with CORRUPT_LOG:
+ * a damaged table must never map a read to another record's bytes.
+ */
+export function parseOffsetTable(tail: Buffer, tableOffset: number, entryCount: number, segmentId?: number): OffsetTable {
   const primary = new Uint32Array(entryCount);
   const archive = new Uint32Array(entryCount);
   for (let i = 0; i < entryCount; i++) {
     primary[i] = tail.readUInt32LE(i * ARCHIVE_TRAILER.entryBytes);
     archive[i] = tail.readUInt32LE(i * ARCHIVE_TRAILER.entryBytes + 4);
   }
+  const bad = tableShapeProblem(primary, archive, tableOffset);
+  if (bad) throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId ?? '?'}: its offset table is damaged: ${bad}`, { segment: segmentId, archive: true });
   return { primary, archive, tableOffset };
+}
+
+function tableShapeProblem(primary: Uint32Array, archive: Uint32Array, tableOffset: number): string | undefined {
+  const n = primary.length;
+  if (n === 0) return undefined;
+  if (archive[0] !== SEGMENT_HEADER.lengthBytes) return `entry 0's archive offset is ${archive[0]}, not ${SEGMENT_HEADER.lengthBytes}`;
+  if (primary[0] < SEGMENT_HEADER.lengthBytes) return `entry 0's primary offset ${primary[0]} lies in the segment header`;
+  for (let i = 1; i < n; i++) {
+    if (primary[i] <= primary[i - 1]) return `primary offsets do not increase at entry ${i} (${primary[i - 1]}, then ${primary[i]})`;
+    if (archive[i] <= archive[i - 1]) return `archive offsets do not increase at entry ${i} (${archive[i - 1]}, then ${archive[i]})`;
+  }
+  if (archive[n - 1] + HEADER_BYTES > tableOffset) return `entry ${n - 1}'s record (archive offset ${archive[n - 1]}) runs into the table at ${tableOffset}`;
+  return undefined;
 }
 
 /** Maps an offset inside a kept record from primary coordinates to archive coordinates. */
@@ -114,7 +137,7 @@ export function parseArchiveObject(obj: Buffer, blockSizeBytes: number, segmentI
   const tableEnd = trailer.tableOffset + trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
   if (tableEnd !== obj.length - ARCHIVE_TRAILER.lengthBytes) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId}: table length mismatch`, ctx);
   if (crc32c(obj.subarray(0, tableEnd)) !== trailer.objectCrc) throw new ChronoError('BAD_CHECKSUM', `archived segment ${segmentId}: object checksum mismatch`, ctx);
-  const table = parseOffsetTable(obj.subarray(trailer.tableOffset, tableEnd), trailer.tableOffset, trailer.entryCount);
+  const table = parseOffsetTable(obj.subarray(trailer.tableOffset, tableEnd), trailer.tableOffset, trailer.entryCount, segmentId);
   const scan = scanSegment(bufferSource(obj.subarray(0, trailer.tableOffset)), { blockSizeBytes, volumeId, verifyData: true, segmentId });
   if (scan.corruptAt !== undefined || scan.tornAt !== undefined || scan.records.length !== trailer.entryCount) {
     throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} is damaged${scan.corruptReason ? `: ${scan.corruptReason}` : ''}`, ctx);
@@ -134,7 +157,7 @@ function parseLinkedObject(obj: Buffer, blockSizeBytes: number, segmentId: numbe
   }
   const kept = keptOf(scan);
   const offsets = Uint32Array.from(kept, (r) => r.offset);
-  return { scan: { ...scan, records: kept }, table: { primary: offsets, archive: offsets, tableOffset: obj.length - OBJECT_TAIL_BYTES } };
+  return { scan: { ...scan, records: kept }, table: { primary: offsets, archive: offsets, tableOffset: obj.length - OBJECT_TAIL_BYTES, linked: true } };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { ARCHIVE_TRAILER, ArchiveCacheKind } from '../format/constants';
+import { ARCHIVE_TRAILER, ArchiveCacheKind, SEGMENT_HEADER } from '../format/constants';
 import { ChronoError, isChronoError } from '../errors';
 import { DEFAULTS } from '../options';
 import { BackingStore } from './backing-store';
@@ -8,6 +8,7 @@ import { OffsetTable, identityTable, parseOffsetTable, toArchiveOffset } from '.
 import { OBJECT_TAIL_BYTES, decodeObjectEnd, readObjectEnd } from './object-end';
 import { ArchiveDiskCache } from './archive-disk-cache';
 import { ArchiveCatalog } from './archive-catalog';
+import { ExpectedRecord, readChecked } from './record-check';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -56,6 +57,7 @@ export class ArchiveReader {
       this.tables.set(ck, fromDisk);
       return fromDisk;
     }
+    if (onDisk) this.disk?.discard(ArchiveCacheKind.TABLE, segmentId, 0);
     const table = await this.fetchTable(segmentId);
     this.tables.set(ck, table);
     void disk?.put(ArchiveCacheKind.TABLE, segmentId, 0, encodeTable(table));
@@ -82,22 +84,26 @@ export class ArchiveReader {
     const raw = tail && trailer.tableOffset >= tailStart
       ? tail.data.subarray(trailer.tableOffset - tailStart, trailer.tableOffset - tailStart + tableBytes)
       : await this.store.getRange(key, trailer.tableOffset, tableBytes);
-    return parseOffsetTable(raw, trailer.tableOffset, trailer.entryCount);
+    return parseOffsetTable(raw, trailer.tableOffset, trailer.entryCount, segmentId);
   }
 
-  /** Reads `length` bytes at a primary offset of an archived segment. */
-  async read(segmentId: number, primaryOffset: number, length: number): Promise<Buffer> {
+  /**
+   * Reads `length` bytes at a primary offset of an archived segment. With `expect` (which
+   * version the index says is there), a built object's record is checked before its bytes are
+   * served (record-check.ts); a failed check drops what the caches hold of the segment.
+   */
+  async read(segmentId: number, primaryOffset: number, length: number, expect?: ExpectedRecord): Promise<Buffer> {
     const generation = this.catalog.entry(segmentId)?.generation ?? 0;
     try {
-      return await this.readOnce(segmentId, primaryOffset, length);
+      return await this.readOnce(segmentId, primaryOffset, length, expect);
     } catch (err) {
       // A prune replaced the object meanwhile (and deleted the one this read began on): once more, with the new one.
-      if ((this.catalog.entry(segmentId)?.generation ?? 0) !== generation) return this.readOnce(segmentId, primaryOffset, length);
+      if ((this.catalog.entry(segmentId)?.generation ?? 0) !== generation) return this.readOnce(segmentId, primaryOffset, length, expect);
       throw err;
     }
   }
 
-  private async readOnce(segmentId: number, primaryOffset: number, length: number): Promise<Buffer> {
+  private async readOnce(segmentId: number, primaryOffset: number, length: number, expect?: ExpectedRecord): Promise<Buffer> {
     const table = await this.table(segmentId);
     const at = toArchiveOffset(table, primaryOffset);
     // Records lie back to back: the one holding `at` ends where the next begins. A read that runs
@@ -108,6 +114,24 @@ export class ArchiveReader {
       if (this.catalog.isCompacted(segmentId)) throw prunedSegment(segmentId, primaryOffset);
       throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} has no record at primary offset ${primaryOffset}`, { segment: segmentId, offset: primaryOffset });
     }
+    if (!expect || table.linked) return this.readAt(segmentId, table, at, length);
+    return readChecked(table, segmentId, primaryOffset, length, expect, (from, n) => this.readAt(segmentId, table, from, n))
+      .catch((err) => this.discardAfter(segmentId, table, err));
+  }
+
+  /** A record that failed its check: nothing cached of its segment (table, chunks, on disk too) is trusted again. */
+  private async discardAfter(segmentId: number, table: OffsetTable, err: unknown): Promise<never> {
+    if (isChronoError(err, 'CORRUPT_LOG')) {
+      const ck = this.cacheKey(segmentId);
+      if (this.tables.get(ck) === table) this.tables.delete(ck);
+      for (const key of [...this.chunks.keys()]) if (key.startsWith(`${segmentId}:`)) this.chunks.delete(key);
+      await this.diskFor(segmentId)?.discardSegment(segmentId);
+    }
+    throw err;
+  }
+
+  /** `length` bytes at an archive offset: one ranged read, or by cached chunks for a scan. */
+  private async readAt(segmentId: number, table: OffsetTable, at: number, length: number): Promise<Buffer> {
     // A scan skips the record headers between the blocks it reads: a read starting a little past
     // where the last one ended is still a scan (with `=== at`, 1 MiB reads never were).
     const lastEnd = this.lastEnd.get(segmentId);
@@ -173,11 +197,23 @@ function encodeTable(t: OffsetTable): Buffer {
   return b;
 }
 
+/**
+ * A cached table; undefined (a miss: fetched again) if it fails the checks a fetched one must
+ * pass. One entry mapping 64 to 64 is a linked object's identity table (or a built object of a
+ * single record at 64, whose reads then go unchecked by record-check: its table cannot misdirect).
+ */
 function decodeTable(b: Buffer): OffsetTable | undefined {
   if (b.length < 16) return undefined;
   const n = b.readUInt32LE(0);
   if (b.length !== 16 + n * ARCHIVE_TRAILER.entryBytes) return undefined;
-  return parseOffsetTable(b.subarray(16), Number(b.readBigUInt64LE(8)), n);
+  let t: OffsetTable;
+  try {
+    t = parseOffsetTable(b.subarray(16), Number(b.readBigUInt64LE(8)), n);
+  } catch {
+    return undefined;
+  }
+  if (n === 1 && t.primary[0] === SEGMENT_HEADER.lengthBytes && t.archive[0] === SEGMENT_HEADER.lengthBytes) t.linked = true;
+  return t;
 }
 
 function missingSegment(store: BackingStore, segmentId: number): ChronoError {

@@ -3,9 +3,11 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ChronoError, ioError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
+import { crc32c } from '../format/crc';
 import { Point } from '../volume/events';
 import { Volume } from '../volume/volume';
-import { CloneMap } from './clone-map';
+import { CloneChecksums, adoptChecksums } from './clone-checksums';
+import { BLOCKS_PER_PAGE, CloneMap } from './clone-map';
 
 const fdatasync = promisify(fs.fdatasync);
 
@@ -20,18 +22,69 @@ export class CloneOverlay {
   private queued = 0;
   private closed = false;
 
-  private constructor(private readonly volume: Volume, readonly base: Point, private readonly dataFd: number, private readonly dataPath: string, private readonly map: CloneMap) {}
+  private constructor(private readonly volume: Volume, readonly base: Point, private readonly dataFd: number, private readonly dataPath: string, private readonly map: CloneMap, private readonly sums: CloneChecksums) {}
 
+  /**
+   * Opens a clone's files. A clone from before overlay.crc is adopted first (its blocks' CRCs
+   * computed from the data as found); one the last process did not close gets its torn map pages
+   * rebuilt and its unsynced in-place overwrites re-checksummed (docs/FORMAT.md, "Clone checksums").
+   */
   static open(volume: Volume, dir: string, base: Point): CloneOverlay {
     const bs = volume.blockSizeBytes;
-    const map = CloneMap.open(path.join(dir, FILE_NAMES.cloneMap), { volumeId: Buffer.from(volume.volumeId, 'hex'), blockSizeBytes: bs, blockCount: Math.ceil(volume.sizeBytes / bs) });
+    const geometry = { volumeId: Buffer.from(volume.volumeId, 'hex'), blockSizeBytes: bs, blockCount: Math.ceil(volume.sizeBytes / bs) };
+    const map = CloneMap.open(path.join(dir, FILE_NAMES.cloneMap), geometry);
     const dataPath = path.join(dir, FILE_NAMES.cloneData);
+    const crcPath = path.join(dir, FILE_NAMES.cloneCrc);
+    let dataFd: number | undefined;
+    let sums: CloneChecksums | undefined;
     try {
-      return new CloneOverlay(volume, base, fs.openSync(dataPath, 'r+'), dataPath, map);
+      try {
+        dataFd = fs.openSync(dataPath, 'r+');
+      } catch (err) {
+        throw ioError('open', dataPath, err);
+      }
+      if (!fs.existsSync(crcPath)) {
+        const adopted = adoptChecksums(crcPath, geometry, map.extents(), (first, count) => readBlocks(dataFd!, dataPath, first, count, bs));
+        volume.logger.warn({ clone: path.basename(dir), blocks: adopted }, 'clone made before per-block checksums: adopted, its blocks checksummed as found');
+      }
+      sums = CloneChecksums.open(crcPath, geometry);
+      if (!map.checked) map.adopt();
+      const o = new CloneOverlay(volume, base, dataFd, dataPath, map, sums);
+      if (sums.wasOpen) o.recover(path.basename(dir));
+      return o;
     } catch (err) {
+      sums?.close();
+      if (dataFd !== undefined) fs.closeSync(dataFd);
       map.close();
-      throw ioError('open', dataPath, err);
+      throw err;
     }
+  }
+
+  /** After an unclean close: torn map pages rebuilt from the CRC entries, unsynced overwrites re-checksummed. */
+  private recover(name: string): void {
+    const pages = [...(this.map.failedPages ?? [])];
+    for (const p of pages) {
+      const first = p * BLOCKS_PER_PAGE;
+      const entries = this.sums.read(first, Math.min(BLOCKS_PER_PAGE, this.map.header.blockCount - first));
+      this.map.rebuildPage(p, (b) => entries[b - first] !== 0);
+    }
+    const bs = this.volume.blockSizeBytes;
+    let rechecked = 0;
+    for (const e of this.map.extents()) {
+      for (let b = e.firstBlock; b < e.firstBlock + e.blockCount; b += 256) {
+        const n = Math.min(256, e.firstBlock + e.blockCount - b);
+        const data = readBlocks(this.dataFd, this.dataPath, b, n, bs);
+        const want = this.sums.read(b, n);
+        for (let i = 0; i < n; i++) {
+          const crc = crc32c(data.subarray(i * bs, (i + 1) * bs));
+          if (crc !== want[i]) {
+            this.sums.set(b + i, crc);
+            rechecked++;
+          }
+        }
+      }
+    }
+    if (pages.length || rechecked) this.volume.logger.warn({ clone: name, mapPagesRebuilt: pages.length, blocksRechecksummed: rechecked }, 'clone was not closed cleanly: torn map pages rebuilt from its checksums, blocks overwritten but not synced taken as found');
   }
 
   get sizeBytes(): number {
@@ -67,18 +120,24 @@ export class CloneOverlay {
     const pending: Promise<void>[] = [];
     const first = offset / bs;
     const end = first + length / bs;
-    for (let b = first; b < end; ) {
-      const inOverlay = this.map.has(b);
-      let e = b + 1;
-      while (e < end && this.map.has(e) === inOverlay) e++;
-      const at = (b - first) * bs;
-      const len = (e - b) * bs;
-      if (inOverlay) this.readData(out, at, len, b * bs);
-      else {
-        const p = this.volume.readIntoNow(out.subarray(at, at + len), b * bs, len, this.base);
-        if (p) pending.push(p);
+    try {
+      for (let b = first; b < end; ) {
+        const inOverlay = this.inOverlay(b);
+        let e = b + 1;
+        while (e < end && this.inOverlay(e) === inOverlay) e++;
+        const at = (b - first) * bs;
+        const len = (e - b) * bs;
+        if (inOverlay) this.readData(out, at, len, b * bs);
+        else {
+          const p = this.volume.readIntoNow(out.subarray(at, at + len), b * bs, len, this.base);
+          if (p) pending.push(p);
+        }
+        b = e;
       }
-      b = e;
+    } catch (err) {
+      // Damage (CORRUPT_BLOCK) is a rejected promise, as a failed base read is, once the reads
+      // already begun into `out` have ended.
+      return Promise.allSettled(pending).then(() => Promise.reject(err));
     }
     return pending.length ? Promise.all(pending).then(() => undefined) : undefined;
   }
@@ -108,7 +167,10 @@ export class CloneOverlay {
     });
   }
 
-  /** Makes every write acknowledged so far durable: data first, then the map that points at it. */
+  /**
+   * Makes every write acknowledged so far durable: data first, then the CRC entries that check
+   * it, then the map bits that point at it (each fdatasynced before the next: DESIGN rule 12).
+   */
   sync(): Promise<void> {
     return this.enqueue(async () => {
       try {
@@ -116,6 +178,7 @@ export class CloneOverlay {
       } catch (err) {
         throw ioError('fdatasync', this.dataPath, err);
       }
+      await this.sums.persist();
       await this.map.persist();
     });
   }
@@ -125,11 +188,13 @@ export class CloneOverlay {
     if (this.closed) return;
     try {
       await this.sync();
+      this.sums.markClosed();
     } finally {
       this.closed = true;
       await this.queue;
       fs.closeSync(this.dataFd);
       this.map.close();
+      this.sums.close();
     }
   }
 
@@ -140,18 +205,53 @@ export class CloneOverlay {
     } catch (err) {
       throw ioError('write', this.dataPath, err);
     }
-    this.map.mark(offset / bs, data.length / bs);
+    const first = offset / bs;
+    const count = data.length / bs;
+    // A map page that failed its CRC is rebuilt from the CRC entries before a bit of it is set:
+    // its damage is never written back under a fresh CRC.
+    for (let p = Math.floor(first / BLOCKS_PER_PAGE); p <= Math.floor((first + count - 1) / BLOCKS_PER_PAGE); p++) {
+      if (!this.map.pageFailed(p * BLOCKS_PER_PAGE)) continue;
+      const pageFirst = p * BLOCKS_PER_PAGE;
+      const entries = this.sums.read(pageFirst, Math.min(BLOCKS_PER_PAGE, this.map.header.blockCount - pageFirst));
+      this.map.rebuildPage(p, (b) => entries[b - pageFirst] !== 0);
+    }
+    for (let i = 0; i < count; i++) this.sums.set(first + i, crc32c(data.subarray(i * bs, (i + 1) * bs)));
+    this.map.mark(first, count);
   }
 
+  /**
+   * Is block b in the overlay? Its map bit, unless its map page failed its CRC at open (damage:
+   * the clone was closed cleanly); then the bit must agree with the block's CRC entry.
+   */
+  private inOverlay(b: number): boolean {
+    const bit = this.map.has(b);
+    if (!this.map.pageFailed(b)) return bit;
+    const entry = this.sums.read(b, 1)[0];
+    if (bit !== (entry !== 0)) {
+      throw new ChronoError('CORRUPT_BLOCK', `clone block ${b}: its overlay.map page fails its checksum and its bit (${bit ? 1 : 0}) disagrees with overlay.crc; refusing to guess`, { block: b, file: this.dataPath });
+    }
+    return bit;
+  }
+
+  /** Reads blocks from overlay.data and checks each against its CRC entry. */
   private readData(out: Buffer, at: number, length: number, fileOffset: number): void {
+    const bs = this.volume.blockSizeBytes;
+    const first = fileOffset / bs;
+    const count = length / bs;
+    let done = 0;
     try {
-      for (let done = 0; done < length; ) {
+      while (done < length) {
         const n = fs.readSync(this.dataFd, out, at + done, length - done, fileOffset + done);
-        if (n === 0) throw new ChronoError('IO', `${this.dataPath}: short read at ${fileOffset + done}: a block the map holds is missing`);
+        if (n === 0) break;
         done += n;
       }
     } catch (err) {
       throw ioError('read', this.dataPath, err);
+    }
+    const want = this.sums.read(first, count);
+    for (let i = 0; i < count; i++) {
+      if ((i + 1) * bs > done) throw corruptClone(first + i, this.dataPath, 'overlay.data does not hold it (short file)');
+      if (crc32c(out.subarray(at + i * bs, at + (i + 1) * bs)) !== want[i]) throw corruptClone(first + i, this.dataPath, 'its data fails its checksum');
     }
   }
 
@@ -174,4 +274,23 @@ export class CloneOverlay {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new ChronoError('BAD_ARGUMENT', `invalid offset/length ${offset}/${length}`);
     if (offset + length > this.volume.sizeBytes) throw new ChronoError('OUT_OF_RANGE', `range ${offset}+${length} runs past the end of the ${this.volume.sizeBytes}-byte clone`, { offset, length });
   }
+}
+
+function corruptClone(block: number, file: string, why: string): ChronoError {
+  return new ChronoError('CORRUPT_BLOCK', `clone block ${block}: ${why}; refusing to return damaged data`, { block, file });
+}
+
+/** count blocks from overlay.data at block `first` (zeros past its end). */
+function readBlocks(fd: number, file: string, first: number, count: number, bs: number): Buffer {
+  const b = Buffer.alloc(count * bs);
+  try {
+    for (let done = 0; done < b.length; ) {
+      const n = fs.readSync(fd, b, done, b.length - done, first * bs + done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (err) {
+    throw ioError('read', file, err);
+  }
+  return b;
 }

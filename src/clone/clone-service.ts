@@ -6,6 +6,7 @@ import { pinAt, unpinAt } from '../retention/pins';
 import { Point } from '../volume/events';
 import { Volume } from '../volume/volume';
 import { encodeCloneMapHeader, mapFileBytes } from './clone-map';
+import { createChecksumsFile } from './clone-checksums';
 import { CloneOverlay } from './clone-overlay';
 
 /** What clone.json records: the point the clone was made from, fixed at creation. */
@@ -30,7 +31,11 @@ const services = new WeakMap<Volume, CloneService>();
 /** The one clone service of an open volume, shared by the FUSE tree, the control socket and NBD. */
 export function clonesOf(volume: Volume): CloneService {
   let s = services.get(volume);
-  if (!s) services.set(volume, (s = new CloneService(volume)));
+  if (!s) {
+    services.set(volume, (s = new CloneService(volume)));
+    const service = s;
+    volume.whenClosing(() => service.closeAll());
+  }
   return s;
 }
 
@@ -173,6 +178,7 @@ export class CloneService {
     // The map at its full length, sparse past the header: no cost that grows with the volume.
     writeNew(path.join(tmp, FILE_NAMES.cloneMap), encodeCloneMapHeader({ volumeId: Buffer.from(this.volume.volumeId, 'hex'), blockSizeBytes: bs, blockCount }), mapFileBytes(blockCount));
     writeNew(path.join(tmp, FILE_NAMES.cloneData), Buffer.alloc(0));
+    createChecksumsFile(path.join(tmp, FILE_NAMES.cloneCrc), { volumeId: Buffer.from(this.volume.volumeId, 'hex'), blockSizeBytes: bs, blockCount });
     syncDir(tmp);
     // Every file is durable before the name that makes it a clone appears.
     fs.renameSync(tmp, path.join(this.root, name));

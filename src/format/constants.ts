@@ -174,6 +174,8 @@ export const FILE_NAMES = {
   cloneMeta: 'clone.json',
   cloneData: 'overlay.data',
   cloneMap: 'overlay.map',
+  /** Per-block CRC32Cs of overlay.data (docs/FORMAT.md, "Clone checksums"). */
+  cloneCrc: 'overlay.crc',
   /** Present only while a rollback runs (or was cut short): docs/FORMAT.md, "Rollback intent". */
   rollbackIntent: 'rollback.json',
   /** Pins, forgotten events and the continuous span's start (docs/FORMAT.md, retention). */
@@ -182,10 +184,26 @@ export const FILE_NAMES = {
 
 // Clone overlay map: `<dir>/clones/<name>/overlay.map`. The header, then one bit per block
 // (bit i%8 of byte i/8 set = block i is in overlay.data at i*blockSizeBytes). Bits only go 0 -> 1.
+// Then one CRC32C (u32) per bitmap page of `pageBytes` (0: a page never written, all zero).
 export const CLONE_MAP = {
   magic: Buffer.from('CHRVOLCM', 'ascii'),
   lengthBytes: 64,
+  pageBytes: 4096,
   off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, blockSizeBytes: 32, blockCount: 40, crc: 60 },
+} as const;
+
+// Clone checksums: `<dir>/clones/<name>/overlay.crc`. The header, then one CRC32C (u32) per
+// block of the data overlay.data holds for it, durable before the map bit that names the block.
+export const CLONE_CRC = {
+  magic: Buffer.from('CHRVOLCC', 'ascii'),
+  lengthBytes: 64,
+  entryBytes: 4,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, blockSizeBytes: 32, blockCount: 40, crc: 60 },
+} as const;
+
+/** CLONE_CRC flags: set while a process has the clone open; found set at open, the last one did not close it. */
+export const CloneCrcFlags = {
+  open: 1,
 } as const;
 
 export function segmentFileName(id: number): string {

@@ -208,8 +208,9 @@ export class BlockReader {
     const locs: Location[] = indexes.map((i) => ({ seq: this.range.seqs[i], segment: this.range.segs[i], offset: this.range.offs[i] }));
     for (let g = 0; g < indexes.length; ) {
       let n = 1;
-      while (g + n < indexes.length && indexes[g + n] === indexes[g] + n && locs[g + n].segment === locs[g].segment && locs[g + n].offset === locs[g].offset + n * this.unit) n++;
-      const units = await this.archive.read(locs[g].segment, locs[g].offset, n * this.unit);
+      while (g + n < indexes.length && indexes[g + n] === indexes[g] + n && locs[g + n].segment === locs[g].segment && locs[g + n].offset === locs[g].offset + n * this.unit && locs[g + n].seq === locs[g].seq) n++;
+      // The index's version goes along: the archive checks the record it lands in holds it.
+      const units = await this.archive.read(locs[g].segment, locs[g].offset, n * this.unit, { block: firstBlock + indexes[g], seq: locs[g].seq, unitBytes: this.unit });
       // The group is consecutive in the image too, so it unpacks in one call.
       const bad = unpackUnits(units, 0, this.blockSizeBytes, n, out, outOffset + indexes[g] * this.blockSizeBytes);
       if (bad >= 0) throw corruptBlock(firstBlock + indexes[g + bad], locs[g + bad].seq, locs[g + bad].segment, locs[g + bad].offset);

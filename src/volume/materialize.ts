@@ -36,7 +36,7 @@ export async function materializeLive(core: Core, progress?: (done: number, tota
   const flush = async () => {
     if (!run.length) return;
     const first = run[0];
-    const units = first.v.offset !== 0 ? core.archive.read(first.v.segment, first.v.offset, run.length * unit) : Promise.resolve(undefined);
+    const units = first.v.offset !== 0 ? core.archive.read(first.v.segment, first.v.offset, run.length * unit, { block: first.block, seq: first.v.seq, unitBytes: unit }) : Promise.resolve(undefined);
     units.catch(() => undefined); // awaited in order by append; not an unhandled rejection meanwhile
     ahead.push({ run, units });
     run = [];

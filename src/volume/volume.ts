@@ -225,6 +225,12 @@ export class Volume {
   get directory(): VolumeDir {
     return this.core.dir;
   }
+  /** What runs first when the volume closes (whenClosing). */
+  private readonly closing: Array<() => Promise<void>> = [];
+  /** The volume's logger (warnings of things opened alongside it, such as a clone adopted or recovered). */
+  get logger(): Logger {
+    return this.core.log;
+  }
   /** Wall-clock time of the newest record (0 for a volume never written). */
   get lastTimeMs(): number {
     return this.core.volumeLog.lastTimeMs;
@@ -559,8 +565,14 @@ export class Volume {
     return d && { stats: { ...d.stats }, sizeBytes: d.sizeBytes };
   }
 
+  /** Runs `fn` first when the volume closes (clones close their overlays: a clean close, see FORMAT.md "Clone checksums"). */
+  whenClosing(fn: () => Promise<void>): void {
+    this.closing.push(fn);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
+    for (const fn of this.closing.splice(0)) await fn().catch(() => undefined);
     clearInterval(this.sealTimer);
     await this.serial.catch(() => undefined);
     await this.pruning?.catch(() => undefined);
