@@ -10,7 +10,7 @@ import type { ControlTlsCreds } from '../src/control/control-endpoint';
 import { CLI } from './helpers/cli';
 import { ServeDaemon, freePort } from './helpers/daemon';
 import { isMounted, ok, run } from './helpers/fuse-harness';
-import { Protection, filesIn, filesOfImage, qsdSkipReason, sleep, startWriter } from './helpers/protect-harness';
+import { filesIn, filesOfImage, protectWatch, qsdSkipReason, sleep, startWriter } from './helpers/protect-harness';
 import { makePsk, makeX509 } from './helpers/tls-creds';
 import { tmpDir } from './helpers/tmp';
 
@@ -59,26 +59,7 @@ test('protect remote: over TCP with TLS-PSK, an application writing during the i
   fs.mkdirSync(mnt);
   const creds = makePsk(dir, ['replica', 'audit']);
   const remote = await remoteServeArgs(['--tls-psk', creds.serverFile], accessFile(dir));
-  const status = (): Protection => JSON.parse(fs.readFileSync(path.join(state, 'status.json'), 'utf8')).protection as Protection;
-  const waitFor = async (what: string, cond: (p: Protection) => boolean, ms = 30_000) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const p = fs.existsSync(path.join(state, 'status.json')) ? status() : undefined;
-      if (p && cond(p)) return p;
-      if (Date.now() > deadline) throw new Error(`watchdog: ${what} within ${ms} ms (last: ${JSON.stringify(p)})`);
-      await sleep(50);
-    }
-  };
-  const identicalFrozen = (what: string) => {
-    const liveImage = path.join(dir, 'live.img');
-    ok('fsfreeze', ['-f', mnt]);
-    try {
-      ok(process.execPath, [CLI, 'export', vol, '--at', 'live', '--out', liveImage]);
-      assert.ok(fs.readFileSync(prim).equals(fs.readFileSync(liveImage)), what);
-    } finally {
-      ok('fsfreeze', ['-u', mnt]);
-    }
-  };
+  const { status, waitFor, identicalFrozen } = protectWatch(state, { dir, vol, mnt, prim });
   /** A new file, then `agent sync --freeze` (to protect's local socket; protect records it over TLS): the event holds exactly the mount's files. */
   const agentEvent = (label: string, file: string, bytes: number) => {
     fs.writeFileSync(path.join(mnt, file), crypto.randomBytes(bytes));

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { CLI } from './helpers/cli';
 import { ServeDaemon } from './helpers/daemon';
 import { chronovol, isMounted, ok, run } from './helpers/fuse-harness';
-import { Protection, filesIn, filesOfImage, qsdSkipReason, sleep, startWriter } from './helpers/protect-harness';
+import { filesIn, filesOfImage, protectWatch, qsdSkipReason, sleep, startWriter } from './helpers/protect-harness';
 import { tmpDir } from './helpers/tmp';
 
 const MiB = 1 << 20;
@@ -28,27 +28,7 @@ test('protect: a primary in use is mirrored, survives our daemon killed and a re
   fs.truncateSync(prim, SIZE);
   ok('mkfs.ext4', ['-q', '-F', prim]);
   fs.mkdirSync(mnt);
-  const status = (): Protection => JSON.parse(fs.readFileSync(path.join(state, 'status.json'), 'utf8')).protection as Protection;
-  const waitFor = async (what: string, cond: (p: Protection) => boolean, ms = 30_000) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const p = fs.existsSync(path.join(state, 'status.json')) ? status() : undefined;
-      if (p && cond(p)) return p;
-      if (Date.now() > deadline) throw new Error(`watchdog: ${what} within ${ms} ms (last: ${JSON.stringify(p)})`);
-      await sleep(50);
-    }
-  };
-  /** With the file system frozen nothing is in flight: every write the primary has, `live` has. */
-  const identicalFrozen = (what: string) => {
-    const liveImage = path.join(dir, 'live.img');
-    ok('fsfreeze', ['-f', mnt]);
-    try {
-      ok(process.execPath, [CLI, 'export', vol, '--at', 'live', '--out', liveImage]);
-      assert.ok(fs.readFileSync(prim).equals(fs.readFileSync(liveImage)), what);
-    } finally {
-      ok('fsfreeze', ['-u', mnt]);
-    }
-  };
+  const { status, waitFor, identicalFrozen } = protectWatch(state, { dir, vol, mnt, prim });
   /** A new file, then `agent sync --freeze`: the event's image holds exactly the mount's files. */
   const hooks = path.join(dir, 'hooks.log');
   const agentEvent = (label: string, file: string, bytes: number) => {

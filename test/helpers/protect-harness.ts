@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { CLI } from './cli';
 import { ok, run } from './fuse-harness';
 
 /** The helpers of the protect tests (test/protect.test.ts, test/protect-remote.test.ts). */
@@ -65,3 +66,32 @@ export function startWriter(mnt: string, dir: string): { proc: ChildProcess; log
   };
 }
 
+
+/**
+ * Watches protect's status.json in `state`, and compares the primary with the volume's `live`
+ * while the application's file system at `mnt` is frozen (nothing in flight then: every write the
+ * primary has, `live` has).
+ */
+export function protectWatch(state: string, o: { dir: string; vol: string; mnt: string; prim: string }) {
+  const status = (): Protection => JSON.parse(fs.readFileSync(path.join(state, 'status.json'), 'utf8')).protection as Protection;
+  const waitFor = async (what: string, cond: (p: Protection) => boolean, ms = 30_000) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const p = fs.existsSync(path.join(state, 'status.json')) ? status() : undefined;
+      if (p && cond(p)) return p;
+      if (Date.now() > deadline) throw new Error(`watchdog: ${what} within ${ms} ms (last: ${JSON.stringify(p)})`);
+      await sleep(50);
+    }
+  };
+  const identicalFrozen = (what: string) => {
+    const liveImage = path.join(o.dir, 'live.img');
+    ok('fsfreeze', ['-f', o.mnt]);
+    try {
+      ok(process.execPath, [CLI, 'export', o.vol, '--at', 'live', '--out', liveImage]);
+      if (!fs.readFileSync(o.prim).equals(fs.readFileSync(liveImage))) throw new Error(`${what}: the primary and live differ`);
+    } finally {
+      ok('fsfreeze', ['-u', o.mnt]);
+    }
+  };
+  return { status, waitFor, identicalFrozen };
+}
