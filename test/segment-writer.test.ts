@@ -62,7 +62,7 @@ for (const [name, make] of [
             if (tail.length) {
               const sp = readRecordHeader(tail, 0, tail.subarray(HEADER_BYTES), {});
               assert.equal(sp.type, RecordType.SYNC);
-              assert.equal(decodeSyncPayload(tail.subarray(HEADER_BYTES)), model.length, 'a sync point names its own offset');
+              assert.equal(decodeSyncPayload(tail.subarray(HEADER_BYTES)), model.length, 'a sync point names the end its sync made durable (here its own offset: nothing came between)');
             }
             model = Buffer.concat([model, tail]);
           } else if (r < 0.93) {

@@ -53,7 +53,7 @@ export const RecordType = {
   COPY: 5, // copy-forward of live WRITE data; seq is the original version's (timeMs too, or 0: unused)
   COPY_ZERO: 6, // copy-forward of a live ZERO/TRIM
   SEAL: 7, // last record of a sealed segment: recordCount u32, reserved u32, lastSeq u64, bodyCrc u32 (over the record headers)
-  SYNC: 8, // sync point: durableThrough u64 (this record's own offset), appended before an fdatasync
+  SYNC: 8, // sync point: durableThrough u64 (at or before its own offset), appended after the fdatasync that made it durable
   RESYNC_BEGIN: 9, // a resync window opens: the replica is a torn mix until its RESYNC_END (RESYNC_PAYLOAD)
   RESYNC_END: 10, // the window closes: the replica equals the primary again (RESYNC_PAYLOAD)
 } as const;

@@ -195,33 +195,47 @@ export class SegmentWriter {
 
   /**
    * Every byte appended so far is on disk when this resolves. With `syncPoint`, a SYNC record
-   * naming this position goes out first, inside the same fdatasync: replay then knows that
-   * everything before it was acknowledged, and may cut damage after it as a torn tail (a power
-   * loss can persist unsynced buffers out of order). Only the foreground asks for one (flush,
-   * sync, turnover, all serialized with appends), so it cannot slip in between a space check and
-   * the append it made room for.
+   * naming the position this sync made durable is then appended and made durable by a second
+   * fdatasync, before this resolves (docs/DESIGN.md, "Acknowledged bytes are never cut", rule 4):
+   * on disk, a SYNC record proves that every byte before the position it names was durable
+   * before it was even written, so replay may cut damage past it as a torn tail (a power loss
+   * can persist unsynced buffers out of order) and must refuse damage before it; and once the
+   * sync is acknowledged the record is on disk. Appended before the first fdatasync, in the same
+   * write-out, a power cut during that fdatasync could persist the SYNC record's page and lose an
+   * earlier one: a torn, unacknowledged tail that replay then took for acknowledged damage. Only
+   * the foreground asks for one (flush, sync, turnover, all serialized with appends, each ending
+   * with this sync), so it cannot slip in between a space check and the append it made room for.
    */
   async sync(opts: { syncPoint?: boolean } = {}): Promise<void> {
     this.usable();
-    if (opts.syncPoint) this.appendSyncPoint();
+    const through = this.state.end;
+    await this.syncAppended();
+    if (opts.syncPoint && this.appendSyncPoint(through)) await this.syncAppended();
+  }
+
+  /** Writes out everything appended and fdatasyncs it. */
+  private async syncAppended(): Promise<void> {
     this.startFlush(0, true);
     await this.created;
     await Promise.all(this.inFlight.map((f) => f.done));
     await this.guard(this.handle.syncAsync());
   }
 
+  /** The segment's end after the last SYNC record appended (0: none yet). */
   private lastSyncPoint = 0;
-  private appendSyncPoint(): void {
+  /** Appends a SYNC record naming `through`, which must already be durable; false if none was needed or fits. */
+  private appendSyncPoint(through: number): boolean {
     const bytes = HEADER_BYTES + SYNC_PAYLOAD.lengthBytes;
-    // Nothing new since the last one, or no room left (a full segment is sealed next anyway).
-    if (!this.state.syncPoints || this.sealed || this.state.end <= this.lastSyncPoint || this.remaining() < bytes) return;
-    const through = this.state.end;
+    // Nothing new since the last one, or no room left (a full segment is sealed next anyway), or
+    // the writer stopped (closed or failed) meanwhile.
+    if (!this.state.syncPoints || this.sealed || this.failure || through <= this.lastSyncPoint || this.remaining() < bytes) return false;
     const payload = encodeSyncPayload(through);
     this.append(
       { type: RecordType.SYNC, blockCount: 0, seq: this.state.lastSeq, timeMs: 0, firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 },
       (buf, at) => payload.copy(buf, at),
     );
     this.lastSyncPoint = this.state.end;
+    return true;
   }
 
   /** Appends the SEAL record; `sync()` then makes the segment durable. No appends after this. */
