@@ -4,7 +4,8 @@ import { promisify } from 'node:util';
 import { ChronoError, ioError } from '../errors';
 import { CLONE_CRC, CloneCrcFlags } from '../format/constants';
 import { crc32c } from '../format/crc';
-import { PreludeSpec, checkPrelude, newPrelude, sealPrelude } from '../format/header-check';
+import { PreludeSpec, newPrelude, sealPrelude } from '../format/header-check';
+import { CloneGeometry, openCloneSideFile } from './clone-side-file';
 
 const O = CLONE_CRC.off;
 const SPEC: PreludeSpec = { what: 'clone checksums', magic: CLONE_CRC.magic, lengthBytes: CLONE_CRC.lengthBytes, crcOffset: O.crc, knownFlags: CloneCrcFlags.open };
@@ -44,35 +45,20 @@ export class CloneChecksums {
   private constructor(private readonly fd: number, private readonly path: string, private readonly header: CloneCrcHeader, readonly wasOpen: boolean) {}
 
   /** Opens it and marks it open, durably (cleared again by `markClosed`). */
-  static open(path: string, expect: { volumeId: Buffer; blockSizeBytes: number; blockCount: number }): CloneChecksums {
-    let fd: number;
-    try {
-      fd = fs.openSync(path, 'r+');
-    } catch (err) {
-      throw ioError('open', path, err);
-    }
-    try {
+  static open(path: string, expect: CloneGeometry): CloneChecksums {
+    const readHead = (fd: number) => {
       const head = Buffer.alloc(CLONE_CRC.lengthBytes);
       fs.readSync(fd, head, 0, head.length, 0);
-      checkPrelude(head, SPEC, { file: path });
-      const header: CloneCrcHeader = {
-        volumeId: Buffer.from(head.subarray(O.volumeId, O.volumeId + 16)),
-        blockSizeBytes: head.readUInt32LE(O.blockSizeBytes),
-        blockCount: Number(head.readBigUInt64LE(O.blockCount)),
-        flags: head.readUInt32LE(O.flags),
-      };
-      if (!header.volumeId.equals(expect.volumeId) || header.blockSizeBytes !== expect.blockSizeBytes || header.blockCount !== expect.blockCount) {
-        throw new ChronoError('FOREIGN_CLONE', `${path}: clone checksums belong to another volume or geometry`, { file: path });
-      }
+      return head;
+    };
+    return openCloneSideFile(path, SPEC, O, expect, readHead, (fd, head, geometry) => {
+      const header: CloneCrcHeader = { ...geometry, flags: head.readUInt32LE(O.flags) };
       const size = fs.fstatSync(fd).size;
       if (size < crcFileBytes(header.blockCount)) throw new ChronoError('BAD_LENGTH', `${path}: clone checksums are ${size} bytes, expected ${crcFileBytes(header.blockCount)}`, { file: path });
       const c = new CloneChecksums(fd, path, header, (header.flags & CloneCrcFlags.open) !== 0);
       c.writeFlags(CloneCrcFlags.open);
       return c;
-    } catch (err) {
-      fs.closeSync(fd);
-      throw err;
-    }
+    });
   }
 
   /** The CRC entries of blocks first..first+count-1 (unsynced writes' included). */
@@ -139,7 +125,7 @@ export class CloneChecksums {
 }
 
 /** Creates `overlay.crc` (header, entries all 0: sparse) and fsyncs it; the caller fsyncs the directory. */
-export function createChecksumsFile(file: string, geometry: { volumeId: Buffer; blockSizeBytes: number; blockCount: number }, entries?: (fd: number) => void): void {
+export function createChecksumsFile(file: string, geometry: CloneGeometry, entries?: (fd: number) => void): void {
   try {
     const fd = fs.openSync(file, 'wx', 0o600);
     try {
@@ -161,7 +147,7 @@ export function createChecksumsFile(file: string, geometry: { volumeId: Buffer; 
  * written under a temporary name, fsynced and renamed into place (then the directory fsynced).
  * Returns how many blocks were checksummed.
  */
-export function adoptChecksums(file: string, geometry: { volumeId: Buffer; blockSizeBytes: number; blockCount: number }, extents: Array<{ firstBlock: number; blockCount: number }>, read: (first: number, count: number) => Buffer): number {
+export function adoptChecksums(file: string, geometry: CloneGeometry, extents: Array<{ firstBlock: number; blockCount: number }>, read: (first: number, count: number) => Buffer): number {
   const bs = geometry.blockSizeBytes;
   const tmp = `${file}.new`;
   fs.rmSync(tmp, { force: true });

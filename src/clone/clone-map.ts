@@ -3,7 +3,8 @@ import { promisify } from 'node:util';
 import { ChronoError, ioError } from '../errors';
 import { CLONE_MAP } from '../format/constants';
 import { crc32c } from '../format/crc';
-import { PreludeSpec, checkPrelude, newPrelude, sealPrelude } from '../format/header-check';
+import { PreludeSpec, newPrelude, sealPrelude } from '../format/header-check';
+import { CloneGeometry, openCloneSideFile } from './clone-side-file';
 
 const O = CLONE_MAP.off;
 const SPEC: PreludeSpec = { what: 'clone overlay map', magic: CLONE_MAP.magic, lengthBytes: CLONE_MAP.lengthBytes, crcOffset: O.crc };
@@ -111,24 +112,8 @@ export class CloneMap {
     if (i > this.dirtyHigh) this.dirtyHigh = i;
   }
 
-  static open(path: string, expect: { volumeId: Buffer; blockSizeBytes: number; blockCount: number }): CloneMap {
-    let fd: number;
-    try {
-      fd = fs.openSync(path, 'r+');
-    } catch (err) {
-      throw ioError('open', path, err);
-    }
-    try {
-      const all = fs.readFileSync(fd);
-      checkPrelude(all.subarray(0, CLONE_MAP.lengthBytes), SPEC, { file: path });
-      const header = {
-        volumeId: Buffer.from(all.subarray(O.volumeId, O.volumeId + 16)),
-        blockSizeBytes: all.readUInt32LE(O.blockSizeBytes),
-        blockCount: Number(all.readBigUInt64LE(O.blockCount)),
-      };
-      if (!header.volumeId.equals(expect.volumeId) || header.blockSizeBytes !== expect.blockSizeBytes || header.blockCount !== expect.blockCount) {
-        throw new ChronoError('FOREIGN_CLONE', `${path}: clone map belongs to another volume or geometry`, { file: path });
-      }
+  static open(path: string, expect: CloneGeometry): CloneMap {
+    return openCloneSideFile(path, SPEC, O, expect, (fd) => fs.readFileSync(fd), (fd, all, header) => {
       // The file is created at its full length (sparse); a shorter one was cut, and its bits are
       // lost. A map from before page CRCs ends at its bitmap: it has no page-CRC table (adopted
       // by the overlay, which then writes one).
@@ -137,10 +122,7 @@ export class CloneMap {
       const bits = Buffer.from(all.subarray(CLONE_MAP.lengthBytes, bitsEnd));
       const pageCrcs = all.length >= mapFileBytes(header.blockCount) ? Buffer.from(all.subarray(bitsEnd, bitsEnd + 4 * mapPages(header.blockCount))) : undefined;
       return new CloneMap(fd, path, bits, header, pageCrcs);
-    } catch (err) {
-      fs.closeSync(fd);
-      throw err;
-    }
+    });
   }
 
   get presentBlocks(): number {
