@@ -2,16 +2,25 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ArchiveCatalog } from '../src/archive/archive-catalog';
 import { archiveKeyFromSecret } from '../src/archive/archive-key';
+import { archiveSettings, openStore } from '../src/archive/open-store';
+import { controlCall } from '../src/control/control-client';
+import { FILE_NAMES } from '../src/format/constants';
+import { Volume } from '../src/volume/volume';
 import { EncryptedStore } from '../src/archive/encrypted-store';
 import { S3Store } from '../src/archive/s3-store';
 import { CephCluster, startCeph } from './helpers/ceph';
-import { CLI } from './helpers/cli';
+import { CLI, cli, cliJson } from './helpers/cli';
+import { ServeDaemon } from './helpers/daemon';
+import { hotWrites } from './helpers/prune';
 import { MountedVolume, chronovol, eventDir, fuseSkipReason, ok, sha256 } from './helpers/fuse-harness';
 import { Rng } from './helpers/rng';
 import { S3_TEST_TUNING } from './helpers/s3-server';
 import { backingStoreContract } from './helpers/store-contract';
 import { tmpDir } from './helpers/tmp';
+import { SMALL } from './helpers/volumes';
+import { VolumeModel } from './helpers/volume-model';
 
 /**
  * The S3 archive against a real Ceph cluster (scripts/ceph: mon, mgr, a bluestore OSD, radosgw),
@@ -157,4 +166,63 @@ describe('Ceph end to end', { skip: skipFuse }, () => {
   test('the same with the archive encrypted', { timeout: 240_000 }, async () => {
     await cephEndToEnd('sealed', true);
   });
+});
+
+/**
+ * Issue 15's SIGKILL during prune, against Ceph: the daemon is killed as soon as the first
+ * rewritten object (a generation key) is listed in the bucket, as soon as the catalog is, and at
+ * once. After each kill the volume verifies, every kept event exports bit-exact, and a second
+ * prune finishes with the bucket holding exactly the catalog's keys.
+ */
+test('Ceph: SIGKILL of a daemon mid-prune; the volume verifies, kept events bit-exact, prune again leaves no leftovers', { timeout: 300_000 }, async () => {
+  let cutShort = 0;
+  const triggers: Array<[string, (keys: string[]) => boolean]> = [
+    ['a rewritten object', (keys) => keys.some((k) => /\.g1\.cvseg$/.test(k))],
+    ['the catalog', (keys) => keys.includes(FILE_NAMES.archiveCatalog)],
+    ['the request', () => true],
+  ];
+  for (const [n, [what, ready]] of triggers.entries()) {
+    const root = tmpDir('chronovol-ceph-prune-kill-');
+    const dir = path.join(root, 'vol');
+    const { settings } = archiveSettings({ archive: `s3://${ceph.bucket}/prune-kill-${n}`, endpoint: ceph.endpoint });
+    await Volume.create(dir, { ...SMALL, archiveSettings: settings });
+    const vol = await Volume.open(dir);
+    const model = new VolumeModel(SMALL.sizeBytes);
+    const events = await hotWrites(vol, model, new Rng(300 + n), 240, 20);
+    await vol.close();
+    assert.equal(cli(['forget', dir, '--keep-last', '2']).status, 0);
+    const kept = events.slice(-2);
+    const store = openStore(settings);
+    const d = await ServeDaemon.start(dir);
+    const call = controlCall(path.join(dir, 'control.sock'), { method: 'retention', params: { op: 'prune' } }, undefined, 240_000).catch((err: Error) => err);
+    let settled = false;
+    void call.then(() => (settled = true));
+    while (!settled && !ready(await store.list(''))) await new Promise((r) => setTimeout(r, 2));
+    d.proc.kill('SIGKILL');
+    await new Promise((r) => d.proc.once('exit', r));
+    const answer = await call;
+    if (answer instanceof Error) cutShort++;
+    const ctx = `killed at ${what} (${answer instanceof Error ? 'cut short' : 'it had finished'})`;
+    const v = cli(['verify', dir]);
+    assert.equal(v.status, 0, `${ctx}: ${v.stdout}${v.stderr}`);
+    for (const e of kept) {
+      const out = path.join(root, `e${e.id}.img`);
+      assert.equal(cli(['export', dir, '--at', String(e.id), '--out', out]).status, 0, ctx);
+      assert.ok(fs.readFileSync(out).equals(model.atSeq.get(e.seq)!), `${ctx}: event ${e.id} bit-exact`);
+    }
+    const again = cliJson<{ dryRun: boolean }>(['prune', dir, '--json']);
+    assert.equal(again.dryRun, false);
+    assert.equal(cli(['verify', dir]).status, 0, ctx);
+    const cat = await ArchiveCatalog.load(store, undefined);
+    assert.ok(cat.present, ctx);
+    const keys = await store.list(FILE_NAMES.archiveSegmentsPrefix);
+    assert.ok(keys.length > 0, ctx);
+    for (const k of keys) {
+      const id = parseInt(k.slice(FILE_NAMES.archiveSegmentsPrefix.length, FILE_NAMES.archiveSegmentsPrefix.length + 8), 16);
+      assert.equal(k, cat.keyOf(id), `${ctx}: leftover ${k}`);
+      assert.ok(!cat.isDeleted(id), `${ctx}: ${k} is catalogued as deleted`);
+    }
+  }
+  console.log(`${cutShort} of ${triggers.length} kills landed before the prune answered`);
+  assert.ok(cutShort >= 2, 'the kills at the first rewrite and at the catalog landed mid-prune');
 });
