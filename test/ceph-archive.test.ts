@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ArchiveCatalog } from '../src/archive/archive-catalog';
 import { archiveKeyFromSecret } from '../src/archive/archive-key';
 import { archiveSettings, openStore } from '../src/archive/open-store';
 import { controlCall } from '../src/control/control-client';
@@ -11,9 +10,9 @@ import { Volume } from '../src/volume/volume';
 import { EncryptedStore } from '../src/archive/encrypted-store';
 import { S3Store } from '../src/archive/s3-store';
 import { CephCluster, startCeph } from './helpers/ceph';
-import { CLI, cli, cliJson } from './helpers/cli';
+import { CLI, cli } from './helpers/cli';
 import { ServeDaemon } from './helpers/daemon';
-import { hotWrites } from './helpers/prune';
+import { assertPruneRecovers, hotWrites } from './helpers/prune';
 import { MountedVolume, chronovol, eventDir, fuseSkipReason, ok, sha256 } from './helpers/fuse-harness';
 import { Rng } from './helpers/rng';
 import { S3_TEST_TUNING } from './helpers/s3-server';
@@ -203,25 +202,7 @@ test('Ceph: SIGKILL of a daemon mid-prune; the volume verifies, kept events bit-
     const answer = await call;
     if (answer instanceof Error) cutShort++;
     const ctx = `killed at ${what} (${answer instanceof Error ? 'cut short' : 'it had finished'})`;
-    const v = cli(['verify', dir]);
-    assert.equal(v.status, 0, `${ctx}: ${v.stdout}${v.stderr}`);
-    for (const e of kept) {
-      const out = path.join(root, `e${e.id}.img`);
-      assert.equal(cli(['export', dir, '--at', String(e.id), '--out', out]).status, 0, ctx);
-      assert.ok(fs.readFileSync(out).equals(model.atSeq.get(e.seq)!), `${ctx}: event ${e.id} bit-exact`);
-    }
-    const again = cliJson<{ dryRun: boolean }>(['prune', dir, '--json']);
-    assert.equal(again.dryRun, false);
-    assert.equal(cli(['verify', dir]).status, 0, ctx);
-    const cat = await ArchiveCatalog.load(store, undefined);
-    assert.ok(cat.present, ctx);
-    const keys = await store.list(FILE_NAMES.archiveSegmentsPrefix);
-    assert.ok(keys.length > 0, ctx);
-    for (const k of keys) {
-      const id = parseInt(k.slice(FILE_NAMES.archiveSegmentsPrefix.length, FILE_NAMES.archiveSegmentsPrefix.length + 8), 16);
-      assert.equal(k, cat.keyOf(id), `${ctx}: leftover ${k}`);
-      assert.ok(!cat.isDeleted(id), `${ctx}: ${k} is catalogued as deleted`);
-    }
+    await assertPruneRecovers(ctx, dir, root, kept, model, store);
   }
   console.log(`${cutShort} of ${triggers.length} kills landed before the prune answered`);
   assert.ok(cutShort >= 2, 'the kills at the first rewrite and at the catalog landed mid-prune');

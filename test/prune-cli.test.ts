@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { ArchiveCatalog } from '../src/archive/archive-catalog';
 import { LocalDirStore } from '../src/archive/local-dir-store';
 import { controlCall } from '../src/control/control-client';
 import { Volume } from '../src/volume/volume';
@@ -12,7 +11,7 @@ import { Rng } from './helpers/rng';
 import { tmpDir } from './helpers/tmp';
 import { SMALL } from './helpers/volumes';
 import { VolumeModel } from './helpers/volume-model';
-import { archiveSegmentBytes, hotWrites } from './helpers/prune';
+import { archiveSegmentBytes, assertPruneRecovers, hotWrites } from './helpers/prune';
 
 interface Report { dryRun: boolean; deleted: number[]; rewritten: number[]; freedBytes: number; versionsDropped: number; plan: Array<{ action: string }> }
 
@@ -103,23 +102,7 @@ test('SIGKILL of a daemon mid-prune (local directory): the volume opens, verifie
     const answer = await call;
     if (answer instanceof Error) cutShort++;
     const ctx = `killed at ${what} (${answer instanceof Error ? 'cut short' : 'it had finished'})`;
-    const v = cli(['verify', dir]);
-    assert.equal(v.status, 0, `${ctx}: ${v.stdout}${v.stderr}`);
-    for (const e of kept) {
-      const out = path.join(root, `e${e.id}.img`);
-      assert.equal(cli(['export', dir, '--at', String(e.id), '--out', out]).status, 0);
-      assert.ok(fs.readFileSync(out).equals(model.atSeq.get(e.seq)!), `${ctx}: event ${e.id} bit-exact`);
-    }
-    const again = cliJson<Report>(['prune', dir, '--json']);
-    assert.equal(again.dryRun, false);
-    assert.equal(cli(['verify', dir]).status, 0);
-    const cat = await ArchiveCatalog.load(new LocalDirStore(archive), undefined);
-    assert.ok(cat.present, ctx);
-    for (const f of fs.readdirSync(path.join(archive, 'segments'))) {
-      const id = parseInt(f.slice(0, 8), 16);
-      assert.equal(`segments/${f}`, cat.keyOf(id), `${ctx}: leftover ${f}`);
-      assert.ok(!cat.isDeleted(id), `${ctx}: ${f} is catalogued as deleted`);
-    }
+    await assertPruneRecovers(ctx, dir, root, kept, model, new LocalDirStore(archive));
   }
   console.log(`${cutShort} of ${triggers.length} kills landed before the prune answered`);
   assert.ok(cutShort >= 2, 'the kills at the first rewrite and at the catalog landed mid-prune');
