@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { RecordType } from '../src/format/constants';
 import { fallbackCodec } from '../src/format/crc';
@@ -85,3 +86,11 @@ for (const [name, make] of [
     });
   });
 }
+
+test('a read of bytes whose write-out landed while an earlier write-out of the same segment is still in flight returns them (it used to spin forever)', () => {
+  // In a child: the old loop never yielded, so no timer in this process could end it.
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'helpers', 'out-of-order-landing.js')], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.signal, null, `the read did not return within 30 s (${r.signal}): ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'block 1000 intact');
+});

@@ -154,8 +154,11 @@ export class SegmentWriter {
         at += n;
         continue;
       }
-      const firstInFlight = this.inFlight.length ? this.inFlight[0].start : this.bufStart;
-      const n = Math.min(end, firstInFlight) - at;
+      // Landed bytes: in the file up to the next write-out still in flight after them (direct
+      // write-outs may land out of order, so that is not always the first one) or the buffer.
+      let next = this.bufStart;
+      for (const x of this.inFlight) if (x.start > at && x.start < next) next = x.start;
+      const n = Math.min(end, next) - at;
       const got = this.handle.read(out, o, n, at);
       at += got;
       if (got < n) break;
