@@ -39,8 +39,8 @@ export async function benchClone(scales: number[] = [1e5, 1e7]): Promise<BenchRe
     let n = 0;
     const read = await paired(7,
       () => seqRead(readBytes, (buf, off) => vol.readInto(buf, off, buf.length, point)),
-      () => {
-        const c = clones.create(`read${n++}`, 'full');
+      async () => {
+        const c = await clones.create(`read${n++}`, 'full');
         return seqRead(readBytes, (buf, off) => settleRead(clones.overlay(c.name), buf, off));
       });
     lines.push(`clone sequential read (fresh clone of a 1 GiB volume's event, ${readBytes / MiB} MiB in 1 MiB reads): ${read.ours.toFixed(0)} MB/s vs the event image ${read.baseline.toFixed(0)} MB/s: ${read.ratio.toFixed(2)}x (pairs: ${pairList(read)}; target >= 0.9x)`);
@@ -77,8 +77,8 @@ export async function benchClone(scales: number[] = [1e5, 1e7]): Promise<BenchRe
         for (let off = 0; off < writeBytes; off += MiB) await vol.write(at + off, data.subarray(off, off + MiB));
         await vol.flush();
       }),
-      () => {
-        const o = clones.overlay(clones.create(`write${w++}`, 'full').name);
+      async () => {
+        const o = clones.overlay((await clones.create(`write${w++}`, 'full')).name);
         return timedMBps(writeBytes, async () => {
           for (let off = 0; off < writeBytes; off += MiB) {
             const p = o.write(off, data.subarray(off, off + MiB));
@@ -142,7 +142,7 @@ async function cloneCreation(scales: number[]): Promise<Record<string, { medianM
       const times: number[] = [];
       for (let i = 0; i < 9; i++) {
         const t = performance.now();
-        clones.create(`c${i}`, label);
+        await clones.create(`c${i}`, label);
         times.push(performance.now() - t);
       }
       for (let i = 0; i < 9; i++) await clones.delete(`c${i}`);

@@ -26,7 +26,7 @@ async function cloned(): Promise<{ dir: string; cdir: string }> {
   try {
     await v.write(0, Buffer.concat(Array.from({ length: 8 }, (_, i) => fill(`base-${i}`))));
     await v.sync({ label: 'e1' });
-    clonesOf(v).create('c', 'e1');
+    await clonesOf(v).create('c', 'e1');
     const o = clonesOf(v).overlay('c');
     o.write(0, fill('clone-0'));
     o.write(2 * BS, fill('clone-2'));

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { CloneService, clonesOf } from '../src/clone/clone-service';
 import { CLONE_CRC, CLONE_MAP } from '../src/format/constants';
 import { Volume } from '../src/volume/volume';
 import { Rng, withSeed } from './helpers/rng';
+import { tmpDir } from './helpers/tmp';
 import { freshVolume } from './helpers/volumes';
 
 const MiB = 1 << 20;
@@ -29,7 +31,7 @@ test('clone overlay: reads fall through to the point, writes (aligned and not) s
       const eventBefore = await vol.read(0, vol.sizeBytes, vol.resolvePoint('base'));
       const liveBefore = await vol.read(0, vol.sizeBytes);
       const clones = clonesOf(vol);
-      const info = clones.create('work', 'base');
+      const info = await clones.create('work', 'base');
       assert.equal(info.seq, e.seq);
       assert.deepEqual(info.event, { id: e.id, label: 'base', kind: 'app' });
       const o = clones.overlay('work');
@@ -95,7 +97,7 @@ test('clone: only synced writes reach the map; an unsynced map bit never points 
     await vol.write(0, Buffer.alloc(MiB, 0xaa));
     await vol.sync({ label: 'a' });
     const clones = clonesOf(vol);
-    clones.create('c', 'a');
+    await clones.create('c', 'a');
     const o = clones.overlay('c');
     o.write(0, Buffer.alloc(8192, 0x11));
     const mapFile = path.join(dir, 'clones', 'c', 'overlay.map');
@@ -113,12 +115,12 @@ test('clone: names, points and duplicates are checked; creation writes the same 
     const { dir, vol } = await freshVolume({ sizeBytes, blockSizeBytes: 4096, segmentSizeBytes: MiB });
     try {
       const clones = clonesOf(vol);
-      assert.throws(() => clones.create('../x', 'live'), { code: 'BAD_ARGUMENT' });
-      assert.throws(() => clones.create('.hidden', 'live'), { code: 'BAD_ARGUMENT' });
-      assert.throws(() => clones.create('a@b', 'live'), { code: 'BAD_ARGUMENT' });
-      assert.throws(() => clones.create('x', 'no-such-event'), { code: 'UNKNOWN_POINT' });
-      clones.create('x', 'live');
-      assert.throws(() => clones.create('x', 'live'), { code: 'EXISTS' });
+      await assert.rejects(() => clones.create('../x', 'live'), { code: 'BAD_ARGUMENT' });
+      await assert.rejects(() => clones.create('.hidden', 'live'), { code: 'BAD_ARGUMENT' });
+      await assert.rejects(() => clones.create('a@b', 'live'), { code: 'BAD_ARGUMENT' });
+      await assert.rejects(() => clones.create('x', 'no-such-event'), { code: 'UNKNOWN_POINT' });
+      await clones.create('x', 'live');
+      await assert.rejects(() => clones.create('x', 'live'), { code: 'EXISTS' });
       // Allocated bytes, not apparent size: the map is sparse past its header, the data file empty.
       const cdir = path.join(dir, 'clones', 'x');
       const allocated = fs.readdirSync(cdir).reduce((n, f) => n + fs.statSync(path.join(cdir, f)).blocks * 512, 0);
@@ -128,5 +130,33 @@ test('clone: names, points and duplicates are checked; creation writes the same 
       await clonesOf(vol).closeAll();
       await vol.close();
     }
+  }
+});
+
+test('a clone and a pin of live name a durable state: after a SIGKILL, writes made later never show through them (review finding)', async () => {
+  const root = tmpDir();
+  const dir = path.join(root, 'vol');
+  await Volume.create(dir, { archive: path.join(root, 'archive'), sizeBytes: 1 << 20, blockSizeBytes: 4096, segmentSizeBytes: 256 << 10 });
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'helpers', 'clone-live-child.js'), dir], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, 'SIGKILL', r.stderr);
+  const recorded = JSON.parse(r.stdout) as { cloneSeq: number; pinSeq: number };
+  const vol = await Volume.open(dir);
+  const clones = clonesOf(vol);
+  try {
+    // After the restart, other writes; had the clone's base been cut, they would take its seqs.
+    await vol.write(0, Buffer.alloc(4096, 0xcc));
+    await vol.write(4096, Buffer.alloc(4096, 0xdd));
+    await vol.flush();
+    assert.ok(vol.lastSeq > recorded.cloneSeq, `the records up to the clone's base (seq ${recorded.cloneSeq}) survived: lastSeq ${vol.lastSeq}`);
+    const got = Buffer.alloc(2 * 4096);
+    const pending = clones.overlay('c').readInto(got, 0, got.length);
+    if (pending) await pending;
+    assert.equal(got[0], 0xbb, 'the clone shows block 0 as live held it when the clone was made');
+    assert.equal(got[4096], 0, 'a write made after the clone never shows through it');
+    const pinned = await vol.read(0, 2 * 4096, vol.resolvePoint(`seq:${recorded.pinSeq}`));
+    assert.deepEqual([pinned[0], pinned[4096]], [0xbb, 0], 'the pinned state is the one live held');
+  } finally {
+    await clones.closeAll();
+    await vol.close();
   }
 });

@@ -31,6 +31,14 @@ const codeOf = (f: () => unknown): string => {
     return (err as { code?: string }).code ?? String(err);
   }
 };
+const codeOfAsync = async (f: () => Promise<unknown>): Promise<string> => {
+  try {
+    await f();
+    return 'resolved';
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+};
 
 /** Events 1 'deploy'=A (pinned), 2 'deploy'=B, 3 labelled '2'=C, 4 'tip'=D; forget keeps the last 2, so event 2 goes. */
 async function forgottenDeploy(): Promise<{ dir: string; vol: Volume }> {
@@ -40,7 +48,7 @@ async function forgottenDeploy(): Promise<{ dir: string; vol: Volume }> {
     await sleep(3);
     await vol.sync({ label });
   }
-  pin(vol, '1', 'keep-first');
+  await pin(vol, '1', 'keep-first');
   const r = forget(vol, { keepLast: 2 });
   assert.deepEqual(r.forgotten.map((e) => e.id), [2]);
   return { dir, vol };
@@ -49,13 +57,13 @@ async function forgottenDeploy(): Promise<{ dir: string; vol: Volume }> {
 test('finding 1: a forgotten event is refused by id, event:<id> and the label it carried last (never another event), at every edge, across a reopen', async () => {
   const { dir, vol: v0 } = await forgottenDeploy();
   let vol = v0;
-  const check = (v: Volume, ctx: string) => {
+  const check = async (v: Volume, ctx: string) => {
     for (const name of ['2', 'event:2', 'event-2', 'deploy']) {
       assert.equal(codeOf(() => v.resolvePoint(name)), 'POINT_FORGOTTEN', `${ctx}: '${name}' named event 2 (B): never event 1 or 3`);
       assert.equal(codeOf(() => resolveExport(v, name)), 'POINT_FORGOTTEN', `${ctx}: NBD export '${name}'`);
       assert.equal(findEvent(v, name), undefined, `${ctx}: FUSE events/${name}`);
-      assert.equal(codeOf(() => clonesOf(v).create('c', name)), 'POINT_FORGOTTEN', `${ctx}: clone --at ${name}`);
-      assert.equal(codeOf(() => pin(v, name, 'x')), 'POINT_FORGOTTEN', `${ctx}: pin ${name}`);
+      assert.equal(await codeOfAsync(() => clonesOf(v).create('c', name)), 'POINT_FORGOTTEN', `${ctx}: clone --at ${name}`);
+      assert.equal(await codeOfAsync(() => pin(v, name, 'x')), 'POINT_FORGOTTEN', `${ctx}: pin ${name}`);
     }
     assert.equal(codeOf(() => resolveExport(v, 'at/2')), 'POINT_FORGOTTEN', `${ctx}: NBD at/2`);
     assert.equal(codeOf(() => v.resolvePoint('event:tip')), 'UNKNOWN_POINT', `${ctx}: event: takes an id, never a label`);
@@ -75,13 +83,13 @@ test('finding 1: a forgotten event is refused by id, event:<id> and the label it
     assert.match(err.details.before, /^event:1 /, 'names the nearest kept points');
     assert.match(err.details.after, /^event:3 /);
   };
-  check(vol, 'open');
+  await check(vol, 'open');
   await assert.rejects(rollback(vol, { to: 'deploy', label: 'rb' }), (e) => isChronoError(e, 'POINT_FORGOTTEN'), 'rollback --to deploy');
   await vol.close();
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'retention.json'), 'utf8')).forgottenLabels, [['deploy', 2]], 'the label is recorded with its newest forgotten event');
   vol = await Volume.open(dir);
   try {
-    check(vol, 'reopened');
+    await check(vol, 'reopened');
     // A new event carrying the label is the newest that ever did: the label names it.
     await vol.write(0, blk('E'));
     const e5 = await vol.sync({ label: 'deploy' });
@@ -132,13 +140,13 @@ test('finding 2: no clone, pin or restore of live inside an open resync window; 
   await vol.write(0, Buffer.concat([blk('old-0'), blk('old-1')]));
   await vol.sync({ label: 'before' });
   const clones = clonesOf(vol);
-  clones.create('legacy', 'before'); // rewritten below as a clone of live made inside the window
+  await clones.create('legacy', 'before'); // rewritten below as a clone of live made inside the window
   await sleep(3);
   await vol.beginResync({ reason: 'resync', lostMs: Date.now() - 1 });
   await vol.write(0, blk('new-0')); // half the copy: live is new-0, old-1, never a primary state
   const inResync = (e: unknown) => isChronoError(e, 'POINT_IN_RESYNC');
-  assert.throws(() => clones.create('snap', 'live'), inResync, 'clone of live');
-  assert.throws(() => pin(vol, 'live', 'x'), inResync, 'pin of live');
+  await assert.rejects(() => clones.create('snap', 'live'), inResync, 'clone of live');
+  await assert.rejects(() => pin(vol, 'live', 'x'), inResync, 'pin of live');
   assert.throws(() => resolveFixedImage(vol, 'live'), inResync, 'restore --at live');
   assert.equal(vol.resolvePoint('live').name, 'live', 'live itself is never refused');
   const tornSeq = vol.lastSeq;

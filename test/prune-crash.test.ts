@@ -81,7 +81,7 @@ async function base(seed: number): Promise<Base> {
   const vol = await Volume.open('/v', { fs, store });
   const model = new VolumeModel(SMALL.sizeBytes);
   const events = await hotWrites(vol, model, new Rng(seed), 300, 30); // few events: some segments hold none, and are deleted
-  pin(vol, String(events[3].id), 'crash test');
+  await pin(vol, String(events[3].id), 'crash test');
   forget(vol, { keepLast: 2 });
   const core = whiteBox(vol);
   const last = core.segments.current.id;

@@ -46,7 +46,7 @@ test('prune: the archive shrinks, kept points stay bit-exact, forgotten ones ref
   const model = new VolumeModel(SMALL.sizeBytes);
   try {
     const events = await hotWrites(vol, model, rng, 400);
-    pin(vol, String(events[3].id), 'test pin');
+    await pin(vol, String(events[3].id), 'test pin');
     const before = archiveSegmentBytes(archive);
     const rep = forget(vol, { keepLast: 2 });
     const kept = [...events.slice(-2), events[3]];

@@ -86,7 +86,7 @@ test('retention property: kept points bit-exact, forgotten ones refused, pins ho
           model.snapshot(e.seq);
           kept.push({ id: e.id, seq: e.seq });
         } else if (r < 0.78 && kept.length) {
-          pin(vol, String(kept[rng.int(kept.length)].id), `op ${op}`);
+          await pin(vol, String(kept[rng.int(kept.length)].id), `op ${op}`);
         } else if (r < 0.82) {
           const mine = listPins(vol).filter((p) => p.holder === 'user');
           if (mine.length) unpin(vol, mine[rng.int(mine.length)].point);

@@ -43,7 +43,7 @@ test('forget: kept events stay bit-exact, forgotten ones and thinned points answ
       const e = await vol.sync({ label: `e${i + 1}` });
       images.set(e.id, await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(e.id))));
     }
-    pin(vol, '2', 'before the upgrade');
+    await pin(vol, '2', 'before the upgrade');
     const dry = forget(vol, { keepLast: 2 }, { dryRun: true });
     assert.deepEqual(dry.kept.map((e) => e.id), [2, 5, 6]);
     assert.deepEqual(dry.kept.map((e) => e.reasons), [['pin: before the upgrade'], ['last'], ['last']]);
@@ -117,14 +117,14 @@ test('pins: a clone pins its base point for its lifetime, so forget keeps it; di
       await vol.sync({ label: `e${i + 1}` });
     }
     const clones = clonesOf(vol);
-    clones.create('work', 'e1');
+    await clones.create('work', 'e1');
     assert.deepEqual(listPins(vol).map((p) => [p.holder, p.point, p.reason]), [['clone:work', 'event:1', 'clone work']]);
     const r = forget(vol, { keepLast: 1 }, { dryRun: true });
     assert.deepEqual(r.kept.map((e) => [e.id, e.reasons]), [[1, ['pin: clone work']], [3, ['last']]]);
     await clones.delete('work');
     assert.deepEqual(listPins(vol), []);
     assert.deepEqual(forget(vol, { keepLast: 1 }).forgotten.map((e) => e.id), [1, 2]);
-    assert.throws(() => clones.create('late', '1'), /POINT_FORGOTTEN|forgotten/);
+    await assert.rejects(() => clones.create('late', '1'), /POINT_FORGOTTEN|forgotten/);
     assert.deepEqual(listPins(vol), [], 'a clone that could not be made holds nothing');
     await clones.closeAll();
   } finally {
@@ -184,7 +184,7 @@ test('forget under the power-loss model: a cut before any of its file-system cal
       const e = await vol.sync({ label: `e${i + 1}` });
       images.set(e.id, await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(e.id))));
     }
-    pin(vol, '2', 'held');
+    await pin(vol, '2', 'held');
     // The cut leaves the log unclosed: replay re-reads every EVENT record on reopen.
     mem.armPowerCut(n);
     forget(vol, { keepLast: 2 });
@@ -222,8 +222,8 @@ test('bisect --writes after a forget lists only whole points: the thinned writes
     await vol.sync({ label: 'middle' });
     for (let i = 0; i < 3; i++) await vol.write(i * BS, Buffer.alloc(BS, 0x30 + i));
     await vol.sync({ label: 'bad' });
-    pin(vol, 'good', 'the last good state');
-    pin(vol, `seq:${writes[2]}`, 'a write kept on purpose');
+    await pin(vol, 'good', 'the last good state');
+    await pin(vol, `seq:${writes[2]}`, 'a write kept on purpose');
     forget(vol, { keepLast: 1 });
     const span = bisectPoints(vol, 'good', 'bad', true);
     for (const p of span.points) vol.resolvePoint(p.name); // every candidate is a point bisect can clone

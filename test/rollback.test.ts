@@ -92,7 +92,7 @@ test('rollback: live becomes the event, writing only the blocks that differ; rol
 test('rollback --to clone:<name> promotes the clone (its overlay and the history since its base); refused while live is held, unless forced', async () => {
   await withFilledVolume(2 * MiB, 'base', async (vol, rng) => {
     const clones = clonesOf(vol);
-    clones.create('fix', 'base');
+    await clones.create('fix', 'base');
     const o = clones.overlay('fix');
     for (let i = 0; i < 20; i++) {
       const p = o.write(rng.int(vol.sizeBytes - 9000), rng.bytes(1 + rng.int(9000)));

@@ -139,11 +139,13 @@ export class CloneService {
   }
 
   /** Creates clone `name` of `at` (any point the CLI takes). */
-  create(name: string, at: string): CloneInfo {
+  async create(name: string, at: string): Promise<CloneInfo> {
     CloneService.checkName(name);
     if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
-    // `live` moves on; the clone is of the state live has now (refused inside a resync window).
-    const p = this.volume.resolveFixedPoint(at);
+    // `live` moves on; the clone is of the state live has now (refused inside a resync window),
+    // made durable before the clone's base names it.
+    const p = await this.volume.resolveDurablePoint(at);
+    if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
     const seq = p.seqLimit;
     const e = p.event;
     const base: CloneBase = {

@@ -106,7 +106,7 @@ export class Tree {
     if (parts.length === 2 && parts[0] === 'clones') {
       const spec = parseCloneSpec(parts[1]);
       if (!spec) throw new ChronoError('BAD_ARGUMENT', `mkdir clones/<name>@<point>, got clones/${parts[1]}`);
-      this.clones.create(spec.name, spec.at);
+      await this.clones.create(spec.name, spec.at);
       return { clone: spec.name };
     }
     if (parts.length !== 2 || parts[0] !== 'events') throw new ChronoError('READ_ONLY', `mkdir is only allowed as events/<label> or clones/<name>@<point>`);

@@ -10,9 +10,10 @@ export type { Pin };
  * point, for its lifetime), rollback (its undo event; its target while the rollback is unfinished). A pinned point is never forgotten and
  * its blocks never pruned. Each holder's pins are its own: unpinning one leaves the others.
  */
-export function pin(volume: Volume, point: string, reason: string, holder = 'user'): Pin {
-  // `live` moves on; the pin holds the state live has now (refused inside a resync window).
-  const p = volume.resolveFixedPoint(point);
+export async function pin(volume: Volume, point: string, reason: string, holder = 'user'): Promise<Pin> {
+  // `live` moves on; the pin holds the state live has now (refused inside a resync window),
+  // made durable before the pin names it.
+  const p = await volume.resolveDurablePoint(point);
   return pinAt(volume, { seq: p.seqLimit, point: p.name, eventId: p.event?.id ?? null }, reason, holder);
 }
 

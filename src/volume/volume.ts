@@ -374,6 +374,19 @@ export class Volume {
   }
 
   /**
+   * resolveFixedPoint for a point that is about to be recorded for good (a clone's base, a pin):
+   * the log up to it is made durable first. Writes are acknowledged before they are durable, so
+   * `live` (or `seq:<n>` near the tail) can name records a crash would cut; after the restart
+   * their seqs would go to other writes, and the recorded point would silently name a state that
+   * never existed (docs/DESIGN.md, "Clones").
+   */
+  async resolveDurablePoint(text: string): Promise<Point> {
+    const p = this.resolveFixedPoint(text);
+    await this.flush();
+    return p;
+  }
+
+  /**
    * POINT_IN_RESYNC when a point recorded earlier (a clone's base, made before this check
    * existed or before the window that now covers it was known) lies inside a resync window.
    */
