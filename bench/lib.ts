@@ -193,6 +193,8 @@ export interface Paired {
   ours: number;
   baseline: number;
   ratios: number[];
+  /** Every round in the order run: each side's figure and which ran first (an order effect shows here). */
+  rounds: Array<{ ours: number; baseline: number; oursFirst: boolean }>;
 }
 
 /**
@@ -204,6 +206,7 @@ export interface Paired {
  */
 export async function paired(rounds: number, baseline: () => Promise<number> | number, ours: () => Promise<number> | number): Promise<Paired> {
   const rows: Array<{ b: number; o: number; r: number }> = [];
+  const order: Paired['rounds'] = [];
   for (let i = 0; i < rounds; i++) {
     let b: number;
     let o: number;
@@ -215,15 +218,21 @@ export async function paired(rounds: number, baseline: () => Promise<number> | n
       b = await baseline();
     }
     rows.push({ b, o, r: o / b });
+    order.push({ ours: o, baseline: b, oursFirst: i % 2 === 1 });
   }
   rows.sort((x, y) => x.r - y.r);
   const mid = rows[Math.floor(rows.length / 2)];
-  return { ratio: mid.r, ours: mid.o, baseline: mid.b, ratios: rows.map((x) => x.r) };
+  return { ratio: mid.r, ours: mid.o, baseline: mid.b, ratios: rows.map((x) => x.r), rounds: order };
 }
 
 /** The per-pair ratios of a Paired, for a report line. */
 export function pairList(p: Paired): string {
   return p.ratios.map((r) => r.toFixed(2)).join(', ');
+}
+
+/** The rounds of a Paired in the order run, `ours/baseline` each scaled by `scale`, ours-first rounds marked `*`. */
+export function roundList(p: Paired, scale = 1e-6): string {
+  return p.rounds.map((r) => `${r.oursFirst ? '*' : ''}${(r.ours * scale).toFixed(0)}/${(r.baseline * scale).toFixed(0)}`).join(' ');
 }
 
 /** A free TCP port on loopback (the kernel picks). */

@@ -1,7 +1,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BenchResult, freePort, paired, scratch, seconds, settle } from './lib';
+import { BenchResult, freePort, paired, roundList, scratch, seconds, settle } from './lib';
 
 const CLI = path.resolve(__dirname, '../src/cli/main.js');
 
@@ -53,8 +53,8 @@ export async function benchNbd(sizeBytes = 1 << 30): Promise<BenchResult> {
   const mbs = (x: number) => `${(x / 1e6).toFixed(0)} MB/s`;
   return {
     lines: [
-      `NBD qemu-img convert 1 GiB into live: ${mbs(p.ours)} vs into a raw file ${mbs(p.baseline)}  ratio ${nbdConvertRatio.toFixed(3)} (median of ${p.ratios.map((r) => r.toFixed(2)).join(', ')}; target >= 0.7)`,
-      `NBD qemu-img convert -t writeback (ends with a flush): ${mbs(durable.ours)} vs ${mbs(durable.baseline)}  ratio ${durable.ratio.toFixed(3)} (median of ${durable.ratios.map((r) => r.toFixed(2)).join(', ')})`,
+      `NBD qemu-img convert 1 GiB into live: ${mbs(p.ours)} vs into a raw file ${mbs(p.baseline)}  ratio ${nbdConvertRatio.toFixed(3)} (median of ${p.ratios.map((r) => r.toFixed(2)).join(', ')}; target >= 0.7); rounds in order, ours/raw MB/s, * ours first: ${roundList(p)}`,
+      `NBD qemu-img convert -t writeback (ends with a flush): ${mbs(durable.ours)} vs ${mbs(durable.baseline)}  ratio ${durable.ratio.toFixed(3)} (median of ${durable.ratios.map((r) => r.toFixed(2)).join(', ')}); rounds: ${roundList(durable)}`,
     ],
     figures: { nbdConvertRatio, nbdConvertMBps: p.ours / 1e6, rawConvertMBps: p.baseline / 1e6, nbdConvertFlushRatio: durable.ratio },
   };
