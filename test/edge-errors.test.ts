@@ -56,7 +56,10 @@ test('an unavailable archive: EIO on a read and ENOSPC on a write, over FUSE and
   const log = silentLogger();
   const ops = makeOps(vol, new Tree(vol, () => Buffer.from('{}'), Date.now()), { autoSyncMs: 0, log });
   const call = <T extends unknown[]>(fn: (cb: (...a: T) => void) => void) => new Promise<T>((resolve) => fn((...a: T) => resolve(a)));
-  const [, oldFd] = await call<[number, number?]>((cb) => ops.open!('/events/old/volume.img', 0, cb));
+  // events/old/ is a label: its volume.img is a link to the event's listed path, as the kernel follows it.
+  const [, link] = await call<[number, string?]>((cb) => ops.readlink!('/events/old/volume.img', cb));
+  const oldPath = path.posix.join('/events/old', link!);
+  const [, oldFd] = await call<[number, number?]>((cb) => ops.open!(oldPath, 0, cb));
   const [, liveFd] = await call<[number, number?]>((cb) => ops.open!('/live/volume.img', 2, cb));
   const socket = path.join(tmpDir(), 'nbd.sock');
   const server = new NbdServer(vol, { socket, syncOnFlush: false, log });
@@ -66,7 +69,7 @@ test('an unavailable archive: EIO on a read and ENOSPC on a write, over FUSE and
   const liveNbd = await openExport({ connect }, 'live');
   try {
     const buf = Buffer.alloc(bs);
-    assert.deepEqual(await call((cb) => ops.read!('/events/old/volume.img', oldFd!, buf, bs, 0, cb)), [Fuse.EIO], 'FUSE read of archived history');
+    assert.deepEqual(await call((cb) => ops.read!(oldPath, oldFd!, buf, bs, 0, cb)), [Fuse.EIO], 'FUSE read of archived history');
     await assert.rejects(oldNbd.read(0, bs), new RegExp(`error ${NBD.EIO}$`), 'NBD read of archived history');
     // Writes go on until the working set and the backlog are full and the stall timeout passes.
     let fuseResult = 0;

@@ -47,6 +47,8 @@ export function clonesOf(volume: Volume): CloneService {
  */
 export class CloneService {
   private readonly open = new Map<string, CloneOverlay>();
+  /** Handles on each clone's image in the FUSE tree (see hold). */
+  private readonly held = new Map<string, number>();
   private readonly root: string;
 
   constructor(private readonly volume: Volume) {
@@ -138,6 +140,23 @@ export class CloneService {
     return o;
   }
 
+  /**
+   * A handle on clone `name`'s image in the FUSE tree; call the result when it is released.
+   * delete refuses meanwhile: the kernel caches pages per path, so a clone made again under the
+   * same name would have its pages served to the old clone's handle.
+   */
+  hold(name: string): () => void {
+    this.held.set(name, (this.held.get(name) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.held.get(name) ?? 1) - 1;
+      if (n > 0) this.held.set(name, n);
+      else this.held.delete(name);
+    };
+  }
+
   /** Creates clone `name` of `at` (any point the CLI takes). */
   async create(name: string, at: string): Promise<CloneInfo> {
     CloneService.checkName(name);
@@ -190,6 +209,8 @@ export class CloneService {
   /** Discards clone `name` and every byte written into it. */
   async delete(name: string): Promise<void> {
     if (!this.exists(name)) throw new ChronoError('UNKNOWN_CLONE', `no clone named '${name}'`, { name });
+    const handles = this.held.get(name) ?? 0;
+    if (handles) throw new ChronoError('CLONE_IN_USE', `clone '${name}' is open through the mounted tree (${handles} handle${handles > 1 ? 's' : ''}: a loop device or mount?); close it first`, { name, handles });
     const { seq } = this.base(name);
     const o = this.open.get(name);
     this.open.delete(name);

@@ -22,6 +22,8 @@ interface Handle {
   content?: Buffer;
   /** A write handle on live/volume.img: released with the handle (rollback refuses meanwhile). */
   liveUser?: () => void;
+  /** A handle on a clone's image: released with the handle (the clone's delete refuses meanwhile). */
+  cloneHold?: () => void;
 }
 
 export interface OpsOptions {
@@ -52,6 +54,7 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
   const stat = (n: Node, content?: Buffer): Stat => {
     const t = new Date(n.mtimeMs);
     if (n.kind === 'dir') return { mode: 0o40755, size: 4096, nlink: 2, mtime: t, atime: t, ctime: t };
+    if (n.kind === 'link') return { mode: 0o120777, size: Buffer.byteLength(n.target), nlink: 1, mtime: t, atime: t, ctime: t };
     if (n.kind === 'image') return { mode: n.writable ? 0o100644 : 0o100444, size, nlink: 1, mtime: t, atime: t, ctime: t, blksize: volume.blockSizeBytes, blocks: Math.ceil(size / 512) };
     return { mode: 0o100444, size: (content ?? n.content()).length, nlink: 1, mtime: t, atime: t, ctime: t };
   };
@@ -91,6 +94,14 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         cb(0, stat(n, n.kind === 'file' ? contentOf(path, n) : undefined));
       });
     },
+    readlink(path, cb) {
+      guard('readlink', cb, () => {
+        const n = tree.resolve(path);
+        if (!n) return cb(Fuse.ENOENT);
+        if (n.kind !== 'link') return cb(Fuse.EINVAL);
+        cb(0, n.target);
+      });
+    },
     fgetattr(path, fd, cb) {
       guard('fgetattr', cb, () => {
         const h = handles.get(fd);
@@ -111,13 +122,15 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         const n = tree.resolve(path);
         if (!n) return cb(Fuse.ENOENT);
         if (n.kind === 'dir') return cb(Fuse.EISDIR);
+        if (n.kind === 'link') return cb(Fuse.ELOOP); // the kernel follows a link before opening: an ordinary open never gets here
         const wantsWrite = (flags & O_ACCMODE) !== O_RDONLY;
         const writable = n.kind === 'image' && n.writable;
         if (wantsWrite && !writable) return cb(Fuse.EROFS);
         const fd = nextFd++;
         const clone = n.kind === 'image' && n.clone ? tree.clones.overlay(n.clone) : undefined;
+        const cloneHold = n.kind === 'image' && n.clone ? tree.clones.hold(n.clone) : undefined;
         const liveUser = wantsWrite && n.kind === 'image' && !n.clone && isLive(n.point) ? liveUsersOf(volume).openedForWrite() : undefined;
-        handles.set(fd, { node: n, point: n.kind === 'image' ? n.point : undefined, writable: wantsWrite, clone, content: n.kind === 'file' ? lastContent.get(path) ?? contentOf(path, n) : undefined, liveUser });
+        handles.set(fd, { node: n, point: n.kind === 'image' ? n.point : undefined, writable: wantsWrite, clone, content: n.kind === 'file' ? lastContent.get(path) ?? contentOf(path, n) : undefined, liveUser, cloneHold });
         cb(0, fd);
       });
     },
@@ -126,6 +139,7 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
     },
     release(path, fd, cb) {
       handles.get(fd)?.liveUser?.();
+      handles.get(fd)?.cloneHold?.();
       handles.delete(fd);
       cb(0);
     },

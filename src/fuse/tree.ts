@@ -8,11 +8,24 @@ import { eventDirName, findEvent } from './event-names';
  * The tree, as a pure function of the volume's state:
  *   live/volume.img, events/<name>/{volume.img,event.json,changes.json}, at/<point>/volume.img,
  *   status.json, timeline.svg, clones/<name>/{volume.img,clone.json}
+ *
+ * A past image's bytes are a function of its path for as long as the path exists: the kernel
+ * caches pages per path (libfuse 2's high-level API gives each path one inode), so a path that
+ * named one point and then another would serve a reader of the first the second's pages. Names
+ * that can move (a label, an id spelled otherwise, a time) are symlinks to the stable path of
+ * the point they name now: events/<listed name>/ or at/seq:<n>/ (docs/DESIGN.md, "The FUSE tree:
+ * a path never changes its bytes").
  */
 export type Node =
   | { kind: 'dir'; mtimeMs: number; list?: () => string[] }
   | { kind: 'image'; point: Point; writable: boolean; mtimeMs: number; clone?: string }
-  | { kind: 'file'; content: () => Buffer; mtimeMs: number };
+  | { kind: 'file'; content: () => Buffer; mtimeMs: number }
+  | { kind: 'link'; target: string; mtimeMs: number };
+
+/** The one at/ name whose image never changes: the seq limit itself. */
+export function stableAtName(point: Point): string {
+  return `seq:${point.seqLimit}`;
+}
 
 export class Tree {
   readonly clones: CloneService;
@@ -51,6 +64,8 @@ export class Tree {
         const e = findEvent(v, name);
         if (!e) return undefined;
         if (parts.length === 2) return dir(() => ['volume.img', 'event.json', 'changes.json'], e.timeMs);
+        const stable = eventDirName(e);
+        if (name !== stable) return EVENT_FILES.has(leaf) ? { kind: 'link', target: `../${stable}/${leaf}`, mtimeMs: e.timeMs } : undefined;
         if (leaf === 'volume.img') return { kind: 'image', point: { seqLimit: e.seq, name: `event:${e.id}`, event: e, timeMs: e.timeMs }, writable: false, mtimeMs: e.timeMs };
         if (leaf === 'event.json') return { kind: 'file', content: () => eventJson(e), mtimeMs: e.timeMs };
         if (leaf === 'changes.json') return { kind: 'file', content: () => this.changesOf(e), mtimeMs: e.timeMs };
@@ -62,7 +77,9 @@ export class Tree {
         if (!point) return undefined;
         const mtimeMs = point.timeMs ?? this.startedMs;
         if (parts.length === 2) return dir(() => ['volume.img'], mtimeMs);
-        return leaf === 'volume.img' ? { kind: 'image', point, writable: false, mtimeMs } : undefined;
+        if (leaf !== 'volume.img') return undefined;
+        const stable = stableAtName(point);
+        return name === stable ? { kind: 'image', point, writable: false, mtimeMs } : { kind: 'link', target: `../${stable}/volume.img`, mtimeMs };
       }
       case 'clones':
         return this.resolveClone(parts);
@@ -126,6 +143,8 @@ export class Tree {
     return parts.length === 3 && parts[0] === 'clones' && this.clones.exists(parts[1]);
   }
 }
+
+const EVENT_FILES = new Set(['volume.img', 'event.json', 'changes.json']);
 
 export function eventJson(e: SyncEvent): Buffer {
   return Buffer.from(JSON.stringify({ id: e.id, seq: e.seq, time: new Date(e.timeMs).toISOString(), label: e.label, kind: e.kind, changedBlocks: e.changedBlocks }, null, 2) + '\n');

@@ -45,6 +45,8 @@ export const EDGE_ERRORS: Partial<Record<ErrorCode, EdgeRow>> = {
   // --archive-stall-timeout, appended nothing, and may be retried once the archive is back.
   ARCHIVE_BACKLOG_FULL: { fuse: 'ENOSPC', nbd: 'ENOSPC', exit: 1 },
   UNKNOWN_CLONE: { fuse: 'ENOENT', nbd: 'EIO', exit: 1 },
+  // rmdir of a clone whose image is still open: busy, as for a mounted directory.
+  CLONE_IN_USE: { fuse: 'EBUSY', nbd: 'EIO', exit: 1 },
   // mkdir events/<label> while a resync runs: busy, try again once it is done.
   POINT_IN_RESYNC: { fuse: 'EBUSY', nbd: 'EIO', exit: 1 },
   // A point a forget removed: gone from events/ too (the log line names the nearest kept

@@ -6,6 +6,7 @@ declare module 'fuse-native' {
   export interface Ops {
     init?(cb: (err: number) => void): void;
     getattr?(path: string, cb: Cb<Stat>): void;
+    readlink?(path: string, cb: Cb<string>): void;
     fgetattr?(path: string, fd: number, cb: Cb<Stat>): void;
     readdir?(path: string, cb: (err: number, names?: string[], stats?: Stat[]) => void): void;
     open?(path: string, flags: number, cb: Cb<number>): void;
@@ -47,7 +48,7 @@ declare module 'fuse-native' {
     static unmount(mnt: string, cb: (err?: Error | null) => void): void;
     static ENOENT: number; static EIO: number; static EROFS: number; static EPERM: number; static EINVAL: number;
     static EEXIST: number; static ENOTDIR: number; static EISDIR: number; static EFBIG: number; static ENOSPC: number;
-    static EACCES: number; static ENOTEMPTY: number; static EBADF: number; static ENOSYS: number; static EBUSY: number;
+    static EACCES: number; static ENOTEMPTY: number; static EBADF: number; static ENOSYS: number; static EBUSY: number; static ELOOP: number;
   }
   export = Fuse;
 }
