@@ -35,6 +35,10 @@ export interface PruneReport {
   garbageRemoved: string[];
   /** Archived segments looked at (left primary, archived, not deleted before). */
   candidates: number;
+  /** Ids of the segments whose objects this prune read whole (to judge or rewrite them). */
+  objectsRead: number[];
+  /** Whether it walked only what changed since the catalog's last walk (else the whole index). */
+  incremental: boolean;
 }
 
 /**
@@ -120,7 +124,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
     plan: plan.map(({ id, action, objectBytes, neededBytes, deadBytes, why }) => ({ id, action, objectBytes, neededBytes, deadBytes, why })),
     deleted: act.filter((e) => e.action === 'delete').map((e) => e.id),
     rewritten: act.filter((e) => e.action === 'rewrite').map((e) => e.id),
-    freedBytes: freedBytes(plan), versionsDropped, garbageRemoved: [], candidates: live.size,
+    freedBytes: freedBytes(plan), versionsDropped, garbageRemoved: [], candidates: live.size, objectsRead: [...objects.keys()].sort((a, b) => a - b), incremental,
   };
   if (o.dryRun) return report;
   if (!act.length) {
