@@ -1,0 +1,149 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { forget } from '../src/retention/forget';
+import { PruneReport } from '../src/volume/prune';
+import { sealNow } from '../src/volume/turnover';
+import { Volume } from '../src/volume/volume';
+import { whiteBox } from '../src/volume/white-box';
+import { BenchResult, patternChunk, scratch, settle, uniform } from './lib';
+
+/**
+ * `--only retention` (issue 15). (a) Prune's time against the history's length, the same bytes
+ * to free: one volume per scale (8 MiB, 512-byte blocks, 256 KiB segments, a working set of 44,
+ * archived to a local directory) whose lower half holds a history of N versions (per round a 64-block write and a
+ * 4,096-block discard at random places, an event every 100 rounds), thinned and pruned once
+ * (`forget --keep-last 1`, the first prune: a walk of the whole index). Then, per round and per
+ * scale, back to back and alternating which goes first: 64 extents of 16 KiB in the upper half
+ * written 14 times over (14 MiB, enough to push the first passes out of the working set), an
+ * event, sealed and archived, `forget --keep-last 1`, and the timed `prune`: it frees the same
+ * passes at every scale (reported per round).
+ * (b) `--peers`: the issue's peers workload at full size (1 GiB, 30 versions each changing 1 %
+ * in 64 scattered extents, `forget --keep-last 3`, `prune`): primary + archive bytes, each inode
+ * once, against the image + those 3 versions' changed bytes + the working set's fixed size.
+ */
+const MiB = 2 ** 20;
+const BS = 512;
+const SIZE = 8 * MiB;
+const SEGMENT_BYTES = 256 * 1024;
+/** The smallest working set this geometry takes (43), and one more: churn leaves it soon. */
+const WORKING_SET = 44;
+/** Passes over the extents per round: enough to push the first ones out of the working set (11 MiB). */
+const PASSES = 14;
+const HALF_BLOCKS = SIZE / BS / 2;
+const DATA_BLOCKS = 64;
+const ZERO_BLOCKS = 4096;
+const EXTENTS = 64;
+const EXTENT_BYTES = 16 * 1024;
+
+interface Scaled {
+  scale: number;
+  vol: Volume;
+  versions: number;
+  extents: number[];
+  salt: number;
+  firstPruneMs: number;
+}
+
+export async function benchRetention(o: { scales: number[]; rounds: number; peers: boolean }): Promise<BenchResult> {
+  const lines: string[] = [];
+  const figures: Record<string, unknown> = {};
+  const root = scratch('retention');
+  const vols: Scaled[] = [];
+  try {
+    for (const scale of o.scales) {
+      const t = Date.now();
+      vols.push(await buildHistory(path.join(root, `s${scale}`), scale));
+      const v = vols[vols.length - 1];
+      lines.push(`retention: history of ${v.versions.toExponential(2)} versions built in ${((Date.now() - t) / 1000).toFixed(0)} s; first prune (whole index) ${v.firstPruneMs.toFixed(0)} ms`);
+    }
+    const times = new Map<number, number[]>(o.scales.map((s) => [s, []]));
+    const ratios: number[] = [];
+    for (let r = 0; r < o.rounds; r++) {
+      const order = r % 2 === 0 ? vols : [...vols].reverse();
+      const got = new Map<number, number>();
+      for (const v of order) {
+        const { ms, rep } = await churnAndPrune(v);
+        got.set(v.scale, ms);
+        times.get(v.scale)!.push(ms);
+        lines.push(`retention: round ${r + 1}, ${v.scale.toExponential(0)} versions: prune ${ms.toFixed(0)} ms (${rep.incremental ? 'incremental' : 'WHOLE INDEX'}; read ${rep.objectsRead.length} objects, deleted ${rep.deleted.length}, rewrote ${rep.rewritten.length}, freed ${(rep.freedBytes / MiB).toFixed(2)} MiB, ${rep.versionsDropped} versions dropped); load ${loadAvg()}`);
+      }
+      const lo = got.get(o.scales[0])!;
+      const hi = got.get(o.scales[o.scales.length - 1])!;
+      ratios.push(hi / lo);
+    }
+    const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    const pruneMs: Record<string, { median: number; min: number; max: number }> = {};
+    for (const [s, a] of times) pruneMs[s.toExponential(0).replace('+', '')] = { median: med(a), min: Math.min(...a), max: Math.max(...a) };
+    figures.retentionPruneMs = pruneMs;
+    figures.retentionPruneRatio = { median: med(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+    lines.push(`retention: prune time ${o.scales[o.scales.length - 1].toExponential(0)} / ${o.scales[0].toExponential(0)} versions, same bytes to free: median ${med(ratios).toFixed(2)}x (pairs ${ratios.map((x) => x.toFixed(2)).join(', ')}; target <= 2)`);
+  } finally {
+    for (const v of vols) await v.vol.close();
+  }
+  if (o.peers) Object.assign(figures, await peers(lines));
+  return { lines, figures };
+}
+
+async function buildHistory(dir: string, scale: number): Promise<Scaled> {
+  await Volume.create(dir, { sizeBytes: SIZE, blockSizeBytes: BS, segmentSizeBytes: SEGMENT_BYTES, workingSetSegments: WORKING_SET, archive: `${dir}-archive` });
+  const vol = await Volume.open(dir);
+  const rand = uniform(7);
+  const data = patternChunk(4 * MiB, 11);
+  let versions = 0;
+  let round = 0;
+  while (versions < scale) {
+    const src = (round % 1000) * DATA_BLOCKS * BS;
+    await vol.write(rand(HALF_BLOCKS - DATA_BLOCKS) * BS, data.subarray(src, src + DATA_BLOCKS * BS));
+    await vol.writeZeroes(rand(HALF_BLOCKS - ZERO_BLOCKS) * BS, ZERO_BLOCKS * BS, true);
+    versions += DATA_BLOCKS + ZERO_BLOCKS;
+    if (++round % 100 === 0) await vol.sync({ label: `r${round}` });
+  }
+  // The extents the rounds rewrite, written once: from here on every round frees the same bytes.
+  const r2 = uniform(23);
+  const extents = Array.from({ length: EXTENTS }, () => (HALF_BLOCKS + r2(HALF_BLOCKS - EXTENT_BYTES / BS)) * BS);
+  for (const [i, off] of extents.entries()) await vol.write(off, patternChunk(EXTENT_BYTES, 1e5 + i));
+  await vol.sync({ label: 'history' });
+  forget(vol, { keepLast: 1 }, { countPrunable: false });
+  await archiveAll(vol);
+  const t = process.hrtime.bigint();
+  await vol.prune();
+  const firstPruneMs = Number(process.hrtime.bigint() - t) / 1e6;
+  const v: Scaled = { scale, vol, versions: whiteBox(vol).index.versionCount, extents, salt: 2e5, firstPruneMs };
+  // One untimed round: the history's own segments leave primary and are pruned (at 10^5 they were
+  // all still in it), so every timed round frees the same passes.
+  await churnAndPrune(v);
+  return v;
+}
+
+async function churnAndPrune(v: Scaled): Promise<{ ms: number; rep: PruneReport }> {
+  for (let pass = 0; pass < PASSES; pass++) {
+    for (const off of v.extents) await v.vol.write(off, patternChunk(EXTENT_BYTES, v.salt++));
+  }
+  await v.vol.sync({ label: `churn-${v.salt}` });
+  forget(v.vol, { keepLast: 1 }, { countPrunable: false });
+  await archiveAll(v.vol);
+  settle();
+  const t = process.hrtime.bigint();
+  const rep = await v.vol.prune();
+  return { ms: Number(process.hrtime.bigint() - t) / 1e6, rep };
+}
+
+/** Seals the current segment and waits until it (and all before it) is archived and out of primary. */
+async function archiveAll(vol: Volume): Promise<void> {
+  const core = whiteBox(vol);
+  const current = core.segments.current.id;
+  await sealNow(core);
+  const err = await core.archiver.settled(current);
+  if (err) throw err;
+}
+
+function loadAvg(): string {
+  const r = spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' });
+  return r.stdout.split(' ').slice(0, 3).join(' ');
+}
+
+/** (b) The peers workload at full size; filled in below when asked for. */
+async function peers(lines: string[]): Promise<Record<string, unknown>> {
+  lines.push('retention: peers workload not run');
+  return {};
+}
