@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
+import { DEFAULTS } from '../src/options';
 import { forget } from '../src/retention/forget';
+import { MIN_OVER_PROVISION_RATIO, blocksPerSegment } from '../src/volume/sizing';
 import { PruneReport } from '../src/volume/prune';
 import { sealNow } from '../src/volume/turnover';
 import { Volume } from '../src/volume/volume';
@@ -142,8 +144,60 @@ function loadAvg(): string {
   return r.stdout.split(' ').slice(0, 3).join(' ');
 }
 
-/** (b) The peers workload at full size; filled in below when asked for. */
+/**
+ * (b) The peers workload at full size: a 1 GiB random image (4 KiB blocks, 8 MiB segments, the
+ * smallest working set the geometry takes), 30 versions each rewriting 1 % in 64 scattered
+ * extents, an event after each; `forget --keep-last 3`, everything sealed and archived, `prune`.
+ * Primary + archive (the archive in the volume directory, hard-linked) by `du`, each inode once.
+ */
 async function peers(lines: string[]): Promise<Record<string, unknown>> {
-  lines.push('retention: peers workload not run');
-  return {};
+  const size = 1024 * MiB;
+  const seg = 8 * MiB;
+  const bs = 4096;
+  const k = Math.ceil(((size / bs) * MIN_OVER_PROVISION_RATIO) / blocksPerSegment(seg, bs)) + DEFAULTS.workingSetSlackSegments;
+  const dir = path.join(scratch('retention-peers'), 'vol');
+  await Volume.create(dir, { sizeBytes: size, blockSizeBytes: bs, segmentSizeBytes: seg, workingSetSegments: k });
+  const vol = await Volume.open(dir);
+  const extentBytes = Math.round((size * 0.01) / 64 / bs) * bs;
+  const rnd = uniform(11);
+  let changed3 = 0;
+  try {
+    for (let at = 0; at < size; at += 4 * MiB) await vol.write(at, patternChunk(4 * MiB, at / (4 * MiB) + 1));
+    await vol.sync({ label: 'v0' });
+    for (let v = 1; v <= 30; v++) {
+      // The bytes the last 3 versions changed (overlaps within a version counted once).
+      const blocks = new Set<number>();
+      for (let i = 0; i < 64; i++) {
+        const off = rnd((size - extentBytes) / bs) * bs;
+        await vol.write(off, patternChunk(extentBytes, 1e6 + v * 1e4 + i));
+        for (let b = off / bs; b < (off + extentBytes) / bs; b++) blocks.add(b);
+      }
+      if (v > 27) changed3 += blocks.size * bs;
+      await vol.sync({ label: `v${v}` });
+    }
+    settle();
+    const before = duBytes(dir);
+    forget(vol, { keepLast: 3 }, { countPrunable: false });
+    await archiveAll(vol);
+    const t = process.hrtime.bigint();
+    const rep = await vol.prune();
+    const pruneS = Number(process.hrtime.bigint() - t) / 1e9;
+    await vol.close();
+    settle();
+    const after = duBytes(dir);
+    const target = size + changed3 + k * seg;
+    const ratio = after / target;
+    const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
+    lines.push(`retention peers: 1 GiB, 30 versions x 1 % in 64 extents, keep-last 3: primary + archive ${mib(before)} before prune, ${mib(after)} after; target image + 3 versions' changes + working set (${k} x 8 MiB) = ${mib(target)}; ratio ${ratio.toFixed(3)} (target <= 1.1); prune ${pruneS.toFixed(1)} s (read ${rep.objectsRead.length}, deleted ${rep.deleted.length}, rewrote ${rep.rewritten.length}, freed ${mib(rep.freedBytes)}); load ${loadAvg()}`);
+    return { retentionPeers: { beforeBytes: before, afterBytes: after, targetBytes: target, ratio, pruneS, deleted: rep.deleted.length, rewritten: rep.rewritten.length, freedBytes: rep.freedBytes } };
+  } finally {
+    await vol.close().catch(() => undefined);
+  }
+}
+
+/** Disk usage in bytes, each inode counted once (hard links too). */
+function duBytes(dir: string): number {
+  const r = spawnSync('du', ['-s', '-B1', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`du ${dir}: ${r.stderr}`);
+  return Number(r.stdout.split(/\s/)[0]);
 }
