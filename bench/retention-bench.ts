@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { controlCall } from '../src/control/control-client';
+import { dd, startUntil, stop } from './fuse-bench';
 import * as path from 'node:path';
 import { DEFAULTS } from '../src/options';
 import { forget } from '../src/retention/forget';
@@ -24,6 +27,7 @@ import { BenchResult, patternChunk, scratch, settle, uniform } from './lib';
  * once, against the image + those 3 versions' changed bytes + the working set's fixed size.
  */
 const MiB = 2 ** 20;
+const CLI = path.resolve(__dirname, '../src/cli/main.js');
 const BS = 512;
 const SIZE = 8 * MiB;
 const SEGMENT_BYTES = 256 * 1024;
@@ -46,12 +50,12 @@ interface Scaled {
   firstPruneMs: number;
 }
 
-export async function benchRetention(o: { scales: number[]; rounds: number; peers: boolean }): Promise<BenchResult> {
+export async function benchRetention(o: { scales: number[]; rounds: number; peers: boolean; fuse: boolean }): Promise<BenchResult> {
   const lines: string[] = [];
   const figures: Record<string, unknown> = {};
   const root = scratch('retention');
   const vols: Scaled[] = [];
-  try {
+  if (o.scales.length) try {
     for (const scale of o.scales) {
       const t = Date.now();
       vols.push(await buildHistory(path.join(root, `s${scale}`), scale));
@@ -82,6 +86,7 @@ export async function benchRetention(o: { scales: number[]; rounds: number; peer
   } finally {
     for (const v of vols) await v.vol.close();
   }
+  if (o.fuse) Object.assign(figures, await fuseDuringPrune(lines, o.rounds));
   if (o.peers) Object.assign(figures, await peers(lines));
   return { lines, figures };
 }
@@ -200,4 +205,87 @@ function duBytes(dir: string): number {
   const r = spawnSync('du', ['-s', '-B1', dir], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`du ${dir}: ${r.stderr}`);
   return Number(r.stdout.split(/\s/)[0]);
+}
+
+/**
+ * (c) `--fuse`: FUSE live writes and past-image reads while the daemon prunes, against the same
+ * work with no prune, in pairs (the order alternating). A 64 MiB volume (4 KiB blocks, 1 MiB
+ * segments, the smallest working set): before each side, with the daemon stopped, 96 MiB of
+ * churn (enough to leave the working set), an event, `forget --keep-last 1`; then `mount`, and
+ * on the prune side a prune asked through the control socket; the work (from other processes):
+ * dd of 16 MiB into live/volume.img (bs=1M, conv=fsync), then dd of the kept event's image to
+ * /dev/null. The no-prune side prunes after its work, untimed, so both start alike.
+ */
+async function fuseDuringPrune(lines: string[], rounds: number): Promise<Record<string, unknown>> {
+  const size = 64 * MiB;
+  const seg = 1 * MiB;
+  const bs = 4096;
+  const k = Math.ceil(((size / bs) * MIN_OVER_PROVISION_RATIO) / blocksPerSegment(seg, bs)) + DEFAULTS.workingSetSlackSegments;
+  const root = scratch('retention-fuse');
+  const dir = path.join(root, 'vol');
+  const mnt = path.join(root, 'mnt');
+  fs.mkdirSync(mnt);
+  await Volume.create(dir, { sizeBytes: size, blockSizeBytes: bs, segmentSizeBytes: seg, workingSetSegments: k });
+  const src = path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : root, `chronovol-bench-retention-${process.pid}`);
+  spawnSync('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', 'count=16', 'status=none']);
+  const rnd = uniform(31);
+  let salt = 1;
+  const prepare = async () => {
+    const vol = await Volume.open(dir);
+    try {
+      for (let n = 0; n < 96 * 4; n++) await vol.write(rnd(size / (256 * 1024)) * 256 * 1024, patternChunk(256 * 1024, salt++));
+      await vol.sync({ label: `round-${salt}` });
+      forget(vol, { keepLast: 1 }, { countPrunable: false });
+      await archiveAll(vol);
+    } finally {
+      await vol.close();
+    }
+  };
+  const work = () => {
+    settle();
+    const w = dd([`if=${src}`, `of=${path.join(mnt, 'live/volume.img')}`, 'bs=1M', 'count=16', `seek=${rnd(48)}`, 'conv=notrunc,fsync']);
+    const ev = fs.readdirSync(path.join(mnt, 'events'));
+    const r = dd([`if=${path.join(mnt, 'events', ev[ev.length - 1], 'volume.img')}`, 'of=/dev/null', 'bs=1M', 'count=32']);
+    return { w, r };
+  };
+  const writeRatios: number[] = [];
+  const readRatios: number[] = [];
+  let overlapped = 0;
+  const pruneMs: number[] = [];
+  const detail: string[] = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const got: Record<string, { w: number; r: number }> = {};
+      for (const side of r % 2 === 0 ? ['prune', 'none'] : ['none', 'prune']) {
+        await prepare();
+        const p = await startUntil(process.execPath, [CLI, 'mount', dir, mnt], 'mounted');
+        try {
+          const sock = path.join(dir, 'control.sock');
+          if (side === 'prune') {
+            let done = false;
+            const t = Date.now();
+            const call = controlCall(sock, { method: 'retention', params: { op: 'prune' } }, undefined, 600_000).finally(() => (done = true));
+            await new Promise((res) => setTimeout(res, 50));
+            got[side] = work();
+            if (!done) overlapped++;
+            await call;
+            pruneMs.push(Date.now() - t);
+          } else {
+            got[side] = work();
+            await controlCall(sock, { method: 'retention', params: { op: 'prune' } }, undefined, 600_000);
+          }
+        } finally {
+          await stop(p);
+        }
+      }
+      writeRatios.push(got.prune.w / got.none.w);
+      readRatios.push(got.prune.r / got.none.r);
+      detail.push(`write ${(got.prune.w / 1e6).toFixed(0)}/${(got.none.w / 1e6).toFixed(0)} MB/s, read ${(got.prune.r / 1e6).toFixed(0)}/${(got.none.r / 1e6).toFixed(0)} MB/s`);
+    }
+  } finally {
+    fs.rmSync(src, { force: true });
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  lines.push(`retention fuse: during a background prune vs none (pairs, prune/none): live writes median ${med(writeRatios).toFixed(2)}x (${writeRatios.map((x) => x.toFixed(2)).join(', ')}), past-image reads median ${med(readRatios).toFixed(2)}x (${readRatios.map((x) => x.toFixed(2)).join(', ')}) (targets >= 0.8); prune still running when the work ended in ${overlapped} of ${rounds} rounds; prunes took ${pruneMs.map((x) => (x / 1000).toFixed(1)).join(', ')} s; ${detail.join('; ')}; load ${loadAvg()}`);
+  return { retentionFuse: { writeRatio: med(writeRatios), readRatio: med(readRatios), writeRatios, readRatios, overlapped, rounds, pruneMs } };
 }
