@@ -132,3 +132,50 @@ test('prune walk: a second prune walks only what changed and leaves nothing the 
     await vol.close();
   }
 });
+
+/**
+ * A prune that leaves rewrites for later (--max-rewrite-bytes) records the walk before it, so the
+ * next prune, incremental, still finds them; afterwards nothing is left that the full walk would
+ * rewrite or delete.
+ */
+test('prune walk: rewrites left past --max-rewrite-bytes are found by the next, incremental, prune', async () => {
+  const rng = new Rng(2218);
+  const { vol } = await freshVolume(SMALL);
+  const model = new VolumeModel(SMALL.sizeBytes);
+  try {
+    const core = whiteBox(vol);
+    const settle = async () => {
+      const current = core.segments.current.id;
+      await sealNow(core);
+      assert.equal(await core.archiver.settled(current), undefined);
+    };
+    await hotWrites(vol, model, rng, 300, 10);
+    forget(vol, { keepLast: 4 });
+    await settle();
+    const first = await vol.prune({ rewriteThreshold: 0.05 });
+    const walked = core.catalog.body.walked;
+    assert.ok(walked && !first.incremental);
+    await hotWrites(vol, model, rng, 200, 10);
+    forget(vol, { keepLast: 2 });
+    await settle();
+    const capped = await vol.prune({ maxRewriteBytes: 1, rewriteThreshold: 0.05 });
+    assert.ok(capped.incremental, 'the capped prune walks incrementally');
+    assert.ok(capped.plan.some((e) => e.why.includes('--max-rewrite-bytes')), `some rewrite was left for later: ${JSON.stringify(capped.plan.map((e) => e.why))}`);
+    assert.deepEqual(core.catalog.body.walked, walked, 'the capped prune kept the walk before it');
+    const rest = await vol.prune({ rewriteThreshold: 0.05 });
+    assert.ok(rest.incremental && rest.rewritten.length > 0, `the next prune did the rewrites left: ${JSON.stringify(rest.plan.map((e) => [e.id, e.action]))}`);
+    const retention = vol.retention;
+    const keptSeqs = [...vol.events.map((e) => e.seq), ...retention.pins.map((p) => p.seq)];
+    const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
+    const all = segmentLiveness(core.index, keptSeqs, retention.continuousFromSeq, (id) => id <= core.archiver.archivedThrough && !inPrimary.has(id) && !core.catalog.isDeleted(id));
+    for (const [id, l] of all) {
+      const obj = await core.store.get(core.catalog.keyOf(id));
+      const parsed = parseArchiveObject(obj, BS, id, core.sb.volumeId);
+      const e = planSegment({ id, objectBytes: obj.length, neededSeqs: l.neededSeqs, records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })) }, 0.05);
+      assert.ok(e.action !== 'delete' && (e.action !== 'rewrite' || e.deadBytes === 0), `segment ${id}: ${e.action}, ${e.why}`);
+    }
+    for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
+  } finally {
+    await vol.close();
+  }
+});

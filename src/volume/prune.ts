@@ -2,14 +2,13 @@ import { ArchiveCatalog, CatalogBody, CatalogSegment, seqRanges } from '../archi
 import { readLink } from '../archive/archive-chain';
 import { buildCompactedObject, parseArchiveObject, partsEqual } from '../archive/archive-object';
 import { ChronoError } from '../errors';
-import { FILE_NAMES, generationFileName, parseGenerationFileName } from '../format/constants';
+import { FILE_NAMES, RecordType, generationFileName, parseGenerationFileName } from '../format/constants';
 import { HEADER_BYTES } from '../format/record';
 import { DEFAULTS } from '../options';
 import { Core } from './core';
 import { PlanEntry, PlanInput, freedBytes, planPrune } from './prune-plan';
 import { SegmentLiveness, segmentLiveness } from './prunable';
 import { PruneBaseline, recordLiveness, segmentsWithNewDead } from './prune-walk';
-import { RecordType } from '../format/constants';
 
 export interface PruneOptions {
   dryRun?: boolean;
@@ -155,7 +154,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   // (c) The catalog, with the retention state that justified it, put and read back.
   const replaced = new Set(entries.map((e) => e.id));
   // A rewrite left for a later prune keeps the last walk: the next one walks those spans again.
-  const deferred = plan.some((e) => e.action === 'keep' && e.why.includes('--max-rewrite-bytes'));
+  const deferred = plan.some((e) => e.deferred);
   const walked: PruneBaseline | undefined = deferred ? catalog.body.walked : { keptSeqs, continuousFromSeq: c, eligibleThrough, rewriteThreshold: threshold };
   const body: CatalogBody = {
     generation,
