@@ -53,18 +53,26 @@ interface Scaled {
 export async function benchRetention(o: { scales: number[]; rounds: number; peers: boolean; fuse: boolean }): Promise<BenchResult> {
   const lines: string[] = [];
   const figures: Record<string, unknown> = {};
+  if (o.scales.length) Object.assign(figures, await pruneAgainstHistory(lines, o.scales, o.rounds));
+  if (o.fuse) Object.assign(figures, await fuseDuringPrune(lines, o.rounds));
+  if (o.peers) Object.assign(figures, await peers(lines));
+  return { lines, figures };
+}
+
+/** (a) Per round and per scale, back to back (the order alternating): churn, forget, a timed prune. */
+async function pruneAgainstHistory(lines: string[], scales: number[], rounds: number): Promise<Record<string, unknown>> {
   const root = scratch('retention');
   const vols: Scaled[] = [];
-  if (o.scales.length) try {
-    for (const scale of o.scales) {
+  try {
+    for (const scale of scales) {
       const t = Date.now();
       vols.push(await buildHistory(path.join(root, `s${scale}`), scale));
       const v = vols[vols.length - 1];
       lines.push(`retention: history of ${v.versions.toExponential(2)} versions built in ${((Date.now() - t) / 1000).toFixed(0)} s; first prune (whole index) ${v.firstPruneMs.toFixed(0)} ms`);
     }
-    const times = new Map<number, number[]>(o.scales.map((s) => [s, []]));
+    const times = new Map<number, number[]>(scales.map((s) => [s, []]));
     const ratios: number[] = [];
-    for (let r = 0; r < o.rounds; r++) {
+    for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? vols : [...vols].reverse();
       const got = new Map<number, number>();
       for (const v of order) {
@@ -73,22 +81,19 @@ export async function benchRetention(o: { scales: number[]; rounds: number; peer
         times.get(v.scale)!.push(ms);
         lines.push(`retention: round ${r + 1}, ${v.scale.toExponential(0)} versions: prune ${ms.toFixed(0)} ms (${rep.incremental ? 'incremental' : 'WHOLE INDEX'}; read ${rep.objectsRead.length} objects, deleted ${rep.deleted.length}, rewrote ${rep.rewritten.length}, freed ${(rep.freedBytes / MiB).toFixed(2)} MiB, ${rep.versionsDropped} versions dropped); load ${loadAvg()}`);
       }
-      const lo = got.get(o.scales[0])!;
-      const hi = got.get(o.scales[o.scales.length - 1])!;
-      ratios.push(hi / lo);
+      ratios.push(got.get(scales[scales.length - 1])! / got.get(scales[0])!);
     }
-    const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
     const pruneMs: Record<string, { median: number; min: number; max: number }> = {};
-    for (const [s, a] of times) pruneMs[s.toExponential(0).replace('+', '')] = { median: med(a), min: Math.min(...a), max: Math.max(...a) };
-    figures.retentionPruneMs = pruneMs;
-    figures.retentionPruneRatio = { median: med(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
-    lines.push(`retention: prune time ${o.scales[o.scales.length - 1].toExponential(0)} / ${o.scales[0].toExponential(0)} versions, same bytes to free: median ${med(ratios).toFixed(2)}x (pairs ${ratios.map((x) => x.toFixed(2)).join(', ')}; target <= 2)`);
+    for (const [s, a] of times) pruneMs[s.toExponential(0).replace('+', '')] = { median: median(a), min: Math.min(...a), max: Math.max(...a) };
+    lines.push(`retention: prune time ${scales[scales.length - 1].toExponential(0)} / ${scales[0].toExponential(0)} versions, same bytes to free: median ${median(ratios).toFixed(2)}x (pairs ${ratios.map((x) => x.toFixed(2)).join(', ')}; target <= 2)`);
+    return { retentionPruneMs: pruneMs, retentionPruneRatio: { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) } };
   } finally {
     for (const v of vols) await v.vol.close();
   }
-  if (o.fuse) Object.assign(figures, await fuseDuringPrune(lines, o.rounds));
-  if (o.peers) Object.assign(figures, await peers(lines));
-  return { lines, figures };
+}
+
+function median(a: number[]): number {
+  return [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 }
 
 async function buildHistory(dir: string, scale: number): Promise<Scaled> {
@@ -285,7 +290,7 @@ async function fuseDuringPrune(lines: string[], rounds: number): Promise<Record<
   } finally {
     fs.rmSync(src, { force: true });
   }
-  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  const med = median;
   lines.push(`retention fuse: during a background prune vs none (pairs, prune/none): live writes median ${med(writeRatios).toFixed(2)}x (${writeRatios.map((x) => x.toFixed(2)).join(', ')}), past-image reads median ${med(readRatios).toFixed(2)}x (${readRatios.map((x) => x.toFixed(2)).join(', ')}) (targets >= 0.8); prune still running when the work ended in ${overlapped} of ${rounds} rounds; prunes took ${pruneMs.map((x) => (x / 1000).toFixed(1)).join(', ')} s; ${detail.join('; ')}; load ${loadAvg()}`);
   return { retentionFuse: { writeRatio: med(writeRatios), readRatio: med(readRatios), writeRatios, readRatios, overlapped, rounds, pruneMs } };
 }
