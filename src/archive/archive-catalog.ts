@@ -31,18 +31,32 @@ export interface CatalogRetention {
   keptSeqs: number[];
 }
 
+/**
+ * What the prune that wrote the catalog walked (absent: the next prune walks the whole index):
+ * the kept points and span start it decided against, the segments it could touch, and its
+ * rewrite threshold. A prune that left rewrites for later keeps the walk before it.
+ */
+export interface CatalogWalk {
+  keptSeqs: number[];
+  continuousFromSeq: number;
+  /** Every segment id up to this one had left primary and was archived (a candidate) then. */
+  eligibleThrough: number;
+  rewriteThreshold: number;
+}
+
 export interface CatalogBody {
   /** Bumped by every prune that replaces the catalog; rewritten objects take the new value as their generation. */
   generation: number;
   segments: CatalogSegment[];
   retention: CatalogRetention;
+  walked?: CatalogWalk;
 }
 
 const O = ARCHIVE_CATALOG.off;
 const SPEC = { what: 'archive catalog', magic: ARCHIVE_CATALOG.magic, lengthBytes: ARCHIVE_CATALOG.lengthBytes, crcOffset: O.crc };
 
 export function encodeCatalog(volumeId: Buffer, body: CatalogBody): Buffer {
-  const json = Buffer.from(JSON.stringify({ segments: body.segments, retention: body.retention }), 'utf8');
+  const json = Buffer.from(JSON.stringify({ segments: body.segments, retention: body.retention, ...(body.walked ? { walked: body.walked } : {}) }), 'utf8');
   const h = newPrelude(SPEC);
   volumeId.copy(h, O.volumeId, 0, 16);
   h.writeBigUInt64LE(BigInt(body.generation), O.generation);
@@ -60,7 +74,7 @@ export function decodeCatalog(b: Buffer, volumeId: Buffer | undefined, context: 
   if (crc32c(json) !== b.readUInt32LE(O.bodyCrc)) throw new ChronoError('BAD_CHECKSUM', 'archive catalog: body checksum mismatch', context);
   if (volumeId && !b.subarray(O.volumeId, O.volumeId + 16).equals(volumeId)) throw new ChronoError('FOREIGN_SEGMENT', 'archive catalog belongs to another volume', context);
   const d = JSON.parse(json.toString('utf8')) as Omit<CatalogBody, 'generation'>;
-  return { generation: Number(b.readBigUInt64LE(O.generation)), segments: d.segments, retention: d.retention };
+  return { generation: Number(b.readBigUInt64LE(O.generation)), segments: d.segments, retention: d.retention, ...(d.walked ? { walked: d.walked } : {}) };
 }
 
 /**

@@ -51,6 +51,13 @@ export class Memtable {
     return undefined;
   }
 
+  /** The seq of the oldest version of `block` here newer than `seq`, or Infinity (chains run newest first). */
+  nextSeqAfter(block: number, seq: number): number {
+    let next = Infinity;
+    for (let i = this.head.get(block, -1); i >= 0 && this.seqs[i] > seq; i = this.prev[i]) next = this.seqs[i];
+    return next;
+  }
+
   /** Versions with fromSeq < seq ≤ toSeq: entries are in seq order, so one search, then a walk. */
   versionsInSeqRange(fromSeq: number, toSeq: number, visit: VersionVisitor): void {
     let lo = 0;

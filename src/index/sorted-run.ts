@@ -63,6 +63,20 @@ export class SortedRun {
     return found >= 0 && blocks[found] === block ? found : -1;
   }
 
+  /** The seq of the oldest version of `block` newer than `seq` in this run, or Infinity. */
+  nextSeqAfter(block: number, seq: number): number {
+    const { blocks, seqs } = this;
+    let lo = 0;
+    let hi = blocks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const b = blocks[mid];
+      if (b < block || (b === block && seqs[mid] <= seq)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < blocks.length && blocks[lo] === block ? seqs[lo] : Infinity;
+  }
+
   /**
    * For blocks first … first+count-1 not yet answered (found[i] === 0), the newest version with
    * seq ≤ seqLimit in this run: one binary search, then a walk over the range.

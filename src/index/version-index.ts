@@ -68,6 +68,20 @@ export class VersionIndex {
     return undefined;
   }
 
+  /**
+   * The seq of the version of `block` that follows the one at `seq` (Infinity: none yet): the
+   * oldest run holding a newer one answers, as runs hold increasing seq ranges. Prune asks it
+   * per version of a candidate segment, instead of walking every version.
+   */
+  nextSeqAfter(block: number, seq: number): number {
+    for (const run of this.runs) {
+      if (run.lastSeq <= seq) continue;
+      const n = run.nextSeqAfter(block, seq);
+      if (n !== Infinity) return n;
+    }
+    return this.mem.nextSeqAfter(block, seq);
+  }
+
   /** floor() for a run of consecutive blocks: one search per source instead of one per block. */
   floorRange(first: number, count: number, seqLimit: number, out: RangeResult): void {
     out.found.fill(0, 0, count);
@@ -153,9 +167,11 @@ export class VersionIndex {
    * memtable is left alone: it holds versions of segments still in primary, which prune never
    * touches. The caller runs it with no persist in flight (Checkpointer.idle). Returns how many went.
    */
-  dropVersions(drop: (block: number, seq: number, segment: number) => boolean): number {
+  dropVersions(drop: (block: number, seq: number, segment: number) => boolean, seqSpans?: ReadonlyArray<readonly [number, number]>): number {
     let dropped = 0;
     this.runs = this.runs.map((run) => {
+      // `seqSpans` (inclusive): the only seqs `drop` can name; a run outside them all is not scanned.
+      if (seqSpans && !seqSpans.some(([a, b]) => a <= run.lastSeq && b >= run.firstSeq)) return run;
       const keep = new Uint8Array(run.count);
       let n = 0;
       for (let i = 0; i < run.count; i++) {

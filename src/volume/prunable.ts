@@ -33,10 +33,7 @@ export function prunableVersions(index: VersionIndex, keptSeqs: readonly number[
   const kept = Float64Array.from(keptSeqs).sort();
   const out: Prunable = { versions: 0, bytes: 0 };
   const visit = (block: number, seq: number, data: boolean, nextBlock: number, nextSeq: number): void => {
-    const next = nextBlock === block ? nextSeq : Infinity;
-    if (next > continuousFromSeq) return; // the continuous span (and live) reads it
-    const at = lowerBound(kept, seq);
-    if (at < kept.length && kept[at] < next) return; // a kept point reads it
+    if (isNeeded(kept, continuousFromSeq, seq, nextBlock === block ? nextSeq : Infinity)) return;
     out.versions++;
     if (data) out.bytes += blockSizeBytes;
   };
@@ -67,6 +64,17 @@ export function prunableVersions(index: VersionIndex, keptSeqs: readonly number[
     visit(blocks[i], seqs[i], hasData[i] === 1, nx >= 0 ? blocks[nx] : -1, nx >= 0 ? seqs[nx] : 0);
   }
   return out;
+}
+
+/**
+ * The one liveness rule: the version at `seq`, whose block's next version is at `next`
+ * (Infinity: none), is read by the continuous span (live included) or by a kept point in
+ * [seq, next). `kept` sorted ascending.
+ */
+export function isNeeded(kept: Float64Array, continuousFromSeq: number, seq: number, next: number): boolean {
+  if (next > continuousFromSeq) return true;
+  const at = lowerBound(kept, seq);
+  return at < kept.length && kept[at] < next;
 }
 
 function lowerBound(a: Float64Array, x: number): number {
@@ -102,8 +110,7 @@ export function segmentLiveness(index: VersionIndex, keptSeqs: readonly number[]
   let pg = 0;
   const settle = (next: number) => {
     if (pb < 0 || !wanted(pg)) return;
-    const at = lowerBound(kept, ps);
-    const needed = next > continuousFromSeq || (at < kept.length && kept[at] < next);
+    const needed = isNeeded(kept, continuousFromSeq, ps, next);
     let s = out.get(pg);
     if (!s) out.set(pg, (s = { versions: 0, deadVersions: 0, neededSeqs: new Set() }));
     s.versions++;

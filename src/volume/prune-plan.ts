@@ -31,6 +31,8 @@ export interface PlanEntry {
   keptSeqs: number[];
   /** Why, in words (dry-run output). */
   why: string;
+  /** A rewrite past --max-rewrite-bytes, left for a later prune. */
+  deferred?: boolean;
 }
 
 /** Records that make block versions; every other record (events, resync windows) always stays: it is small and recovery rebuilds the event list from it. */
@@ -72,7 +74,7 @@ export function planPrune(inputs: readonly PlanInput[], o: { threshold: number; 
   return [...inputs].sort((a, b) => a.id - b.id).map((input) => {
     const e = planSegment(input, o.threshold);
     if (e.action !== 'rewrite') return e;
-    if (e.neededBytes > budget) return { ...e, action: 'keep', why: `${e.why}; past --max-rewrite-bytes, left for a later prune` };
+    if (e.neededBytes > budget) return { ...e, action: 'keep', deferred: true, why: `${e.why}; past --max-rewrite-bytes, left for a later prune` };
     budget -= e.neededBytes;
     return e;
   });

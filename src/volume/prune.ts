@@ -2,12 +2,13 @@ import { ArchiveCatalog, CatalogBody, CatalogSegment, seqRanges } from '../archi
 import { readLink } from '../archive/archive-chain';
 import { buildCompactedObject, parseArchiveObject, partsEqual } from '../archive/archive-object';
 import { ChronoError } from '../errors';
-import { FILE_NAMES, generationFileName, parseGenerationFileName } from '../format/constants';
+import { FILE_NAMES, RecordType, generationFileName, parseGenerationFileName } from '../format/constants';
 import { HEADER_BYTES } from '../format/record';
 import { DEFAULTS } from '../options';
 import { Core } from './core';
 import { PlanEntry, PlanInput, freedBytes, planPrune } from './prune-plan';
-import { segmentLiveness } from './prunable';
+import { SegmentLiveness, segmentLiveness } from './prunable';
+import { PruneBaseline, recordLiveness, segmentsWithNewDead } from './prune-walk';
 
 export interface PruneOptions {
   dryRun?: boolean;
@@ -33,6 +34,10 @@ export interface PruneReport {
   garbageRemoved: string[];
   /** Archived segments looked at (left primary, archived, not deleted before). */
   candidates: number;
+  /** Ids of the segments whose objects this prune read whole (to judge or rewrite them). */
+  objectsRead: number[];
+  /** Whether it walked only what changed since the catalog's last walk (else the whole index). */
+  incremental: boolean;
 }
 
 /**
@@ -58,12 +63,33 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
   const through = core.archiver.archivedThrough;
   const candidate = (id: number) => id >= 1 && id <= through && !inPrimary.has(id) && !catalog.isDeleted(id);
+  const c = retention.continuousFromSeq;
+  // Every id up to here is a candidate now (or deleted): the next prune's walk starts past it.
+  const eligibleThrough = Math.min(through, ...[...inPrimary].map((id) => id - 1));
+  const base = catalog.body.walked;
+  const incremental = !!base && c > 0 && threshold >= base.rewriteThreshold;
   o.progress?.('index', 0, 1);
-  // Nothing before the continuous span's start was thinned: no forget, no prune.
-  const live = retention.continuousFromSeq > 0 ? segmentLiveness(core.index, keptSeqs, retention.continuousFromSeq, candidate) : new Map();
+  const objects = new Map<number, Buffer>();
+  let live: Map<number, SegmentLiveness>;
+  if (c <= 0) live = new Map(); // nothing before the continuous span's start was thinned: no forget, no prune
+  else if (!incremental) live = segmentLiveness(core.index, keptSeqs, c, candidate);
+  else {
+    // Only segments where a version died since the last walk, and those that left primary since:
+    // each one's object is read and its versions judged by index lookups (docs/DESIGN.md rule 22).
+    const ids = segmentsWithNewDead(core.index, base, keptSeqs, c, candidate);
+    for (let id = base.eligibleThrough + 1; id <= through; id++) if (candidate(id)) ids.add(id);
+    live = new Map();
+    for (const id of [...ids].sort((a, b) => a - b)) {
+      const obj = await store.get(catalog.keyOf(id));
+      const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
+      objects.set(id, obj);
+      const writes = parsed.scan.records.filter((r) => r.header.type === RecordType.WRITE).map((r) => r.header);
+      const l = recordLiveness(core.index, writes, keptSeqs, c);
+      if (l.versions > 0) live.set(id, l); // as the full walk: a segment with no data version is no candidate
+    }
+  }
   o.progress?.('index', 1, 1);
   const inputs: PlanInput[] = [];
-  const objects = new Map<number, Buffer>();
   // A segment with every version needed may still be worth compacting when its object is linked
   // (its copy-forward records); the size estimate below decides without reading it.
   const candidates = [...live.entries()].sort((a, b) => a[0] - b[0]);
@@ -71,13 +97,16 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   for (const [id, l] of candidates) {
     // An estimate of the dead share from the index and the object's size (the needed versions'
     // blocks): an object plainly under the threshold is not read at all.
-    const sizeBytes = (await store.size(catalog.keyOf(id))) ?? 0;
-    const neededEstimate = (l.versions - l.deadVersions) * sb.blockSizeBytes;
-    if (l.neededSeqs.size > 0 && 1 - neededEstimate / Math.max(1, sizeBytes) < threshold / 2) {
-      o.progress?.('read', ++done, candidates.length);
-      continue;
+    let obj = objects.get(id);
+    if (!obj) {
+      const sizeBytes = (await store.size(catalog.keyOf(id))) ?? 0;
+      const neededEstimate = (l.versions - l.deadVersions) * sb.blockSizeBytes;
+      if (l.neededSeqs.size > 0 && 1 - neededEstimate / Math.max(1, sizeBytes) < threshold / 2) {
+        o.progress?.('read', ++done, candidates.length);
+        continue;
+      }
+      obj = await store.get(catalog.keyOf(id));
     }
-    const obj = await store.get(catalog.keyOf(id));
     const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
     objects.set(id, obj);
     inputs.push({
@@ -94,7 +123,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
     plan: plan.map(({ id, action, objectBytes, neededBytes, deadBytes, why }) => ({ id, action, objectBytes, neededBytes, deadBytes, why })),
     deleted: act.filter((e) => e.action === 'delete').map((e) => e.id),
     rewritten: act.filter((e) => e.action === 'rewrite').map((e) => e.id),
-    freedBytes: freedBytes(plan), versionsDropped, garbageRemoved: [], candidates: live.size,
+    freedBytes: freedBytes(plan), versionsDropped, garbageRemoved: [], candidates: live.size, objectsRead: [...objects.keys()].sort((a, b) => a - b), incremental,
   };
   if (o.dryRun) return report;
   if (!act.length) {
@@ -124,15 +153,20 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   }
   // (c) The catalog, with the retention state that justified it, put and read back.
   const replaced = new Set(entries.map((e) => e.id));
+  // A rewrite left for a later prune keeps the last walk: the next one walks those spans again.
+  const deferred = plan.some((e) => e.deferred);
+  const walked: PruneBaseline | undefined = deferred ? catalog.body.walked : { keptSeqs, continuousFromSeq: c, eligibleThrough, rewriteThreshold: threshold };
   const body: CatalogBody = {
     generation,
     segments: [...catalog.body.segments.filter((s) => !replaced.has(s.id)), ...entries].sort((a, b) => a.id - b.id),
     retention: { ...retention, keptSeqs },
+    ...(walked ? { walked } : {}),
   };
   const oldKeys = act.map((e) => catalog.keyOf(e.id));
   await catalog.save(store, sb.volumeId, body);
-  // (d) The index drops what the catalog no longer holds, persisted with the manifest.
-  report.versionsDropped += await dropCataloguedVersions(core);
+  // (d) The index drops what the catalog no longer holds, persisted with the manifest: only
+  // runs holding these segments' seqs are scanned when the index was filtered for the last catalog.
+  report.versionsDropped += await dropCataloguedVersions(core, entries.map((e) => [e.firstSeq, e.nextSeq - 1]));
   // (e) Only now the old objects go (and anything an earlier cut-short prune left).
   for (const key of oldKeys) await store.delete(key);
   report.garbageRemoved = await removeGarbage(core);
@@ -147,16 +181,29 @@ async function spanOf(core: Core, segment: number, catalog: ArchiveCatalog): Pro
   return { firstSeq: link.firstSeq, nextSeq: link.firstSeq + link.records };
 }
 
+/** The catalog generation each index was last filtered for (a scan of every version, skipped when current). */
+const filteredFor = new WeakMap<object, number>();
+
+/** Notes that `index` holds nothing the catalog of `generation` dropped (open filters it). */
+export function noteIndexFiltered(index: object, generation: number): void {
+  filteredFor.set(index, generation);
+}
+
 /**
  * Drops from the index every version whose record the catalog says is gone (a deleted segment,
  * or a seq a compacted one does not hold), then persists the index through the checkpointer (no
  * persist in flight meanwhile). Returns how many went; nothing is persisted when none did.
  */
-export async function dropCataloguedVersions(core: Core): Promise<number> {
+export async function dropCataloguedVersions(core: Core, newSpans?: Array<[number, number]>): Promise<number> {
   const catalog = core.catalog;
   if (!catalog.present) return 0;
   await core.checkpointer.idle();
-  const dropped = core.index.dropVersions(catalog.prunedTest());
+  const at = filteredFor.get(core.index);
+  if (at === catalog.generation) return 0;
+  // Filtered for the catalog before this one: only the spans this one added can hold versions to drop.
+  const spans = newSpans && at === catalog.generation - 1 ? newSpans : undefined;
+  const dropped = core.index.dropVersions(catalog.prunedTest(), spans);
+  filteredFor.set(core.index, catalog.generation);
   if (dropped > 0) {
     core.checkpointer.request();
     await core.checkpointer.idle();

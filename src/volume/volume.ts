@@ -15,7 +15,7 @@ import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
 import { prunableVersions } from './prunable';
-import { PruneOptions, PruneReport, pruneVolume } from './prune';
+import { PruneOptions, PruneReport, noteIndexFiltered, pruneVolume } from './prune';
 
 export type { PruneOptions, PruneReport } from './prune';
 import { RetentionState } from './retention-state';
@@ -186,6 +186,7 @@ export class Volume {
       // A prune cut between its catalog and its index step: the index still names records the
       // archive dropped. Dropped here in memory (persisted by the next checkpoint).
       if (catalog.present) core.index.dropVersions(catalog.prunedTest());
+      noteIndexFiltered(core.index, catalog.generation);
       await core.archiver.load();
       if (o.readOnly) return new Volume(core, report, true);
       const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;

@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseArchiveObject } from '../src/archive/archive-object';
+import { ZERO_SEGMENT } from '../src/format/constants';
+import { HEADER_BYTES } from '../src/format/record';
+import { forget } from '../src/retention/forget';
+import { planSegment } from '../src/volume/prune-plan';
+import { recordLiveness, segmentsWithNewDead } from '../src/volume/prune-walk';
+import { SegmentLiveness, segmentLiveness } from '../src/volume/prunable';
+import { sealNow } from '../src/volume/turnover';
+import { whiteBox } from '../src/volume/white-box';
+import { hotWrites } from './helpers/prune';
+import { Rng } from './helpers/rng';
+import { seedsFor } from './helpers/seeds';
+import { SMALL, freshVolume } from './helpers/volumes';
+import { VolumeModel } from './helpers/volume-model';
+
+const BS = 4096;
+
+/**
+ * The incremental walk against the full one (segmentLiveness, the model) on random histories and
+ * random pairs of retention states (the last prune's, then a later one: kept points forgotten,
+ * new ones kept, the span's start moved on): every segment where the full walk finds a version
+ * that died between the two is a candidate, every candidate has one, and each candidate's
+ * liveness from its own versions and index lookups equals the full walk's.
+ */
+test('prune walk: only segments with newly dead versions, and their liveness as the full walk has it (seeded)', async () => {
+  for (const { seed, source } of seedsFor([2215, 2216])) {
+    console.log(`seed ${seed} (${source}); replay with CHRONOVOL_SEED=${seed}`);
+    const rng = new Rng(seed);
+    const { vol } = await freshVolume(SMALL);
+    try {
+      const events = await hotWrites(vol, new VolumeModel(SMALL.sizeBytes), rng, 300, 4);
+      const index = whiteBox(vol).index;
+      assert.ok(index.runCount > 1 && index.memtableCount > 0, `runs ${index.runCount}, memtable ${index.memtableCount}`);
+      // Every data version, grouped by segment (records of one block each: the walk takes any split).
+      const bySegment = new Map<number, Array<{ seq: number; firstBlock: number; blockCount: number }>>();
+      index.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (block, seq, segment) => {
+        if (segment === ZERO_SEGMENT) return;
+        let a = bySegment.get(segment);
+        if (!a) bySegment.set(segment, (a = []));
+        a.push({ seq, firstBlock: block, blockCount: 1 });
+      });
+      const seqs = events.map((e) => e.seq);
+      const pick = (from: number[], p: number) => from.filter(() => rng.bool(p));
+      let withNew = 0;
+      let skipped = 0;
+      for (let trial = 0; trial < 60; trial++) {
+        const c0 = trial % 10 === 0 ? 0 : seqs[rng.int(seqs.length)];
+        const c1 = Math.max(c0, rng.bool(0.2) ? c0 : trial % 7 === 0 ? vol.lastSeq : seqs[rng.int(seqs.length)]);
+        const kept0 = [...pick(seqs.filter((s) => s < c0), 0.4), ...seqs.filter((s) => s >= c0), ...(rng.bool() ? [1 + rng.int(vol.lastSeq)] : [])];
+        // Later: some of those forgotten (never one at or past the new start), some in the old span kept.
+        const kept1 = [...kept0.filter((s) => s >= c1 || rng.bool(0.6)), ...pick(seqs.filter((s) => s >= c0 && s < c1), 0.3)];
+        const ctx = `seed ${seed} trial ${trial}: kept ${kept0} from ${c0} -> kept ${kept1} from ${c1}`;
+        const full0 = c0 > 0 ? segmentLiveness(index, kept0, c0, () => true) : new Map<number, SegmentLiveness>();
+        const full1 = segmentLiveness(index, kept1, c1, () => true);
+        const cand = segmentsWithNewDead(index, { keptSeqs: kept0, continuousFromSeq: c0, eligibleThrough: 0, rewriteThreshold: 0.5 }, kept1, c1, (id) => id !== ZERO_SEGMENT);
+        for (const [id, l] of full1) {
+          if (id === ZERO_SEGMENT) continue;
+          const before = full0.get(id)?.deadVersions ?? 0;
+          assert.ok(l.deadVersions >= before, `${ctx}: segment ${id} lost dead versions`);
+          assert.equal(cand.has(id), l.deadVersions > before, `${ctx}: segment ${id}: ${before} -> ${l.deadVersions} dead, candidate ${cand.has(id)}`);
+          if (!cand.has(id)) skipped++;
+        }
+        for (const id of cand) {
+          withNew++;
+          assert.deepEqual(recordLiveness(index, bySegment.get(id)!, kept1, c1), full1.get(id), `${ctx}: segment ${id}'s liveness from its records`);
+        }
+      }
+      // The trials exercised both sides: candidates found, and segments left unvisited.
+      assert.ok(withNew > 20 && skipped > 20, `seed ${seed}: ${withNew} candidates, ${skipped} segments skipped`);
+    } finally {
+      await vol.close();
+    }
+  }
+});
+
+/**
+ * End to end: a first prune walks the whole index, a second (after more writes and a forget) only
+ * what changed; afterwards the full walk over every archived segment finds nothing left to delete
+ * or rewrite, and the catalog records the walk.
+ */
+test('prune walk: a second prune walks only what changed and leaves nothing the full walk would act on', async () => {
+  const rng = new Rng(2217);
+  const { vol } = await freshVolume(SMALL);
+  const model = new VolumeModel(SMALL.sizeBytes);
+  try {
+    const core = whiteBox(vol);
+    const settle = async () => {
+      const current = core.segments.current.id;
+      await sealNow(core);
+      assert.equal(await core.archiver.settled(current), undefined);
+    };
+    // Cold data in the upper half, never written again: its segments stay needed, and the
+    // second prune has no reason to read them.
+    for (let off = SMALL.sizeBytes / 2; off < SMALL.sizeBytes; off += 2 * BS) {
+      const data = rng.bytes(2 * BS);
+      await vol.write(off, data);
+      model.write(off, data);
+    }
+    await vol.sync({ label: 'cold' });
+    const cold = new Set<number>();
+    for (let b = SMALL.sizeBytes / 2 / BS; b < SMALL.sizeBytes / BS; b++) cold.add(core.index.floor(b, vol.lastSeq)!.segment);
+    await hotWrites(vol, model, rng, 300, 10);
+    forget(vol, { keepLast: 4 });
+    await settle();
+    const first = await vol.prune();
+    assert.ok(first.deleted.length + first.rewritten.length > 0, JSON.stringify(first.plan));
+    assert.ok(core.catalog.body.walked, 'the catalog records the walk');
+    await hotWrites(vol, model, rng, 300, 10);
+    forget(vol, { keepLast: 2 });
+    await settle();
+    const second = await vol.prune();
+    assert.ok(second.deleted.length + second.rewritten.length > 0, JSON.stringify(second.plan));
+    const retention = vol.retention;
+    const keptSeqs = [...vol.events.map((e) => e.seq), ...retention.pins.map((p) => p.seq)];
+    const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
+    const all = segmentLiveness(core.index, keptSeqs, retention.continuousFromSeq, (id) => id <= core.archiver.archivedThrough && !inPrimary.has(id) && !core.catalog.isDeleted(id));
+    assert.ok([...cold].every((id) => all.has(id)), `the cold segments ${[...cold]} are archived and hold needed versions`);
+    assert.ok(!first.incremental && second.incremental, 'the first prune walks everything, the second what changed');
+    assert.ok(second.objectsRead.every((id) => !cold.has(id)), `the second prune read none of the cold segments ${[...cold]}: ${second.objectsRead}`);
+    for (const [id, l] of all) {
+      const obj = await core.store.get(core.catalog.keyOf(id));
+      const parsed = parseArchiveObject(obj, BS, id, core.sb.volumeId);
+      const e = planSegment({ id, objectBytes: obj.length, neededSeqs: l.neededSeqs, records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })) }, 0.5);
+      assert.equal(e.action, 'keep', `segment ${id}: ${e.why}`);
+    }
+    for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
+    const v = await vol.verify();
+    assert.ok(v.ok, JSON.stringify(v.problems.slice(0, 3)));
+  } finally {
+    await vol.close();
+  }
+});
+
+/**
+ * A prune that leaves rewrites for later (--max-rewrite-bytes) records the walk before it, so the
+ * next prune, incremental, still finds them; afterwards nothing is left that the full walk would
+ * rewrite or delete.
+ */
+test('prune walk: rewrites left past --max-rewrite-bytes are found by the next, incremental, prune', async () => {
+  const rng = new Rng(2218);
+  const { vol } = await freshVolume(SMALL);
+  const model = new VolumeModel(SMALL.sizeBytes);
+  try {
+    const core = whiteBox(vol);
+    const settle = async () => {
+      const current = core.segments.current.id;
+      await sealNow(core);
+      assert.equal(await core.archiver.settled(current), undefined);
+    };
+    await hotWrites(vol, model, rng, 300, 10);
+    forget(vol, { keepLast: 4 });
+    await settle();
+    const first = await vol.prune({ rewriteThreshold: 0.05 });
+    const walked = core.catalog.body.walked;
+    assert.ok(walked && !first.incremental);
+    await hotWrites(vol, model, rng, 200, 10);
+    forget(vol, { keepLast: 2 });
+    await settle();
+    const capped = await vol.prune({ maxRewriteBytes: 1, rewriteThreshold: 0.05 });
+    assert.ok(capped.incremental, 'the capped prune walks incrementally');
+    assert.ok(capped.plan.some((e) => e.why.includes('--max-rewrite-bytes')), `some rewrite was left for later: ${JSON.stringify(capped.plan.map((e) => e.why))}`);
+    assert.deepEqual(core.catalog.body.walked, walked, 'the capped prune kept the walk before it');
+    const rest = await vol.prune({ rewriteThreshold: 0.05 });
+    assert.ok(rest.incremental && rest.rewritten.length > 0, `the next prune did the rewrites left: ${JSON.stringify(rest.plan.map((e) => [e.id, e.action]))}`);
+    const retention = vol.retention;
+    const keptSeqs = [...vol.events.map((e) => e.seq), ...retention.pins.map((p) => p.seq)];
+    const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
+    const all = segmentLiveness(core.index, keptSeqs, retention.continuousFromSeq, (id) => id <= core.archiver.archivedThrough && !inPrimary.has(id) && !core.catalog.isDeleted(id));
+    for (const [id, l] of all) {
+      const obj = await core.store.get(core.catalog.keyOf(id));
+      const parsed = parseArchiveObject(obj, BS, id, core.sb.volumeId);
+      const e = planSegment({ id, objectBytes: obj.length, neededSeqs: l.neededSeqs, records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })) }, 0.05);
+      assert.ok(e.action !== 'delete' && (e.action !== 'rewrite' || e.deadBytes === 0), `segment ${id}: ${e.action}, ${e.why}`);
+    }
+    for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
+  } finally {
+    await vol.close();
+  }
+});
