@@ -98,6 +98,8 @@ export const DEFAULTS = {
   archiveRetryWhileWaitingMs: 1_000,
   /** Archive reads kept in flight by scans (recovery's copy into the working set, sequential reads, recover's object fetches). */
   archiveReadsInFlight: 8,
+  /** How long a clone's delete waits for the kernel's RELEASE of handles just closed (FUSE sends it after close(2) returns). */
+  cloneReleaseWaitMs: 2000,
   /**
    * --archive-cache: bytes of fetched archive chunks and offset tables kept on disk under the
    * volume directory (archive-cache/), LRU by size, across restarts; 0 turns it off.

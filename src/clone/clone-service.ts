@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChronoError, ioError } from '../errors';
+import { DEFAULTS } from '../options';
 import { FILE_NAMES } from '../format/constants';
 import { pinAt, unpinAt } from '../retention/pins';
 import { Point } from '../volume/events';
@@ -209,6 +210,9 @@ export class CloneService {
   /** Discards clone `name` and every byte written into it. */
   async delete(name: string): Promise<void> {
     if (!this.exists(name)) throw new ChronoError('UNKNOWN_CLONE', `no clone named '${name}'`, { name });
+    // The kernel sends a file's RELEASE after close(2) has returned, asynchronously: a delete
+    // right after the last reader exited (bisect's probes) waits for it, briefly.
+    for (const until = Date.now() + DEFAULTS.cloneReleaseWaitMs; (this.held.get(name) ?? 0) > 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
     const handles = this.held.get(name) ?? 0;
     if (handles) throw new ChronoError('CLONE_IN_USE', `clone '${name}' is open through the mounted tree (${handles} handle${handles > 1 ? 's' : ''}: a loop device or mount?); close it first`, { name, handles });
     const { seq } = this.base(name);
