@@ -115,9 +115,13 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
         throw new ChronoError('CORRUPT_LOG', `archived segment ${id}: record ${i} has seq ${r.header.seq}, expected ${expected}`, { segment: id, archive: true });
       }
     });
-    scan.records.forEach((r, i) => log.apply(id, table.primary[i], r.header, r.payload));
+    scan.records.forEach((r, i) => {
+      if (r.header.seq > log.nextSeq) noteDropped(index, log, r.header.seq - 1, Math.min(sb.createdMs, r.header.timeMs));
+      log.apply(id, table.primary[i], r.header, r.payload);
+    });
     o.progress?.('index', step + 1, ids.length);
   }
+  if (chain.nextSeq > log.nextSeq) noteDropped(index, log, chain.nextSeq - 1, sb.createdMs);
   let missing: RecoverReport['missing'];
   if (chain.break) {
     const movedTo = `${store.description}/${FILE_NAMES.archiveUnrecoveredPrefix}`;
@@ -157,6 +161,16 @@ async function moveAside(store: BackingStore, ids: number[], catalog: ArchiveCat
     await store.put(FILE_NAMES.archiveUnrecoveredPrefix + key, await store.get(key));
     await store.delete(key);
   }
+}
+
+/**
+ * Seqs log.nextSeq … `throughSeq` have no record left (prune dropped them), so no time: they are
+ * noted as written at the time of the record before them (DESIGN rule 22), so a time that may fall
+ * among them resolves to a dropped seq, which lies in a thinned span and is refused, never to the
+ * kept point before them. `firstMs` is for a gap before any record.
+ */
+function noteDropped(index: VersionIndex, log: VolumeLog, throughSeq: number, firstMs: number): void {
+  index.noteTime(log.lastTimeMs > 0 ? log.lastTimeMs : firstMs, throughSeq);
 }
 
 function expandRanges(r: ReadonlyArray<readonly [number, number]>): number[] {
