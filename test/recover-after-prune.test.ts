@@ -62,3 +62,18 @@ test('recover after prune: a time inside a thinned span stays POINT_FORGOTTEN, n
     await vol.close();
   }
 });
+
+test('sync never issues an event id a forget recorded: the event it returns is the one it recorded, and it is listed', async () => {
+  const { vol } = await freshVolume();
+  try {
+    vol.retention.forget([1, 2], 0); // a retention state ahead of the log (as a recovery once left)
+    await vol.write(0, blk(0, 1));
+    const e = await vol.sync({ label: 'after' });
+    assert.ok(e, 'sync returns an event'); // before the fix: undefined (id 1 was dropped as forgotten)
+    assert.equal(e.id, 3);
+    assert.deepEqual(vol.events.map((x) => [x.id, x.label]), [[3, 'after']]);
+    assert.equal(vol.resolvePoint('after').seqLimit, e.seq);
+  } finally {
+    await vol.close();
+  }
+});
