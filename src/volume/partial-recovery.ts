@@ -15,6 +15,44 @@ export interface PartialRestart {
 }
 
 /**
+ * Where a partial recovery may end: the state at its last seq must be one the volume had. Prune
+ * thinned what no kept point read, so a prefix ending inside a thinned span would serve, as live,
+ * a mix no point ever held (the versions kept for a later point, without the dropped ones before
+ * them). A segment's end is whole when no seq up to it was dropped, when the continuous span has
+ * begun there, or when a kept point lies between the last dropped seq and it (that point is whole
+ * and every record after it is present). The usable prefix is cut back to the last whole end; the
+ * segments cut off join the break's unusable ones (moved aside with them). DESIGN rule 23.
+ */
+export function endAtWholeState(chain: ArchiveChain & { break: ChainBreak }, catalog: ArchiveCatalog): void {
+  const r = catalog.body.retention;
+  const kept = [...new Set([...r.keptSeqs, ...(r.pins as Pin[]).map((p) => p.seq)])].sort((a, b) => a - b);
+  let lastDropped = 0;
+  let keep = 0; // usable links up to the last whole end
+  for (const [i, link] of chain.usable.entries()) {
+    const end = link.firstSeq + link.records - 1;
+    if (link.pruned === 'deleted' && link.records > 0) lastDropped = end;
+    if (link.pruned === 'compacted') {
+      const held = catalog.entry(link.segment)!.keptSeqs;
+      for (let s = end; s >= link.firstSeq; s--) {
+        if (!held.some(([a, b]) => s >= a && s <= b)) {
+          lastDropped = s;
+          break;
+        }
+      }
+    }
+    const whole = lastDropped === 0 || (r.continuousFromSeq > 0 && r.continuousFromSeq <= end) || kept.some((k) => k > lastDropped && k <= end);
+    if (whole) keep = i + 1;
+  }
+  if (keep === chain.usable.length) return;
+  const cut = chain.usable.splice(keep);
+  const b = chain.break;
+  b.unusableSegments = [...cut.filter((l) => l.pruned !== 'deleted').map((l) => l.segment), ...b.unusableSegments];
+  b.fromSeq = cut[0].firstSeq;
+  b.wholeCut = cut[0].segment;
+  chain.nextSeq = cut[0].firstSeq;
+}
+
+/**
  * Makes the archive describe only the recovered history before the recovered volume writes
  * (docs/DESIGN.md, rule 23). The objects past the break go to `unrecovered/` (also those the
  * listing missed, probed by key); the catalog keeps the entries of the usable segments only, and

@@ -7,7 +7,7 @@ import { DEFAULTS } from '../options';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
-import { ChainBreak, describeBreak, traceArchiveChain } from '../archive/archive-chain';
+import { ArchiveChain, ChainBreak, describeBreak, traceArchiveChain } from '../archive/archive-chain';
 import { parseArchiveObject } from '../archive/archive-object';
 import { ArchiveCatalog } from '../archive/archive-catalog';
 import { BackingStore } from '../archive/backing-store';
@@ -18,7 +18,7 @@ import { Volume } from './volume';
 import { VolumeDir } from './volume-dir';
 import { VolumeLog } from './volume-log';
 import { whiteBox } from './white-box';
-import { PartialRestart, restartAfterBreak } from './partial-recovery';
+import { PartialRestart, endAtWholeState, restartAfterBreak } from './partial-recovery';
 import { writeRetentionFromCatalog } from './retention-state';
 
 export interface RecoverReport {
@@ -68,6 +68,8 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   const sb = decodeSuperblock(sbBytes, { archive: store.description });
   const catalog = await ArchiveCatalog.load(store, sb.volumeId);
   const chain = await traceArchiveChain(store, sb, catalog);
+  // A prefix ending inside a thinned span would serve a state that never was: it ends at a whole one.
+  if (chain.break && catalog.present) endAtWholeState(chain as ArchiveChain & { break: ChainBreak }, catalog);
   if (chain.break) {
     const b = chain.break;
     const description = describeBreak(b);
