@@ -32,6 +32,8 @@ export interface ChainBreak {
   missingSegments: number[];
   /** Segments present after the break: intact, maybe, but unusable without what precedes them. */
   unusableSegments: number[];
+  /** Set by a partial recovery that ended before the break, at the last whole state a prune left: the first segment it left out. */
+  wholeCut?: number;
 }
 
 export interface ArchiveChain {
@@ -154,7 +156,8 @@ export function describeBreak(b: ChainBreak): string {
     b.missingSegments.length ? `missing segments: ${ranges(b.missingSegments)}` : '',
     b.unusableSegments.length ? `present but unusable without it: ${ranges(b.unusableSegments)}` : '',
   ].filter(Boolean).join('; ');
-  return `${why}: history ${seqs} cannot be recovered${more ? ` (${more})` : ''}`;
+  const cut = b.wholeCut === undefined ? '' : `; prune thinned the history before it, so the recovery ends at the last whole state, before segment ${b.wholeCut}`;
+  return `${why}: history ${seqs} cannot be recovered${more ? ` (${more})` : ''}${cut}`;
 }
 
 function ranges(ids: number[]): string {

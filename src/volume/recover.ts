@@ -7,7 +7,7 @@ import { DEFAULTS } from '../options';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
 import { NodeFileSystem } from '../storage/node-file-system';
-import { ChainBreak, describeBreak, traceArchiveChain } from '../archive/archive-chain';
+import { ArchiveChain, ChainBreak, describeBreak, traceArchiveChain } from '../archive/archive-chain';
 import { parseArchiveObject } from '../archive/archive-object';
 import { ArchiveCatalog } from '../archive/archive-catalog';
 import { BackingStore } from '../archive/backing-store';
@@ -18,6 +18,7 @@ import { Volume } from './volume';
 import { VolumeDir } from './volume-dir';
 import { VolumeLog } from './volume-log';
 import { whiteBox } from './white-box';
+import { PartialRestart, endAtWholeState, restartAfterBreak } from './partial-recovery';
 import { writeRetentionFromCatalog } from './retention-state';
 
 export interface RecoverReport {
@@ -27,7 +28,7 @@ export interface RecoverReport {
   lastSeq: number;
   materializedBlocks: number;
   /** Set when the archive was not complete and the user accepted a partial recovery: what is missing. */
-  missing?: ChainBreak & { description: string; movedTo: string };
+  missing?: ChainBreak & { description: string; movedTo: string; droppedPins: number };
   /** False for an archive written before its head existed: a missing newest object could not be detected. */
   headPresent: boolean;
   /** Objects lying in `unrecovered/` (this or an earlier partial recovery): history this archive no longer recovers. */
@@ -41,7 +42,9 @@ export interface RecoverOptions {
   /**
    * Recover the provably complete part of an incomplete archive (every segment from the first up
    * to the first one missing) instead of refusing. The objects after the break are moved to
-   * `unrecovered/` in the archive, so the recovered volume's new segments cannot collide with them.
+   * `unrecovered/` in the archive, and the catalog and retention state are trimmed to the
+   * recovered history; the recovered volume's new segments take ids past every one the archive
+   * may hold an object of (partial-recovery.ts).
    */
   acceptPartial?: boolean;
 }
@@ -65,6 +68,8 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   const sb = decodeSuperblock(sbBytes, { archive: store.description });
   const catalog = await ArchiveCatalog.load(store, sb.volumeId);
   const chain = await traceArchiveChain(store, sb, catalog);
+  // A prefix ending inside a thinned span would serve a state that never was: it ends at a whole one.
+  if (chain.break && catalog.present) endAtWholeState(chain as ArchiveChain & { break: ChainBreak }, catalog);
   if (chain.break) {
     const b = chain.break;
     const description = describeBreak(b);
@@ -115,23 +120,34 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
         throw new ChronoError('CORRUPT_LOG', `archived segment ${id}: record ${i} has seq ${r.header.seq}, expected ${expected}`, { segment: id, archive: true });
       }
     });
-    scan.records.forEach((r, i) => log.apply(id, table.primary[i], r.header, r.payload));
+    scan.records.forEach((r, i) => {
+      if (r.header.seq > log.nextSeq) noteDropped(index, log, r.header.seq - 1, Math.min(sb.createdMs, r.header.timeMs));
+      log.apply(id, table.primary[i], r.header, r.payload);
+    });
     o.progress?.('index', step + 1, ids.length);
   }
+  if (chain.nextSeq > log.nextSeq) noteDropped(index, log, chain.nextSeq - 1, sb.createdMs);
   let missing: RecoverReport['missing'];
+  const lastId = ids[ids.length - 1] ?? 0;
+  let restart: PartialRestart | undefined;
   if (chain.break) {
     const movedTo = `${store.description}/${FILE_NAMES.archiveUnrecoveredPrefix}`;
-    missing = { ...chain.break, description: describeBreak(chain.break), movedTo };
-    await moveAside(store, chain.break.unusableSegments, catalog);
+    // Before the head: a rerun cut after it finds the break covered by the new catalog (a full recovery of the same prefix).
+    restart = await restartAfterBreak(store, sb.volumeId, catalog, { ...chain, break: chain.break }, lastId);
+    missing = { ...chain.break, description: describeBreak(chain.break), movedTo, droppedPins: restart.droppedPins };
   }
   // From here on the archive head names what was recovered: the recovered volume archives on after it.
-  const lastId = ids[ids.length - 1] ?? 0;
-  if (lastId > 0) await store.put(FILE_NAMES.archiveHead, encodeArchiveHead({ volumeId: sb.volumeId, lastSegment: lastId, nextSeq: chain.nextSeq }));
-  const next = lastId + 1;
+  const next = restart?.nextSegment ?? lastId + 1;
+  if (lastId > 0) await store.put(FILE_NAMES.archiveHead, encodeArchiveHead({ volumeId: sb.volumeId, lastSegment: next - 1, nextSeq: chain.nextSeq }));
+  // Event ids are issued past every id a forget recorded and (partial) every one the lost history
+  // may have issued (ids never exceed seqs): a new event never takes an id that named another.
+  const forgottenThrough = catalog.body.retention.forgotten.reduce((m, [, b]) => Math.max(m, b), 0);
+  const nextEventId = Math.max(log.nextEventId, forgottenThrough + 1, (restart?.seqsIssuedThrough ?? 0) + 1);
   // The log goes on after the last segment's span, also when prune dropped its last records.
-  await index.checkpoint({ covered: { segment: next, offset: 0 }, ...log.position(), nextSeq: Math.max(log.nextSeq, chain.nextSeq) });
+  await index.checkpoint({ covered: { segment: next, offset: 0 }, ...log.position(), nextEventId, nextSeq: Math.max(log.nextSeq, chain.nextSeq) });
   // What prune dropped was justified by the catalog's retention state: the recovered volume keeps
-  // it, or a point in a thinned span would read an older version than it had (wrong data).
+  // it (as a partial recovery trimmed it to the recovered history), or a point in a thinned span
+  // would read an older version than it had (wrong data).
   if (catalog.present) writeRetentionFromCatalog(fs, dir, catalog);
   vd.writeConfig(settings);
   writeFileDurable(fs, vd.superblockPath, sbBytes);
@@ -147,16 +163,13 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
 }
 
 /**
- * Moves archived objects the recovery could not use out of `segments/`, so the recovered volume
- * can archive its own segments under those ids. Copied first, deleted after: never lost.
+ * Seqs log.nextSeq … `throughSeq` have no record left (prune dropped them), so no time: they are
+ * noted as written at the time of the record before them (DESIGN rule 23), so a time that may fall
+ * among them resolves to a dropped seq, which lies in a thinned span and is refused, never to the
+ * kept point before them. `firstMs` is for a gap before any record.
  */
-async function moveAside(store: BackingStore, ids: number[], catalog: ArchiveCatalog): Promise<void> {
-  for (const id of ids) {
-    if (catalog.isDeleted(id)) continue;
-    const key = catalog.keyOf(id);
-    await store.put(FILE_NAMES.archiveUnrecoveredPrefix + key, await store.get(key));
-    await store.delete(key);
-  }
+function noteDropped(index: VersionIndex, log: VolumeLog, throughSeq: number, firstMs: number): void {
+  index.noteTime(log.lastTimeMs > 0 ? log.lastTimeMs : firstMs, throughSeq);
 }
 
 function expandRanges(r: ReadonlyArray<readonly [number, number]>): number[] {

@@ -85,15 +85,20 @@ export class VolumeLog {
 
   /** The payload of the next EVENT record: its size is what the caller makes room for. */
   eventPayload(kind: EventKindName, label: string): Buffer {
+    // An id a forget recorded keeps naming that forgotten event: never issued again (a retention
+    // state ahead of the log, as a recovery once left, would otherwise hide the new event).
+    while (this.events.retention.isForgotten(this.eventId)) this.eventId++;
     return encodeEventPayload({ eventId: this.eventId, kind, label });
   }
 
-  /** The EVENT record for a payload from eventPayload(); returns the event it records. */
+  /** The EVENT record for a payload from eventPayload(); returns the event it records, never another. */
   appendEvent(payload: Buffer): SyncEvent {
     const h: RecordHeader = { type: RecordType.EVENT, blockCount: 0, seq: this.seq, timeMs: this.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 };
     const current = this.segments!.current;
     this.apply(current.id, current.append(h, (buf, pos) => payload.copy(buf, pos)), h, payload);
-    return this.events.all[this.events.all.length - 1];
+    const e = this.events.all[this.events.all.length - 1];
+    if (e?.seq !== h.seq) throw new Error(`internal: the event recorded at seq ${h.seq} is not in the event list`); // eventPayload rules it out
+    return e;
   }
 
   /** A RESYNC_BEGIN or RESYNC_END record (encodeResyncPayload); resync windows follow from it. */
