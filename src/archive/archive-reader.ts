@@ -9,6 +9,7 @@ import { OBJECT_TAIL_BYTES, decodeObjectEnd, readObjectEnd } from './object-end'
 import { ArchiveDiskCache } from './archive-disk-cache';
 import { ArchiveCatalog } from './archive-catalog';
 import { ExpectedRecord, readChecked } from './record-check';
+import { ArchiveTableFiles } from './archive-table-file';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -23,7 +24,10 @@ const TAIL_BYTES = 64 * 1024;
  * were in the primary log, and each object's offset table translates them. Tables and recently
  * fetched chunks are cached (chunks hold verified-on-use data: every block is still checked
  * against its CRC by the block reader). With a disk cache (--archive-cache), tables and chunks are
- * also kept on disk, across restarts: a cached one costs no round trip.
+ * also kept on disk, across restarts: a cached one costs no round trip. With local tables (the
+ * volume's own, written at archiving: archive-table-file.ts), a cold read of a built object is
+ * one ranged read, header and data: a read through a local table is always checked against the
+ * record it lands in, and a table that fails that is dropped and fetched from the object.
  */
 export class ArchiveReader {
   /** By `<id>:<generation>`: a compacted rewrite is another object, with another table. */
@@ -31,8 +35,10 @@ export class ArchiveReader {
   private readonly chunks = new LRUCache<string, Promise<Buffer>>({ max: CHUNKS_CACHED });
   /** Per segment, where the last read ended (archive offset): a read starting there is a scan. */
   private readonly lastEnd = new LRUCache<number, number>({ max: 64 });
+  /** Tables that came from a local table file: trusted only by reads that check their record. */
+  private readonly fromLocal = new WeakSet<OffsetTable>();
 
-  constructor(private readonly store: BackingStore, cacheSegments: number, readonly disk?: ArchiveDiskCache, readonly catalog = new ArchiveCatalog()) {
+  constructor(private readonly store: BackingStore, cacheSegments: number, readonly disk?: ArchiveDiskCache, readonly catalog = new ArchiveCatalog(), readonly local?: ArchiveTableFiles) {
     this.tables = new LRUCache({ max: cacheSegments });
   }
 
@@ -45,11 +51,20 @@ export class ArchiveReader {
     return `${segmentId}:${this.catalog.entry(segmentId)?.generation ?? 0}`;
   }
 
-  async table(segmentId: number): Promise<OffsetTable> {
+  /** `checked`: the caller checks the record its read lands in, so a local table will do. */
+  async table(segmentId: number, checked = false): Promise<OffsetTable> {
     if (this.catalog.isDeleted(segmentId)) throw prunedSegment(segmentId);
     const ck = this.cacheKey(segmentId);
     const cached = this.tables.get(ck);
-    if (cached) return cached;
+    if (cached && (checked || !this.fromLocal.has(cached))) return cached;
+    if (checked && this.local) {
+      const local = await this.local.load(segmentId, this.catalog.entry(segmentId)?.generation ?? 0);
+      if (local) {
+        this.fromLocal.add(local);
+        this.tables.set(ck, local);
+        return local;
+      }
+    }
     const disk = this.diskFor(segmentId);
     const onDisk = await disk?.get(ArchiveCacheKind.TABLE, segmentId, 0);
     const fromDisk = onDisk && decodeTable(onDisk);
@@ -104,19 +119,41 @@ export class ArchiveReader {
   }
 
   private async readOnce(segmentId: number, primaryOffset: number, length: number, expect?: ExpectedRecord): Promise<Buffer> {
-    const table = await this.table(segmentId);
+    const table = await this.table(segmentId, expect !== undefined);
     const at = toArchiveOffset(table, primaryOffset);
     // Records lie back to back: the one holding `at` ends where the next begins. A read that runs
     // past it is at a record the object does not hold: never serve the neighbour's bytes.
     const i = lastAtOrBelow(table.primary, primaryOffset);
     const recordEnd = i >= 0 && i + 1 < table.archive.length ? table.archive[i + 1] : table.tableOffset;
     if (at === undefined || at + length > recordEnd) {
+      if (this.distrust(segmentId, table, `it maps primary offset ${primaryOffset} to no record`)) return this.readOnce(segmentId, primaryOffset, length, expect);
       if (this.catalog.isCompacted(segmentId)) throw prunedSegment(segmentId, primaryOffset);
       throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} has no record at primary offset ${primaryOffset}`, { segment: segmentId, offset: primaryOffset });
     }
     if (!expect || table.linked) return this.readAt(segmentId, table, at, length);
     return readChecked(table, segmentId, primaryOffset, length, expect, (from, n) => this.readAt(segmentId, table, from, n))
-      .catch((err) => this.discardAfter(segmentId, table, err));
+      .catch((err) => {
+        // A local table that led a read astray (the wrong record, or past the object's end) is
+        // stale or damaged: once more, with the object's own table. An outage is not its fault.
+        if (!isChronoError(err, 'ARCHIVE_UNAVAILABLE') && this.distrust(segmentId, table, (err as Error).message)) return this.readOnce(segmentId, primaryOffset, length, expect);
+        return this.discardAfter(segmentId, table, err);
+      });
+  }
+
+  /** If `table` came from a local table file: it is dropped (from memory and disk) and true is returned. */
+  private distrust(segmentId: number, table: OffsetTable, why: string): boolean {
+    if (!this.fromLocal.has(table) || !this.local) return false;
+    const ck = this.cacheKey(segmentId);
+    if (this.tables.get(ck) === table) this.tables.delete(ck);
+    // Chunks were cut at its idea of where the records end: fetched again with the right one.
+    this.dropChunks(segmentId);
+    this.fromLocal.delete(table);
+    this.local.refuse(segmentId, this.catalog.entry(segmentId)?.generation ?? 0, why);
+    return true;
+  }
+
+  private dropChunks(segmentId: number): void {
+    for (const key of [...this.chunks.keys()]) if (key.startsWith(`${segmentId}:`)) this.chunks.delete(key);
   }
 
   /** A record that failed its check: nothing cached of its segment (table, chunks, on disk too) is trusted again. */
@@ -124,7 +161,7 @@ export class ArchiveReader {
     if (isChronoError(err, 'CORRUPT_LOG')) {
       const ck = this.cacheKey(segmentId);
       if (this.tables.get(ck) === table) this.tables.delete(ck);
-      for (const key of [...this.chunks.keys()]) if (key.startsWith(`${segmentId}:`)) this.chunks.delete(key);
+      this.dropChunks(segmentId);
       await this.diskFor(segmentId)?.discardSegment(segmentId);
     }
     throw err;
@@ -158,6 +195,8 @@ export class ArchiveReader {
       }
       const chunk = await chunkP;
       const n = Math.min(length - done, start + chunk.length - pos);
+      // A chunk shorter than the table says (never, unless the table lies): an error, not a loop.
+      if (n <= 0) throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId}: the chunk at ${start} ends at ${start + chunk.length}, before archive offset ${pos}`, { segment: segmentId, offset: pos, archive: true });
       chunk.copy(out, done, pos - start, pos - start + n);
       done += n;
     }
