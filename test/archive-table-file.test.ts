@@ -242,6 +242,12 @@ test('local table: a stale one (well-formed, another generation\'s mapping) is c
           }
           assert.equal(tables.stats.refused, 1, `${name}: segment ${s}'s stale table refused once (${tables.lastRefusal})`);
         });
+        // Reads at once through the same stale table: each is done again, none fails.
+        await withFresh(dir, settings, async ({ vol, tables }) => {
+          const got = await Promise.all(bySegment.get(s)!.map((blk) => readE0(vol, blk)));
+          bySegment.get(s)!.forEach((blk, k) => assert.ok(got[k].equals(images[0].subarray(blk * BS, (blk + 1) * BS)), `${name}: e0 block ${blk} read concurrently`));
+          assert.ok(tables.stats.refused >= 1, `${name}: segment ${s}`);
+        });
       }
     } finally {
       for (const [s, b] of saved) fs.writeFileSync(path.join(tablesDir, tableFileName(s, 0)), b);

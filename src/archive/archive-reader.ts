@@ -37,6 +37,8 @@ export class ArchiveReader {
   private readonly lastEnd = new LRUCache<number, number>({ max: 64 });
   /** Tables that came from a local table file: trusted only by reads that check their record. */
   private readonly fromLocal = new WeakSet<OffsetTable>();
+  /** Local tables a read found wrong: every read through one (concurrent ones too) is done again. */
+  private readonly distrusted = new WeakSet<OffsetTable>();
 
   constructor(private readonly store: BackingStore, cacheSegments: number, readonly disk?: ArchiveDiskCache, readonly catalog = new ArchiveCatalog(), readonly local?: ArchiveTableFiles) {
     this.tables = new LRUCache({ max: cacheSegments });
@@ -140,14 +142,15 @@ export class ArchiveReader {
       });
   }
 
-  /** If `table` came from a local table file: it is dropped (from memory and disk) and true is returned. */
+  /** If `table` came from a local table file: it is dropped (from memory and disk, once) and true is returned. */
   private distrust(segmentId: number, table: OffsetTable, why: string): boolean {
     if (!this.fromLocal.has(table) || !this.local) return false;
+    if (this.distrusted.has(table)) return true;
+    this.distrusted.add(table);
     const ck = this.cacheKey(segmentId);
     if (this.tables.get(ck) === table) this.tables.delete(ck);
     // Chunks were cut at its idea of where the records end: fetched again with the right one.
     this.dropChunks(segmentId);
-    this.fromLocal.delete(table);
     this.local.refuse(segmentId, this.catalog.entry(segmentId)?.generation ?? 0, why);
     return true;
   }
@@ -178,7 +181,7 @@ export class ArchiveReader {
     // a scan goes by chunks with the next ones fetched ahead.
     const first = at - (at % CHUNK_BYTES);
     const ck = this.cacheKey(segmentId);
-    if (!sequential && !this.chunks.has(`${ck}:${first}`) && !this.diskFor(segmentId)?.has(ArchiveCacheKind.CHUNK, segmentId, first)) {
+    if (!sequential && !this.chunks.has(`${ck}:${first}:${Math.min(CHUNK_BYTES, table.tableOffset - first)}`) && !this.diskFor(segmentId)?.has(ArchiveCacheKind.CHUNK, segmentId, first)) {
       return this.store.getRange(this.catalog.keyOf(segmentId), at, length);
     }
     const out = Buffer.allocUnsafe(length);
@@ -204,7 +207,10 @@ export class ArchiveReader {
   }
 
   private chunk(segmentId: number, start: number, length: number): Promise<Buffer> {
-    const key = `${this.cacheKey(segmentId)}:${start}`;
+    // By length too: a chunk is the object's bytes, but where it ends comes from a table, and a
+    // read through a stale local table (in flight beside the one that found it wrong) must not
+    // leave a short chunk for reads through the right one.
+    const key = `${this.cacheKey(segmentId)}:${start}:${length}`;
     let p = this.chunks.get(key);
     if (!p) {
       p = this.fetchChunk(segmentId, start, length);
