@@ -2,41 +2,18 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { BackingStore, PutData } from '../src/archive/backing-store';
 import { openStore } from '../src/archive/open-store';
-import { ARCHIVE_CACHE, FILE_NAMES } from '../src/format/constants';
+import { ARCHIVE_CACHE } from '../src/format/constants';
 import { resolveImage, streamImage } from '../src/service/images';
 import { Volume } from '../src/volume/volume';
 import { cli, cliJson } from './helpers/cli';
+import { CountingStore } from './helpers/counting-store';
 import { ServeDaemon } from './helpers/daemon';
 import { MountedVolume, eventDir, fuseSkipReason } from './helpers/fuse-harness';
 import { openExport } from './helpers/nbd-client';
 import { Rng } from './helpers/rng';
 import { S3Server, startS3Server } from './helpers/s3-server';
 import { tmpDir } from './helpers/tmp';
-
-/**
- * Counts the requests for archived segments that reach the store (opening also reads the archive
- * head, volume.cvhd: not a data read): a read served by the cache makes none.
- */
-class CountingStore implements BackingStore {
-  gets = 0;
-  readonly keys: string[] = [];
-  constructor(private readonly inner: BackingStore) {}
-  private count(op: string, key: string): void {
-    if (!key.startsWith(FILE_NAMES.archiveSegmentsPrefix)) return;
-    this.gets++;
-    this.keys.push(`${op} ${key}`);
-  }
-  get description(): string { return this.inner.description; }
-  put(key: string, data: PutData): Promise<void> { return this.inner.put(key, data); }
-  getRange(key: string, offset: number, length: number): Promise<Buffer> { this.count(`getRange`, key); return this.inner.getRange(key, offset, length); }
-  get(key: string): Promise<Buffer> { this.count(`get`, key); return this.inner.get(key); }
-  getTail(key: string, length: number): Promise<{ data: Buffer; sizeBytes: number }> { this.count(`getTail`, key); return this.inner.getTail!(key, length); }
-  size(key: string): Promise<number | undefined> { this.count(`size`, key); return this.inner.size(key); }
-  list(prefix: string): Promise<string[]> { return this.inner.list(prefix); }
-  delete(key: string): Promise<void> { return this.inner.delete(key); }
-}
 
 const IMAGE_BYTES = 1 << 20;
 let s3: S3Server;

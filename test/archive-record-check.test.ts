@@ -7,7 +7,7 @@ import { archiveKey, parseArchiveObject } from '../src/archive/archive-object';
 import { ArchiveReader } from '../src/archive/archive-reader';
 import { BackingStore, PutData } from '../src/archive/backing-store';
 import { LocalDirStore } from '../src/archive/local-dir-store';
-import { ARCHIVE_TRAILER, RecordType } from '../src/format/constants';
+import { ARCHIVE_TABLE, ARCHIVE_TRAILER, RecordType } from '../src/format/constants';
 import { HEADER_BYTES, unitBytes } from '../src/format/record';
 import { Volume } from '../src/volume/volume';
 import { tmpDir } from './helpers/tmp';
@@ -51,7 +51,7 @@ const fill = (s: string) => Buffer.from(s.padEnd(BS, '.'));
  * forward: segment 1's versions are read from its archived object alone.
  */
 let template: Promise<{ dir: string; archive: string }> | undefined;
-async function builtArchive(): Promise<{ dir: string; archive: string; file: string }> {
+async function builtArchive(o: { keepLocalTables?: boolean } = {}): Promise<{ dir: string; archive: string; file: string }> {
   template ??= (async () => {
     const root = tmpDir('crc-arch-');
     const dir = path.join(root, 'vol');
@@ -76,6 +76,9 @@ async function builtArchive(): Promise<{ dir: string; archive: string; file: str
   fs.cpSync(t.dir, dir, { recursive: true });
   fs.cpSync(t.archive, archive, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ archive }));
+  // These cases damage the object's own table: without the volume's local copies (as after a
+  // recover from the archive alone), reads map through it. (Stale local tables: archive-table-file.test.ts.)
+  if (!o.keepLocalTables) fs.rmSync(path.join(dir, ARCHIVE_TABLE.dirName), { recursive: true, force: true });
   return { dir, archive, file: path.join(archive, archiveKey(1)) };
 }
 
@@ -156,6 +159,17 @@ test('archive record check: a table that sends reads to another record\'s valid 
   const { got } = await readBlock(dir, es[j + 1]);
   assert.notEqual(got, wrong, `block ${es[j + 1].firstBlock} at seq ${es[j + 1].seq} was served record ${j}'s bytes`);
   assert.equal(got, 'CORRUPT_LOG');
+});
+
+test('archive record check: with the volume\'s local table (verified at archiving), a damaged object table is not consulted: the right bytes', async () => {
+  const { dir, file } = await builtArchive({ keepLocalTables: true });
+  const es = entries(file);
+  const j = es.findIndex((e, i) => e.type === RecordType.WRITE && e.blockCount === 2 && es[i + 1]?.type === RecordType.WRITE && es[i + 1].blockCount === 1);
+  assert.ok(j >= 0);
+  const [a, b] = [es[j], es[j + 1]];
+  const right = content(file, b);
+  setEntries(file, [{ i: b.i, archive: a.archive + UNIT }]);
+  assert.equal((await readBlock(dir, b)).got, right);
 });
 
 test('archive record check: a duplicated archive offset in the table is refused, not served (review reproduction)', async () => {

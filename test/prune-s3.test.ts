@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ArchiveCatalog } from '../src/archive/archive-catalog';
 import { archiveSettings, openStore } from '../src/archive/open-store';
 import { isChronoError } from '../src/errors';
-import { FILE_NAMES } from '../src/format/constants';
+import { ARCHIVE_TABLE, FILE_NAMES, parseTableFileName, tableFileName } from '../src/format/constants';
 import { forget } from '../src/retention/forget';
 import { recoverFromArchive } from '../src/volume/recover';
 import { sealNow } from '../src/volume/turnover';
@@ -58,6 +59,10 @@ test('S3: forget, prune, verify, recover from S3 alone', async () => {
     assert.ok(afterBytes < before * 0.7, `S3 archive ${before} -> ${afterBytes} bytes`);
     const keys = await store.list(FILE_NAMES.archiveSegmentsPrefix);
     assert.ok(keys.some((k) => /\.g1\.cvseg$/.test(k)), `generation keys in ${keys.join(' ')}`);
+    // Local offset tables follow the generation: the rewrite's kept, the replaced and deleted ones gone.
+    const tables = fs.readdirSync(path.join(dir, ARCHIVE_TABLE.dirName));
+    for (const id of r.rewritten) assert.ok(tables.includes(tableFileName(id, 1)) && !tables.includes(tableFileName(id, 0)), `segment ${id}: ${tables.join(' ')}`);
+    for (const id of r.deleted) assert.ok(!tables.some((n) => parseTableFileName(n)?.id === id), `segment ${id} deleted: ${tables.join(' ')}`);
     const cat = await ArchiveCatalog.load(store, undefined);
     for (const id of r.deleted) assert.ok(!keys.includes(`segments/${id.toString(16).padStart(8, '0')}.cvseg`));
     assert.equal(cat.generation, 1);

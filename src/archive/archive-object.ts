@@ -122,6 +122,15 @@ export function toArchiveOffset(t: OffsetTable, primaryOffset: number): number |
   return i < 0 ? undefined : t.archive[i] + (primaryOffset - t.primary[i]);
 }
 
+/** The offset table of a whole built object (one read back and verified), checked as a fetched one is. */
+export function builtTableOf(obj: Buffer, segmentId: number): OffsetTable {
+  const ctx = { segment: segmentId, archive: true };
+  const trailer = decodeArchiveTrailer(obj.subarray(obj.length - ARCHIVE_TRAILER.lengthBytes), ctx);
+  const tableEnd = trailer.tableOffset + trailer.entryCount * ARCHIVE_TRAILER.entryBytes;
+  if (tableEnd !== obj.length - ARCHIVE_TRAILER.lengthBytes) throw new ChronoError('BAD_LENGTH', `archived segment ${segmentId}: table length mismatch`, ctx);
+  return parseOffsetTable(obj.subarray(trailer.tableOffset, tableEnd), trailer.tableOffset, trailer.entryCount, segmentId);
+}
+
 export interface ParsedArchiveObject {
   scan: ScanResult;
   table: OffsetTable;

@@ -9,6 +9,7 @@ import { OBJECT_TAIL_BYTES, decodeObjectEnd, readObjectEnd } from './object-end'
 import { ArchiveDiskCache } from './archive-disk-cache';
 import { ArchiveCatalog } from './archive-catalog';
 import { ExpectedRecord, readChecked } from './record-check';
+import { ArchiveTableFiles } from './archive-table-file';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -23,34 +24,70 @@ const TAIL_BYTES = 64 * 1024;
  * were in the primary log, and each object's offset table translates them. Tables and recently
  * fetched chunks are cached (chunks hold verified-on-use data: every block is still checked
  * against its CRC by the block reader). With a disk cache (--archive-cache), tables and chunks are
- * also kept on disk, across restarts: a cached one costs no round trip.
+ * also kept on disk, across restarts: a cached one costs no round trip. With local tables (the
+ * volume's own, written at archiving: archive-table-file.ts), a cold read of a built object is
+ * one ranged read, header and data: a read through a local table is always checked against the
+ * record it lands in, and a table that fails that is dropped and fetched from the object.
  */
+/** One object of a segment, as the catalog named it when a read began (ArchiveReader.refOf). */
+interface ObjectRef {
+  segmentId: number;
+  generation: number;
+  key: string;
+  /** `<id>:<generation>`: what the in-memory tables and chunks are keyed by. */
+  cacheKey: string;
+  /** The on-disk cache, for an original object (generation 0, not in the catalog) only. */
+  disk?: ArchiveDiskCache;
+}
+
 export class ArchiveReader {
   /** By `<id>:<generation>`: a compacted rewrite is another object, with another table. */
   private readonly tables: LRUCache<string, OffsetTable>;
   private readonly chunks = new LRUCache<string, Promise<Buffer>>({ max: CHUNKS_CACHED });
   /** Per segment, where the last read ended (archive offset): a read starting there is a scan. */
   private readonly lastEnd = new LRUCache<number, number>({ max: 64 });
+  /** Tables that came from a local table file: trusted only by reads that check their record. */
+  private readonly fromLocal = new WeakSet<OffsetTable>();
+  /** Local tables a read found wrong: every read through one (concurrent ones too) is done again. */
+  private readonly distrusted = new WeakSet<OffsetTable>();
 
-  constructor(private readonly store: BackingStore, cacheSegments: number, readonly disk?: ArchiveDiskCache, readonly catalog = new ArchiveCatalog()) {
+  constructor(private readonly store: BackingStore, cacheSegments: number, readonly disk?: ArchiveDiskCache, readonly catalog = new ArchiveCatalog(), readonly local?: ArchiveTableFiles) {
     this.tables = new LRUCache({ max: cacheSegments });
   }
 
-  /** The on-disk cache holds original objects only (it is keyed by segment id): a rewritten one is read past it. */
-  private diskFor(segmentId: number): ArchiveDiskCache | undefined {
-    return this.catalog.entry(segmentId) ? undefined : this.disk;
+  /**
+   * The object the catalog names for a segment now. A read takes it once, before its first
+   * await, and every step of the read (table, ranged reads, chunks, caches) uses it: a prune that
+   * replaces the object meanwhile must never pair one object's table with another's bytes. The
+   * on-disk cache holds original objects only (it is keyed by segment id): a rewritten one is
+   * read past it.
+   */
+  private refOf(segmentId: number): ObjectRef {
+    const entry = this.catalog.entry(segmentId);
+    const generation = entry?.generation ?? 0;
+    return { segmentId, generation, key: this.catalog.keyOf(segmentId), cacheKey: `${segmentId}:${generation}`, disk: entry ? undefined : this.disk };
   }
 
-  private cacheKey(segmentId: number): string {
-    return `${segmentId}:${this.catalog.entry(segmentId)?.generation ?? 0}`;
+  /** `checked`: the caller checks the record its read lands in, so a local table will do. */
+  table(segmentId: number, checked = false): Promise<OffsetTable> {
+    return this.tableOf(this.refOf(segmentId), checked);
   }
 
-  async table(segmentId: number): Promise<OffsetTable> {
+  private async tableOf(ref: ObjectRef, checked: boolean): Promise<OffsetTable> {
+    const segmentId = ref.segmentId;
     if (this.catalog.isDeleted(segmentId)) throw prunedSegment(segmentId);
-    const ck = this.cacheKey(segmentId);
+    const ck = ref.cacheKey;
     const cached = this.tables.get(ck);
-    if (cached) return cached;
-    const disk = this.diskFor(segmentId);
+    if (cached && (checked || !this.fromLocal.has(cached))) return cached;
+    if (checked && this.local) {
+      const local = await this.local.load(segmentId, ref.generation);
+      if (local) {
+        this.fromLocal.add(local);
+        this.tables.set(ck, local);
+        return local;
+      }
+    }
+    const disk = ref.disk;
     const onDisk = await disk?.get(ArchiveCacheKind.TABLE, segmentId, 0);
     const fromDisk = onDisk && decodeTable(onDisk);
     if (fromDisk) {
@@ -58,14 +95,14 @@ export class ArchiveReader {
       return fromDisk;
     }
     if (onDisk) this.disk?.discard(ArchiveCacheKind.TABLE, segmentId, 0);
-    const table = await this.fetchTable(segmentId);
+    const table = await this.fetchTable(ref);
     this.tables.set(ck, table);
     void disk?.put(ArchiveCacheKind.TABLE, segmentId, 0, encodeTable(table));
     return table;
   }
 
-  private async fetchTable(segmentId: number): Promise<OffsetTable> {
-    const key = this.catalog.keyOf(segmentId);
+  private async fetchTable(ref: ObjectRef): Promise<OffsetTable> {
+    const { segmentId, key } = ref;
     const ctx = { segment: segmentId, archive: true };
     // One round trip where the store can read a tail (S3: a suffix range): the object's end and its table.
     const tail = this.store.getTail ? await this.store.getTail(key, TAIL_BYTES).catch((err) => {
@@ -104,34 +141,57 @@ export class ArchiveReader {
   }
 
   private async readOnce(segmentId: number, primaryOffset: number, length: number, expect?: ExpectedRecord): Promise<Buffer> {
-    const table = await this.table(segmentId);
+    const ref = this.refOf(segmentId);
+    const table = await this.tableOf(ref, expect !== undefined);
     const at = toArchiveOffset(table, primaryOffset);
     // Records lie back to back: the one holding `at` ends where the next begins. A read that runs
     // past it is at a record the object does not hold: never serve the neighbour's bytes.
     const i = lastAtOrBelow(table.primary, primaryOffset);
     const recordEnd = i >= 0 && i + 1 < table.archive.length ? table.archive[i + 1] : table.tableOffset;
     if (at === undefined || at + length > recordEnd) {
+      if (this.distrust(ref, table, `it maps primary offset ${primaryOffset} to no record`)) return this.readOnce(segmentId, primaryOffset, length, expect);
       if (this.catalog.isCompacted(segmentId)) throw prunedSegment(segmentId, primaryOffset);
       throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} has no record at primary offset ${primaryOffset}`, { segment: segmentId, offset: primaryOffset });
     }
-    if (!expect || table.linked) return this.readAt(segmentId, table, at, length);
-    return readChecked(table, segmentId, primaryOffset, length, expect, (from, n) => this.readAt(segmentId, table, from, n))
-      .catch((err) => this.discardAfter(segmentId, table, err));
+    if (!expect || table.linked) return this.readAt(ref, table, at, length);
+    return readChecked(table, segmentId, primaryOffset, length, expect, (from, n) => this.readAt(ref, table, from, n))
+      .catch((err) => {
+        // A local table that led a read astray (the wrong record, or past the object's end) is
+        // stale or damaged: once more, with the object's own table. An outage is not its fault.
+        if (!isChronoError(err, 'ARCHIVE_UNAVAILABLE') && this.distrust(ref, table, (err as Error).message)) return this.readOnce(segmentId, primaryOffset, length, expect);
+        return this.discardAfter(ref, table, err);
+      });
+  }
+
+  /** If `table` came from a local table file: it is dropped (from memory and disk, once) and true is returned. */
+  private distrust(ref: ObjectRef, table: OffsetTable, why: string): boolean {
+    if (!this.fromLocal.has(table) || !this.local) return false;
+    if (this.distrusted.has(table)) return true;
+    this.distrusted.add(table);
+    if (this.tables.get(ref.cacheKey) === table) this.tables.delete(ref.cacheKey);
+    // Chunks were cut at its idea of where the records end: fetched again with the right one.
+    this.dropChunks(ref.segmentId);
+    this.local.refuse(ref.segmentId, ref.generation, why);
+    return true;
+  }
+
+  private dropChunks(segmentId: number): void {
+    for (const key of [...this.chunks.keys()]) if (key.startsWith(`${segmentId}:`)) this.chunks.delete(key);
   }
 
   /** A record that failed its check: nothing cached of its segment (table, chunks, on disk too) is trusted again. */
-  private async discardAfter(segmentId: number, table: OffsetTable, err: unknown): Promise<never> {
+  private async discardAfter(ref: ObjectRef, table: OffsetTable, err: unknown): Promise<never> {
     if (isChronoError(err, 'CORRUPT_LOG')) {
-      const ck = this.cacheKey(segmentId);
-      if (this.tables.get(ck) === table) this.tables.delete(ck);
-      for (const key of [...this.chunks.keys()]) if (key.startsWith(`${segmentId}:`)) this.chunks.delete(key);
-      await this.diskFor(segmentId)?.discardSegment(segmentId);
+      if (this.tables.get(ref.cacheKey) === table) this.tables.delete(ref.cacheKey);
+      this.dropChunks(ref.segmentId);
+      await ref.disk?.discardSegment(ref.segmentId);
     }
     throw err;
   }
 
   /** `length` bytes at an archive offset: one ranged read, or by cached chunks for a scan. */
-  private async readAt(segmentId: number, table: OffsetTable, at: number, length: number): Promise<Buffer> {
+  private async readAt(ref: ObjectRef, table: OffsetTable, at: number, length: number): Promise<Buffer> {
+    const segmentId = ref.segmentId;
     // A scan skips the record headers between the blocks it reads: a read starting a little past
     // where the last one ended is still a scan (with `=== at`, 1 MiB reads never were).
     const lastEnd = this.lastEnd.get(segmentId);
@@ -140,47 +200,50 @@ export class ArchiveReader {
     // An isolated read fetches just its bytes (unless its chunk is cached, in memory or on disk);
     // a scan goes by chunks with the next ones fetched ahead.
     const first = at - (at % CHUNK_BYTES);
-    const ck = this.cacheKey(segmentId);
-    if (!sequential && !this.chunks.has(`${ck}:${first}`) && !this.diskFor(segmentId)?.has(ArchiveCacheKind.CHUNK, segmentId, first)) {
-      return this.store.getRange(this.catalog.keyOf(segmentId), at, length);
+    if (!sequential && !this.chunks.has(`${ref.cacheKey}:${first}:${Math.min(CHUNK_BYTES, table.tableOffset - first)}`) && !ref.disk?.has(ArchiveCacheKind.CHUNK, segmentId, first)) {
+      return this.store.getRange(ref.key, at, length);
     }
     const out = Buffer.allocUnsafe(length);
     for (let done = 0; done < length; ) {
       const pos = at + done;
       const start = pos - (pos % CHUNK_BYTES);
-      const chunkP = this.chunk(segmentId, start, Math.min(CHUNK_BYTES, table.tableOffset - start));
+      const chunkP = this.chunk(ref, start, Math.min(CHUNK_BYTES, table.tableOffset - start));
       // Scans: keep the next chunks in flight while this one is consumed (out of S3 each is a
       // round trip; one at a time, a scan ran at one chunk per round trip).
       for (let k = 1; sequential && k < DEFAULTS.archiveReadsInFlight; k++) {
         const next = start + k * CHUNK_BYTES;
         if (next >= table.tableOffset) break;
-        void this.chunk(segmentId, next, Math.min(CHUNK_BYTES, table.tableOffset - next)).catch(() => undefined);
+        void this.chunk(ref, next, Math.min(CHUNK_BYTES, table.tableOffset - next)).catch(() => undefined);
       }
       const chunk = await chunkP;
       const n = Math.min(length - done, start + chunk.length - pos);
+      // A chunk shorter than the table says (never, unless the table lies): an error, not a loop.
+      if (n <= 0) throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId}: the chunk at ${start} ends at ${start + chunk.length}, before archive offset ${pos}`, { segment: segmentId, offset: pos, archive: true });
       chunk.copy(out, done, pos - start, pos - start + n);
       done += n;
     }
     return out;
   }
 
-  private chunk(segmentId: number, start: number, length: number): Promise<Buffer> {
-    const key = `${this.cacheKey(segmentId)}:${start}`;
+  private chunk(ref: ObjectRef, start: number, length: number): Promise<Buffer> {
+    // By length too: a chunk is the object's bytes, but where it ends comes from a table, and a
+    // read through a stale local table (in flight beside the one that found it wrong) must not
+    // leave a short chunk for reads through the right one.
+    const key = `${ref.cacheKey}:${start}:${length}`;
     let p = this.chunks.get(key);
     if (!p) {
-      p = this.fetchChunk(segmentId, start, length);
+      p = this.fetchChunk(ref, start, length);
       p.catch(() => this.chunks.delete(key)); // a failed fetch is not remembered
       this.chunks.set(key, p);
     }
     return p;
   }
 
-  private async fetchChunk(segmentId: number, start: number, length: number): Promise<Buffer> {
-    const disk = this.diskFor(segmentId);
-    const cached = await disk?.get(ArchiveCacheKind.CHUNK, segmentId, start, length);
+  private async fetchChunk(ref: ObjectRef, start: number, length: number): Promise<Buffer> {
+    const cached = await ref.disk?.get(ArchiveCacheKind.CHUNK, ref.segmentId, start, length);
     if (cached) return cached;
-    const data = await this.store.getRange(this.catalog.keyOf(segmentId), start, length);
-    void disk?.put(ArchiveCacheKind.CHUNK, segmentId, start, data);
+    const data = await this.store.getRange(ref.key, start, length);
+    void ref.disk?.put(ArchiveCacheKind.CHUNK, ref.segmentId, start, data);
     return data;
   }
 }

@@ -237,6 +237,31 @@ export const ARCHIVE_CACHE = {
   fileSuffix: '.cvac',
 } as const;
 
+// Local offset table (issue 14): `<dir>/archive-tables/<id>[.g<g>].cvat`, the offset table of
+// each built archived object, written durably when the object is archived (or a prune rewrites
+// it), so a cold read of the archive maps its offset without a round trip: one ranged GET, not
+// two. Never trusted alone: the reader still checks the record each read lands in. See
+// docs/FORMAT.md "Local offset table".
+export const ARCHIVE_TABLE = {
+  magic: Buffer.from('CHRVOLAT', 'ascii'),
+  lengthBytes: 64,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, segmentId: 32, generation: 40, entryCount: 44, tableOffset: 48, tableCrc: 56, crc: 60 },
+  /** One entry: the object's offset-table entry as it is (primaryOffset u32, archiveOffset u32). */
+  entryBytes: 8,
+  dirName: 'archive-tables',
+  fileSuffix: '.cvat',
+} as const;
+
+/** The local offset table of object `<id>[.g<g>].cvseg`: the same name, suffix `.cvat`. */
+export function tableFileName(id: number, generation: number): string {
+  return generationFileName(id, generation).replace(/\.cvseg$/, ARCHIVE_TABLE.fileSuffix);
+}
+
+/** Segment id and generation of a local offset table's name. */
+export function parseTableFileName(name: string): { id: number; generation: number } | undefined {
+  return name.endsWith(ARCHIVE_TABLE.fileSuffix) ? parseGenerationFileName(name.slice(0, -ARCHIVE_TABLE.fileSuffix.length) + '.cvseg') : undefined;
+}
+
 /** What an archive cache file holds. */
 export const ArchiveCacheKind = {
   TABLE: 1,

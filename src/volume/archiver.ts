@@ -1,4 +1,4 @@
-import { archiveKey, buildArchiveObject, partsEqual } from '../archive/archive-object';
+import { archiveKey, buildArchiveObject, builtTableOf, partsEqual } from '../archive/archive-object';
 import { OBJECT_TAIL_BYTES, decodeObjectEnd, keptRecords, readObjectEnd } from '../archive/object-end';
 import { decodeSegmentHeader } from '../format/segment-header';
 import { ChronoError, isChronoError } from '../errors';
@@ -32,7 +32,7 @@ export interface ArchivedPoint {
  * then may its primary copy be recycled (turnover.ts waits for that).
  */
 /** What the archiver uses of the volume's parts. */
-export type ArchiverParts = Pick<Core, 'sb' | 'segments' | 'store' | 'index' | 'log' | 'volumeLog'>;
+export type ArchiverParts = Pick<Core, 'sb' | 'segments' | 'store' | 'index' | 'log' | 'volumeLog' | 'archive'>;
 
 export class Archiver {
   /** The last failure, cleared by the next success; status shows it. */
@@ -266,11 +266,13 @@ async function archiveSegment(core: ArchiverParts, segment: number): Promise<Arc
   }
   const whole = await segments.readWholeAsync(segment);
   const obj = buildArchiveObject(whole, sb.blockSizeBytes, segment, sb.volumeId);
+  core.archive.local?.remove(segment, 0);
   await store.put(key, obj);
   const back = await store.get(key);
   if (!partsEqual(obj, back)) {
     throw new ChronoError('ARCHIVE_MISMATCH', `archived segment ${segment} reads back different from what was written`, { segment });
   }
+  await keepLocalTable(core, segment, 0, back);
   core.log.debug({ segment, archiveBytes: back.length, linked: false }, 'segment archived');
   return archiveHeadAfter(obj, sb.volumeId, segment);
 }
@@ -282,5 +284,19 @@ function endsWithSeal(core: ArchiverParts, segment: number, size: number): boole
     return decodeObjectEnd(core.segments.readExact(segment, size - n, n), size, { segment }).linked;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Keeps a verified built object's offset table in the volume directory (archive-table-file.ts),
+ * so a cold read of it is one ranged read. Best effort: the archive does not depend on it (a
+ * read without it fetches the object's table), and archiving must not stop for it (archiving is
+ * what frees primary space), so a failure is a warning.
+ */
+export async function keepLocalTable(core: Pick<Core, 'archive' | 'log'>, segment: number, generation: number, obj: Buffer): Promise<void> {
+  try {
+    await core.archive.local?.save(segment, generation, builtTableOf(obj, segment));
+  } catch (err) {
+    core.log.warn({ segment, generation, err: (err as Error).message }, 'keeping the local offset table of an archived segment failed; its reads fetch the table from the archive');
   }
 }

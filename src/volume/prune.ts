@@ -5,6 +5,7 @@ import { ChronoError } from '../errors';
 import { FILE_NAMES, RecordType, generationFileName, parseGenerationFileName } from '../format/constants';
 import { HEADER_BYTES } from '../format/record';
 import { DEFAULTS } from '../options';
+import { keepLocalTable } from './archiver';
 import { Core } from './core';
 import { PlanEntry, PlanInput, freedBytes, planPrune } from './prune-plan';
 import { SegmentLiveness, segmentLiveness } from './prunable';
@@ -143,9 +144,12 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
       const keep = new Set(e.keptSeqs);
       const parts = buildCompactedObject(obj, parseArchiveObject(obj, sb.blockSizeBytes, e.id, sb.volumeId), (s) => keep.has(s));
       const key = FILE_NAMES.archiveSegmentsPrefix + generationFileName(e.id, generation);
+      // A cut-short prune may have used this key (and kept its table): neither is this one's.
+      core.archive.local?.remove(e.id, generation);
       await store.put(key, parts);
       const back = await store.get(key);
       if (!partsEqual(parts, back)) throw new ChronoError('ARCHIVE_MISMATCH', `compacted segment ${e.id} reads back different from what was written`, { segment: e.id });
+      await keepLocalTable(core, e.id, generation, back);
       entries.push({ id: e.id, generation, ...span, state: 'compacted', bytes: back.length, keptSeqs: seqRanges(e.keptSeqs) });
       freed += Math.max(0, e.objectBytes - back.length);
     }
@@ -219,6 +223,11 @@ export async function dropCataloguedVersions(core: Core, newSpans?: Array<[numbe
  */
 export async function removeGarbage(core: Core): Promise<string[]> {
   const catalog = core.catalog;
+  // Local offset tables follow the catalog: the generation it names, none for a deleted segment.
+  core.archive.local?.sweep((id, g) => {
+    const e = catalog.entry(id);
+    return e ? e.state !== 'deleted' && e.generation === g : g === 0;
+  });
   const removed: string[] = [];
   for (const key of await core.store.list(FILE_NAMES.archiveSegmentsPrefix)) {
     const g = parseGenerationFileName(key.slice(FILE_NAMES.archiveSegmentsPrefix.length));

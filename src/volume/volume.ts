@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { ArchiveReader } from '../archive/archive-reader';
+import { ArchiveTableFiles } from '../archive/archive-table-file';
 import { ArchiveCatalog } from '../archive/archive-catalog';
 import { ArchiveDiskCache, DiskCacheStats } from '../archive/archive-disk-cache';
 import { BackingStore } from '../archive/backing-store';
@@ -155,7 +156,9 @@ export class Volume {
       const remote = parseArchiveUrl(vd.readConfig().archive).kind !== 'dir';
       const disk = remote && fs instanceof NodeFileSystem ? ArchiveDiskCache.open(dir, sb.volumeId, o.archiveCacheBytes ?? DEFAULTS.archiveCacheBytes, fs.modes) : undefined;
       const catalog = await loadCatalog(store, sb.volumeId, o.log);
-      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk, catalog);
+      // Local offset tables: a cold read of a built archived object is one ranged read.
+      const tables = new ArchiveTableFiles(fs, dir, sb.volumeId, !o.readOnly);
+      const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk, catalog, tables);
       const manifest = index.load();
       const perRecord = Math.max(1, Math.min(Math.floor(DEFAULTS.maxRecordDataBytes / sb.blockSizeBytes), Math.floor(blocksPerSegment(sb.segmentSizeBytes, sb.blockSizeBytes) / 4)));
       // Forgotten events are filtered before the log re-reads the manifest's and replay's events.
