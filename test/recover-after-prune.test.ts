@@ -77,7 +77,7 @@ test('recover after prune: a time inside a thinned span stays POINT_FORGOTTEN, n
 async function partialAfterPrune(): Promise<{ target: string; archive: string; lastSeq: number; oldPinSeq: number }> {
   const { vol, archive } = await freshVolume({ sizeBytes: 512 * 1024, blockSizeBytes: BS, segmentSizeBytes: 64 * 1024 });
   for (let b = 0; b < 64; b++) await vol.write(b * BS, blk(b, 1));
-  const oldPinSeq = pin(vol, `seq:${vol.lastSeq}`, 'early state').seq;
+  const oldPinSeq = (await pin(vol, `seq:${vol.lastSeq}`, 'early state')).seq;
   const ids: number[] = [];
   for (let i = 0; i < 1500; i++) {
     await vol.write((i % 4) * BS, blk(i % 4, 1000 + i));
@@ -234,7 +234,7 @@ test('recover --accept-partial with the break inside a thinned span: the recover
     written.push([b, vol.lastSeq, v]);
   };
   for (let b = 0; b < 64; b++) await w(b, 1);
-  pin(vol, `seq:${vol.lastSeq}`, 'early state');
+  await pin(vol, `seq:${vol.lastSeq}`, 'early state');
   let v = 2;
   // Hot block 0 (each version dead at once) between cold blocks written once (live at the end: kept).
   for (let i = 0; i < 60; i++) {
