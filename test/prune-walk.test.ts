@@ -7,7 +7,9 @@ import { forget } from '../src/retention/forget';
 import { planSegment } from '../src/volume/prune-plan';
 import { recordLiveness, segmentsWithNewDead } from '../src/volume/prune-walk';
 import { SegmentLiveness, segmentLiveness } from '../src/volume/prunable';
+import type { Core } from '../src/volume/core';
 import { sealNow } from '../src/volume/turnover';
+import { Volume } from '../src/volume/volume';
 import { whiteBox } from '../src/volume/white-box';
 import { hotWrites } from './helpers/prune';
 import { Rng } from './helpers/rng';
@@ -75,6 +77,32 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
   }
 });
 
+/** Seals the current segment and waits until it is archived. */
+async function settle(core: Core): Promise<void> {
+  const current = core.segments.current.id;
+  await sealNow(core);
+  assert.equal(await core.archiver.settled(current), undefined);
+}
+
+/** The model: the old full walk over every archived segment outside primary. */
+function fullWalk(vol: Volume, core: Core): ReturnType<typeof segmentLiveness> {
+  const retention = vol.retention;
+  const keptSeqs = [...vol.events.map((e) => e.seq), ...retention.pins.map((p) => p.seq)];
+  const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
+  return segmentLiveness(core.index, keptSeqs, retention.continuousFromSeq, (id) => id <= core.archiver.archivedThrough && !inPrimary.has(id) && !core.catalog.isDeleted(id));
+}
+
+/** What a prune would do to each segment of a full walk, planned from the archived objects themselves. */
+async function fullWalkPlans(core: Core, all: ReturnType<typeof segmentLiveness>, threshold: number): Promise<Array<ReturnType<typeof planSegment>>> {
+  const plans: Array<ReturnType<typeof planSegment>> = [];
+  for (const [id, l] of all) {
+    const obj = await core.store.get(core.catalog.keyOf(id));
+    const parsed = parseArchiveObject(obj, BS, id, core.sb.volumeId);
+    plans.push(planSegment({ id, objectBytes: obj.length, neededSeqs: l.neededSeqs, records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })) }, threshold));
+  }
+  return plans;
+}
+
 /**
  * End to end: a first prune walks the whole index, a second (after more writes and a forget) only
  * what changed; afterwards the full walk over every archived segment finds nothing left to delete
@@ -86,11 +114,6 @@ test('prune walk: a second prune walks only what changed and leaves nothing the 
   const model = new VolumeModel(SMALL.sizeBytes);
   try {
     const core = whiteBox(vol);
-    const settle = async () => {
-      const current = core.segments.current.id;
-      await sealNow(core);
-      assert.equal(await core.archiver.settled(current), undefined);
-    };
     // Cold data in the upper half, never written again: its segments stay needed, and the
     // second prune has no reason to read them.
     for (let off = SMALL.sizeBytes / 2; off < SMALL.sizeBytes; off += 2 * BS) {
@@ -103,28 +126,20 @@ test('prune walk: a second prune walks only what changed and leaves nothing the 
     for (let b = SMALL.sizeBytes / 2 / BS; b < SMALL.sizeBytes / BS; b++) cold.add(core.index.floor(b, vol.lastSeq)!.segment);
     await hotWrites(vol, model, rng, 300, 10);
     forget(vol, { keepLast: 4 });
-    await settle();
+    await settle(core);
     const first = await vol.prune();
     assert.ok(first.deleted.length + first.rewritten.length > 0, JSON.stringify(first.plan));
     assert.ok(core.catalog.body.walked, 'the catalog records the walk');
     await hotWrites(vol, model, rng, 300, 10);
     forget(vol, { keepLast: 2 });
-    await settle();
+    await settle(core);
     const second = await vol.prune();
     assert.ok(second.deleted.length + second.rewritten.length > 0, JSON.stringify(second.plan));
-    const retention = vol.retention;
-    const keptSeqs = [...vol.events.map((e) => e.seq), ...retention.pins.map((p) => p.seq)];
-    const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
-    const all = segmentLiveness(core.index, keptSeqs, retention.continuousFromSeq, (id) => id <= core.archiver.archivedThrough && !inPrimary.has(id) && !core.catalog.isDeleted(id));
+    const all = fullWalk(vol, core);
     assert.ok([...cold].every((id) => all.has(id)), `the cold segments ${[...cold]} are archived and hold needed versions`);
     assert.ok(!first.incremental && second.incremental, 'the first prune walks everything, the second what changed');
     assert.ok(second.objectsRead.every((id) => !cold.has(id)), `the second prune read none of the cold segments ${[...cold]}: ${second.objectsRead}`);
-    for (const [id, l] of all) {
-      const obj = await core.store.get(core.catalog.keyOf(id));
-      const parsed = parseArchiveObject(obj, BS, id, core.sb.volumeId);
-      const e = planSegment({ id, objectBytes: obj.length, neededSeqs: l.neededSeqs, records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })) }, 0.5);
-      assert.equal(e.action, 'keep', `segment ${id}: ${e.why}`);
-    }
+    for (const e of await fullWalkPlans(core, all, 0.5)) assert.equal(e.action, 'keep', `segment ${e.id}: ${e.why}`);
     for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
     const v = await vol.verify();
     assert.ok(v.ok, JSON.stringify(v.problems.slice(0, 3)));
@@ -144,36 +159,22 @@ test('prune walk: rewrites left past --max-rewrite-bytes are found by the next, 
   const model = new VolumeModel(SMALL.sizeBytes);
   try {
     const core = whiteBox(vol);
-    const settle = async () => {
-      const current = core.segments.current.id;
-      await sealNow(core);
-      assert.equal(await core.archiver.settled(current), undefined);
-    };
     await hotWrites(vol, model, rng, 300, 10);
     forget(vol, { keepLast: 4 });
-    await settle();
+    await settle(core);
     const first = await vol.prune({ rewriteThreshold: 0.05 });
     const walked = core.catalog.body.walked;
     assert.ok(walked && !first.incremental);
     await hotWrites(vol, model, rng, 200, 10);
     forget(vol, { keepLast: 2 });
-    await settle();
+    await settle(core);
     const capped = await vol.prune({ maxRewriteBytes: 1, rewriteThreshold: 0.05 });
     assert.ok(capped.incremental, 'the capped prune walks incrementally');
     assert.ok(capped.plan.some((e) => e.why.includes('--max-rewrite-bytes')), `some rewrite was left for later: ${JSON.stringify(capped.plan.map((e) => e.why))}`);
     assert.deepEqual(core.catalog.body.walked, walked, 'the capped prune kept the walk before it');
     const rest = await vol.prune({ rewriteThreshold: 0.05 });
     assert.ok(rest.incremental && rest.rewritten.length > 0, `the next prune did the rewrites left: ${JSON.stringify(rest.plan.map((e) => [e.id, e.action]))}`);
-    const retention = vol.retention;
-    const keptSeqs = [...vol.events.map((e) => e.seq), ...retention.pins.map((p) => p.seq)];
-    const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
-    const all = segmentLiveness(core.index, keptSeqs, retention.continuousFromSeq, (id) => id <= core.archiver.archivedThrough && !inPrimary.has(id) && !core.catalog.isDeleted(id));
-    for (const [id, l] of all) {
-      const obj = await core.store.get(core.catalog.keyOf(id));
-      const parsed = parseArchiveObject(obj, BS, id, core.sb.volumeId);
-      const e = planSegment({ id, objectBytes: obj.length, neededSeqs: l.neededSeqs, records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })) }, 0.05);
-      assert.ok(e.action !== 'delete' && (e.action !== 'rewrite' || e.deadBytes === 0), `segment ${id}: ${e.action}, ${e.why}`);
-    }
+    for (const e of await fullWalkPlans(core, fullWalk(vol, core), 0.05)) assert.ok(e.action !== 'delete' && (e.action !== 'rewrite' || e.deadBytes === 0), `segment ${e.id}: ${e.action}, ${e.why}`);
     for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
   } finally {
     await vol.close();
