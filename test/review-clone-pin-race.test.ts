@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { clonesOf } from '../src/clone/clone-service';
+import { forget } from '../src/retention/forget';
+import { pin } from '../src/retention/pins';
+import type { Core } from '../src/volume/core';
+import { sealNow } from '../src/volume/turnover';
+import { whiteBox } from '../src/volume/white-box';
+import { Rng } from './helpers/rng';
+import { SMALL, freshVolume } from './helpers/volumes';
+
+const BS = 4096;
+
+async function settle(core: Core): Promise<void> {
+  const current = core.segments.current.id;
+  await sealNow(core);
+  assert.equal(await core.archiver.settled(current), undefined);
+}
+
+/**
+ * Review finding: CloneService.create (and pin()) resolve the point, then await
+ * Volume.resolveDurablePoint's flush, and only then pin it. A forget and a prune (the daemon's
+ * --retention-every runs both on a timer; the control socket too) that run during that flush
+ * see no pin: the forget thins the point, the prune drops the versions only it read, and the
+ * clone is then made on, and pins, a point whose blocks are gone. It reads the older version
+ * (0x05) where its base held 0x11, in silence.
+ */
+test('clone create racing a forget and prune during its flush: the clone must read its base (0x11), not an older version', async () => {
+  const rng = new Rng(777);
+  const { vol } = await freshVolume(SMALL);
+  try {
+    const core = whiteBox(vol);
+    await vol.write(0, Buffer.alloc(BS, 0x05));
+    const e0 = await vol.sync({ label: 'e0' });
+    await pin(vol, String(e0.id), 'keep 0x05');
+    await vol.write(0, Buffer.alloc(BS, 0x11));
+    const e1 = await vol.sync({ label: 'e1' });
+    await vol.write(0, Buffer.alloc(BS, 0x22));
+    for (let i = 0; i < 200; i++) await vol.write((8 + rng.int(24)) * BS, rng.bytes(BS));
+    await vol.sync({ label: 'last' });
+    await settle(core);
+    const realFlush = vol.flush.bind(vol);
+    let raced = false;
+    // The interleaving: the scheduled forget + prune run while the create awaits its flush.
+    vol.flush = async () => {
+      await realFlush();
+      if (raced) return;
+      raced = true;
+      const f = forget(vol, { keepLast: 1 });
+      const p = await vol.prune();
+      console.log(JSON.stringify({ forgotten: f.forgotten.map((e) => e.id), deleted: p.deleted, rewritten: p.rewritten, versionsDropped: p.versionsDropped }));
+    };
+    const info = await clonesOf(vol).create('c', String(e1.id));
+    assert.ok(raced);
+    assert.equal(info.seq, e1.seq);
+    const out = Buffer.alloc(BS);
+    const r = clonesOf(vol).overlay('c').readInto(out, 0, BS);
+    if (r) await r;
+    assert.equal(out[0].toString(16), '11', `clone c of event ${e1.id} reads block 0 as 0x${out[0].toString(16)}, its base held 0x11`);
+  } finally {
+    await vol.close();
+  }
+});
