@@ -61,3 +61,44 @@ test('clone create racing a forget and prune during its flush: the clone must re
     await vol.close();
   }
 });
+
+/**
+ * The same window in rollback (rollback.ts): the target is resolved, then `await volume.sync()`
+ * records the before-event, and only then is the target pinned. A forget and prune during that
+ * sync thin the target; rollback then writes the thinned target's reads (older versions) into
+ * live: live becomes a state the volume never had.
+ */
+test('rollback racing a forget and prune during its before-event sync: live must become the target (0x11), not an older version', async () => {
+  const { rollback } = await import('../src/rollback/rollback');
+  const rng = new Rng(778);
+  const { vol } = await freshVolume(SMALL);
+  try {
+    const core = whiteBox(vol);
+    await vol.write(0, Buffer.alloc(BS, 0x05));
+    const e0 = await vol.sync({ label: 'e0' });
+    await pin(vol, String(e0.id), 'keep 0x05');
+    await vol.write(0, Buffer.alloc(BS, 0x11));
+    const e1 = await vol.sync({ label: 'e1' });
+    await vol.write(0, Buffer.alloc(BS, 0x22));
+    for (let i = 0; i < 200; i++) await vol.write((8 + rng.int(24)) * BS, rng.bytes(BS));
+    await vol.sync({ label: 'last' });
+    await settle(core);
+    const realSync = vol.sync.bind(vol);
+    let raced = false;
+    vol.sync = async (o) => {
+      const e = await realSync(o);
+      if (!raced) {
+        raced = true;
+        forget(vol, { keepLast: 1 });
+        await vol.prune();
+      }
+      return e;
+    };
+    await rollback(vol, { to: String(e1.id) });
+    assert.ok(raced);
+    const live = await vol.read(0, BS);
+    assert.equal(live[0].toString(16), '11', `after rollback to event ${e1.id}, live block 0 is 0x${live[0].toString(16)}, the target held 0x11`);
+  } finally {
+    await vol.close();
+  }
+});
