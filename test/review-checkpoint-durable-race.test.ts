@@ -40,7 +40,9 @@ for (const race of [true, false]) test(race ? 'rule 4: a checkpoint whose segmen
       }
       const held = mem.heldSyncs.filter((h) => !withhold(h));
       if (!held.length) {
-        assert.ok(++idle < 200, 'an operation waits with no fsync to release');
+        // Waiting on a withheld fsync only (S's, which the checkpoint must wait for): let it go.
+        if (++idle >= 50 && mem.heldSyncs.length) withhold = () => false;
+        assert.ok(idle < 200, 'an operation waits with no fsync to release');
         continue;
       }
       mem.releaseSync(held[0]);

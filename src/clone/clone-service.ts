@@ -162,10 +162,8 @@ export class CloneService {
   async create(name: string, at: string): Promise<CloneInfo> {
     CloneService.checkName(name);
     if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
-    // `live` moves on; the clone is of the state live has now (refused inside a resync window),
-    // made durable before the clone's base names it.
-    const p = await this.volume.resolveDurablePoint(at);
-    if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
+    // `live` moves on; the clone is of the state live has now (refused inside a resync window).
+    const p = this.volume.resolveFixedPoint(at);
     const seq = p.seqLimit;
     const e = p.event;
     const base: CloneBase = {
@@ -178,13 +176,18 @@ export class CloneService {
     };
     const bs = this.volume.blockSizeBytes;
     const blockCount = Math.ceil(this.volume.sizeBytes / bs);
-    // The base point is pinned (durably) before the clone exists: no forget or prune can take
-    // what the clone reads through.
+    // The base point is pinned (durably) in the tick that resolved it, before any await: a
+    // forget and prune (the daemon's schedule) during the flush below must find it held. A
+    // crash before the clone exists leaves a pin the next open's sweep releases.
     pinAt(this.volume, { seq, point: base.point, eventId: e?.id ?? null }, `clone ${name}`, `clone:${name}`);
     try {
+      // The log up to the base is made durable before the clone names it (DESIGN.md, "Clones").
+      await this.volume.flush();
+      if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
       this.makeFiles(name, base, blockCount);
     } catch (err) {
-      unpinAt(this.volume, seq, `clone:${name}`);
+      // Released unless a clone of that name (made meanwhile) holds the same pin.
+      if (!this.exists(name) || this.base(name).seq !== seq) unpinAt(this.volume, seq, `clone:${name}`);
       throw err;
     }
     return { ...base, overlayBytes: 0 };

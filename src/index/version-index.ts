@@ -200,10 +200,13 @@ export class VersionIndex {
     return dropped;
   }
 
-  /** Freezes the memtable (and new time entries) into a run, not yet written. Instant. */
-  freeze(): void {
+  /**
+   * Freezes the memtable (and new time entries) into a run, not yet written. Instant. Returns how
+   * many runs are frozen now: a checkpoint persists those and no later ones.
+   */
+  freeze(): number {
     const t = this.times.sliceAfter(this.timesPersistedSeq);
-    if (this.mem.count === 0 && t.times.length === 0) return;
+    if (this.mem.count === 0 && t.times.length === 0) return this.runs.length;
     const frozen = this.mem.freeze();
     // A run may hold only time entries (events with no writes since the last checkpoint).
     const seqs = [frozen.firstSeq, frozen.lastSeq, t.seqs[0] ?? -1, t.seqs[t.seqs.length - 1] ?? -1].filter((x) => x >= 0);
@@ -211,6 +214,7 @@ export class VersionIndex {
     if (t.seqs.length) this.timesPersistedSeq = t.seqs[t.seqs.length - 1];
     // Sized for what the last one held, so adds rarely stop to grow it.
     this.mem = new Memtable(frozen.count);
+    return this.runs.length;
   }
 
   /** Freeze, then persist: for callers with nothing in flight (recovery, tools). */
@@ -222,15 +226,17 @@ export class VersionIndex {
   /**
    * Compacts the frozen runs, writes the new ones, then durably points the manifest at them.
    * The caller makes sure the log up to body.covered is durable first, and runs one persist at a
-   * time (the Checkpointer does). It works on the runs frozen so far: a freeze meanwhile appends
-   * a run after them, which the next persist takes. Merges happen in memory, in one tick each
+   * time (the Checkpointer does). It works on the first `runCount` runs, those frozen when
+   * body.covered was taken: a run frozen since (a seal while the caller waited for the log to
+   * become durable) holds versions past body.covered, which may not be durable yet; the next
+   * persist takes it. Merges happen in memory, in one tick each
    * (lookups see the two inputs or the result, never a mix), before any file is written, so
    * several frozen runs reach the disk as one file; writes and fsyncs go to the threadpool.
    */
-  async persist(body: Omit<ManifestBody, 'runs'>): Promise<void> {
+  async persist(body: Omit<ManifestBody, 'runs'>, runCount = this.runs.length): Promise<void> {
     this.fs.mkdirp(this.dir);
     const obsolete: string[] = [];
-    let m = this.runs.length;
+    let m = runCount;
     // Size-tiered: merge while the older neighbour is not much bigger, keeping few runs.
     for (; m >= 2 && this.runs[m - 2].count <= 2 * this.runs[m - 1].count; m--) {
       const [older, newer] = [this.runs[m - 2], this.runs[m - 1]];

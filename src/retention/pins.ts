@@ -11,10 +11,13 @@ export type { Pin };
  * its blocks never pruned. Each holder's pins are its own: unpinning one leaves the others.
  */
 export async function pin(volume: Volume, point: string, reason: string, holder = 'user'): Promise<Pin> {
-  // `live` moves on; the pin holds the state live has now (refused inside a resync window),
-  // made durable before the pin names it.
-  const p = await volume.resolveDurablePoint(point);
-  return pinAt(volume, { seq: p.seqLimit, point: p.name, eventId: p.event?.id ?? null }, reason, holder);
+  // `live` moves on; the pin holds the state live has now (refused inside a resync window). It
+  // is recorded in the tick that resolved the point, before any await (a forget and prune
+  // meanwhile must find it held), and the log up to it is made durable before pin() returns.
+  const p = volume.resolveFixedPoint(point);
+  const made = pinAt(volume, { seq: p.seqLimit, point: p.name, eventId: p.event?.id ?? null }, reason, holder);
+  await volume.flush();
+  return made;
 }
 
 /** pin() of a point already resolved (a clone's base): durable when it returns. */

@@ -64,12 +64,20 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
     if (intent) current = intent;
     else {
       const label = o.label ?? `rollback-to-${target.name}`;
-      const before = await volume.sync({ label: `before-${label}`, kind: 'crash' });
+      // The target is held until the rollback is done, pinned in the tick that resolved it: a
+      // forget and prune during the sync below must not thin it (rollback would then write an
+      // older state into live), and a forget while it is cut short must not make it unresolvable
+      // (the intent admits only this target: live would stay a mix).
+      pinAt(volume, target.pin, `target of rollback ${label}`, targetHolder(label));
+      let before: SyncEvent;
+      try {
+        before = await volume.sync({ label: `before-${label}`, kind: 'crash' });
+      } catch (err) {
+        unpinAt(volume, target.pin.seq, targetHolder(label));
+        throw err;
+      }
       // The state being left is the undo point: pinned (durable) before anything changes live.
       pinAt(volume, { seq: before.seq, point: `event:${before.id}`, eventId: before.id }, `undo of rollback ${label}`, `rollback:${label}`);
-      // The target is held until the rollback is done: a forget while it is cut short must not
-      // make it unresolvable (the intent admits only this target: live would stay a mix).
-      pinAt(volume, target.pin, `target of rollback ${label}`, targetHolder(label));
       current = { version: 1, to: target.name, toSeq: target.seq, clone: target.clone, beforeEvent: ref(before), label, startedAt: new Date().toISOString() };
       volume.setRollbackIntent(current); // MUST 13: after the before-event is durable, before any block
     }

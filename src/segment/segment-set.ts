@@ -133,7 +133,11 @@ export class SegmentSet {
   async durableThrough(pos: { segment: number; offset: number }): Promise<void> {
     await Promise.all([...this.sealing.entries()].filter(([id]) => id <= pos.segment).map(([, s]) => s.durable));
     if (this.failure) throw this.failure;
+    // `pos.segment` was current when asked. Still current: synced here. Sealed while the wait
+    // above ran: its own seal's fdatasync makes it durable (awaited; gone from the map once done).
     if (this.current.id === pos.segment) await this.current.sync();
+    else await this.sealing.get(pos.segment)?.durable;
+    if (this.failure) throw this.failure;
   }
 
   source(id: number): ByteSource {

@@ -9,9 +9,10 @@ import { Core } from './core';
 export async function checkpoint(core: Omit<Core, 'checkpointer'>): Promise<void> {
   const covered = { segment: core.segments.current.id, offset: core.segments.current.end };
   const body = { covered, ...core.volumeLog.position() };
-  core.index.freeze();
+  const runs = core.index.freeze();
   await core.segments.durableThrough(covered);
-  await core.index.persist(body);
+  // Only the runs frozen with `covered`: one frozen while we waited may hold versions past it.
+  await core.index.persist(body, runs);
 }
 
 /**

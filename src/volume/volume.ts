@@ -192,6 +192,14 @@ export class Volume {
       noteIndexFiltered(core.index, catalog.generation);
       await core.archiver.load();
       if (o.readOnly) return new Volume(core, report, true);
+      // A pin is recorded before the flush that makes its point durable (retention/pins.ts): a
+      // crash between the two leaves a pin past the log's end, on seqs later writes will take.
+      // The same for a rollback's target, pinned before its before-event's sync: only the
+      // rollback an intent says was cut short still holds its target.
+      const intent = readRollbackIntent(core);
+      for (const p of [...retention.pins]) {
+        if (p.seq > core.volumeLog.nextSeq - 1 || (p.holder.startsWith('rollback-target:') && p.holder !== `rollback-target:${intent?.label}`)) retention.removePins(p.seq, p.holder);
+      }
       const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;
       if (space && openSpaceCheckEnabled() && !space.fits()) {
         await segments.close().catch(() => undefined);
@@ -375,19 +383,6 @@ export class Volume {
   resolveFixedPoint(text: string): Point {
     const p = this.resolvePoint(text);
     return p.seqLimit === LIVE_SEQ ? this.core.events.fixLive(this.resolveContext()) : p;
-  }
-
-  /**
-   * resolveFixedPoint for a point that is about to be recorded for good (a clone's base, a pin):
-   * the log up to it is made durable first. Writes are acknowledged before they are durable, so
-   * `live` (or `seq:<n>` near the tail) can name records a crash would cut; after the restart
-   * their seqs would go to other writes, and the recorded point would silently name a state that
-   * never existed (docs/DESIGN.md, "Clones").
-   */
-  async resolveDurablePoint(text: string): Promise<Point> {
-    const p = this.resolveFixedPoint(text);
-    await this.flush();
-    return p;
   }
 
   /**
