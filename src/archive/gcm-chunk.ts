@@ -71,7 +71,8 @@ export const canOpenInPlace = !native?.gcmOpenChunks || native.gcmOpenChunksInPl
 /**
  * Opens chunks first, first+1, … (stored back to back, their layout already checked) into out:
  * either a buffer apart from stored, or (canOpenInPlace) stored's own first bytes, which saves a
- * fresh buffer per read (its page faults cost more than the decryption here). In place, stored's
+ * fresh buffer per read (its page faults cost half as much as the decryption, perf in a cold
+ * scan). In place, stored's
  * bytes are overwritten, authentic or not: the caller throws them away on a failure.
  * With the addon, on the threadpool: a scan's next chunk is opened while the event loop checks
  * the blocks of the one before. Resolves with -1, or the first chunk (from 0) not authentic.
