@@ -57,7 +57,7 @@ test('encryption: a ranged read fetches the header and only the chunks it touche
   const store = reopen(inner);
   const at = 5 * CHUNK + 10;
   assert.ok((await store.getRange('o', at, 4096)).equals(data.subarray(at, at + 4096)));
-  assert.deepEqual(inner.ranges.map(([, , len]) => len), [ENCRYPTED_OBJECT.lengthBytes, CHUNK + ENCRYPTED_OBJECT.tagBytes]);
+  assert.deepEqual(inner.ranges.map(([, o, len]) => [o, len]).sort((a, b) => a[0] - b[0]), [[0, ENCRYPTED_OBJECT.lengthBytes], [ENCRYPTED_OBJECT.lengthBytes + 5 * (CHUNK + ENCRYPTED_OBJECT.tagBytes), CHUNK + ENCRYPTED_OBJECT.tagBytes]]);
   // Across a chunk boundary: two chunks; the header is cached now.
   inner.ranges.length = 0;
   assert.ok((await store.getRange('o', 2 * CHUNK - 5, 10)).equals(data.subarray(2 * CHUNK - 5, 2 * CHUNK + 5)));
@@ -65,6 +65,87 @@ test('encryption: a ranged read fetches the header and only the chunks it touche
   // The short last chunk, and the plaintext size.
   assert.ok((await store.getRange('o', data.length - 3, 3)).equals(data.subarray(data.length - 3)));
   assert.equal(await store.size('o'), data.length);
+});
+
+/** A MemoryStore whose ranged reads wait while it is shut: shows which requests a read has in flight at once. */
+class HeldStore extends CountingStore {
+  private held: Array<() => void> = [];
+  private shut = false;
+  override async getRange(k: string, offset: number, length: number): Promise<Buffer> {
+    const p = super.getRange(k, offset, length);
+    if (this.shut) await new Promise<void>((resolve) => this.held.push(resolve));
+    return p;
+  }
+  /** Runs `read` with requests held until no more come; then lets them all (and any later) go. How many were held at once, and the result. */
+  async inFlight<T>(read: () => Promise<T>): Promise<{ together: number; result: T }> {
+    this.shut = true;
+    const p = read();
+    p.catch(() => undefined);
+    let together = 0;
+    for (let i = 0; i < 200; i++) {
+      await new Promise((r) => setImmediate(r));
+      together = Math.max(together, this.held.length);
+    }
+    this.shut = false;
+    for (const go of this.held.splice(0)) go();
+    return { together, result: await p };
+  }
+}
+
+test('encryption: an uncached header costs no round trip of its own: read with chunks near it, beside chunks farther in; a short final chunk still reads right', async () => {
+  const data = new Rng(12).bytes(16 * CHUNK + 7);
+  const inner = new HeldStore();
+  await new EncryptedStore(inner, key).put('o', data);
+  const T = ENCRYPTED_OBJECT.tagBytes;
+  const H = ENCRYPTED_OBJECT.lengthBytes;
+  // Near the start (a segment's first record): header and chunks 0-1 in one request.
+  inner.ranges.length = 0;
+  let r = await inner.inFlight(() => reopen(inner).getRange('o', 100, CHUNK));
+  assert.ok(r.result.equals(data.subarray(100, 100 + CHUNK)));
+  assert.deepEqual(inner.ranges.map(([, o, len]) => [o, len]), [[0, H + 2 * (CHUNK + T)]]);
+  // Farther in: both requests are in flight together (not header, then chunks).
+  inner.ranges.length = 0;
+  r = await inner.inFlight(() => reopen(inner).getRange('o', 7 * CHUNK + 5, 10));
+  assert.ok(r.result.equals(data.subarray(7 * CHUNK + 5, 7 * CHUNK + 15)));
+  assert.equal(inner.ranges.length, 2);
+  assert.equal(r.together, 2, 'header and chunk requested together');
+  // The short final chunk, header uncached: the whole-chunk guess comes up short, then the header places it.
+  for (const [from, n] of [[data.length - 3, 3], [3, data.length - 3]]) {
+    assert.ok((await reopen(inner).getRange('o', from, n)).equals(data.subarray(from, from + n)), `${n} bytes at ${from}`);
+  }
+  // A flipped byte in the header read with the chunks: refused by its CRC, nothing served.
+  const bad = Buffer.from(inner.objects.get('o')!);
+  bad[ENCRYPTED_OBJECT.off.plainLength] ^= 1;
+  inner.objects.set('o', bad);
+  await assert.rejects(reopen(inner).getRange('o', 0, 10), (e) => isChronoError(e, 'BAD_CHECKSUM'));
+});
+
+test('encryption: chunks are opened in place, in the buffer the inner store returned (no second buffer), and a chunk that fails serves nothing', async () => {
+  const data = new Rng(13).bytes(5 * CHUNK + 9);
+  const returned: Buffer[] = [];
+  class Keeping extends MemoryStore {
+    override async getRange(k: string, offset: number, length: number): Promise<Buffer> {
+      const b = await super.getRange(k, offset, length);
+      returned.push(b);
+      return b;
+    }
+  }
+  const inner = new Keeping();
+  const store = new EncryptedStore(inner, key);
+  await store.put('o', data);
+  for (const [at, n] of [[0, data.length], [CHUNK - 3, 3 * CHUNK], [4 * CHUNK + 1, CHUNK + 8]]) {
+    returned.length = 0;
+    const got = await store.getRange('o', at, n);
+    assert.ok(got.equals(data.subarray(at, at + n)), `${n} bytes at ${at}`);
+    assert.equal(got.buffer, returned[0].buffer, `${n} bytes at ${at}: a view of the stored bytes' buffer, opened in place`);
+  }
+  // The last of three chunks altered: the read fails whole, though two chunks opened in place first.
+  const b = Buffer.from(inner.objects.get('o')!);
+  b[ENCRYPTED_OBJECT.lengthBytes + 2 * (CHUNK + ENCRYPTED_OBJECT.tagBytes) + 7] ^= 0x10;
+  inner.objects.set('o', b);
+  await assert.rejects(store.getRange('o', 0, 3 * CHUNK), (e) => isChronoError(e, 'ARCHIVE_AUTH_FAILED'));
+  await assert.rejects(reopen(inner).get('o'), (e) => isChronoError(e, 'ARCHIVE_AUTH_FAILED'));
+  assert.ok((await store.getRange('o', 0, 2 * CHUNK)).equals(data.subarray(0, 2 * CHUNK)), 'the chunks before it still read');
 });
 
 test('encryption: a wrong key is refused with ARCHIVE_WRONG_KEY, by reads and by the factory', async () => {

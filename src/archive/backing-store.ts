@@ -13,7 +13,11 @@ export interface BackingStore {
    * overlaps making them with writing them.
    */
   put(key: string, data: PutData): Promise<void>;
-  /** Exactly `length` bytes at `offset`; fails with ARCHIVE_MISSING if the object is absent. */
+  /**
+   * Exactly `length` bytes at `offset`; fails with ARCHIVE_MISSING if the object is absent. The
+   * buffer returned (of getRange, get and getTail alike) is the caller's to change: never a view
+   * of memory the store keeps (the encrypted store opens chunks in place in it).
+   */
   getRange(key: string, offset: number, length: number): Promise<Buffer>;
   get(key: string): Promise<Buffer>;
   /**

@@ -2,7 +2,7 @@ import { hkdfSync, randomBytes } from 'node:crypto';
 import { ChronoError } from '../errors';
 import { ENCRYPTED_OBJECT as E } from '../format/constants';
 import { PreludeSpec, checkPrelude, newPrelude, sealPrelude } from '../format/header-check';
-import { ChunkParams, openChunksInto, sealChunk } from './gcm-chunk';
+import { ChunkParams, canOpenInPlace, openChunksInto, sealChunk } from './gcm-chunk';
 
 /**
  * The codec of encrypted archive objects (docs/FORMAT.md "Encrypted archive objects"): a
@@ -15,6 +15,8 @@ export interface EncryptedHeader {
   plainLength: number;
   keyId: string;
   salt: Buffer;
+  /** The object's key (HKDF of the secret and salt), derived at its first use and kept with the header. */
+  objectKey?: Buffer;
 }
 
 const PRELUDE: PreludeSpec = { what: 'encrypted archive object', magic: E.magic, lengthBytes: E.lengthBytes, crcOffset: E.off.crc };
@@ -125,7 +127,9 @@ class PartReader {
 /**
  * Opens chunks first … first+n-1 of an object, given their stored bytes back to back, into one
  * plaintext buffer, on the threadpool where the native addon is there. Any chunk that fails
- * authentication fails the whole call with ARCHIVE_AUTH_FAILED.
+ * authentication fails the whole call with ARCHIVE_AUTH_FAILED. `stored` is used up: the
+ * plaintext is opened into its own first bytes where the opener can (so it must be the caller's,
+ * never a store's own memory), and a failed call leaves it garbage.
  */
 export async function openChunks(objectName: string, secret: Buffer, h: EncryptedHeader, first: number, stored: Buffer): Promise<Buffer> {
   const count = chunkCount(h.plainLength);
@@ -139,9 +143,10 @@ export async function openChunks(objectName: string, secret: Buffer, h: Encrypte
     at += plain + E.tagBytes;
     plainBytes += plain;
   }
-  const out = Buffer.allocUnsafe(plainBytes);
+  const out = canOpenInPlace ? stored.subarray(0, plainBytes) : Buffer.allocUnsafe(plainBytes);
   if (stored.length === 0) return out;
-  const bad = await openChunksInto(objectKey(secret, h.salt), new ChunkParams(objectName, h.raw, count), first, stored, out);
+  h.objectKey ??= objectKey(secret, h.salt);
+  const bad = await openChunksInto(h.objectKey, new ChunkParams(objectName, h.raw, count), first, stored, out);
   if (bad >= 0) throw authFailed(objectName, `chunk ${first + bad} fails authentication`);
   return out;
 }

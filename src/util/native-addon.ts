@@ -39,6 +39,8 @@ export interface NativeAddon {
    * flag). Calls back with -1, the first chunk (from 0) not authentic, or -2 if they do not fit.
    */
   gcmOpenChunks?(key: Uint8Array, aad: Uint8Array, first: number, count: number, chunkPlainBytes: number, src: Uint8Array, dst: Uint8Array, cb: (bad: number) => void): void;
+  /** True when gcmOpenChunks may be given dst = src (the same first byte): opened in place, plaintext moved down over the tags. */
+  gcmOpenChunksInPlace?: boolean;
 }
 
 function load(): NativeAddon {
