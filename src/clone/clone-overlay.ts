@@ -60,7 +60,11 @@ export class CloneOverlay {
     }
   }
 
-  /** After an unclean close: torn map pages rebuilt from the CRC entries, unsynced overwrites re-checksummed. */
+  /**
+   * After an unclean close: torn map pages rebuilt from the CRC entries; a block that differs
+   * from its entry is taken as found only in a marked region (an overwrite in place not yet
+   * synced: old, new or a mix). Elsewhere it is damage: its entry stays, and reads refuse it.
+   */
   private recover(name: string): void {
     const pages = [...(this.map.failedPages ?? [])];
     for (const p of pages) {
@@ -70,6 +74,7 @@ export class CloneOverlay {
     }
     const bs = this.volume.blockSizeBytes;
     let rechecked = 0;
+    let damaged = 0;
     for (const e of this.map.extents()) {
       for (let b = e.firstBlock; b < e.firstBlock + e.blockCount; b += 256) {
         const n = Math.min(256, e.firstBlock + e.blockCount - b);
@@ -77,14 +82,16 @@ export class CloneOverlay {
         const want = this.sums.read(b, n);
         for (let i = 0; i < n; i++) {
           const crc = crc32c(data.subarray(i * bs, (i + 1) * bs));
-          if (crc !== want[i]) {
+          if (crc === want[i]) continue;
+          if (this.sums.isMarked(this.sums.regionOf(b + i))) {
             this.sums.set(b + i, crc);
             rechecked++;
-          }
+          } else damaged++;
         }
       }
     }
     if (pages.length || rechecked) this.volume.logger.warn({ clone: name, mapPagesRebuilt: pages.length, blocksRechecksummed: rechecked }, 'clone was not closed cleanly: torn map pages rebuilt from its checksums, blocks overwritten but not synced taken as found');
+    if (damaged) this.volume.logger.error({ clone: name, blocksDamaged: damaged }, 'clone blocks synced before the crash fail their checksums: damage, refused on read (CORRUPT_BLOCK)');
   }
 
   get sizeBytes(): number {
@@ -146,13 +153,15 @@ export class CloneOverlay {
   write(offset: number, data: Buffer): Promise<void> | undefined {
     this.check(offset, data.length);
     const bs = this.volume.blockSizeBytes;
-    if (this.queued === 0 && offset % bs === 0 && data.length % bs === 0) {
+    const first = Math.floor(offset / bs);
+    const end = Math.ceil((offset + data.length) / bs);
+    if (this.queued === 0 && offset % bs === 0 && data.length % bs === 0 && this.regionsToMark(first, end).length === 0) {
       this.writeBlocks(offset, data);
       return undefined;
     }
     return this.enqueue(async () => {
-      const first = Math.floor(offset / bs);
-      const end = Math.ceil((offset + data.length) / bs);
+      // DESIGN rule 12a: the regions this write overwrites in place are marked, durably, first.
+      await this.sums.mark(this.regionsToMark(first, end));
       if (offset % bs === 0 && data.length % bs === 0) return this.writeBlocks(offset, data);
       // Read-merge-write of the partial blocks at either end, whole blocks into the overlay.
       const whole = Buffer.allocUnsafe((end - first) * bs);
@@ -180,6 +189,8 @@ export class CloneOverlay {
       }
       await this.sums.persist();
       await this.map.persist();
+      // Every write so far is durable and checked by its entry: no region is in flux any more.
+      await this.sums.clearMarks();
     });
   }
 
@@ -196,6 +207,26 @@ export class CloneOverlay {
       this.map.close();
       this.sums.close();
     }
+  }
+
+  /**
+   * The unmarked regions where writing blocks first..end-1 would overwrite a block in place: one
+   * the map holds (synced, or written since: marking those too costs nothing more per region),
+   * or whose bit is not to be trusted (its page failed its CRC).
+   */
+  private regionsToMark(first: number, end: number): number[] {
+    const out: number[] = [];
+    const rb = this.sums.regionBlocks;
+    for (let r = this.sums.regionOf(first); r * rb < end; r++) {
+      if (this.sums.isMarked(r)) continue;
+      for (let b = Math.max(first, r * rb); b < Math.min(end, (r + 1) * rb); b++) {
+        if (this.map.has(b) || this.map.pageFailed(b)) {
+          out.push(r);
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   private writeBlocks(offset: number, data: Buffer): void {
