@@ -56,8 +56,11 @@ export class CloneChecksums {
   /** Bytes of `marks` with a bit set since the last clear (as found at open, after a crash). */
   private marksLow = Infinity;
   private marksHigh = -1;
+  /** Regions overwritten since the last sync (memory only): their marks outlive that sync. */
+  private readonly hot: Buffer;
 
   private constructor(private readonly fd: number, private readonly path: string, private readonly header: CloneCrcHeader, readonly wasOpen: boolean, private readonly marks: Buffer, readonly adoptedMarks: boolean) {
+    this.hot = Buffer.alloc(marks.length);
     for (let i = 0; i < marks.length; i++) {
       if (marks[i] === 0) continue;
       this.marksLow = Math.min(this.marksLow, i);
@@ -138,6 +141,16 @@ export class CloneChecksums {
     return (this.marks[region >> 3] & (1 << (region & 7))) !== 0;
   }
 
+  /** How many regions the file marks. */
+  get regionCount(): number {
+    return Math.ceil(this.header.blockCount / this.header.markRegionBlocks);
+  }
+
+  /** Region r is overwritten in this sync interval: its mark stays set at the coming sync. */
+  touch(region: number): void {
+    this.hot[region >> 3] |= 1 << (region & 7);
+  }
+
   /** Marks regions, durably (written and fdatasynced): call before their overwrites are written. */
   async mark(regions: number[]): Promise<void> {
     let low = Infinity;
@@ -159,19 +172,37 @@ export class CloneChecksums {
   }
 
   /**
-   * Clears every mark: call once the data and CRC entries of every write so far are durable. Not
-   * fdatasynced: a clear that a crash loses only leaves regions marked; the next mark, persist
-   * or close makes it durable.
+   * At a sync, once the data and CRC entries of every write so far are durable: clears the marks
+   * of regions not overwritten since the last sync. Those overwritten keep theirs for one more
+   * interval, so a region overwritten at every sync (a journal) pays its mark once, not per sync.
+   * Not fdatasynced: a clear that a crash loses only leaves regions marked; the next mark,
+   * persist or close makes it durable. `all`: clear every mark (the close).
    */
-  async clearMarks(): Promise<void> {
+  async clearMarks(all = false): Promise<void> {
+    if (all) this.hot.fill(0);
     if (this.marksHigh < 0) return;
-    const low = this.marksLow;
-    const high = this.marksHigh;
-    this.marks.fill(0, low, high + 1);
-    this.marksLow = Infinity;
-    this.marksHigh = -1;
+    let low = Infinity;
+    let high = -1;
+    let keepLow = Infinity;
+    let keepHigh = -1;
+    for (let i = this.marksLow; i <= this.marksHigh; i++) {
+      const kept = this.marks[i] & this.hot[i];
+      if (kept !== this.marks[i]) {
+        this.marks[i] = kept;
+        low = Math.min(low, i);
+        high = i;
+      }
+      if (kept) {
+        keepLow = Math.min(keepLow, i);
+        keepHigh = i;
+      }
+    }
+    this.hot.fill(0);
+    this.marksLow = keepLow;
+    this.marksHigh = keepHigh;
+    if (high < 0) return;
     try {
-      await pwrite(this.fd, Buffer.alloc(high + 1 - low), 0, high + 1 - low, this.entriesEnd + low);
+      await pwrite(this.fd, Buffer.from(this.marks.subarray(low, high + 1)), 0, high + 1 - low, this.entriesEnd + low);
     } catch (err) {
       throw ioError('write', this.path, err);
     }
