@@ -39,7 +39,7 @@ export type ErrorCode =
   | 'FOREIGN_CLONE' // a clone's files belong to another volume or geometry
   | 'POINT_IN_RESYNC' // a point (or a new event) inside a resync window: the replica was a torn mix then
   | 'PROTECT_FAILED' // protect could not start or drive qemu-storage-daemon (the splitter)
-  | 'CLONE_IN_USE' // clone delete refused: its image is open through the FUSE tree (the name must not name another clone meanwhile)
+  | 'CLONE_IN_USE' // clone delete refused: its image is open through the FUSE tree or an NBD clone/<name> export (the name must not name another clone meanwhile)
   | 'LIVE_IN_USE' // rollback refused: live is open for writing through the tree or an NBD client is attached to it (--force overrides)
   | 'ROLLBACK_UNFINISHED' // a rollback to another target was cut short: repeat that one first
   | 'VERSION_PRUNED' // a block version prune removed from the archive (no kept point reads it): never served from other bytes

@@ -98,6 +98,12 @@ export const DEFAULTS = {
   archiveRetryWhileWaitingMs: 1_000,
   /** Archive reads kept in flight by scans (recovery's copy into the working set, sequential reads, recover's object fetches). */
   archiveReadsInFlight: 8,
+  /**
+   * A clone write that must mark a region (an in-place overwrite, DESIGN rule 12a) and begins
+   * where the last write ended also marks this many regions past its own, in the same
+   * fdatasync: a sequential overwrite pays one per this many + 1 regions, not one per region.
+   */
+  cloneMarkAheadRegions: 15,
   /** How long a clone's delete waits for the kernel's RELEASE of handles just closed (FUSE sends it after close(2) returns). */
   cloneReleaseWaitMs: 2000,
   /**

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { clonesOf } from '../src/clone/clone-service';
-import { CLONE_CRC, CLONE_MAP } from '../src/format/constants';
+import { crcFileBytes, encodeCloneCrcHeader } from '../src/clone/clone-checksums';
+import { CLONE_CRC, CLONE_MAP, CloneCrcFlags } from '../src/format/constants';
 import { crc32c } from '../src/format/crc';
 import { Volume } from '../src/volume/volume';
 import { tmpDir } from './helpers/tmp';
@@ -136,7 +138,8 @@ test('clone checksums: after a crash (not closed), an overwrite not yet synced i
   const v = await Volume.open(dir);
   try {
     const o = clonesOf(v).overlay('c');
-    o.write(0, fill('clone-0-again')); // in place, not synced: its CRC entry on disk is the old one
+    const w = o.write(0, fill('clone-0-again')); // in place, not synced: its CRC entry on disk is the old one
+    if (w) await w; // (its region is marked first: an fdatasync)
     // A crash image: the files as they are now (the page cache holds the new data).
     fs.cpSync(dir, crashed, { recursive: true });
   } finally {
@@ -159,4 +162,62 @@ test('clone checksums: a clone made before overlay.crc is adopted (its blocks ch
   flip(path.join(cdir, 'overlay.map'), CLONE_MAP.lengthBytes, 0b001);
   flip(path.join(cdir, 'overlay.data'), 2 * BS, 0x20);
   assert.deepEqual(await readClones(dir, [0, 2]), ['CORRUPT_BLOCK', 'CORRUPT_BLOCK']);
+});
+
+test('clone checksums: after a crash, a synced block damaged on disk is refused (CORRUPT_BLOCK), not re-checksummed as an unsynced overwrite (issue 10)', async () => {
+  // 8 MiB: blocks 0 and 2 (synced long ago) lie far from block 1536, overwritten in place at the crash.
+  const dir = path.join(tmpDir('crc-rot-'), 'v');
+  await Volume.create(dir, { sizeBytes: 8 << 20, blockSizeBytes: BS, segmentSizeBytes: 256 << 10 });
+  const v = await Volume.open(dir);
+  try {
+    await v.write(0, Buffer.concat(Array.from({ length: 8 }, (_, i) => fill(`base-${i}`))));
+    await v.sync({ label: 'e1' });
+    await clonesOf(v).create('c', 'e1');
+    const o = clonesOf(v).overlay('c');
+    o.write(0, fill('clone-0'));
+    o.write(2 * BS, fill('clone-2'));
+    o.write(1536 * BS, fill('clone-1536'));
+    await o.sync();
+  } finally {
+    await v.close();
+  }
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'helpers', 'clone-overwrite-child.js'), dir], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, 'SIGKILL', r.stderr);
+  assert.equal(r.stdout, 'written\n');
+  // Rot under block 2, synced before the crash and not written since.
+  flip(path.join(dir, 'clones', 'c', 'overlay.data'), 2 * BS + 1, 0x01);
+  const got = await readClones(dir, [0, 2, 1536, 1700]);
+  assert.equal(got[0], 'clone-0');
+  assert.equal(got[1], 'CORRUPT_BLOCK', 'the damaged synced block is never served as data');
+  assert.ok(['clone-1536', 'clone-1536-again'].includes(got[2]), `block 1536 after the crash: ${got[2]}`);
+  assert.ok(got[3] === 'clone-1700' || /^\0+$/.test(got[3]), 'block 1700: written or lost (never synced), nothing else');
+  // And it stays refused: the crash's recovery wrote no new checksum for it.
+  assert.deepEqual(await readClones(dir, [2]), ['CORRUPT_BLOCK']);
+});
+
+/** Rewrites overlay.crc as a clone made before the region marks has it: no marks, flags as given. */
+function asBeforeMarks(cdir: string, flags: number): void {
+  const file = path.join(cdir, 'overlay.crc');
+  const b = fs.readFileSync(file);
+  const head = encodeCloneCrcHeader({ volumeId: b.subarray(16, 32), blockSizeBytes: b.readUInt32LE(32), blockCount: Number(b.readBigUInt64LE(40)), flags, markRegionBlocks: 0 });
+  head.copy(b, 0);
+  fs.writeFileSync(file, b.subarray(0, crcFileBytes(Number(b.readBigUInt64LE(40)))));
+}
+
+test('clone checksums: a clone from before the region marks is adopted; left open by its last process, its overwrites are taken as found (as then), and from then on damage is refused', async () => {
+  const { dir, cdir } = await cloned();
+  // Its last process died after overwriting block 0 in place, unsynced (new bytes, old entry).
+  asBeforeMarks(cdir, CloneCrcFlags.open);
+  const data = path.join(cdir, 'overlay.data');
+  const fd = fs.openSync(data, 'r+');
+  fs.writeSync(fd, fill('clone-0-unsynced'), 0, BS, 0);
+  fs.closeSync(fd);
+  assert.deepEqual(await readClones(dir, [0, 2]), ['clone-0-unsynced', 'clone-2']);
+  const crc = fs.readFileSync(path.join(cdir, 'overlay.crc'));
+  assert.equal(crc.readUInt32LE(CLONE_CRC.off.flags), CloneCrcFlags.marks, 'closed, and keeping marks');
+  assert.equal(crc.readUInt32LE(CLONE_CRC.off.markRegionBlocks), CLONE_CRC.markRegionBlocks);
+  // Closed cleanly before the marks: nothing is taken as found, damage is refused.
+  asBeforeMarks(cdir, 0);
+  flip(data, 2 * BS, 0x20);
+  assert.deepEqual(await readClones(dir, [0, 2]), ['clone-0-unsynced', 'CORRUPT_BLOCK']);
 });

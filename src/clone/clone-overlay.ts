@@ -5,6 +5,7 @@ import { ChronoError, ioError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
 import { crc32c } from '../format/crc';
 import { Point } from '../volume/events';
+import { DEFAULTS } from '../options';
 import { Volume } from '../volume/volume';
 import { CloneChecksums, adoptChecksums } from './clone-checksums';
 import { BLOCKS_PER_PAGE, CloneMap } from './clone-map';
@@ -21,6 +22,8 @@ export class CloneOverlay {
   private queue: Promise<unknown> = Promise.resolve();
   private queued = 0;
   private closed = false;
+  /** Where the last write ended (block): a write starting there is sequential. */
+  private lastEnd = -1;
 
   private constructor(private readonly volume: Volume, readonly base: Point, private readonly dataFd: number, private readonly dataPath: string, private readonly map: CloneMap, private readonly sums: CloneChecksums) {}
 
@@ -60,7 +63,11 @@ export class CloneOverlay {
     }
   }
 
-  /** After an unclean close: torn map pages rebuilt from the CRC entries, unsynced overwrites re-checksummed. */
+  /**
+   * After an unclean close: torn map pages rebuilt from the CRC entries; a block that differs
+   * from its entry is taken as found only in a marked region (an overwrite in place not yet
+   * synced: old, new or a mix). Elsewhere it is damage: its entry stays, and reads refuse it.
+   */
   private recover(name: string): void {
     const pages = [...(this.map.failedPages ?? [])];
     for (const p of pages) {
@@ -70,6 +77,7 @@ export class CloneOverlay {
     }
     const bs = this.volume.blockSizeBytes;
     let rechecked = 0;
+    let damaged = 0;
     for (const e of this.map.extents()) {
       for (let b = e.firstBlock; b < e.firstBlock + e.blockCount; b += 256) {
         const n = Math.min(256, e.firstBlock + e.blockCount - b);
@@ -77,14 +85,16 @@ export class CloneOverlay {
         const want = this.sums.read(b, n);
         for (let i = 0; i < n; i++) {
           const crc = crc32c(data.subarray(i * bs, (i + 1) * bs));
-          if (crc !== want[i]) {
+          if (crc === want[i]) continue;
+          if (this.sums.isMarked(this.sums.regionOf(b + i))) {
             this.sums.set(b + i, crc);
             rechecked++;
-          }
+          } else damaged++;
         }
       }
     }
     if (pages.length || rechecked) this.volume.logger.warn({ clone: name, mapPagesRebuilt: pages.length, blocksRechecksummed: rechecked }, 'clone was not closed cleanly: torn map pages rebuilt from its checksums, blocks overwritten but not synced taken as found');
+    if (damaged) this.volume.logger.error({ clone: name, blocksDamaged: damaged }, 'clone blocks synced before the crash fail their checksums: damage, refused on read (CORRUPT_BLOCK)');
   }
 
   get sizeBytes(): number {
@@ -146,13 +156,23 @@ export class CloneOverlay {
   write(offset: number, data: Buffer): Promise<void> | undefined {
     this.check(offset, data.length);
     const bs = this.volume.blockSizeBytes;
-    if (this.queued === 0 && offset % bs === 0 && data.length % bs === 0) {
+    const first = Math.floor(offset / bs);
+    const end = Math.ceil((offset + data.length) / bs);
+    const sequential = first === this.lastEnd;
+    this.lastEnd = end;
+    if (this.queued === 0 && offset % bs === 0 && data.length % bs === 0 && this.regionsToMark(first, end).length === 0) {
       this.writeBlocks(offset, data);
       return undefined;
     }
     return this.enqueue(async () => {
-      const first = Math.floor(offset / bs);
-      const end = Math.ceil((offset + data.length) / bs);
+      // DESIGN rule 12a: the regions this write overwrites in place are marked, durably, first
+      // (a sequential overwrite also marks the regions ahead of it, in the same fdatasync).
+      const regions = this.regionsToMark(first, end);
+      if (regions.length && sequential) {
+        const last = regions[regions.length - 1];
+        for (let r = last + 1; r <= Math.min(this.sums.regionCount - 1, last + DEFAULTS.cloneMarkAheadRegions); r++) if (!this.sums.isMarked(r)) regions.push(r);
+      }
+      await this.sums.mark(regions);
       if (offset % bs === 0 && data.length % bs === 0) return this.writeBlocks(offset, data);
       // Read-merge-write of the partial blocks at either end, whole blocks into the overlay.
       const whole = Buffer.allocUnsafe((end - first) * bs);
@@ -171,7 +191,7 @@ export class CloneOverlay {
    * Makes every write acknowledged so far durable: data first, then the CRC entries that check
    * it, then the map bits that point at it (each fdatasynced before the next: DESIGN rule 12).
    */
-  sync(): Promise<void> {
+  sync(closing = false): Promise<void> {
     return this.enqueue(async () => {
       try {
         await fdatasync(this.dataFd);
@@ -180,6 +200,9 @@ export class CloneOverlay {
       }
       await this.sums.persist();
       await this.map.persist();
+      // Every write so far is durable and checked by its entry: regions not overwritten since the
+      // last sync are in flux no more (those overwritten stay marked one more interval).
+      await this.sums.clearMarks(closing);
     });
   }
 
@@ -187,7 +210,7 @@ export class CloneOverlay {
   async close(): Promise<void> {
     if (this.closed) return;
     try {
-      await this.sync();
+      await this.sync(true);
       this.sums.markClosed();
     } finally {
       this.closed = true;
@@ -196,6 +219,27 @@ export class CloneOverlay {
       this.map.close();
       this.sums.close();
     }
+  }
+
+  /**
+   * The regions where writing blocks first..end-1 overwrites a block in place: one the map holds
+   * (synced, or written since: marking those too costs nothing more per region), or whose bit is
+   * not to be trusted (its page failed its CRC). Each is noted as overwritten in this interval;
+   * the unmarked ones are returned.
+   */
+  private regionsToMark(first: number, end: number): number[] {
+    const out: number[] = [];
+    const rb = this.sums.regionBlocks;
+    for (let r = this.sums.regionOf(first); r * rb < end; r++) {
+      for (let b = Math.max(first, r * rb); b < Math.min(end, (r + 1) * rb); b++) {
+        if (this.map.has(b) || this.map.pageFailed(b)) {
+          this.sums.touch(r);
+          if (!this.sums.isMarked(r)) out.push(r);
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   private writeBlocks(offset: number, data: Buffer): void {

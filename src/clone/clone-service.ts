@@ -48,7 +48,7 @@ export function clonesOf(volume: Volume): CloneService {
  */
 export class CloneService {
   private readonly open = new Map<string, CloneOverlay>();
-  /** Handles on each clone's image in the FUSE tree (see hold). */
+  /** Handles on each clone's image: FUSE handles and NBD `clone/<name>` clients (see hold). */
   private readonly held = new Map<string, number>();
   private readonly root: string;
 
@@ -142,9 +142,10 @@ export class CloneService {
   }
 
   /**
-   * A handle on clone `name`'s image in the FUSE tree; call the result when it is released.
-   * delete refuses meanwhile: the kernel caches pages per path, so a clone made again under the
-   * same name would have its pages served to the old clone's handle.
+   * A handle on clone `name`'s image (a FUSE handle, an NBD client of `clone/<name>`); call the
+   * result when it is released. delete refuses meanwhile: the kernel caches pages per path, so a
+   * clone made again under the same name would have its pages served to the old clone's handle,
+   * and an NBD client would have the overlay closed under its requests.
    */
   hold(name: string): () => void {
     this.held.set(name, (this.held.get(name) ?? 0) + 1);
@@ -217,7 +218,7 @@ export class CloneService {
     // right after the last reader exited (bisect's probes) waits for it, briefly.
     for (const until = Date.now() + DEFAULTS.cloneReleaseWaitMs; (this.held.get(name) ?? 0) > 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
     const handles = this.held.get(name) ?? 0;
-    if (handles) throw new ChronoError('CLONE_IN_USE', `clone '${name}' is open through the mounted tree (${handles} handle${handles > 1 ? 's' : ''}: a loop device or mount?); close it first`, { name, handles });
+    if (handles) throw new ChronoError('CLONE_IN_USE', `clone '${name}' is open (${handles} handle${handles > 1 ? 's' : ''} through the mounted tree or NBD clone/${name}: a loop device, mount or NBD client?); close it first`, { name, handles });
     const { seq } = this.base(name);
     const o = this.open.get(name);
     this.open.delete(name);

@@ -193,17 +193,25 @@ export const CLONE_MAP = {
 } as const;
 
 // Clone checksums: `<dir>/clones/<name>/overlay.crc`. The header, then one CRC32C (u32) per
-// block of the data overlay.data holds for it, durable before the map bit that names the block.
+// block of the data overlay.data holds for it, durable before the map bit that names the block;
+// then one bit per region of markRegionBlocks blocks: the region may hold in-place overwrites
+// not yet synced (durable before the first such overwrite reaches overlay.data).
 export const CLONE_CRC = {
   magic: Buffer.from('CHRVOLCC', 'ascii'),
   lengthBytes: 64,
   entryBytes: 4,
-  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, blockSizeBytes: 32, blockCount: 40, crc: 60 },
+  /** Blocks per region mark in a file made now (the file's own value is in its header). */
+  markRegionBlocks: 256,
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, blockSizeBytes: 32, blockCount: 40, markRegionBlocks: 48, crc: 60 },
 } as const;
 
-/** CLONE_CRC flags: set while a process has the clone open; found set at open, the last one did not close it. */
+/**
+ * CLONE_CRC flags: `open` set while a process has the clone open (found set at open, the last one
+ * did not close it); `marks`, the file has the region marks (a file from before them is adopted).
+ */
 export const CloneCrcFlags = {
   open: 1,
+  marks: 2,
 } as const;
 
 export function segmentFileName(id: number): string {

@@ -7,6 +7,7 @@ import { DEFAULTS } from '../options';
 import { liveUsersOf } from '../service/live-users';
 import { Volume } from '../volume/volume';
 import { NbdAccess } from './nbd-access';
+import { clonesOf } from '../clone/clone-service';
 import { serveTransmission } from './nbd-connection';
 import { NbdClient, handshake } from './nbd-handshake';
 import { NbdTls } from './nbd-tls';
@@ -108,9 +109,13 @@ export class NbdServer {
         this.o.log.info({ peer, export: n.export.name, identity: c.identity, readOnly: n.export.readOnly, ...t }, 'nbd client attached');
         // A writer of live holds it: rollback refuses while it is attached.
         const detach = n.export.name === 'live' && !n.export.readOnly ? liveUsersOf(this.volume).attachedNbd() : undefined;
+        // A clone's export holds it, as a FUSE handle does: its delete is refused (CLONE_IN_USE)
+        // until the client leaves, never done under the client's requests.
+        const release = n.export.clone !== undefined ? clonesOf(this.volume).hold(n.export.clone) : undefined;
         try {
           await serveTransmission(c.sock, c.reader, this.volume, n, { syncOnFlush: this.o.syncOnFlush, log: this.o.log, dirty: this.dirty });
         } finally {
+          release?.();
           detach?.();
         }
       }
