@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseArchiveObject } from '../src/archive/archive-object';
-import { ZERO_SEGMENT } from '../src/format/constants';
 import { HEADER_BYTES } from '../src/format/record';
 import { forget } from '../src/retention/forget';
 import { planSegment } from '../src/volume/prune-plan';
@@ -32,13 +31,12 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
     const rng = new Rng(seed);
     const { vol } = await freshVolume(SMALL);
     try {
-      const events = await hotWrites(vol, new VolumeModel(SMALL.sizeBytes), rng, 300, 4);
+      const events = await hotWrites(vol, new VolumeModel(SMALL.sizeBytes), rng, 300, 4, { zeroShare: 0.2 });
       const index = whiteBox(vol).index;
       assert.ok(index.runCount > 1 && index.memtableCount > 0, `runs ${index.runCount}, memtable ${index.memtableCount}`);
-      // Every data version, grouped by segment (records of one block each: the walk takes any split).
+      // Every version (data, ZERO and TRIM alike), grouped by segment (records of one block each: the walk takes any split).
       const bySegment = new Map<number, Array<{ seq: number; firstBlock: number; blockCount: number }>>();
       index.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (block, seq, segment) => {
-        if (segment === ZERO_SEGMENT) return;
         let a = bySegment.get(segment);
         if (!a) bySegment.set(segment, (a = []));
         a.push({ seq, firstBlock: block, blockCount: 1 });
@@ -56,9 +54,8 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
         const ctx = `seed ${seed} trial ${trial}: kept ${kept0} from ${c0} -> kept ${kept1} from ${c1}`;
         const full0 = c0 > 0 ? segmentLiveness(index, kept0, c0, () => true) : new Map<number, SegmentLiveness>();
         const full1 = segmentLiveness(index, kept1, c1, () => true);
-        const cand = segmentsWithNewDead(index, { keptSeqs: kept0, continuousFromSeq: c0, eligibleThrough: 0, rewriteThreshold: 0.5 }, kept1, c1, (id) => id !== ZERO_SEGMENT);
+        const cand = segmentsWithNewDead(index, { keptSeqs: kept0, continuousFromSeq: c0, eligibleThrough: 0, rewriteThreshold: 0.5 }, kept1, c1, () => true);
         for (const [id, l] of full1) {
-          if (id === ZERO_SEGMENT) continue;
           const before = full0.get(id)?.deadVersions ?? 0;
           assert.ok(l.deadVersions >= before, `${ctx}: segment ${id} lost dead versions`);
           assert.equal(cand.has(id), l.deadVersions > before, `${ctx}: segment ${id}: ${before} -> ${l.deadVersions} dead, candidate ${cand.has(id)}`);
@@ -124,13 +121,13 @@ test('prune walk: a second prune walks only what changed and leaves nothing the 
     await vol.sync({ label: 'cold' });
     const cold = new Set<number>();
     for (let b = SMALL.sizeBytes / 2 / BS; b < SMALL.sizeBytes / BS; b++) cold.add(core.index.floor(b, vol.lastSeq)!.segment);
-    await hotWrites(vol, model, rng, 300, 10);
+    await hotWrites(vol, model, rng, 300, 10, { zeroShare: 0.2 });
     forget(vol, { keepLast: 4 });
     await settle(core);
     const first = await vol.prune();
     assert.ok(first.deleted.length + first.rewritten.length > 0, JSON.stringify(first.plan));
     assert.ok(core.catalog.body.walked, 'the catalog records the walk');
-    await hotWrites(vol, model, rng, 300, 10);
+    await hotWrites(vol, model, rng, 300, 10, { zeroShare: 0.2 });
     forget(vol, { keepLast: 2 });
     await settle(core);
     const second = await vol.prune();
@@ -141,6 +138,7 @@ test('prune walk: a second prune walks only what changed and leaves nothing the 
     assert.ok(second.objectsRead.every((id) => !cold.has(id)), `the second prune read none of the cold segments ${[...cold]}: ${second.objectsRead}`);
     for (const e of await fullWalkPlans(core, all, 0.5)) assert.equal(e.action, 'keep', `segment ${e.id}: ${e.why}`);
     for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
+    assert.ok((await vol.read(0, vol.sizeBytes)).equals(model.live), 'live');
     const v = await vol.verify();
     assert.ok(v.ok, JSON.stringify(v.problems.slice(0, 3)));
   } finally {
@@ -159,13 +157,13 @@ test('prune walk: rewrites left past --max-rewrite-bytes are found by the next, 
   const model = new VolumeModel(SMALL.sizeBytes);
   try {
     const core = whiteBox(vol);
-    await hotWrites(vol, model, rng, 300, 10);
+    await hotWrites(vol, model, rng, 300, 10, { zeroShare: 0.2 });
     forget(vol, { keepLast: 4 });
     await settle(core);
     const first = await vol.prune({ rewriteThreshold: 0.05 });
     const walked = core.catalog.body.walked;
     assert.ok(walked && !first.incremental);
-    await hotWrites(vol, model, rng, 200, 10);
+    await hotWrites(vol, model, rng, 200, 10, { zeroShare: 0.2 });
     forget(vol, { keepLast: 2 });
     await settle(core);
     const capped = await vol.prune({ maxRewriteBytes: 1, rewriteThreshold: 0.05 });
@@ -176,6 +174,7 @@ test('prune walk: rewrites left past --max-rewrite-bytes are found by the next, 
     assert.ok(rest.incremental && rest.rewritten.length > 0, `the next prune did the rewrites left: ${JSON.stringify(rest.plan.map((e) => [e.id, e.action]))}`);
     for (const e of await fullWalkPlans(core, fullWalk(vol, core), 0.05)) assert.ok(e.action !== 'delete' && (e.action !== 'rewrite' || e.deadBytes === 0), `segment ${e.id}: ${e.action}, ${e.why}`);
     for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
+    assert.ok((await vol.read(0, vol.sizeBytes)).equals(model.live), 'live');
   } finally {
     await vol.close();
   }

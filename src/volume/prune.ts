@@ -2,12 +2,12 @@ import { ArchiveCatalog, CatalogBody, CatalogSegment, seqRanges } from '../archi
 import { readLink } from '../archive/archive-chain';
 import { buildCompactedObject, parseArchiveObject, partsEqual } from '../archive/archive-object';
 import { ChronoError } from '../errors';
-import { FILE_NAMES, RecordType, generationFileName, parseGenerationFileName } from '../format/constants';
+import { FILE_NAMES, generationFileName, parseGenerationFileName } from '../format/constants';
 import { HEADER_BYTES } from '../format/record';
 import { DEFAULTS } from '../options';
 import { keepLocalTable } from './archiver';
 import { Core } from './core';
-import { PlanEntry, PlanInput, freedBytes, planPrune } from './prune-plan';
+import { PlanEntry, PlanInput, freedBytes, isVersionRecord, planPrune } from './prune-plan';
 import { SegmentLiveness, segmentLiveness } from './prunable';
 import { PruneBaseline, recordLiveness, segmentsWithNewDead } from './prune-walk';
 
@@ -84,8 +84,9 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
       const obj = await store.get(catalog.keyOf(id));
       const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
       objects.set(id, obj);
-      const writes = parsed.scan.records.filter((r) => r.header.type === RecordType.WRITE).map((r) => r.header);
-      const l = recordLiveness(core.index, writes, keptSeqs, c);
+      // Every version record: a ZERO or TRIM version lives in its segment as a WRITE does (offset 0).
+      const versions = parsed.scan.records.filter((r) => isVersionRecord(r.header.type)).map((r) => r.header);
+      const l = recordLiveness(core.index, versions, keptSeqs, c);
       if (l.versions > 0) live.set(id, l); // as the full walk: a segment with no data version is no candidate
     }
   }
