@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseArchiveObject } from '../src/archive/archive-object';
-import { HEADER_BYTES } from '../src/format/record';
+import { HEADER_BYTES, RecordHeader } from '../src/format/record';
 import { forget } from '../src/retention/forget';
 import { planSegment } from '../src/volume/prune-plan';
-import { recordLiveness, segmentsWithNewDead } from '../src/volume/prune-walk';
+import { objectLiveness, recordLiveness, segmentsWithNewDead } from '../src/volume/prune-walk';
 import { SegmentLiveness, segmentLiveness } from '../src/volume/prunable';
 import type { Core } from '../src/volume/core';
 import { sealNow } from '../src/volume/turnover';
@@ -32,7 +32,15 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
     const { vol } = await freshVolume(SMALL);
     try {
       const events = await hotWrites(vol, new VolumeModel(SMALL.sizeBytes), rng, 300, 4, { zeroShare: 0.2 });
-      const index = whiteBox(vol).index;
+      const core = whiteBox(vol);
+      const index = core.index;
+      // Each archived object's record headers, as the incremental prune reads them.
+      const headers = new Map<number, RecordHeader[]>();
+      const headersOf = async (id: number) => {
+        let h = headers.get(id);
+        if (!h) headers.set(id, (h = parseArchiveObject(await core.store.get(core.catalog.keyOf(id)), BS, id, core.sb.volumeId).scan.records.map((r) => r.header)));
+        return h;
+      };
       assert.ok(index.runCount > 1 && index.memtableCount > 0, `runs ${index.runCount}, memtable ${index.memtableCount}`);
       // Every version (data, ZERO and TRIM alike), grouped by segment (records of one block each: the walk takes any split).
       const bySegment = new Map<number, Array<{ seq: number; firstBlock: number; blockCount: number }>>();
@@ -45,6 +53,7 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
       const pick = (from: number[], p: number) => from.filter(() => rng.bool(p));
       let withNew = 0;
       let skipped = 0;
+      let fromObjects = 0;
       for (let trial = 0; trial < 60; trial++) {
         const c0 = trial % 10 === 0 ? 0 : seqs[rng.int(seqs.length)];
         const c1 = Math.max(c0, rng.bool(0.2) ? c0 : trial % 7 === 0 ? vol.lastSeq : seqs[rng.int(seqs.length)]);
@@ -64,10 +73,15 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
         for (const id of cand) {
           withNew++;
           assert.deepEqual(recordLiveness(index, bySegment.get(id)!, kept1, c1), full1.get(id), `${ctx}: segment ${id}'s liveness from its records`);
+          // And from its archived object's records (ZERO and TRIM ones too), as prune judges it.
+          if (id <= core.archiver.archivedThrough) {
+            assert.deepEqual(objectLiveness(index, await headersOf(id), kept1, c1), full1.get(id), `${ctx}: segment ${id}'s liveness from its archived object`);
+            fromObjects++;
+          }
         }
       }
       // The trials exercised both sides: candidates found, and segments left unvisited.
-      assert.ok(withNew > 20 && skipped > 20, `seed ${seed}: ${withNew} candidates, ${skipped} segments skipped`);
+      assert.ok(withNew > 20 && skipped > 20 && fromObjects > 20, `seed ${seed}: ${withNew} candidates (${fromObjects} judged from their objects), ${skipped} segments skipped`);
     } finally {
       await vol.close();
     }

@@ -1,4 +1,6 @@
 import type { CatalogWalk } from '../archive/archive-catalog';
+import type { RecordHeader } from '../format/record';
+import { isVersionRecord } from './prune-plan';
 import { VersionIndex } from '../index/version-index';
 import { SegmentLiveness, isNeeded } from './prunable';
 
@@ -81,4 +83,12 @@ export function recordLiveness(index: VersionIndex, records: Iterable<WalkRecord
     }
   }
   return out;
+}
+
+/**
+ * recordLiveness over an archived object's records (its parsed headers): every version record,
+ * ZERO and TRIM as WRITE (a zero version is indexed under its record's segment, offset 0).
+ */
+export function objectLiveness(index: VersionIndex, headers: Iterable<RecordHeader>, keptSeqs: readonly number[], continuousFromSeq: number): SegmentLiveness {
+  return recordLiveness(index, [...headers].filter((h) => isVersionRecord(h.type)), keptSeqs, continuousFromSeq);
 }

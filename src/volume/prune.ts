@@ -7,9 +7,9 @@ import { HEADER_BYTES } from '../format/record';
 import { DEFAULTS } from '../options';
 import { keepLocalTable } from './archiver';
 import { Core } from './core';
-import { PlanEntry, PlanInput, freedBytes, isVersionRecord, planPrune } from './prune-plan';
+import { PlanEntry, PlanInput, freedBytes, planPrune } from './prune-plan';
 import { SegmentLiveness, segmentLiveness } from './prunable';
-import { PruneBaseline, recordLiveness, segmentsWithNewDead } from './prune-walk';
+import { PruneBaseline, objectLiveness, segmentsWithNewDead } from './prune-walk';
 
 export interface PruneOptions {
   dryRun?: boolean;
@@ -84,9 +84,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
       const obj = await store.get(catalog.keyOf(id));
       const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
       objects.set(id, obj);
-      // Every version record: a ZERO or TRIM version lives in its segment as a WRITE does (offset 0).
-      const versions = parsed.scan.records.filter((r) => isVersionRecord(r.header.type)).map((r) => r.header);
-      const l = recordLiveness(core.index, versions, keptSeqs, c);
+      const l = objectLiveness(core.index, parsed.scan.records.map((r) => r.header), keptSeqs, c);
       if (l.versions > 0) live.set(id, l); // as the full walk: a segment with no data version is no candidate
     }
   }
