@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseArchiveObject } from '../src/archive/archive-object';
-import { ZERO_SEGMENT } from '../src/format/constants';
-import { HEADER_BYTES } from '../src/format/record';
+import { HEADER_BYTES, RecordHeader } from '../src/format/record';
 import { forget } from '../src/retention/forget';
 import { planSegment } from '../src/volume/prune-plan';
-import { recordLiveness, segmentsWithNewDead } from '../src/volume/prune-walk';
+import { objectLiveness, recordLiveness, segmentsWithNewDead } from '../src/volume/prune-walk';
 import { SegmentLiveness, segmentLiveness } from '../src/volume/prunable';
 import type { Core } from '../src/volume/core';
 import { sealNow } from '../src/volume/turnover';
@@ -32,13 +31,20 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
     const rng = new Rng(seed);
     const { vol } = await freshVolume(SMALL);
     try {
-      const events = await hotWrites(vol, new VolumeModel(SMALL.sizeBytes), rng, 300, 4);
-      const index = whiteBox(vol).index;
+      const events = await hotWrites(vol, new VolumeModel(SMALL.sizeBytes), rng, 300, 4, { zeroShare: 0.2 });
+      const core = whiteBox(vol);
+      const index = core.index;
+      // Each archived object's record headers, as the incremental prune reads them.
+      const headers = new Map<number, RecordHeader[]>();
+      const headersOf = async (id: number) => {
+        let h = headers.get(id);
+        if (!h) headers.set(id, (h = parseArchiveObject(await core.store.get(core.catalog.keyOf(id)), BS, id, core.sb.volumeId).scan.records.map((r) => r.header)));
+        return h;
+      };
       assert.ok(index.runCount > 1 && index.memtableCount > 0, `runs ${index.runCount}, memtable ${index.memtableCount}`);
-      // Every data version, grouped by segment (records of one block each: the walk takes any split).
+      // Every version (data, ZERO and TRIM alike), grouped by segment (records of one block each: the walk takes any split).
       const bySegment = new Map<number, Array<{ seq: number; firstBlock: number; blockCount: number }>>();
       index.versionsInSeqRange(-1, Number.MAX_SAFE_INTEGER, (block, seq, segment) => {
-        if (segment === ZERO_SEGMENT) return;
         let a = bySegment.get(segment);
         if (!a) bySegment.set(segment, (a = []));
         a.push({ seq, firstBlock: block, blockCount: 1 });
@@ -47,6 +53,7 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
       const pick = (from: number[], p: number) => from.filter(() => rng.bool(p));
       let withNew = 0;
       let skipped = 0;
+      let fromObjects = 0;
       for (let trial = 0; trial < 60; trial++) {
         const c0 = trial % 10 === 0 ? 0 : seqs[rng.int(seqs.length)];
         const c1 = Math.max(c0, rng.bool(0.2) ? c0 : trial % 7 === 0 ? vol.lastSeq : seqs[rng.int(seqs.length)]);
@@ -56,9 +63,8 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
         const ctx = `seed ${seed} trial ${trial}: kept ${kept0} from ${c0} -> kept ${kept1} from ${c1}`;
         const full0 = c0 > 0 ? segmentLiveness(index, kept0, c0, () => true) : new Map<number, SegmentLiveness>();
         const full1 = segmentLiveness(index, kept1, c1, () => true);
-        const cand = segmentsWithNewDead(index, { keptSeqs: kept0, continuousFromSeq: c0, eligibleThrough: 0, rewriteThreshold: 0.5 }, kept1, c1, (id) => id !== ZERO_SEGMENT);
+        const cand = segmentsWithNewDead(index, { keptSeqs: kept0, continuousFromSeq: c0, eligibleThrough: 0, rewriteThreshold: 0.5 }, kept1, c1, () => true);
         for (const [id, l] of full1) {
-          if (id === ZERO_SEGMENT) continue;
           const before = full0.get(id)?.deadVersions ?? 0;
           assert.ok(l.deadVersions >= before, `${ctx}: segment ${id} lost dead versions`);
           assert.equal(cand.has(id), l.deadVersions > before, `${ctx}: segment ${id}: ${before} -> ${l.deadVersions} dead, candidate ${cand.has(id)}`);
@@ -67,10 +73,15 @@ test('prune walk: only segments with newly dead versions, and their liveness as 
         for (const id of cand) {
           withNew++;
           assert.deepEqual(recordLiveness(index, bySegment.get(id)!, kept1, c1), full1.get(id), `${ctx}: segment ${id}'s liveness from its records`);
+          // And from its archived object's records (ZERO and TRIM ones too), as prune judges it.
+          if (id <= core.archiver.archivedThrough) {
+            assert.deepEqual(objectLiveness(index, await headersOf(id), kept1, c1), full1.get(id), `${ctx}: segment ${id}'s liveness from its archived object`);
+            fromObjects++;
+          }
         }
       }
       // The trials exercised both sides: candidates found, and segments left unvisited.
-      assert.ok(withNew > 20 && skipped > 20, `seed ${seed}: ${withNew} candidates, ${skipped} segments skipped`);
+      assert.ok(withNew > 20 && skipped > 20 && fromObjects > 20, `seed ${seed}: ${withNew} candidates (${fromObjects} judged from their objects), ${skipped} segments skipped`);
     } finally {
       await vol.close();
     }
@@ -124,13 +135,13 @@ test('prune walk: a second prune walks only what changed and leaves nothing the 
     await vol.sync({ label: 'cold' });
     const cold = new Set<number>();
     for (let b = SMALL.sizeBytes / 2 / BS; b < SMALL.sizeBytes / BS; b++) cold.add(core.index.floor(b, vol.lastSeq)!.segment);
-    await hotWrites(vol, model, rng, 300, 10);
+    await hotWrites(vol, model, rng, 300, 10, { zeroShare: 0.2 });
     forget(vol, { keepLast: 4 });
     await settle(core);
     const first = await vol.prune();
     assert.ok(first.deleted.length + first.rewritten.length > 0, JSON.stringify(first.plan));
     assert.ok(core.catalog.body.walked, 'the catalog records the walk');
-    await hotWrites(vol, model, rng, 300, 10);
+    await hotWrites(vol, model, rng, 300, 10, { zeroShare: 0.2 });
     forget(vol, { keepLast: 2 });
     await settle(core);
     const second = await vol.prune();
@@ -141,6 +152,7 @@ test('prune walk: a second prune walks only what changed and leaves nothing the 
     assert.ok(second.objectsRead.every((id) => !cold.has(id)), `the second prune read none of the cold segments ${[...cold]}: ${second.objectsRead}`);
     for (const e of await fullWalkPlans(core, all, 0.5)) assert.equal(e.action, 'keep', `segment ${e.id}: ${e.why}`);
     for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
+    assert.ok((await vol.read(0, vol.sizeBytes)).equals(model.live), 'live');
     const v = await vol.verify();
     assert.ok(v.ok, JSON.stringify(v.problems.slice(0, 3)));
   } finally {
@@ -159,13 +171,13 @@ test('prune walk: rewrites left past --max-rewrite-bytes are found by the next, 
   const model = new VolumeModel(SMALL.sizeBytes);
   try {
     const core = whiteBox(vol);
-    await hotWrites(vol, model, rng, 300, 10);
+    await hotWrites(vol, model, rng, 300, 10, { zeroShare: 0.2 });
     forget(vol, { keepLast: 4 });
     await settle(core);
     const first = await vol.prune({ rewriteThreshold: 0.05 });
     const walked = core.catalog.body.walked;
     assert.ok(walked && !first.incremental);
-    await hotWrites(vol, model, rng, 200, 10);
+    await hotWrites(vol, model, rng, 200, 10, { zeroShare: 0.2 });
     forget(vol, { keepLast: 2 });
     await settle(core);
     const capped = await vol.prune({ maxRewriteBytes: 1, rewriteThreshold: 0.05 });
@@ -176,6 +188,7 @@ test('prune walk: rewrites left past --max-rewrite-bytes are found by the next, 
     assert.ok(rest.incremental && rest.rewritten.length > 0, `the next prune did the rewrites left: ${JSON.stringify(rest.plan.map((e) => [e.id, e.action]))}`);
     for (const e of await fullWalkPlans(core, fullWalk(vol, core), 0.05)) assert.ok(e.action !== 'delete' && (e.action !== 'rewrite' || e.deadBytes === 0), `segment ${e.id}: ${e.action}, ${e.why}`);
     for (const ev of vol.events) assert.ok((await vol.read(0, vol.sizeBytes, vol.resolvePoint(String(ev.id)))).equals(model.atSeq.get(ev.seq)!), `event ${ev.id}`);
+    assert.ok((await vol.read(0, vol.sizeBytes)).equals(model.live), 'live');
   } finally {
     await vol.close();
   }

@@ -19,7 +19,7 @@ import { tmpDir } from './helpers/tmp';
 const BS = 4096;
 
 /**
- * Writes, syncs, pins, unpins, forgets, prunes and reopens in random order (then a last prune
+ * Writes, zeroes and trims, syncs, pins, unpins, forgets, prunes and reopens in random order (then a last prune
  * and a recovery from the archive alone) against the plain model
  * (an image per seq, the events the model still keeps): every kept event bit-exact, every
  * forgotten one refused, every point either refused (thinned) or bit-exact, pins never forgotten.
@@ -75,6 +75,13 @@ test('retention property: kept points bit-exact, forgotten ones refused, pins ho
         const r = rng.next();
         if (r < 0.04) {
           await burst(op);
+        } else if (r < 0.11) {
+          // ZERO and TRIM records: zero versions live in their record's segment; prune must keep the needed ones.
+          const off = rng.int(SMALL.sizeBytes / BS - 4) * BS;
+          const len = (1 + rng.int(4)) * BS;
+          await vol.writeZeroes(off, len, rng.bool());
+          model.zero(off, len);
+          model.snapshot(vol.lastSeq);
         } else if (r < 0.5) {
           const off = rng.bool(0.7) ? rng.int(SMALL.sizeBytes / BS) * BS : rng.int(SMALL.sizeBytes - 1);
           const data = rng.bytes(Math.min(SMALL.sizeBytes - off, 1 + rng.int(3 * BS)));

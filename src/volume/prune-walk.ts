@@ -1,12 +1,13 @@
 import type { CatalogWalk } from '../archive/archive-catalog';
-import { ZERO_SEGMENT } from '../format/constants';
+import type { RecordHeader } from '../format/record';
+import { isVersionRecord } from './prune-plan';
 import { VersionIndex } from '../index/version-index';
 import { SegmentLiveness, isNeeded } from './prunable';
 
 /** What the last prune walked (the catalog's `walked`). */
 export type PruneBaseline = CatalogWalk;
 
-/** One version-making record of a segment (WRITE: ZERO and TRIM versions carry no segment). */
+/** One version-making record of a segment: WRITE, ZERO or TRIM (a zero version is indexed under its record's segment, offset 0). */
 export interface WalkRecord {
   seq: number;
   firstBlock: number;
@@ -59,7 +60,7 @@ export function segmentsWithNewDead(index: VersionIndex, base: PruneBaseline, ke
   for (const [from, to] of spans) {
     index.versionsInSeqRange(from, to, (block, seq) => {
       const prev = index.floor(block, seq - 1);
-      if (!prev || prev.segment === ZERO_SEGMENT || out.has(prev.segment) || !wanted(prev.segment)) return;
+      if (!prev || out.has(prev.segment) || !wanted(prev.segment)) return;
       // Dead now, needed then (one dead then was acted on, or kept under the threshold, already).
       if (!isNeeded(kept, continuousFromSeq, prev.seq, seq) && isNeeded(kept0, base.continuousFromSeq, prev.seq, seq)) out.add(prev.segment);
     });
@@ -82,4 +83,12 @@ export function recordLiveness(index: VersionIndex, records: Iterable<WalkRecord
     }
   }
   return out;
+}
+
+/**
+ * recordLiveness over an archived object's records (its parsed headers): every version record,
+ * ZERO and TRIM as WRITE (a zero version is indexed under its record's segment, offset 0).
+ */
+export function objectLiveness(index: VersionIndex, headers: Iterable<RecordHeader>, keptSeqs: readonly number[], continuousFromSeq: number): SegmentLiveness {
+  return recordLiveness(index, [...headers].filter((h) => isVersionRecord(h.type)), keptSeqs, continuousFromSeq);
 }

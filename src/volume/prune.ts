@@ -2,14 +2,14 @@ import { ArchiveCatalog, CatalogBody, CatalogSegment, seqRanges } from '../archi
 import { readLink } from '../archive/archive-chain';
 import { buildCompactedObject, parseArchiveObject, partsEqual } from '../archive/archive-object';
 import { ChronoError } from '../errors';
-import { FILE_NAMES, RecordType, generationFileName, parseGenerationFileName } from '../format/constants';
+import { FILE_NAMES, generationFileName, parseGenerationFileName } from '../format/constants';
 import { HEADER_BYTES } from '../format/record';
 import { DEFAULTS } from '../options';
 import { keepLocalTable } from './archiver';
 import { Core } from './core';
 import { PlanEntry, PlanInput, freedBytes, planPrune } from './prune-plan';
 import { SegmentLiveness, segmentLiveness } from './prunable';
-import { PruneBaseline, recordLiveness, segmentsWithNewDead } from './prune-walk';
+import { PruneBaseline, objectLiveness, segmentsWithNewDead } from './prune-walk';
 
 export interface PruneOptions {
   dryRun?: boolean;
@@ -64,7 +64,9 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
   const through = core.archiver.archivedThrough;
   const candidate = (id: number) => id >= 1 && id <= through && !inPrimary.has(id) && !catalog.isDeleted(id);
-  const c = retention.continuousFromSeq;
+  // The span's start, capped at the archive head: a version whose next version is not archived
+  // yet stays, so the state at the head (where a recovery from the archive alone ends) is whole.
+  const c = Math.min(retention.continuousFromSeq, core.archiver.archivedSeq + 1);
   // Every id up to here is a candidate now (or deleted): the next prune's walk starts past it.
   const eligibleThrough = Math.min(through, ...[...inPrimary].map((id) => id - 1));
   const base = catalog.body.walked;
@@ -84,8 +86,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
       const obj = await store.get(catalog.keyOf(id));
       const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
       objects.set(id, obj);
-      const writes = parsed.scan.records.filter((r) => r.header.type === RecordType.WRITE).map((r) => r.header);
-      const l = recordLiveness(core.index, writes, keptSeqs, c);
+      const l = objectLiveness(core.index, parsed.scan.records.map((r) => r.header), keptSeqs, c);
       if (l.versions > 0) live.set(id, l); // as the full walk: a segment with no data version is no candidate
     }
   }

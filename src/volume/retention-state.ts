@@ -134,6 +134,19 @@ export class RetentionState implements ForgottenEvents {
     throw forgottenError(`${point.name} lies in a span a forget thinned`, nearestKept(kept, this.data.pins, s, this.data.continuousFromSeq), point.name);
   }
 
+  /**
+   * checkPoint for a point resolved earlier and read through now (the read path: every read of a
+   * held point, DESIGN rule 25): the common cases without building anything. A kept event is
+   * whole by its id, a pinned point by its seq.
+   */
+  checkHeldPoint(point: Point, kept: readonly SyncEvent[]): void {
+    const s = point.seqLimit;
+    if (s === LIVE_SEQ || s === 0 || s >= this.data.continuousFromSeq) return;
+    if (point.event && point.event.seq === s && !this.isForgotten(point.event.id)) return;
+    if (this.data.pins.some((p) => p.seq === s)) return;
+    this.checkPoint(point, kept);
+  }
+
   /** Which seqLimits are still whole points (the ones checkPoint passes): for callers that list many, such as bisect --writes. */
   reachability(kept: readonly SyncEvent[]): (seqLimit: number) => boolean {
     const from = this.data.continuousFromSeq;

@@ -404,6 +404,15 @@ export class Volume {
     }
   }
 
+  /**
+   * A point resolved earlier (an NBD export's, a FUSE handle's, an export or diff in progress)
+   * may have been forgotten since, and a prune may have dropped what only it read: every read
+   * through it checks it again (POINT_FORGOTTEN), never serving another state (DESIGN rule 25).
+   */
+  private checkHeld(point: Point | undefined): void {
+    if (point && point.seqLimit !== LIVE_SEQ) this.core.retention.checkHeldPoint(point, this.core.events.all);
+  }
+
   /** Reads `length` bytes at `offset` as of `point` (default: live). */
   async read(offset: number, length: number, point?: Point): Promise<Buffer> {
     const out = Buffer.allocUnsafe(length);
@@ -422,6 +431,7 @@ export class Volume {
     this.checkRange(offset, length);
     const bs = this.core.sb.blockSizeBytes;
     if (offset % bs !== 0 || length % bs !== 0) return this.readInto(out, offset, length, point);
+    this.checkHeld(point); // same tick as readNow's index lookup
     return this.core.reader.readNow(offset / bs, length / bs, point?.seqLimit ?? LIVE_SEQ, out, 0);
   }
 
@@ -436,6 +446,8 @@ export class Volume {
     const first = Math.floor(offset / bs);
     const end = Math.ceil((offset + length) / bs);
     const seqLimit = point?.seqLimit ?? LIVE_SEQ;
+    // The check and the reader's index lookup run in one tick: no forget or prune falls between.
+    this.checkHeld(point);
     if (offset % bs === 0 && length % bs === 0) return this.core.reader.read(first, end - first, seqLimit, out, 0);
     const whole = Buffer.allocUnsafe((end - first) * bs);
     await this.core.reader.read(first, end - first, seqLimit, whole, 0);

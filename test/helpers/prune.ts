@@ -17,14 +17,24 @@ export function archiveSegmentBytes(archive: string): number {
   return fs.readdirSync(d).reduce((n, f) => n + fs.statSync(path.join(d, f)).size, 0);
 }
 
-/** Block-aligned writes to a few hot blocks (most versions die), an event every `every` writes. */
-export async function hotWrites(vol: Volume, model: VolumeModel, rng: Rng, writes: number, every = 8): Promise<Array<{ id: number; seq: number }>> {
+/**
+ * Block-aligned writes to a few hot blocks (most versions die), an event every `every` writes.
+ * `zeroShare` of them are ZERO or TRIM records instead (half each): zero versions live in their
+ * record's segment like data ones, and prune must judge them the same way.
+ */
+export async function hotWrites(vol: Volume, model: VolumeModel, rng: Rng, writes: number, every = 8, o: { zeroShare?: number } = {}): Promise<Array<{ id: number; seq: number }>> {
   const events: Array<{ id: number; seq: number }> = [];
   for (let i = 0; i < writes; i++) {
     const off = rng.int(vol.sizeBytes / BS / 2) * BS;
-    const data = rng.bytes(BS * (1 + rng.int(2)));
-    await vol.write(off, data);
-    model.write(off, data);
+    const blocks = 1 + rng.int(2);
+    if (o.zeroShare && rng.bool(o.zeroShare)) {
+      await vol.writeZeroes(off, blocks * BS, rng.bool());
+      model.zero(off, blocks * BS);
+    } else {
+      const data = rng.bytes(BS * blocks);
+      await vol.write(off, data);
+      model.write(off, data);
+    }
     model.snapshot(vol.lastSeq);
     if (i % every === every - 1) {
       const e = await vol.sync({ label: `w${i}` });
