@@ -52,7 +52,9 @@ export function decodeHeader(raw: Buffer, objectName: string, keyId: string): En
   if (stored !== keyId) {
     throw new ChronoError('ARCHIVE_WRONG_KEY', `archive object ${objectName} was sealed with another key (key id ${stored}, the key file's is ${keyId})`, { ...ctx, objectKeyId: stored, keyId });
   }
-  return { raw, plainLength: Number(raw.readBigUInt64LE(E.off.plainLength)), keyId: stored, salt: Buffer.from(raw.subarray(E.off.salt, E.off.salt + E.saltBytes)) };
+  // Its own copy of the header's bytes: `raw` is often a view of a whole read (an object's first
+  // chunks, or all of it), which a cached header would otherwise keep alive.
+  return { raw: Buffer.from(raw.subarray(0, E.lengthBytes)), plainLength: Number(raw.readBigUInt64LE(E.off.plainLength)), keyId: stored, salt: Buffer.from(raw.subarray(E.off.salt, E.off.salt + E.saltBytes)) };
 }
 
 export function objectKey(secret: Buffer, salt: Buffer): Buffer {
