@@ -6,7 +6,7 @@ import { SMALL, freshVolume } from './helpers/volumes';
 const BS = 4096;
 
 /**
- * Review finding (review2): CloneService.delete checks `held`, drops the overlay from `open` and
+ * Review finding (review2, issue 10): CloneService.delete checks `held`, drops the overlay from `open` and
  * then awaits its close (a sync: fdatasyncs) before renaming the directory away. An attach in
  * that window (a FUSE open of clones/<name>/volume.img, or an NBD client of clone/<name> whose
  * handshake ends then: both take hold() and overlay() synchronously) finds the directory still
@@ -27,15 +27,16 @@ test('clone deleted while an attach reopens it: a clone made again under the nam
     // The delete runs up to its first await (the overlay's close); an attach then comes in, as
     // fuse-ops open / nbd-server do: hold, then overlay.
     const deleting = clones.delete('c');
-    const release = clones.hold('c');
+    let release: (() => void) | undefined;
     let attached = true;
     try {
+      release = clones.hold('c');
       clones.overlay('c');
     } catch {
-      attached = false; // refused: fine
+      attached = false; // refused (hold or overlay): fine
     }
     await deleting.catch(() => undefined);
-    release();
+    release?.();
     if (clones.exists('c')) return; // the delete was refused: fine
     await vol.write(0, Buffer.alloc(BS, 0x22));
     await vol.sync({ label: 'two' });
