@@ -7,7 +7,7 @@ import { SMALL, freshVolume } from './helpers/volumes';
 const BS = 4096;
 
 /**
- * Review observation (review2): CloneOverlay.close() refuses new writes (check()) only once its
+ * Review observation (review2, issue 10): CloneOverlay.close() refuses new writes (check()) only once its
  * sync and markClosed are done. A write that comes in meanwhile (queued behind the closing sync)
  * still runs, after markClosed: its bytes overwrite a synced block in place, its CRC entry is
  * never persisted, and the file says it was closed cleanly, so the next open does not recover.
