@@ -7,7 +7,7 @@ import { SMALL, freshVolume } from './helpers/volumes';
 const BS = 4096;
 
 /**
- * Review observation (review2): rollback --to clone:<name> takes no hold on the clone (only a pin
+ * Review observation (review2, issue 10): rollback --to clone:<name> takes no hold on the clone (only a pin
  * of its base). A clone delete while the rollback awaits its before-event sync goes through
  * (nothing is held), and the rollback then fails after its intent is durable: the intent names
  * a clone that no longer exists, so it can never be finished (UNKNOWN_CLONE) and every other
@@ -37,6 +37,8 @@ test('rollback to clone:<name> racing the clone\'s delete: either the delete is 
     const intent = vol.rollbackIntent();
     console.log(JSON.stringify({ deleted, rolled, intent: intent?.to }));
     assert.ok(!(deleted && !rolled && intent), `the clone was deleted under the rollback, which left an intent for ${intent?.to} that can never be finished`);
+    // The rollback holds the clone: the delete is refused, the rollback finishes, no intent is left.
+    assert.deepEqual({ deleted, rolled, intent: intent?.to }, { deleted: false, rolled: true, intent: undefined });
   } finally {
     await vol.close().catch(() => undefined);
   }
