@@ -22,6 +22,8 @@ export class CloneOverlay {
   private queue: Promise<unknown> = Promise.resolve();
   private queued = 0;
   private closed = false;
+  /** The close under way, from its first tick: writes are refused from then (see close). */
+  private closing: Promise<void> | undefined;
   /** Where the last write ended (block): a write starting there is sequential. */
   private lastEnd = -1;
 
@@ -155,6 +157,7 @@ export class CloneOverlay {
   /** Writes `data` at `offset`; done when it returns undefined (an aligned write with nothing queued). */
   write(offset: number, data: Buffer): Promise<void> | undefined {
     this.check(offset, data.length);
+    if (this.closing) throw new ChronoError('CLOSED', 'clone is closing (discarded, or the daemon stopping)');
     const bs = this.volume.blockSizeBytes;
     const first = Math.floor(offset / bs);
     const end = Math.ceil((offset + data.length) / bs);
@@ -192,6 +195,9 @@ export class CloneOverlay {
    * it, then the map bits that point at it (each fdatasynced before the next: DESIGN rule 12).
    */
   sync(closing = false): Promise<void> {
+    // A sync asked for during the close is the close's own: every write it could cover was let
+    // in before the close began, and the close's sync covers them.
+    if (this.closing && !closing) return this.closing;
     return this.enqueue(async () => {
       try {
         await fdatasync(this.dataFd);
@@ -206,9 +212,19 @@ export class CloneOverlay {
     });
   }
 
-  /** Syncs, then closes the files. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Syncs, then closes the files. Writes are refused (CLOSED) from the call on, not only once the
+   * files are closed: one let in behind the closing sync would land after markClosed, its CRC
+   * entry never persisted, and the clone, marked closed cleanly, would refuse that acknowledged
+   * block after the next open (CORRUPT_BLOCK). Writes queued before the call finish first.
+   */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (!this.closing) this.closing = this.closeFiles();
+    return this.closing;
+  }
+
+  private async closeFiles(): Promise<void> {
     try {
       await this.sync(true);
       this.sums.markClosed();

@@ -50,6 +50,12 @@ export class CloneService {
   private readonly open = new Map<string, CloneOverlay>();
   /** Handles on each clone's image: FUSE handles and NBD `clone/<name>` clients (see hold). */
   private readonly held = new Map<string, number>();
+  /**
+   * Names whose delete has passed its `held` check and not yet ended: hold and overlay refuse
+   * them (UNKNOWN_CLONE: the clone is going away), so nothing reopens the old clone's files (its
+   * directory is still there) and caches them where a clone made again under the name would find them.
+   */
+  private readonly deleting = new Set<string>();
   private readonly root: string;
 
   constructor(private readonly volume: Volume) {
@@ -91,7 +97,7 @@ export class CloneService {
     } catch {
       return [];
     }
-    return entries.filter((n) => NAME.test(n) && fs.existsSync(path.join(this.root, n, FILE_NAMES.cloneMeta))).sort();
+    return entries.filter((n) => NAME.test(n) && !this.deleting.has(n) && fs.existsSync(path.join(this.root, n, FILE_NAMES.cloneMeta))).sort();
   }
 
   exists(name: string): boolean {
@@ -131,6 +137,7 @@ export class CloneService {
 
   /** The clone's open overlay (opened on first use, kept open until discarded or closed). */
   overlay(name: string): CloneOverlay {
+    this.refuseDeleting(name);
     let o = this.open.get(name);
     if (!o) {
       const b = this.base(name);
@@ -145,9 +152,11 @@ export class CloneService {
    * A handle on clone `name`'s image (a FUSE handle, an NBD client of `clone/<name>`); call the
    * result when it is released. delete refuses meanwhile: the kernel caches pages per path, so a
    * clone made again under the same name would have its pages served to the old clone's handle,
-   * and an NBD client would have the overlay closed under its requests.
+   * and an NBD client would have the overlay closed under its requests. A rollback to the clone
+   * holds it too. Refused (UNKNOWN_CLONE) once a delete of the name is under way.
    */
   hold(name: string): () => void {
+    this.refuseDeleting(name);
     this.held.set(name, (this.held.get(name) ?? 0) + 1);
     let done = false;
     return () => {
@@ -185,6 +194,12 @@ export class CloneService {
       // The log up to the base is made durable before the clone names it (DESIGN.md, "Clones").
       await this.volume.flush();
       if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
+      // Never served through an overlay cached for an older clone of the name (deleting makes
+      // none; this keeps a new clone's image its own whatever did).
+      const stale = this.open.get(name);
+      this.open.delete(name);
+      if (stale) await stale.close().catch(() => undefined);
+      if (this.exists(name)) throw new ChronoError('EXISTS', `clone '${name}' already exists`, { name });
       this.makeFiles(name, base, blockCount);
     } catch (err) {
       // Released unless a clone of that name (made meanwhile) holds the same pin.
@@ -218,17 +233,29 @@ export class CloneService {
     // right after the last reader exited (bisect's probes) waits for it, briefly.
     for (const until = Date.now() + DEFAULTS.cloneReleaseWaitMs; (this.held.get(name) ?? 0) > 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
     const handles = this.held.get(name) ?? 0;
-    if (handles) throw new ChronoError('CLONE_IN_USE', `clone '${name}' is open (${handles} handle${handles > 1 ? 's' : ''} through the mounted tree or NBD clone/${name}: a loop device, mount or NBD client?); close it first`, { name, handles });
+    if (handles) throw new ChronoError('CLONE_IN_USE', `clone '${name}' is open (${handles} handle${handles > 1 ? 's' : ''} through the mounted tree, NBD clone/${name} or a rollback to it: a loop device, mount or NBD client?); close it first`, { name, handles });
+    if (this.deleting.has(name)) throw new ChronoError('UNKNOWN_CLONE', `clone '${name}' is being deleted`, { name });
     const { seq } = this.base(name);
-    const o = this.open.get(name);
-    this.open.delete(name);
-    if (o) await o.close().catch(() => undefined); // its bytes are being thrown away
-    const gone = path.join(this.root, `.${name}.discard`);
-    fs.rmSync(gone, { recursive: true, force: true });
-    fs.renameSync(this.dirOf(name), gone);
-    syncDir(this.root);
-    fs.rmSync(gone, { recursive: true, force: true });
-    unpinAt(this.volume, seq, `clone:${name}`); // the clone is gone first: its point was held throughout
+    const dir = this.dirOf(name);
+    // From here to the end no hold or overlay of the name is granted (refuseDeleting).
+    this.deleting.add(name);
+    try {
+      const o = this.open.get(name);
+      this.open.delete(name);
+      if (o) await o.close().catch(() => undefined); // its bytes are being thrown away
+      const gone = path.join(this.root, `.${name}.discard`);
+      fs.rmSync(gone, { recursive: true, force: true });
+      fs.renameSync(dir, gone);
+      syncDir(this.root);
+      fs.rmSync(gone, { recursive: true, force: true });
+      unpinAt(this.volume, seq, `clone:${name}`); // the clone is gone first: its point was held throughout
+    } finally {
+      this.deleting.delete(name);
+    }
+  }
+
+  private refuseDeleting(name: string): void {
+    if (this.deleting.has(name)) throw new ChronoError('UNKNOWN_CLONE', `clone '${name}' is being deleted`, { name });
   }
 
   /** Syncs and closes every open overlay (the daemon's stop). */

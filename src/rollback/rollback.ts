@@ -1,4 +1,5 @@
 import { clonesOf } from '../clone/clone-service';
+import type { CloneOverlay } from '../clone/clone-overlay';
 import { pinAt, unpinAt } from '../retention/pins';
 import { ChronoError } from '../errors';
 import { EventKindName } from '../format/constants';
@@ -54,8 +55,9 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
   const holders = liveUsersOf(volume).describe();
   if (holders && !o.force) throw new ChronoError('LIVE_IN_USE', `refusing to roll back: ${holders}; unmount or disconnect it first, or give --force`, liveUsersOf(volume).counts);
   running.add(volume);
+  let target: Target | undefined;
   try {
-    const target = resolveTarget(volume, o.to);
+    target = resolveTarget(volume, o.to);
     const intent = volume.rollbackIntent();
     if (intent && (intent.to !== target.name || intent.toSeq !== target.seq)) {
       throw new ChronoError('ROLLBACK_UNFINISHED', `a rollback to ${intent.to} was cut short; repeat it (--to ${intent.to}) before rolling back elsewhere`, { to: intent.to });
@@ -108,6 +110,7 @@ export async function rollback(volume: Volume, o: RollbackOptions): Promise<Roll
       comparedBlocks: compared, writtenBlocks: written, writtenBytes: written * bs, elapsedMs: performance.now() - started,
     };
   } finally {
+    target?.release?.();
     running.delete(volume);
   }
 }
@@ -125,6 +128,8 @@ interface Target {
   clone: string | null;
   kind: EventKindName;
   read(offset: number, length: number): Promise<Buffer>;
+  /** Ends the hold on a clone target (rollback's end, done or failed). */
+  release?: () => void;
 }
 
 function resolveTarget(volume: Volume, to: string): Target {
@@ -132,8 +137,19 @@ function resolveTarget(volume: Volume, to: string): Target {
     const name = to.slice('clone:'.length);
     const clones = clonesOf(volume);
     const base = clones.resolve(name); // UNKNOWN_CLONE if there is none; POINT_IN_RESYNC for a base inside a window
-    const overlay = clones.overlay(name);
+    // Held, in the tick that resolved it, until the rollback is done: a delete meanwhile (during
+    // the before-event sync) is refused (CLONE_IN_USE) rather than leaving a durable intent that
+    // names a clone no longer there. A delete already under way refuses the hold (UNKNOWN_CLONE).
+    const release = clones.hold(name);
+    let overlay: CloneOverlay;
+    try {
+      overlay = clones.overlay(name);
+    } catch (err) {
+      release();
+      throw err;
+    }
     return {
+      release,
       name: `clone:${name}`, seq: base.seq, pin: { seq: base.seq, point: base.point, eventId: base.event?.id ?? null }, clone: name, kind: 'crash',
       read: async (offset, length) => {
         const out = Buffer.allocUnsafe(length);
