@@ -202,14 +202,22 @@ async function peers(lines: string[], passes: number): Promise<Record<string, un
     await vol.close();
     settle();
     const after = duBytes(dir);
+    const [primaryAfter] = duParts(dir, ['segments', 'archive']);
     const target = size + changed3 + k * seg;
     const ratio = after / target;
     const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
-    lines.push(`retention peers: 1 GiB, 30 versions x 1 % in 64 extents${passes ? `, then ${passes} whole-image rewrites of live` : ''}, keep-last 3: primary + archive ${mib(before)} before prune, ${mib(after)} after; target image + 3 versions' changes + working set (${k} x 8 MiB) = ${mib(target)}; ratio ${ratio.toFixed(3)} (target <= 1.1); prune ${pruneS.toFixed(1)} s (read ${rep.objectsRead.length}, deleted ${rep.deleted.length}, rewrote ${rep.rewritten.length}, freed ${mib(rep.freedBytes)}); load ${loadAvg()}`);
-    return { retentionPeers: { passes, beforeBytes: before, afterBytes: after, targetBytes: target, ratio, pruneS, deleted: rep.deleted.length, rewritten: rep.rewritten.length, freedBytes: rep.freedBytes } };
+    lines.push(`retention peers: 1 GiB, 30 versions x 1 % in 64 extents${passes ? `, then ${passes} whole-image rewrites of live` : ''}, keep-last 3: primary + archive ${mib(before)} before prune, ${mib(after)} after; target image + 3 versions' changes + working set (${k} x 8 MiB) = ${mib(target)}; ratio ${ratio.toFixed(3)} (target <= 1.1; after prune primary segments ${mib(primaryAfter)}, the rest archive, index and metadata); prune ${pruneS.toFixed(1)} s (read ${rep.objectsRead.length}, deleted ${rep.deleted.length}, rewrote ${rep.rewritten.length}, freed ${mib(rep.freedBytes)}); load ${loadAvg()}`);
+    return { retentionPeers: { passes, beforeBytes: before, afterBytes: after, primaryAfterBytes: primaryAfter, targetBytes: target, ratio, pruneS, deleted: rep.deleted.length, rewritten: rep.rewritten.length, freedBytes: rep.freedBytes } };
   } finally {
     await vol.close().catch(() => undefined);
   }
+}
+
+/** Disk usage of each of `subdirs` of `dir` in one du run: an inode is counted under the first that holds it. */
+function duParts(dir: string, subdirs: string[]): number[] {
+  const r = spawnSync('du', ['-s', '-B1', ...subdirs.map((d) => path.join(dir, d))], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`du ${dir}: ${r.stderr}`);
+  return r.stdout.trim().split('\n').map((l) => Number(l.split(/\s/)[0]));
 }
 
 /** Disk usage in bytes, each inode counted once (hard links too). */
