@@ -25,6 +25,8 @@ import { BenchResult, patternChunk, scratch, settle, uniform } from './lib';
  * (b) `--peers`: the issue's peers workload at full size (1 GiB, 30 versions each changing 1 %
  * in 64 scattered extents, `forget --keep-last 3`, `prune`): primary + archive bytes, each inode
  * once, against the image + those 3 versions' changed bytes + the working set's fixed size.
+ * `--peers-passes N`: after the 30 versions, N whole-image rewrites with no event (live
+ * only), so that the versions' segments leave the working set and prune has real work.
  */
 const MiB = 2 ** 20;
 const CLI = path.resolve(__dirname, '../src/cli/main.js');
@@ -50,12 +52,12 @@ interface Scaled {
   firstPruneMs: number;
 }
 
-export async function benchRetention(o: { scales: number[]; rounds: number; peers: boolean; fuse: boolean }): Promise<BenchResult> {
+export async function benchRetention(o: { scales: number[]; rounds: number; peers: boolean; fuse: boolean; peersPasses?: number }): Promise<BenchResult> {
   const lines: string[] = [];
   const figures: Record<string, unknown> = {};
   if (o.scales.length) Object.assign(figures, await pruneAgainstHistory(lines, o.scales, o.rounds));
   if (o.fuse) Object.assign(figures, await fuseDuringPrune(lines, o.rounds));
-  if (o.peers) Object.assign(figures, await peers(lines));
+  if (o.peers) Object.assign(figures, await peers(lines, o.peersPasses ?? 0));
   return { lines, figures };
 }
 
@@ -160,7 +162,7 @@ function loadAvg(): string {
  * extents, an event after each; `forget --keep-last 3`, everything sealed and archived, `prune`.
  * Primary + archive (the archive in the volume directory, hard-linked) by `du`, each inode once.
  */
-async function peers(lines: string[]): Promise<Record<string, unknown>> {
+async function peers(lines: string[], passes: number): Promise<Record<string, unknown>> {
   const size = 1024 * MiB;
   const seg = 8 * MiB;
   const bs = 4096;
@@ -185,6 +187,11 @@ async function peers(lines: string[]): Promise<Record<string, unknown>> {
       if (v > 27) changed3 += blocks.size * bs;
       await vol.sync({ label: `v${v}` });
     }
+    // Later writes to live (no event): they push the versions out of the working set.
+    for (let p = 0; p < passes; p++) {
+      for (let at = 0; at < size; at += 4 * MiB) await vol.write(at, patternChunk(4 * MiB, 1e8 + p * 1e4 + at / (4 * MiB)));
+    }
+    if (passes) await vol.flush();
     settle();
     const before = duBytes(dir);
     forget(vol, { keepLast: 3 }, { countPrunable: false });
@@ -195,14 +202,22 @@ async function peers(lines: string[]): Promise<Record<string, unknown>> {
     await vol.close();
     settle();
     const after = duBytes(dir);
+    const [primaryAfter] = duParts(dir, ['segments', 'archive']);
     const target = size + changed3 + k * seg;
     const ratio = after / target;
     const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
-    lines.push(`retention peers: 1 GiB, 30 versions x 1 % in 64 extents, keep-last 3: primary + archive ${mib(before)} before prune, ${mib(after)} after; target image + 3 versions' changes + working set (${k} x 8 MiB) = ${mib(target)}; ratio ${ratio.toFixed(3)} (target <= 1.1); prune ${pruneS.toFixed(1)} s (read ${rep.objectsRead.length}, deleted ${rep.deleted.length}, rewrote ${rep.rewritten.length}, freed ${mib(rep.freedBytes)}); load ${loadAvg()}`);
-    return { retentionPeers: { beforeBytes: before, afterBytes: after, targetBytes: target, ratio, pruneS, deleted: rep.deleted.length, rewritten: rep.rewritten.length, freedBytes: rep.freedBytes } };
+    lines.push(`retention peers: 1 GiB, 30 versions x 1 % in 64 extents${passes ? `, then ${passes} whole-image rewrites of live` : ''}, keep-last 3: primary + archive ${mib(before)} before prune, ${mib(after)} after; target image + 3 versions' changes + working set (${k} x 8 MiB) = ${mib(target)}; ratio ${ratio.toFixed(3)} (target <= 1.1; after prune primary segments ${mib(primaryAfter)}, the rest archive, index and metadata); prune ${pruneS.toFixed(1)} s (read ${rep.objectsRead.length}, deleted ${rep.deleted.length}, rewrote ${rep.rewritten.length}, freed ${mib(rep.freedBytes)}); load ${loadAvg()}`);
+    return { retentionPeers: { passes, beforeBytes: before, afterBytes: after, primaryAfterBytes: primaryAfter, targetBytes: target, ratio, pruneS, deleted: rep.deleted.length, rewritten: rep.rewritten.length, freedBytes: rep.freedBytes } };
   } finally {
     await vol.close().catch(() => undefined);
   }
+}
+
+/** Disk usage of each of `subdirs` of `dir` in one du run: an inode is counted under the first that holds it. */
+function duParts(dir: string, subdirs: string[]): number[] {
+  const r = spawnSync('du', ['-s', '-B1', ...subdirs.map((d) => path.join(dir, d))], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`du ${dir}: ${r.stderr}`);
+  return r.stdout.trim().split('\n').map((l) => Number(l.split(/\s/)[0]));
 }
 
 /** Disk usage in bytes, each inode counted once (hard links too). */

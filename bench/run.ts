@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,protect,clone,investigate,space,steady,retention] [-- --scales 1e5,1e6,1e7] [-- --retention-scales 1e5,1e7 --retention-rounds 5 --peers --fuse]`
+ * `npm run bench [-- --json] [-- --only ingest,wa,history,fuse,nbd,nbd-tls,s3,crypto,protect,clone,investigate,space,steady,retention] [-- --scales 1e5,1e6,1e7] [-- --retention-scales 1e5,1e7 --retention-rounds 5 --peers [--peers-passes 2] --fuse]`
  * Prints ratios measured side by side in one run; with --json the last line is one JSON object.
  */
 import { crcEngine } from '../src/format/crc';
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     { name: 'investigate', run: () => benchInvestigate(Number(arg('--investigate-versions') ?? 1e7)) },
     { name: 'space', run: () => benchSpace() },
     { name: 'steady', run: () => benchSteady() },
-    { name: 'retention', run: () => benchRetention({ scales: arg('--retention-scales') === 'none' ? [] : (arg('--retention-scales') ?? '1e5,1e7').split(',').map(Number), rounds: Number(arg('--retention-rounds') ?? 5), peers: args.includes('--peers'), fuse: args.includes('--fuse') }) },
+    { name: 'retention', run: () => benchRetention({ scales: arg('--retention-scales') === 'none' ? [] : (arg('--retention-scales') ?? '1e5,1e7').split(',').map(Number), rounds: Number(arg('--retention-rounds') ?? 5), peers: args.includes('--peers'), fuse: args.includes('--fuse'), peersPasses: Number(arg('--peers-passes') ?? 0) }) },
   ];
   const figures: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, crcEngine };
   for (const s of sections) {

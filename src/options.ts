@@ -116,6 +116,13 @@ export const DEFAULTS = {
   pruneRewriteThreshold: 0.5,
   /** The most bytes one prune writes into rewritten objects (--max-rewrite-bytes); objects past it wait for the next prune. */
   pruneMaxRewriteBytes: 4 * 1024 * 1024 * 1024,
+  /**
+   * `prune --busy-share`: while reads or writes come, the share of the time a prune's steps
+   * (object reads, rewrites, deletes) may take; the rest is left to them (prune-pacer.ts).
+   */
+  pruneBusyShare: 0.1,
+  /** The volume counts as quiet for prune once no read or write has come for this long. */
+  pruneQuietMs: 50,
   // Investigation (issue 17): the timeline picture's grid, its tree window, the web page.
   /** Columns (time) and rows (block address) of the timeline's density grid: bounds the SVG's size. */
   timelineTimeBins: 120,

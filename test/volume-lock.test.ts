@@ -16,7 +16,7 @@ function pidLockedFs(): FileSystem {
   const real = new NodeFileSystem();
   return {
     open: (p, m) => real.open(p, m), exists: (p) => real.exists(p), readFile: (p) => real.readFile(p), readFileAsync: (p, o) => real.readFileAsync(p, o),
-    list: (d) => real.list(d), mkdirp: (d) => real.mkdirp(d), remove: (p) => real.remove(p), rename: (a, b) => real.rename(a, b),
+    list: (d) => real.list(d), mkdirp: (d) => real.mkdirp(d), remove: (p) => real.remove(p), removeAsync: (p) => real.removeAsync(p), rename: (a, b) => real.rename(a, b),
     syncDir: (d) => real.syncDir(d), syncDirAsync: (d) => real.syncDirAsync(d),
   };
 }

@@ -47,6 +47,7 @@ export function retentionRequest(volume: Volume, p: Record<string, unknown>): un
         dryRun: !!p.dryRun,
         maxRewriteBytes: typeof p.maxRewriteBytes === 'number' ? p.maxRewriteBytes : undefined,
         rewriteThreshold: typeof p.rewriteThreshold === 'number' ? p.rewriteThreshold : undefined,
+        busyShare: typeof p.busyShare === 'number' ? p.busyShare : undefined,
       });
     default:
       throw new ChronoError('BAD_ARGUMENT', `unknown retention op ${String(p.op)}`);

@@ -68,6 +68,10 @@ export class FaultyFileSystem implements FileSystem {
     this.check('remove', path);
     this.inner.remove(path);
   }
+  async removeAsync(path: string): Promise<void> {
+    this.check('remove', path);
+    return this.inner.removeAsync(path);
+  }
   rename(from: string, to: string): void {
     this.check('rename', from);
     this.inner.rename(from, to);

@@ -63,6 +63,8 @@ export interface FileSystem {
   list(dir: string): string[];
   mkdirp(dir: string): void;
   remove(path: string): void;
+  /** remove on the threadpool: unlinking a large file frees its blocks, which can take milliseconds. */
+  removeAsync(path: string): Promise<void>;
   rename(from: string, to: string): void;
   /**
    * Optional: a second name for an existing file (a hard link), so a sealed segment can enter a

@@ -218,6 +218,9 @@ export class MemoryFileSystem implements FileSystem {
     this.tick('remove', path);
     this.files.delete(path);
   }
+  async removeAsync(path: string): Promise<void> {
+    this.remove(path);
+  }
   /** A second name for the same file: both see every byte (a power cut copies each survivor). */
   link(existing: string, newPath: string): void {
     const f = this.files.get(existing);

@@ -277,6 +277,13 @@ export class NodeFileSystem implements FileSystem {
       throw ioError('unlink', path, err);
     }
   }
+  async removeAsync(path: string): Promise<void> {
+    try {
+      await fs.promises.rm(path, { force: true });
+    } catch (err) {
+      throw ioError('unlink', path, err);
+    }
+  }
   link(existing: string, newPath: string): void {
     try {
       fs.linkSync(existing, newPath);

@@ -11,6 +11,7 @@ import { BlockReader } from './block-reader';
 import type { Archiver } from './archiver';
 import type { Checkpointer } from './checkpoint';
 import { EventList } from './events';
+import { ForegroundActivity } from './prune-pacer';
 import { VolumeDir } from './volume-dir';
 import { VolumeLog } from './volume-log';
 
@@ -46,4 +47,6 @@ export interface Core {
   readonly backlog: { segments: number; stallTimeoutMs: number; waitingSinceMs?: number };
   readonly maxBlocksPerRecord: number;
   readonly checkpointer: Checkpointer;
+  /** Reads and writes from the edges, counted: background work (prune) yields to them. */
+  readonly foreground: ForegroundActivity;
 }

@@ -1,14 +1,15 @@
 import { ArchiveCatalog, CatalogBody, CatalogSegment, seqRanges } from '../archive/archive-catalog';
 import { readLink } from '../archive/archive-chain';
-import { buildCompactedObject, parseArchiveObject, partsEqual } from '../archive/archive-object';
+import { ParsedArchiveObject, buildCompactedObject, parseArchiveObject, partsEqual } from '../archive/archive-object';
 import { ChronoError } from '../errors';
 import { FILE_NAMES, generationFileName, parseGenerationFileName } from '../format/constants';
 import { HEADER_BYTES } from '../format/record';
 import { DEFAULTS } from '../options';
 import { keepLocalTable } from './archiver';
 import { Core } from './core';
-import { PlanEntry, PlanInput, freedBytes, planPrune } from './prune-plan';
+import { PlanEntry, PlanInput, freedBytes, planPrune, planSegment } from './prune-plan';
 import { SegmentLiveness, segmentLiveness } from './prunable';
+import { Pacer } from './prune-pacer';
 import { PruneBaseline, objectLiveness, segmentsWithNewDead } from './prune-walk';
 
 export interface PruneOptions {
@@ -17,6 +18,13 @@ export interface PruneOptions {
   rewriteThreshold?: number;
   /** The most bytes written into rewritten objects by this prune (default DEFAULTS.pruneMaxRewriteBytes). */
   maxRewriteBytes?: number;
+  /**
+   * While reads or writes come, the share of the time the prune may take (default
+   * DEFAULTS.pruneBusyShare; 1: no pacing; 0: only when the volume is quiet). See prune-pacer.ts.
+   */
+  busyShare?: number;
+  /** The volume counts as quiet after this long without a read or write (default DEFAULTS.pruneQuietMs). */
+  quietMs?: number;
   progress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -39,6 +47,8 @@ export interface PruneReport {
   objectsRead: number[];
   /** Whether it walked only what changed since the catalog's last walk (else the whole index). */
   incremental: boolean;
+  /** Time it spent waiting for foreground reads and writes (busyShare), in ms. */
+  yieldedMs: number;
 }
 
 /**
@@ -53,12 +63,14 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   const { store, sb } = core;
   const threshold = o.rewriteThreshold ?? DEFAULTS.pruneRewriteThreshold;
   const maxRewriteBytes = o.maxRewriteBytes ?? DEFAULTS.pruneMaxRewriteBytes;
+  // Every read, write and delete of an object below is one step, taken when the foreground lets it.
+  const pacer = new Pacer(core.foreground, { busyShare: o.busyShare ?? DEFAULTS.pruneBusyShare, quietMs: o.quietMs ?? DEFAULTS.pruneQuietMs });
   // What the archive holds now (another process's prune may have run since open).
   const fresh = await ArchiveCatalog.load(store, sb.volumeId);
   if (fresh.generation > core.catalog.generation) core.catalog.replace(fresh.body);
   const catalog = core.catalog;
   let versionsDropped = 0;
-  if (!o.dryRun) versionsDropped += await dropCataloguedVersions(core); // a prune cut before its index step
+  if (!o.dryRun) versionsDropped += await pacer.step(() => dropCataloguedVersions(core)); // a prune cut before its index step
   const retention = core.retention.snapshot();
   const keptSeqs = [...new Set([...core.events.all.map((e) => e.seq), ...retention.pins.map((p) => p.seq)])].sort((a, b) => a - b);
   const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
@@ -72,7 +84,20 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   const base = catalog.body.walked;
   const incremental = !!base && c > 0 && threshold >= base.rewriteThreshold;
   o.progress?.('index', 0, 1);
+  // Objects read, judged as they are read: only those a rewrite will need stay in memory (a
+  // prune may read thousands; holding them all cost the daemon hundreds of MiB and its GC time).
+  const read = new Set<number>();
   const objects = new Map<number, Buffer>();
+  const judged = new Map<number, PlanInput>();
+  const judge = (id: number, obj: Buffer, parsed: ParsedArchiveObject, l: SegmentLiveness): void => {
+    read.add(id);
+    const input: PlanInput = {
+      id, objectBytes: obj.length, neededSeqs: l.neededSeqs,
+      records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })),
+    };
+    judged.set(id, input);
+    if (planSegment(input, threshold).action === 'rewrite') objects.set(id, obj);
+  };
   let live: Map<number, SegmentLiveness>;
   if (c <= 0) live = new Map(); // nothing before the continuous span's start was thinned: no forget, no prune
   else if (!incremental) live = segmentLiveness(core.index, keptSeqs, c, candidate);
@@ -83,11 +108,15 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
     for (let id = base.eligibleThrough + 1; id <= through; id++) if (candidate(id)) ids.add(id);
     live = new Map();
     for (const id of [...ids].sort((a, b) => a - b)) {
-      const obj = await store.get(catalog.keyOf(id));
-      const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
-      objects.set(id, obj);
-      const l = objectLiveness(core.index, parsed.scan.records.map((r) => r.header), keptSeqs, c);
-      if (l.versions > 0) live.set(id, l); // as the full walk: a segment with no data version is no candidate
+      await pacer.step(async () => {
+        const obj = await store.get(catalog.keyOf(id));
+        const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
+        const l = objectLiveness(core.index, parsed.scan.records.map((r) => r.header), keptSeqs, c);
+        read.add(id);
+        if (l.versions === 0) return; // as the full walk: a segment with no data version is no candidate
+        live.set(id, l);
+        judge(id, obj, parsed, l);
+      });
     }
   }
   o.progress?.('index', 1, 1);
@@ -97,27 +126,24 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   const candidates = [...live.entries()].sort((a, b) => a[0] - b[0]);
   let done = 0;
   for (const [id, l] of candidates) {
-    // An estimate of the dead share from the index and the object's size (the needed versions'
-    // blocks): an object plainly under the threshold is not read at all.
-    let obj = objects.get(id);
-    if (!obj) {
-      const sizeBytes = (await store.size(catalog.keyOf(id))) ?? 0;
-      const neededEstimate = (l.versions - l.deadVersions) * sb.blockSizeBytes;
-      if (l.neededSeqs.size > 0 && 1 - neededEstimate / Math.max(1, sizeBytes) < threshold / 2) {
-        o.progress?.('read', ++done, candidates.length);
-        continue;
-      }
-      obj = await store.get(catalog.keyOf(id));
+    // Judged already when the walk read it (incremental); else one step to read it.
+    if (!judged.has(id)) {
+      await pacer.step(async () => {
+        // An estimate of the dead share from the index and the object's size (the needed versions'
+        // blocks): an object plainly under the threshold is not read at all.
+        const sizeBytes = (await store.size(catalog.keyOf(id))) ?? 0;
+        const neededEstimate = (l.versions - l.deadVersions) * sb.blockSizeBytes;
+        if (l.neededSeqs.size > 0 && 1 - neededEstimate / Math.max(1, sizeBytes) < threshold / 2) return;
+        const obj = await store.get(catalog.keyOf(id));
+        judge(id, obj, parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId), l);
+      });
     }
-    const parsed = parseArchiveObject(obj, sb.blockSizeBytes, id, sb.volumeId);
-    objects.set(id, obj);
-    inputs.push({
-      id, objectBytes: obj.length, neededSeqs: l.neededSeqs,
-      records: parsed.scan.records.map((r) => ({ seq: r.header.seq, type: r.header.type, bytes: HEADER_BYTES + r.header.payloadLength })),
-    });
+    const input = judged.get(id);
+    if (input) inputs.push(input);
     o.progress?.('read', ++done, candidates.length);
   }
   const plan = planPrune(inputs, { threshold, maxRewriteBytes });
+  for (const e of plan) if (e.action !== 'rewrite') objects.delete(e.id); // deferred: read again next time
   const act = plan.filter((e) => e.action !== 'keep');
   const generation = catalog.generation + 1;
   const report: PruneReport = {
@@ -125,12 +151,12 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
     plan: plan.map(({ id, action, objectBytes, neededBytes, deadBytes, why }) => ({ id, action, objectBytes, neededBytes, deadBytes, why })),
     deleted: act.filter((e) => e.action === 'delete').map((e) => e.id),
     rewritten: act.filter((e) => e.action === 'rewrite').map((e) => e.id),
-    freedBytes: freedBytes(plan), versionsDropped, garbageRemoved: [], candidates: live.size, objectsRead: [...objects.keys()].sort((a, b) => a - b), incremental,
+    freedBytes: freedBytes(plan), versionsDropped, garbageRemoved: [], candidates: live.size, objectsRead: [...read].sort((a, b) => a - b), incremental, yieldedMs: 0,
   };
-  if (o.dryRun) return report;
+  if (o.dryRun) return { ...report, yieldedMs: pacer.waitedMs };
   if (!act.length) {
-    report.garbageRemoved = await removeGarbage(core);
-    return report;
+    report.garbageRemoved = await removeGarbage(core, pacer);
+    return { ...report, yieldedMs: pacer.waitedMs };
   }
   // (b) Each rewrite under a key never used before, read back whole and compared.
   const entries: CatalogSegment[] = [];
@@ -141,18 +167,21 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
       entries.push({ id: e.id, generation: catalog.entry(e.id)?.generation ?? 0, ...span, state: 'deleted', bytes: 0, keptSeqs: [] });
       freed += e.objectBytes;
     } else {
-      const obj = objects.get(e.id)!;
-      const keep = new Set(e.keptSeqs);
-      const parts = buildCompactedObject(obj, parseArchiveObject(obj, sb.blockSizeBytes, e.id, sb.volumeId), (s) => keep.has(s));
-      const key = FILE_NAMES.archiveSegmentsPrefix + generationFileName(e.id, generation);
-      // A cut-short prune may have used this key (and kept its table): neither is this one's.
-      core.archive.local?.remove(e.id, generation);
-      await store.put(key, parts);
-      const back = await store.get(key);
-      if (!partsEqual(parts, back)) throw new ChronoError('ARCHIVE_MISMATCH', `compacted segment ${e.id} reads back different from what was written`, { segment: e.id });
-      await keepLocalTable(core, e.id, generation, back);
-      entries.push({ id: e.id, generation, ...span, state: 'compacted', bytes: back.length, keptSeqs: seqRanges(e.keptSeqs) });
-      freed += Math.max(0, e.objectBytes - back.length);
+      await pacer.step(async () => {
+        const obj = objects.get(e.id)!;
+        objects.delete(e.id); // rewritten: its bytes are not needed again
+        const keep = new Set(e.keptSeqs);
+        const parts = buildCompactedObject(obj, parseArchiveObject(obj, sb.blockSizeBytes, e.id, sb.volumeId), (s) => keep.has(s));
+        const key = FILE_NAMES.archiveSegmentsPrefix + generationFileName(e.id, generation);
+        // A cut-short prune may have used this key (and kept its table): neither is this one's.
+        core.archive.local?.remove(e.id, generation);
+        await store.put(key, parts);
+        const back = await store.get(key);
+        if (!partsEqual(parts, back)) throw new ChronoError('ARCHIVE_MISMATCH', `compacted segment ${e.id} reads back different from what was written`, { segment: e.id });
+        await keepLocalTable(core, e.id, generation, back);
+        entries.push({ id: e.id, generation, ...span, state: 'compacted', bytes: back.length, keptSeqs: seqRanges(e.keptSeqs) });
+        freed += Math.max(0, e.objectBytes - back.length);
+      });
     }
     o.progress?.('write', n + 1, act.length);
   }
@@ -168,14 +197,15 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
     ...(walked ? { walked } : {}),
   };
   const oldKeys = act.map((e) => catalog.keyOf(e.id));
-  await catalog.save(store, sb.volumeId, body);
+  await pacer.step(() => catalog.save(store, sb.volumeId, body));
   // (d) The index drops what the catalog no longer holds, persisted with the manifest: only
   // runs holding these segments' seqs are scanned when the index was filtered for the last catalog.
-  report.versionsDropped += await dropCataloguedVersions(core, entries.map((e) => [e.firstSeq, e.nextSeq - 1]));
+  report.versionsDropped += await pacer.step(() => dropCataloguedVersions(core, entries.map((e) => [e.firstSeq, e.nextSeq - 1])));
   // (e) Only now the old objects go (and anything an earlier cut-short prune left).
-  for (const key of oldKeys) await store.delete(key);
-  report.garbageRemoved = await removeGarbage(core);
+  for (const key of oldKeys) await pacer.step(() => store.delete(key));
+  report.garbageRemoved = await removeGarbage(core, pacer);
   report.freedBytes = freed;
+  report.yieldedMs = pacer.waitedMs;
   core.log.info({ generation, deleted: report.deleted.length, rewritten: report.rewritten.length, freedBytes: freed, versionsDropped: report.versionsDropped }, 'prune done');
   return report;
 }
@@ -222,7 +252,7 @@ export async function dropCataloguedVersions(core: Core, newSpans?: Array<[numbe
  * rewrite put before its catalog was). Original `<id>.cvseg` objects of ids the catalog does not
  * cover are never garbage: they are the archive.
  */
-export async function removeGarbage(core: Core): Promise<string[]> {
+export async function removeGarbage(core: Core, pacer?: Pacer): Promise<string[]> {
   const catalog = core.catalog;
   // Local offset tables follow the catalog: the generation it names, none for a deleted segment.
   core.archive.local?.sweep((id, g) => {
@@ -236,7 +266,7 @@ export async function removeGarbage(core: Core): Promise<string[]> {
     const e = catalog.entry(g.id);
     const garbage = e ? e.state === 'deleted' || key !== catalog.keyOf(g.id) : g.generation > 0;
     if (garbage) {
-      await core.store.delete(key);
+      await (pacer ? pacer.step(() => core.store.delete(key)) : core.store.delete(key));
       removed.push(key);
     }
   }

@@ -17,6 +17,7 @@ import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
 import { prunableVersions } from './prunable';
 import { PruneOptions, PruneReport, noteIndexFiltered, pruneVolume } from './prune';
+import { ForegroundActivity } from './prune-pacer';
 
 export type { PruneOptions, PruneReport } from './prune';
 import { RetentionState } from './retention-state';
@@ -173,6 +174,7 @@ export class Volume {
         maxBlocksPerRecord: perRecord,
         leaving: [] as number[],
         backlog: backlogSettings(sb.segmentSizeBytes, vd.readConfig(), o),
+        foreground: new ForegroundActivity(),
       };
       const withArchiver = Object.assign(parts, { archiver: new Archiver(parts) });
       const core: Core = Object.assign(withArchiver, { checkpointer: new Checkpointer(withArchiver) });
@@ -428,11 +430,13 @@ export class Volume {
    */
   readIntoNow(out: Buffer, offset: number, length: number, point?: Point): Promise<void> | undefined {
     this.open();
+    this.core.foreground.requests++;
     this.checkRange(offset, length);
     const bs = this.core.sb.blockSizeBytes;
     if (offset % bs !== 0 || length % bs !== 0) return this.readInto(out, offset, length, point);
     this.checkHeld(point); // same tick as readNow's index lookup
-    return this.core.reader.readNow(offset / bs, length / bs, point?.seqLimit ?? LIVE_SEQ, out, 0);
+    const rest = this.core.reader.readNow(offset / bs, length / bs, point?.seqLimit ?? LIVE_SEQ, out, 0);
+    return rest && this.core.foreground.track(rest);
   }
 
   /**
@@ -441,6 +445,11 @@ export class Volume {
    */
   async readInto(out: Buffer, offset: number, length: number, point?: Point): Promise<void> {
     this.open();
+    this.core.foreground.requests++;
+    return this.core.foreground.track(this.readIntoTracked(out, offset, length, point));
+  }
+
+  private async readIntoTracked(out: Buffer, offset: number, length: number, point?: Point): Promise<void> {
     this.checkRange(offset, length);
     const bs = this.core.sb.blockSizeBytes;
     const first = Math.floor(offset / bs);
@@ -456,10 +465,11 @@ export class Volume {
 
   async write(offset: number, data: Buffer): Promise<void> {
     this.checkRange(offset, data.length);
-    return this.mutate(() => {
+    this.core.foreground.requests++;
+    return this.core.foreground.track(this.mutate(() => {
       this.space?.admit(); // a full disk refuses the write before anything of it is appended
       return this.writer.write(offset, data);
-    });
+    }));
   }
 
   /**
@@ -469,6 +479,7 @@ export class Volume {
    */
   tryWriteSync(offset: number, data: Buffer): boolean {
     this.open();
+    this.core.foreground.requests++;
     this.checkRange(offset, data.length);
     if (this.mutations > 0 || this.failure || this.readOnly || (this.space && !this.space.fits())) return false;
     try {
@@ -482,10 +493,11 @@ export class Volume {
   /** Zeros a range; `trim` records it as discarded (reads still return zeros). */
   async writeZeroes(offset: number, length: number, trim = false): Promise<void> {
     this.checkRange(offset, length);
-    return this.mutate(() => {
+    this.core.foreground.requests++;
+    return this.core.foreground.track(this.mutate(() => {
       this.space?.admit();
       return this.writer.zero(offset, length, trim ? RecordType.TRIM : RecordType.ZERO);
-    });
+    }));
   }
 
   /**
@@ -500,7 +512,8 @@ export class Volume {
 
   /** Makes every completed write durable. */
   flush(): Promise<void> {
-    return this.mutate(() => this.core.segments.syncAll());
+    this.core.foreground.requests++;
+    return this.core.foreground.track(this.mutate(() => this.core.segments.syncAll()));
   }
 
   /** Records a sync event; once this resolves, it and everything before it are durable. */

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { controlCall } from '../../control/control-client';
-import { parseFraction, parseSize } from '../../options';
+import { DEFAULTS, parseFraction, parseSize } from '../../options';
 import type { PruneReport } from '../../volume/volume';
 import { ProgressBar, formatBytes, printJson, printTable } from '../output';
 import { viaDaemonOrVolume } from '../target';
@@ -13,6 +13,7 @@ export function register(program: Command): void {
     .option('--dry-run', 'only show the plan: which archived objects would be deleted or rewritten, and the bytes freed')
     .option('--max-rewrite-bytes <size>', 'write at most this much into rewritten objects (e.g. 2G); the rest waits for a later prune', parseSize)
     .option('--rewrite-threshold <fraction>', 'rewrite an archived object once at least this share of it is dead (0-1, default 0.5)', parseFraction)
+    .option('--busy-share <fraction>', `while the volume's reads and writes come (a mounted or served volume), the share of the time the prune may take; the rest is left to them (0-1, default ${DEFAULTS.pruneBusyShare}; 1: no pacing, 0: only while the volume is quiet)`, parseFraction)
     .option('--json', 'print JSON')
     .addHelpText('after', `
 Prune works from what forget decided: a block version stays while a kept event, a pinned point,
@@ -25,13 +26,13 @@ Examples:
   chronovol forget /srv/vol --keep-daily 7 && chronovol prune /srv/vol --dry-run
   chronovol prune /srv/vol --max-rewrite-bytes 10G --json`)
     .action(async (target: string, o) => {
-      const req = { op: 'prune', dryRun: !!o.dryRun, maxRewriteBytes: o.maxRewriteBytes as number | undefined, rewriteThreshold: o.rewriteThreshold as number | undefined };
+      const req = { op: 'prune', dryRun: !!o.dryRun, maxRewriteBytes: o.maxRewriteBytes as number | undefined, rewriteThreshold: o.rewriteThreshold as number | undefined, busyShare: o.busyShare as number | undefined };
       const bars = new Map<string, ProgressBar>();
       const r = (await viaDaemonOrVolume(target, 'prune',
         // A prune rewrites objects: it may take far longer than a control call's usual two minutes.
         (socket) => controlCall(socket, { method: 'retention', params: req }, undefined, 24 * 3600_000),
         async (vol) => vol.prune({
-          dryRun: req.dryRun, maxRewriteBytes: req.maxRewriteBytes, rewriteThreshold: req.rewriteThreshold,
+          dryRun: req.dryRun, maxRewriteBytes: req.maxRewriteBytes, rewriteThreshold: req.rewriteThreshold, busyShare: req.busyShare,
           progress: (phase, done, total) => {
             if (!bars.has(phase)) bars.set(phase, new ProgressBar(phase, total, false));
             bars.get(phase)!.update(done);
