@@ -69,7 +69,7 @@ export class CloneService {
     try {
       entries = fs.readdirSync(this.root);
     } catch {
-      return;
+      // No clones directory (a crash before the first clone's files): pins may still be left.
     }
     for (const n of entries) if (/^\..+\.(new|discard)$/.test(n)) fs.rmSync(path.join(this.root, n), { recursive: true, force: true });
     // A crash between a clone's pin and its rename (or its discard and its unpin) leaves a pin
@@ -235,6 +235,10 @@ export class CloneService {
     const handles = this.held.get(name) ?? 0;
     if (handles) throw new ChronoError('CLONE_IN_USE', `clone '${name}' is open (${handles} handle${handles > 1 ? 's' : ''} through the mounted tree, NBD clone/${name} or a rollback to it: a loop device, mount or NBD client?); close it first`, { name, handles });
     if (this.deleting.has(name)) throw new ChronoError('UNKNOWN_CLONE', `clone '${name}' is being deleted`, { name });
+    // A rollback to it that was cut short must be able to finish (its intent admits only this
+    // target, and live is a mix until it does): the clone stays until then.
+    const intent = this.volume.rollbackIntent();
+    if (intent?.clone === name) throw new ChronoError('CLONE_IN_USE', `clone '${name}' is the target of a rollback that was cut short; repeat it (chronovol rollback --to clone:${name}) before deleting the clone`, { name, rollback: intent.label });
     const { seq } = this.base(name);
     const dir = this.dirOf(name);
     // From here to the end no hold or overlay of the name is granted (refuseDeleting).

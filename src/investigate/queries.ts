@@ -51,7 +51,7 @@ export async function historyOf(vol: Volume, offset: number, lengthBytes: number
   const end = Math.ceil((offset + lengthBytes) / bs);
   const versions: HistoryRow[] = [];
   for (const v of vol.blockHistory(first, end - first)) {
-    const sha256 = hash ? createHash('sha256').update(await vol.read(v.block * bs, bs, { seqLimit: v.seq, name: `seq:${v.seq}` })).digest('hex').slice(0, 16) : undefined;
+    const sha256 = hash ? createHash('sha256').update(await vol.readVersion(v.block, v.seq)).digest('hex').slice(0, 16) : undefined;
     versions.push({ ...v, offset: v.block * bs, time: v.timeMs >= 0 ? new Date(v.timeMs).toISOString() : null, ...(sha256 ? { sha256 } : {}) });
   }
   return { blockSizeBytes: bs, firstBlock: first, blockCount: end - first, versions };

@@ -415,6 +415,23 @@ export class Volume {
     if (point && point.seqLimit !== LIVE_SEQ) this.core.retention.checkHeldPoint(point, this.core.events.all);
   }
 
+  /**
+   * One block as version `seq` of it left it (history --hash): not a point, so no held-point
+   * check, but the version itself must still be in the index, looked up in the same tick as the
+   * read's own lookup (a prune meanwhile drops it: VERSION_PRUNED, never an older version).
+   */
+  async readVersion(block: number, seq: number): Promise<Buffer> {
+    this.open();
+    const bs = this.core.sb.blockSizeBytes;
+    this.checkRange(block * bs, bs);
+    const at = this.core.index.floor(block, seq);
+    if (!at || at.seq !== seq) throw new ChronoError('VERSION_PRUNED', `block ${block} has no version ${seq} (prune removed it)`, { block, seq });
+    const out = Buffer.allocUnsafe(bs);
+    const rest = this.core.reader.readNow(block, 1, seq, out, 0);
+    if (rest) await rest;
+    return out;
+  }
+
   /** Reads `length` bytes at `offset` as of `point` (default: live). */
   async read(offset: number, length: number, point?: Point): Promise<Buffer> {
     const out = Buffer.allocUnsafe(length);
