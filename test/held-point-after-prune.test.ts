@@ -3,14 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { NBD } from '../src/nbd/nbd-protocol';
-import { pin } from '../src/retention/pins';
-import { sealNow } from '../src/volume/turnover';
-import { whiteBox } from '../src/volume/white-box';
 import { cli, cliJson } from './helpers/cli';
 import { ServeDaemon } from './helpers/daemon';
 import { MountedVolume, eventDir, fuseSkipReason, ok } from './helpers/fuse-harness';
 import type { StepResult } from './helpers/held-handles-child';
-import { Rng } from './helpers/rng';
+import { thinnableEvent } from './helpers/prune';
 import { SMALL, freshVolume } from './helpers/volumes';
 
 const BS = 4096;
@@ -22,22 +19,9 @@ const CHILD = path.join(__dirname, 'helpers', 'held-handles-child.js');
  * prune then drop the 0x11 version: only e1 read it. Returns e1's id.
  */
 async function history(): Promise<{ dir: string; e1: number }> {
-  const rng = new Rng(779);
   const { dir, vol } = await freshVolume(SMALL);
   try {
-    await vol.write(0, Buffer.alloc(BS, 0x05));
-    const e0 = await vol.sync({ label: 'e0' });
-    await pin(vol, String(e0.id), 'keep 0x05');
-    await vol.write(0, Buffer.alloc(BS, 0x11));
-    const e1 = await vol.sync({ label: 'e1' });
-    await vol.write(0, Buffer.alloc(BS, 0x22));
-    for (let i = 0; i < 200; i++) await vol.write((8 + rng.int(24)) * BS, rng.bytes(BS));
-    await vol.sync({ label: 'last' });
-    const core = whiteBox(vol);
-    const current = core.segments.current.id;
-    await sealNow(core);
-    assert.equal(await core.archiver.settled(current), undefined);
-    return { dir, e1: e1.id };
+    return { dir, e1: (await thinnableEvent(vol, 779)).e1 };
   } finally {
     await vol.close();
   }

@@ -2,20 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { clonesOf } from '../src/clone/clone-service';
 import { forget } from '../src/retention/forget';
-import { pin } from '../src/retention/pins';
-import type { Core } from '../src/volume/core';
-import { sealNow } from '../src/volume/turnover';
-import { whiteBox } from '../src/volume/white-box';
-import { Rng } from './helpers/rng';
+import { thinnableEvent } from './helpers/prune';
 import { SMALL, freshVolume } from './helpers/volumes';
 
 const BS = 4096;
 
-async function settle(core: Core): Promise<void> {
-  const current = core.segments.current.id;
-  await sealNow(core);
-  assert.equal(await core.archiver.settled(current), undefined);
-}
 
 /**
  * Review finding: CloneService.create (and pin()) resolve the point, then await
@@ -26,19 +17,10 @@ async function settle(core: Core): Promise<void> {
  * (0x05) where its base held 0x11, in silence.
  */
 test('clone create racing a forget and prune during its flush: the clone must read its base (0x11), not an older version', async () => {
-  const rng = new Rng(777);
   const { vol } = await freshVolume(SMALL);
   try {
-    const core = whiteBox(vol);
-    await vol.write(0, Buffer.alloc(BS, 0x05));
-    const e0 = await vol.sync({ label: 'e0' });
-    await pin(vol, String(e0.id), 'keep 0x05');
-    await vol.write(0, Buffer.alloc(BS, 0x11));
-    const e1 = await vol.sync({ label: 'e1' });
-    await vol.write(0, Buffer.alloc(BS, 0x22));
-    for (let i = 0; i < 200; i++) await vol.write((8 + rng.int(24)) * BS, rng.bytes(BS));
-    await vol.sync({ label: 'last' });
-    await settle(core);
+    const t = await thinnableEvent(vol, 777);
+    const e1 = { id: t.e1, seq: t.e1Seq };
     const realFlush = vol.flush.bind(vol);
     let raced = false;
     // The interleaving: the scheduled forget + prune run while the create awaits its flush.
@@ -70,19 +52,10 @@ test('clone create racing a forget and prune during its flush: the clone must re
  */
 test('rollback racing a forget and prune during its before-event sync: live must become the target (0x11), not an older version', async () => {
   const { rollback } = await import('../src/rollback/rollback');
-  const rng = new Rng(778);
   const { vol } = await freshVolume(SMALL);
   try {
-    const core = whiteBox(vol);
-    await vol.write(0, Buffer.alloc(BS, 0x05));
-    const e0 = await vol.sync({ label: 'e0' });
-    await pin(vol, String(e0.id), 'keep 0x05');
-    await vol.write(0, Buffer.alloc(BS, 0x11));
-    const e1 = await vol.sync({ label: 'e1' });
-    await vol.write(0, Buffer.alloc(BS, 0x22));
-    for (let i = 0; i < 200; i++) await vol.write((8 + rng.int(24)) * BS, rng.bytes(BS));
-    await vol.sync({ label: 'last' });
-    await settle(core);
+    const t = await thinnableEvent(vol, 778);
+    const e1 = { id: t.e1, seq: t.e1Seq };
     const realSync = vol.sync.bind(vol);
     let raced = false;
     vol.sync = async (o) => {
@@ -111,19 +84,10 @@ test('rollback racing a forget and prune during its before-event sync: live must
  * then return the older versions, with no error.
  */
 test('a point held by a reader (as an NBD export holds it) across a forget and prune: its reads must not return another point\'s bytes', async () => {
-  const rng = new Rng(779);
   const { vol } = await freshVolume(SMALL);
   try {
-    const core = whiteBox(vol);
-    await vol.write(0, Buffer.alloc(BS, 0x05));
-    const e0 = await vol.sync({ label: 'e0' });
-    await pin(vol, String(e0.id), 'keep 0x05');
-    await vol.write(0, Buffer.alloc(BS, 0x11));
-    const e1 = await vol.sync({ label: 'e1' });
-    await vol.write(0, Buffer.alloc(BS, 0x22));
-    for (let i = 0; i < 200; i++) await vol.write((8 + rng.int(24)) * BS, rng.bytes(BS));
-    await vol.sync({ label: 'last' });
-    await settle(core);
+    const t = await thinnableEvent(vol, 779);
+    const e1 = { id: t.e1, seq: t.e1Seq };
     const held = vol.resolvePoint(String(e1.id));
     assert.equal((await vol.read(0, BS, held))[0], 0x11);
     forget(vol, { keepLast: 1 });

@@ -4,7 +4,10 @@ import * as path from 'node:path';
 import { ArchiveCatalog } from '../../src/archive/archive-catalog';
 import { BackingStore } from '../../src/archive/backing-store';
 import { FILE_NAMES } from '../../src/format/constants';
+import { pin } from '../../src/retention/pins';
+import { sealNow } from '../../src/volume/turnover';
 import { Volume } from '../../src/volume/volume';
+import { whiteBox } from '../../src/volume/white-box';
 import { cli, cliJson } from './cli';
 import { Rng } from './rng';
 import { VolumeModel } from './volume-model';
@@ -72,4 +75,26 @@ export async function assertPruneRecovers(ctx: string, dir: string, root: string
     assert.equal(k, cat.keyOf(id), `${ctx}: leftover ${k}`);
     assert.ok(!cat.isDeleted(id), `${ctx}: ${k} is catalogued as deleted`);
   }
+}
+
+/**
+ * A history where one event's state is thinnable: block 0 holds 0x05 at e0 (pinned), 0x11 at e1,
+ * 0x22 after; other blocks are rewritten until the old segments are archived and out of
+ * primary. Forgetting e1 (keep-last 1) and a prune then drop the 0x11 version: only e1 read it.
+ */
+export async function thinnableEvent(vol: Volume, seed: number): Promise<{ e0: number; e1: number; e1Seq: number }> {
+  const rng = new Rng(seed);
+  await vol.write(0, Buffer.alloc(BS, 0x05));
+  const e0 = await vol.sync({ label: 'e0' });
+  await pin(vol, String(e0.id), 'keep 0x05');
+  await vol.write(0, Buffer.alloc(BS, 0x11));
+  const e1 = await vol.sync({ label: 'e1' });
+  await vol.write(0, Buffer.alloc(BS, 0x22));
+  for (let i = 0; i < 200; i++) await vol.write((8 + rng.int(24)) * BS, rng.bytes(BS));
+  await vol.sync({ label: 'last' });
+  const core = whiteBox(vol);
+  const current = core.segments.current.id;
+  await sealNow(core);
+  assert.equal(await core.archiver.settled(current), undefined);
+  return { e0: e0.id, e1: e1.id, e1Seq: e1.seq };
 }
