@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { FaultyStore } from '../src/archive/faulty-store';
+import { HEADER_BYTES, unitBytes } from '../src/format/record';
 import { LocalDirStore } from '../src/archive/local-dir-store';
 import { isChronoError } from '../src/errors';
 import { recoverFromArchive } from '../src/volume/recover';
@@ -153,4 +154,37 @@ test('archive outage: writes go on into the backlog, then wait, then fail with A
     }
     await v.close();
   });
+});
+
+test('archive outage: a write refused with ARCHIVE_BACKLOG_FULL leaves its range as it was, also one whose first record fit before the rollover it waited for', async () => {
+  const root = tmpDir();
+  const dir = path.join(root, 'vol');
+  const archive = path.join(root, 'archive');
+  await Volume.create(dir, { ...SMALL, archive });
+  const store = new FaultyStore(new LocalDirStore(archive));
+  const backlog = 2;
+  const vol = await Volume.open(dir, { store, archiveBacklogBytes: backlog * SEG, archiveStallTimeoutMs: 300 });
+  const core = whiteBox(vol);
+  const bs = 4096;
+  const record = (blocks: number) => HEADER_BYTES + blocks * unitBytes(bs);
+  assert.equal(core.maxBlocksPerRecord, 3, 'a 4-block write is two records here');
+  // Blocks 8-11 hold 0xaa; block 0 takes the churn, so copy-forward stays small.
+  await vol.write(8 * bs, Buffer.alloc(4 * bs, 0xaa));
+  store.unreachable = true;
+  let n = 0;
+  while (core.leaving.length <= core.backlog.segments) await vol.write(0, Buffer.alloc(bs, ++n & 0xff));
+  // The backlog is full: the next rollover waits. Fill the current segment until a 4-block
+  // write's first record (3 blocks) fits but its second (1 block) does not.
+  while (core.segments.current.remaining() >= record(3) + record(1)) await vol.write(0, Buffer.alloc(bs, ++n & 0xff));
+  assert.ok(core.segments.current.remaining() >= record(3), `room for the first record (${core.segments.current.remaining()} bytes)`);
+
+  const refused = await vol.write(8 * bs, Buffer.alloc(4 * bs, 0x55)).then(() => undefined, (err: unknown) => err);
+  assert.ok(isChronoError(refused, 'ARCHIVE_BACKLOG_FULL'), `refused: ${String(refused)}`);
+  const range = await vol.read(8 * bs, 4 * bs);
+  assert.ok(range.equals(Buffer.alloc(4 * bs, 0xaa)), `blocks 8-11 kept 0xaa (block 8 holds 0x${range[0].toString(16)})`);
+
+  store.unreachable = false;
+  await vol.write(8 * bs, Buffer.alloc(4 * bs, 0x55));
+  assert.ok((await vol.read(8 * bs, 4 * bs)).equals(Buffer.alloc(4 * bs, 0x55)), 'the archive back, the same write goes through');
+  await vol.close();
 });

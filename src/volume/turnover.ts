@@ -20,6 +20,24 @@ export async function ensureSpace(core: Core, bytes: number): Promise<void> {
 }
 
 /**
+ * Before a write appends anything: when its `bytes` of records will need rollovers, waits until
+ * the backlog has room for them (or throws ARCHIVE_BACKLOG_FULL after the stall timeout), so a
+ * refused write leaves its range as it was rather than half written. The count is an estimate
+ * (copy-forward after a rollover can need one more) and at most the backlog plus one, so a
+ * write longer than the whole backlog can still be refused part way (rule 8).
+ */
+export async function reserveRollovers(core: Core, bytes: number): Promise<void> {
+  const remaining = core.segments.current.remaining();
+  if (remaining >= bytes) return;
+  const rollovers = Math.min(1 + Math.floor((bytes - remaining) / core.sb.segmentSizeBytes), core.backlog.segments + 1);
+  for (;;) {
+    recycleArchived(core);
+    if (core.leaving.length + rollovers - 1 <= core.backlog.segments) return;
+    await waitForBacklog(core);
+  }
+}
+
+/**
  * Seals the current segment (it is archived in the background as soon as it is durable) and
  * brings the working set back to K. `--seal-after` calls it for a quiet volume's last writes.
  */

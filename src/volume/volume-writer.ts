@@ -3,7 +3,7 @@ import { HEADER_BYTES, unitBytes } from '../format/record';
 import { DEFAULTS } from '../options';
 import { Core } from './core';
 import { LIVE_SEQ } from './events';
-import { ensureSpace } from './turnover';
+import { ensureSpace, reserveRollovers } from './turnover';
 
 type ZeroType = typeof RecordType.ZERO | typeof RecordType.TRIM;
 
@@ -22,7 +22,9 @@ export class VolumeWriter {
     if (data.length === 0) return;
     const { first, blocks } = await this.aligned(offset, data);
     const bs = this.core.sb.blockSizeBytes;
-    for (const r of this.runs(blocks)) {
+    const runs = this.runs(blocks);
+    await reserveRollovers(this.core, this.recordBytes(runs));
+    for (const r of runs) {
       if (r.zero) await this.appendZero(first + r.start, r.count, RecordType.ZERO);
       else await this.appendData(first + r.start, blocks, r.start * bs, r.count);
     }
@@ -38,8 +40,7 @@ export class VolumeWriter {
     const bs = core.sb.blockSizeBytes;
     if (data.length === 0 || offset % bs !== 0 || data.length % bs !== 0) return false;
     const runs = this.runs(data);
-    let bytes = 0;
-    for (const r of runs) bytes += r.zero ? HEADER_BYTES * Math.ceil(r.count / this.maxZeroBlocks) : HEADER_BYTES * Math.ceil(r.count / core.maxBlocksPerRecord) + r.count * unitBytes(bs);
+    const bytes = this.recordBytes(runs);
     const current = core.segments.current;
     if (current.remaining() < bytes || current.pendingBytes + bytes > DEFAULTS.writeBehindBytes) return false;
     const first = offset / bs;
@@ -53,6 +54,14 @@ export class VolumeWriter {
     }
     this.mustWait(); // for its checkpoint request; the bound was checked above
     return true;
+  }
+
+  /** The log bytes the records of these runs take. */
+  private recordBytes(runs: { count: number; zero: boolean }[]): number {
+    const core = this.core;
+    let bytes = 0;
+    for (const r of runs) bytes += r.zero ? HEADER_BYTES * Math.ceil(r.count / this.maxZeroBlocks) : HEADER_BYTES * Math.ceil(r.count / core.maxBlocksPerRecord) + r.count * unitBytes(core.sb.blockSizeBytes);
+    return bytes;
   }
 
   /** Runs of consecutive all-zero or not-all-zero blocks: zero runs become data-less records. */
@@ -78,6 +87,7 @@ export class VolumeWriter {
     const endFull = Math.floor((offset + length) / bs);
     if (endFull <= firstFull) return this.write(offset, Buffer.alloc(length));
     if (offset < firstFull * bs) await this.write(offset, Buffer.alloc(firstFull * bs - offset));
+    await reserveRollovers(this.core, this.recordBytes([{ count: endFull - firstFull, zero: true }]));
     await this.appendZero(firstFull, endFull - firstFull, type);
     if (offset + length > endFull * bs) await this.write(endFull * bs, Buffer.alloc(offset + length - endFull * bs));
   }
