@@ -1,11 +1,12 @@
 import { ChronoError, ErrorCode } from '../errors';
+import { FrameReader } from './control-frames';
 import { ControlEndpoint, connectControl, describeEndpoint } from './control-endpoint';
 import { ControlReply, ControlRequest } from './control-protocol';
 
 /**
- * Sends one request to a daemon (a Unix socket path, or TCP with TLS); `sink` receives the raw
- * bytes of an export reply. A TLS handshake the server refuses (wrong key, unknown identity,
- * untrusted certificate) is ACCESS_DENIED, never retried here.
+ * Sends one request to a daemon (a Unix socket path, or TCP with TLS); `sink` receives the image
+ * bytes of an export reply, unframed (control-frames.ts). A TLS handshake the server refuses
+ * (wrong key, unknown identity, untrusted certificate) is ACCESS_DENIED, never retried here.
  */
 export function controlCall(endpoint: ControlEndpoint, req: ControlRequest, sink?: (chunk: Buffer) => void, timeoutMs = 120_000): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -15,6 +16,7 @@ export function controlCall(endpoint: ControlEndpoint, req: ControlRequest, sink
     let buf = Buffer.alloc(0);
     let reply: ControlReply | undefined;
     let remaining = 0;
+    let frames: FrameReader | undefined;
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new ChronoError('DAEMON', `daemon at ${socketPath} did not answer within ${timeoutMs} ms`));
@@ -43,15 +45,15 @@ export function controlCall(endpoint: ControlEndpoint, req: ControlRequest, sink
         remaining = reply.length ?? 0;
         if (remaining === 0) return finish(undefined, reply.result);
       }
-      const take = chunk.subarray(0, remaining);
-      if (take.length) sink?.(take);
-      remaining -= take.length;
-      if (remaining === 0) finish(undefined, reply.result);
+      frames ??= new FrameReader(remaining, (data) => sink?.(data));
+      frames.push(chunk);
+      if (frames.error) return finish(frames.error);
+      if (frames.dataBytes === remaining) finish(undefined, reply.result);
     });
     sock.on('close', () => {
       if (handshaking()) finish(new ChronoError('DAEMON', `${socketPath} closed the connection during the TLS handshake (is it a chronovol control listener with TLS?)`));
       if (received === 0 && certificateVerdictPending()) finish(new ChronoError('ACCESS_DENIED', `${socketPath} closed the connection right after the TLS handshake without answering: it refused our client certificate (not signed by the CA it trusts?)`));
-      if (!reply || remaining > 0) finish(new ChronoError('DAEMON', `daemon at ${socketPath} closed the connection early`));
+      if (!reply || (remaining > 0 && (frames?.dataBytes ?? 0) < remaining)) finish(new ChronoError('DAEMON', `daemon at ${socketPath} closed the connection early`));
     });
   });
 }

@@ -1,6 +1,7 @@
 /**
  * The control socket: a Unix socket in the volume directory, one JSON request per line, one
- * JSON reply per line. An `export` reply is followed by exactly `length` raw bytes.
+ * JSON reply per line. An `export` reply is followed by frames carrying exactly `length`
+ * image bytes, or an error frame (control-frames.ts).
  */
 export interface ControlRequest {
   method: 'sync' | 'events' | 'status' | 'export' | 'ping' | 'shutdown' | 'clone' | 'windows' | 'begin-resync' | 'end-resync' | 'changed-extents' | 'rollback' | 'diff' | 'history' | 'timeline' | 'bisect-points' | 'retention';
@@ -11,6 +12,6 @@ export interface ControlReply {
   ok: boolean;
   result?: unknown;
   error?: { code: string; message: string };
-  /** For export: raw bytes that follow the reply line. */
+  /** For export: the image bytes that follow the reply line, in frames. */
   length?: number;
 }

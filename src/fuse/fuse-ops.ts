@@ -148,7 +148,9 @@ export function makeOps(volume: Volume, tree: Tree, o: OpsOptions): Ops {
         const h = handles.get(fd);
         if (!h) return cb(Fuse.EBADF);
         if (h.content) {
-          const n = Math.max(0, Math.min(len, h.content.length - pos));
+          // A later stat may report a longer file than this handle's bytes: past them is EOF.
+          if (pos >= h.content.length) return cb(0);
+          const n = Math.min(len, h.content.length - pos);
           h.content.copy(buf, 0, pos, pos + n);
           return cb(n);
         }

@@ -1,6 +1,6 @@
 import { CloneService, clonesOf, parseCloneSpec } from '../clone/clone-service';
 import { ChronoError } from '../errors';
-import { LIVE_POINT, Point, SyncEvent, changesOfEvent, resolvePastImage, servedEvents } from '../service/images';
+import { LIVE_POINT, Point, SyncEvent, changesOfEvent, previousServedEvent, resolvePastImage, servedEvents } from '../service/images';
 import type { Volume } from '../volume/volume';
 import { eventDirName, findEvent } from './event-names';
 
@@ -88,14 +88,18 @@ export class Tree {
     }
   }
 
-  /** An event's changes never change: computed once (getattr asks on every stat), a few kept. */
-  private readonly changes = new Map<number, Buffer>();
+  /**
+   * An event's changes since the served event before it change only when a forget takes that
+   * one: computed once per pair (getattr asks on every stat), a few kept.
+   */
+  private readonly changes = new Map<string, Buffer>();
   private changesOf(e: SyncEvent): Buffer {
-    let c = this.changes.get(e.id);
+    const key = `${previousServedEvent(this.volume, e)?.id ?? 0}:${e.id}`;
+    let c = this.changes.get(key);
     if (!c) {
       c = Buffer.from(JSON.stringify(changesOfEvent(this.volume, e), null, 2) + '\n');
       if (this.changes.size >= 32) this.changes.delete(this.changes.keys().next().value!);
-      this.changes.set(e.id, c);
+      this.changes.set(key, c);
     }
     return c;
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ChronoError } from '../errors';
-import { Changes, LIVE_SEQ, Point } from '../service/images';
+import { Changes, pinPoint } from '../service/images';
 import type { Volume } from '../volume/volume';
 
 /**
@@ -14,10 +14,7 @@ export interface DiffResult extends Changes {
   toSeq: number;
 }
 
-/** `live` pinned to the seq it stands at now, so every later read of it sees one state. */
-export function pinPoint(vol: Volume, p: Point): Point {
-  return p.seqLimit === LIVE_SEQ ? { seqLimit: vol.lastSeq, name: 'live' } : p;
-}
+export { pinPoint };
 
 export function diffOf(vol: Volume, fromText: string, toText: string): DiffResult {
   const from = pinPoint(vol, vol.resolvePoint(fromText));

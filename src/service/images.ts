@@ -27,6 +27,14 @@ export function resolveImage(volume: Volume, text: string): Point {
   return volume.resolvePoint(text);
 }
 
+/**
+ * `live` pinned to the seq it stands at now, so every later read of it sees one state (a diff's
+ * `to`, an export streamed a chunk at a time); other points are fixed already.
+ */
+export function pinPoint(volume: Volume, p: Point): Point {
+  return p.seqLimit === LIVE_SEQ ? { seqLimit: volume.lastSeq, name: 'live' } : p;
+}
+
 /** A point kept for good (restore): `live` as the state it holds now, refused inside a resync window. */
 export function resolveFixedImage(volume: Volume, text: string): Point {
   return volume.resolveFixedPoint(text);
@@ -95,10 +103,19 @@ export function changesBetween(volume: Volume, from: Point, to: Point): Changes 
   return volume.changesBetween(from, to);
 }
 
-/** The extents an event changed: since the event before it (since creation for the first). */
-export function changesOfEvent(volume: Volume, e: SyncEvent): Changes {
+/**
+ * The served event just before `e` (what events/ lists before it), undefined for the first. A
+ * forget can change it: what is computed from it is keyed by both (fuse/tree.ts).
+ */
+export function previousServedEvent(volume: Volume, e: SyncEvent): SyncEvent | undefined {
   const events = volume.events;
-  const prev = events[events.indexOf(e) - 1];
+  for (let i = events.indexOf(e) - 1; i >= 0; i--) if (volume.isServedEvent(events[i])) return events[i];
+  return undefined;
+}
+
+/** The extents an event changed: since the served event before it (since creation for the first). */
+export function changesOfEvent(volume: Volume, e: SyncEvent): Changes {
+  const prev = previousServedEvent(volume, e);
   const from = prev ? { name: `event:${prev.id}`, seqLimit: prev.seq } : { name: 'seq:0', seqLimit: 0 };
   return volume.changesBetween(from, { name: `event:${e.id}`, seqLimit: e.seq });
 }

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { controlCall } from '../src/control/control-client';
+import { ControlServer } from '../src/control/control-server';
+import { silentLogger } from '../src/log';
+import { freshVolume } from './helpers/volumes';
+
+const BS = 4096;
+const MIB = 1 << 20;
+
+/**
+ * Review 4, finding 2 (issue 10): `export --at live` through a daemon streams the image a chunk
+ * at a time. Each chunk used to read live as it stood then, so writes landing during the export
+ * made an image the volume never held. Block 0 (first chunk) and block 768 (at 3 MiB, the fourth
+ * chunk) both hold 1; once the first chunk has arrived, block 0 and then block 768 are set to 2.
+ * The volume's states are (1,1), (2,1), (2,2): an export that reads (1,2) is a mix.
+ */
+test('export --at live through the control socket is one state of the volume, whatever is written meanwhile', { timeout: 60_000 }, async () => {
+  const { dir, vol } = await freshVolume({ sizeBytes: 4 * MIB, blockSizeBytes: BS, segmentSizeBytes: 256 * 1024 });
+  const socket = path.join(dir, 'control.sock');
+  const server = new ControlServer(vol, socket, silentLogger());
+  await server.listen();
+  try {
+    for (let round = 1; round <= 5; round++) {
+      await vol.write(0, Buffer.alloc(BS, round));
+      await vol.write(3 * MIB, Buffer.alloc(BS, round));
+      const parts: Buffer[] = [];
+      let writes: Promise<void> | undefined;
+      await controlCall(socket, { method: 'export', params: { at: 'live' } }, (chunk) => {
+        parts.push(Buffer.from(chunk));
+        writes ??= (async () => {
+          await vol.write(0, Buffer.alloc(BS, round + 1));
+          await vol.write(3 * MIB, Buffer.alloc(BS, round + 1));
+        })();
+      });
+      await writes;
+      const image = Buffer.concat(parts);
+      assert.equal(image.length, 4 * MIB);
+      const pair = [image[0], image[3 * MIB]];
+      assert.ok(pair[0] >= pair[1], `round ${round}: the export read block 0 as ${pair[0]} and block 768 as ${pair[1]}, a state the volume never held`);
+      assert.deepEqual(pair, [round, round], `round ${round}: the state when the export began`);
+    }
+  } finally {
+    await server.close();
+    await vol.close();
+  }
+});
