@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'ACCESS_DENIED' // a client's identity may not do what it asked (NBD access rules)
   | 'UNKNOWN_CLONE' // a clone name that does not exist
   | 'FOREIGN_CLONE' // a clone's files belong to another volume or geometry
+  | 'POINT_LOST' // a time after a recovered history's last record and before the recovery: that span was never archived
   | 'POINT_IN_RESYNC' // a point (or a new event) inside a resync window: the replica was a torn mix then
   | 'PROTECT_FAILED' // protect could not start or drive qemu-storage-daemon (the splitter)
   | 'CLONE_IN_USE' // clone delete refused: its image is open through the FUSE tree or an NBD clone/<name> export (the name must not name another clone meanwhile)

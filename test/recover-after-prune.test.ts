@@ -135,12 +135,12 @@ test('recover --accept-partial after prune: writes after the recovery read back 
   }
   // And the archive alone recovers it again, up to its last archived segment (the current one is not).
   const again = path.join(tmpDir(), 'again');
-  await recoverFromArchive(archive, again);
+  const rep = await recoverFromArchive(archive, again);
   vol = await Volume.open(again);
   try {
-    assert.ok(vol.lastSeq >= written[2 * 128][1], `the archive holds the rounds after the recovery (last seq ${vol.lastSeq})`);
+    assert.ok(rep.lastSeq >= written[2 * 128][1], `the archive holds the rounds after the recovery (last seq ${rep.lastSeq})`);
     model.clear();
-    for (const [b, seq, v] of written) if (seq <= vol.lastSeq) model.set(b, v);
+    for (const [b, seq, v] of written) if (seq <= rep.lastSeq) model.set(b, v);
     assert.deepEqual(await wrong(vol), [], 'recovered again');
   } finally {
     await vol.close();

@@ -56,9 +56,10 @@ export const RecordType = {
   SYNC: 8, // sync point: durableThrough u64 (at or before its own offset), appended after the fdatasync that made it durable
   RESYNC_BEGIN: 9, // a resync window opens: the replica is a torn mix until its RESYNC_END (RESYNC_PAYLOAD)
   RESYNC_END: 10, // the window closes: the replica equals the primary again (RESYNC_PAYLOAD)
+  LOST: 11, // first record after a recovery: times from fromMs up to its own were not archived (LOST_PAYLOAD)
 } as const;
 /** The highest record type this build knows. */
-export const LAST_RECORD_TYPE = RecordType.RESYNC_END;
+export const LAST_RECORD_TYPE = RecordType.LOST;
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
 
 /** Per-block unit inside WRITE/COPY payloads: crc32c of the data, then the data. */
@@ -77,6 +78,9 @@ export const RESYNC_PAYLOAD = { lengthBytes: 32, off: { windowId: 0, reason: 4, 
 /** Why a resync window opened. Written to disk. */
 export const ResyncReason = { initial: 1, resync: 2 } as const;
 export type ResyncReasonName = keyof typeof ResyncReason;
+
+/** LOST payload: like RESYNC_PAYLOAD, not covered by the header CRC, so it carries its own. */
+export const LOST_PAYLOAD = { lengthBytes: 24, off: { fromMs: 0, lastSeq: 8, crc: 20 } } as const;
 
 export const SEAL_PAYLOAD = { lengthBytes: 20, off: { recordCount: 0, lastSeq: 8, bodyCrc: 16 } } as const;
 export const SYNC_PAYLOAD = { lengthBytes: 8, off: { durableThrough: 0 } } as const;

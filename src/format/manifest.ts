@@ -3,6 +3,14 @@ import { MANIFEST } from './constants';
 import { crc32c } from './crc';
 import { checkPrelude, newPrelude, sealPrelude } from './header-check';
 
+/** From a LOST record: times from fromMs up to toMs (its own time, exclusive) name no known state. */
+export interface LostSpan {
+  seq: number;
+  fromMs: number;
+  toMs: number;
+  lastSeq: number;
+}
+
 /** What the index checkpoint covers; the JSON body sits inside a checksummed binary header. */
 export interface ManifestBody {
   runs: string[];
@@ -14,6 +22,8 @@ export interface ManifestBody {
   events: Array<{ id: number; seq: number; timeMs: number; label: string; kind: 'app' | 'crash'; changedBlocks: number }>;
   /** Resync windows (absent in manifests written before they existed). */
   windows?: Array<{ id: number; reason: 'initial' | 'resync'; beginSeq: number; beginMs: number; lostMs: number; endSeq?: number; endMs?: number; bytesCopied?: number }>;
+  /** Spans a recovery could not know, one per LOST record (absent in manifests written before them). */
+  lost?: LostSpan[];
   /** Versions since the newest event (for the next event's changedBlocks). */
   changedSinceEvent: number;
   stats: { bytesWritten: number; copyForwardBytes: number; versions: number };

@@ -1,6 +1,6 @@
 import { ChronoError } from '../errors';
 import {
-  BLOCK_CRC_BYTES, EVENT_PAYLOAD, EventKind, EventKindName, FORMAT_VERSION, LAST_RECORD_TYPE, RECORD_HEADER, RESYNC_PAYLOAD,
+  BLOCK_CRC_BYTES, EVENT_PAYLOAD, LOST_PAYLOAD, EventKind, EventKindName, FORMAT_VERSION, LAST_RECORD_TYPE, RECORD_HEADER, RESYNC_PAYLOAD,
   RecordType, RecordTypeValue, ResyncReason, ResyncReasonName, SEAL_PAYLOAD, SYNC_PAYLOAD,
 } from './constants';
 import { crc32c } from './crc';
@@ -26,7 +26,13 @@ export function hasBlockData(type: number): boolean {
 
 /** Records with a small fixed payload that scans read whole (not block units). */
 export function hasSmallPayload(type: number): boolean {
-  return payloadInHeaderCrc(type) || type === RecordType.RESYNC_BEGIN || type === RecordType.RESYNC_END;
+  return payloadInHeaderCrc(type) || type === RecordType.RESYNC_BEGIN || type === RecordType.RESYNC_END || type === RecordType.LOST;
+}
+
+/** Checks the own CRC of a small payload the header CRC does not cover (found while scanning, like any damage). */
+export function checkOwnPayload(type: number, payload: Buffer | undefined, context: Record<string, unknown>): void {
+  if (type === RecordType.RESYNC_BEGIN || type === RecordType.RESYNC_END) decodeResyncPayload(payload, context);
+  else if (type === RecordType.LOST) decodeLostPayload(payload, context);
 }
 
 /** Records whose small payload the header CRC covers (the others carry block units, or nothing). */
@@ -197,4 +203,29 @@ export function decodeResyncPayload(b: Buffer | undefined, context: Record<strin
   const reason = (Object.keys(ResyncReason) as ResyncReasonName[]).find((k) => ResyncReason[k] === value);
   if (value !== 0 && !reason) throw new ChronoError('CORRUPT_LOG', `resync payload: unknown reason ${value}`, context);
   return { windowId: b.readUInt32LE(RO.windowId), reason, lostMs: Number(b.readBigUInt64LE(RO.lostMs)), bytesCopied: Number(b.readBigUInt64LE(RO.bytesCopied)) };
+}
+
+/** A LOST record's payload: what a recovery could not know (DESIGN rule 27). */
+export interface LostPayload {
+  /** The recovered history's last record time: from it up to the LOST record's own time no state is known. */
+  fromMs: number;
+  /** The recovered history's last seq (for the reader; points up to it are whole). */
+  lastSeq: number;
+}
+
+const LO = LOST_PAYLOAD.off;
+
+export function encodeLostPayload(p: LostPayload): Buffer {
+  const b = Buffer.alloc(LOST_PAYLOAD.lengthBytes);
+  b.writeBigUInt64LE(BigInt(p.fromMs), LO.fromMs);
+  b.writeBigUInt64LE(BigInt(p.lastSeq), LO.lastSeq);
+  b.writeUInt32LE(crc32c(b.subarray(0, LO.crc)), LO.crc);
+  return b;
+}
+
+/** Validates length, then the payload's own CRC. */
+export function decodeLostPayload(b: Buffer | undefined, context: Record<string, unknown>): LostPayload {
+  if (!b || b.length !== LOST_PAYLOAD.lengthBytes) throw new ChronoError('BAD_LENGTH', 'lost payload: wrong length', context);
+  if (crc32c(b.subarray(0, LO.crc)) !== b.readUInt32LE(LO.crc)) throw new ChronoError('BAD_CHECKSUM', 'lost payload: checksum mismatch', context);
+  return { fromMs: Number(b.readBigUInt64LE(LO.fromMs)), lastSeq: Number(b.readBigUInt64LE(LO.lastSeq)) };
 }

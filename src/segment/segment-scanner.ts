@@ -2,7 +2,7 @@ import { ChronoError, isChronoError } from '../errors';
 import { RECORD_HEADER, RecordType, SEGMENT_HEADER, SegmentFlags } from '../format/constants';
 import { checkUnits, crc32c } from '../format/crc';
 import { decodeSegmentHeader, SegmentHeader } from '../format/segment-header';
-import { HEADER_BYTES, RecordHeader, decodeResyncPayload, decodeSealPayload, decodeSyncPayload, hasBlockData, hasSmallPayload, readRecordHeader, unitBytes } from '../format/record';
+import { HEADER_BYTES, RecordHeader, checkOwnPayload, decodeSealPayload, decodeSyncPayload, hasBlockData, hasSmallPayload, readRecordHeader, unitBytes } from '../format/record';
 
 /** Random access to a segment's bytes: a primary file or an archived object loaded whole. */
 export interface ByteSource {
@@ -115,7 +115,7 @@ function readOne(src: ByteSource, at: number, opts: ScanOptions, unit: number, c
   const small = hasSmallPayload(type) ? src.read(at + HEADER_BYTES, payloadLength) : undefined;
   const header = readRecordHeader(hb, 0, small, ctx);
   // Its own CRC: damage there is damage like any other, found while scanning.
-  if (header.type === RecordType.RESYNC_BEGIN || header.type === RecordType.RESYNC_END) decodeResyncPayload(small, ctx);
+  checkOwnPayload(header.type, small, ctx);
   if (hasBlockData(header.type) && header.payloadLength !== header.blockCount * unit) {
     throw new ChronoError('BAD_LENGTH', 'data record length does not match its block count', ctx);
   }

@@ -53,6 +53,7 @@ export const EDGE_ERRORS: Partial<Record<ErrorCode, EdgeRow>> = {
   // points). NBD meets it at the handshake, which refuses the export with NBD_REP_ERR_UNKNOWN
   // and the message (nbd-handshake.ts); the EIO is for a request, which never resolves a point.
   POINT_FORGOTTEN: { fuse: 'ENOENT', nbd: 'EIO', exit: 2 },
+  POINT_LOST: { fuse: 'ENOENT', nbd: 'EIO', exit: 2 },
 };
 
 function rowOf(err: unknown): EdgeRow {

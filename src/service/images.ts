@@ -65,7 +65,7 @@ export function resolvePastImage(volume: Volume, text: string): Point | undefine
     return isLive(point) ? undefined : point;
   } catch (err) {
     // Inside a resync window is no state the primary had: as unknown as a point that never was.
-    if (isChronoError(err, 'UNKNOWN_POINT') || isChronoError(err, 'POINT_IN_RESYNC')) return undefined;
+    if (isChronoError(err, 'UNKNOWN_POINT') || isChronoError(err, 'POINT_IN_RESYNC') || isChronoError(err, 'POINT_LOST')) return undefined;
     throw err;
   }
 }

@@ -1,6 +1,7 @@
 import { ChronoError } from '../errors';
 import { EventKindName } from '../format/constants';
 import { TimeTable } from '../index/time-table';
+import type { LostSpan } from '../format/manifest';
 import { ResyncWindows } from './resync-windows';
 
 export interface SyncEvent {
@@ -56,6 +57,8 @@ export class EventList {
   readonly all: SyncEvent[] = [];
   /** Where the log holds no point at all (docs/REPLICATION.md): resolve refuses points inside. */
   readonly windows = new ResyncWindows();
+  /** Spans a recovery could not know (LOST records): a time inside is refused (POINT_LOST). */
+  readonly lost: LostSpan[] = [];
   /** Events a forget removed: replay and the manifest still carry them, the list never does. */
   retention: ForgottenEvents = NOTHING_FORGOTTEN;
   /**
@@ -121,6 +124,7 @@ export class EventList {
   resolve(text: string, ctx: ResolveContext): Point {
     const p = this.resolveAny(text, ctx);
     if (p.seqLimit !== LIVE_SEQ) this.checkWindows(p, ctx.times);
+    if (p.timeMs !== undefined && !p.event) this.checkLost(p.name, p.timeMs);
     return p;
   }
 
@@ -131,6 +135,17 @@ export class EventList {
   fixLive(ctx: ResolveContext): Point {
     this.checkWindows({ seqLimit: ctx.lastSeq, name: `live (now seq:${ctx.lastSeq})` }, ctx.times);
     return { seqLimit: ctx.lastSeq, name: `seq:${ctx.lastSeq}` };
+  }
+
+  /**
+   * POINT_LOST for a time inside a span a recovery could not know: the volume was written then
+   * (or may have been), but those records never reached the archive, so the recovered history's
+   * last state is not the state at that time (DESIGN rule 27).
+   */
+  private checkLost(name: string, timeMs: number): void {
+    const s = this.lost.find((x) => timeMs >= x.fromMs && timeMs < x.toMs);
+    if (!s) return;
+    throw new ChronoError('POINT_LOST', `${name} falls between ${new Date(s.fromMs).toISOString()} (the last record the archive held, seq ${s.lastSeq}) and ${new Date(s.toMs).toISOString()} (the recovery): what the volume held then was never archived; choose seq:${s.lastSeq} or a time after the recovery`, { point: name, lastSeq: s.lastSeq, fromMs: s.fromMs, toMs: s.toMs });
   }
 
   /** POINT_IN_RESYNC for a point inside a window: by seq for every point, by time for times too. */

@@ -31,6 +31,8 @@ export interface RecoverReport {
   missing?: ChainBreak & { description: string; movedTo: string; droppedPins: number };
   /** False for an archive written before its head existed: a missing newest object could not be detected. */
   headPresent: boolean;
+  /** The recovered history's last record time (ISO): times from it up to the recovery are refused, POINT_LOST (rule 27). */
+  lostFrom: string;
   /** Objects lying in `unrecovered/` (this or an earlier partial recovery): history this archive no longer recovers. */
   unrecoveredObjects: number;
 }
@@ -155,8 +157,12 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   const unrecoveredObjects = (await store.list(FILE_NAMES.archiveUnrecoveredPrefix + FILE_NAMES.archiveSegmentsPrefix)).length;
   const vol = await Volume.open(dir, { fs, store });
   try {
+    // Whatever the lost volume wrote after the archive's last record is gone, and when it wrote
+    // it is unknown: a time from that record on names no known state (rule 27).
+    const lostFromMs = log.lastTimeMs > 0 ? log.lastTimeMs : sb.createdMs;
+    await vol.recordLost({ fromMs: lostFromMs, lastSeq: Math.max(log.nextSeq, chain.nextSeq) - 1 });
     const materialized = await materializeLive(whiteBox(vol), (d, t) => o.progress?.('working set', d, t));
-    return { segments: ids.length, events: log.events.all.length, versions: log.counters.versions, lastSeq: log.nextSeq - 1, materializedBlocks: materialized, missing, headPresent: chain.headPresent, unrecoveredObjects };
+    return { segments: ids.length, events: log.events.all.length, versions: log.counters.versions, lastSeq: log.nextSeq - 1, materializedBlocks: materialized, missing, lostFrom: new Date(lostFromMs).toISOString(), headPresent: chain.headPresent, unrecoveredObjects };
   } finally {
     await vol.close();
   }

@@ -1,6 +1,6 @@
 import { EventKindName, RecordType } from '../format/constants';
 import { ManifestBody } from '../format/manifest';
-import { HEADER_BYTES, RecordHeader, decodeEventPayload, decodeResyncPayload, encodeEventPayload, unitBytes } from '../format/record';
+import { HEADER_BYTES, RecordHeader, decodeEventPayload, decodeLostPayload, decodeResyncPayload, encodeEventPayload, unitBytes } from '../format/record';
 import { VersionIndex } from '../index/version-index';
 import { SegmentSet } from '../segment/segment-set';
 import { EventList, SyncEvent } from './events';
@@ -14,7 +14,7 @@ export interface VolumeCounters {
 }
 
 /** Where the log stands: what a checkpoint records and an open resumes from. */
-export type LogPosition = Pick<ManifestBody, 'nextSeq' | 'nextEventId' | 'lastTimeMs' | 'changedSinceEvent' | 'events' | 'windows' | 'stats'>;
+export type LogPosition = Pick<ManifestBody, 'nextSeq' | 'nextEventId' | 'lastTimeMs' | 'changedSinceEvent' | 'events' | 'windows' | 'lost' | 'stats'>;
 
 type ZeroType = typeof RecordType.ZERO | typeof RecordType.TRIM;
 
@@ -42,6 +42,7 @@ export class VolumeLog {
     this.stats = from?.stats ? { ...from.stats } : { bytesWritten: 0, copyForwardBytes: 0, versions: 0 };
     for (const e of from?.events ?? []) events.add(e);
     for (const w of from?.windows ?? []) events.windows.begin({ ...w });
+    for (const s of from?.lost ?? []) events.lost.push({ ...s });
     this.unit = unitBytes(blockSizeBytes);
   }
 
@@ -60,7 +61,7 @@ export class VolumeLog {
 
   /** The state a checkpoint records (a copy: the log moves on while it is written). */
   position(): LogPosition {
-    return { nextSeq: this.seq, nextEventId: this.eventId, lastTimeMs: this.timeMs, events: this.events.all.slice(), windows: this.events.windows.all.map((w) => ({ ...w })), changedSinceEvent: this.changed, stats: { ...this.stats } };
+    return { nextSeq: this.seq, nextEventId: this.eventId, lastTimeMs: this.timeMs, events: this.events.all.slice(), windows: this.events.windows.all.map((w) => ({ ...w })), lost: this.events.lost.map((s) => ({ ...s })), changedSinceEvent: this.changed, stats: { ...this.stats } };
   }
 
   /** Monotonic wall-clock milliseconds, so time lookups see a sorted log. */
@@ -104,6 +105,13 @@ export class VolumeLog {
   /** A RESYNC_BEGIN or RESYNC_END record (encodeResyncPayload); resync windows follow from it. */
   appendResync(type: typeof RecordType.RESYNC_BEGIN | typeof RecordType.RESYNC_END, payload: Buffer): void {
     const h: RecordHeader = { type, blockCount: 0, seq: this.seq, timeMs: this.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 };
+    const current = this.segments!.current;
+    this.apply(current.id, current.append(h, (buf, pos) => payload.copy(buf, pos)), h, payload);
+  }
+
+  /** The LOST record a recovery appends first (encodeLostPayload): its own seq, stamped now. */
+  appendLost(payload: Buffer): void {
+    const h: RecordHeader = { type: RecordType.LOST, blockCount: 0, seq: this.seq, timeMs: this.now(), firstBlock: 0, payloadLength: payload.length, originSegment: 0, originOffset: 0 };
     const current = this.segments!.current;
     this.apply(current.id, current.append(h, (buf, pos) => payload.copy(buf, pos)), h, payload);
   }
@@ -159,6 +167,13 @@ export class VolumeLog {
         const r = decodeResyncPayload(payload, { segment, offset });
         this.index.noteTime(h.timeMs, h.seq);
         this.events.windows.end(r.windowId, h.seq, h.timeMs, r.bytesCopied);
+        break;
+      }
+      case RecordType.LOST: {
+        const r = decodeLostPayload(payload, { segment, offset });
+        this.index.noteTime(h.timeMs, h.seq);
+        // Replay below a checkpoint meets a span the manifest already holds.
+        if (!this.events.lost.some((s) => s.seq === h.seq)) this.events.lost.push({ seq: h.seq, fromMs: r.fromMs, toMs: h.timeMs, lastSeq: r.lastSeq });
         break;
       }
       default:

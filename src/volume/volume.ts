@@ -7,8 +7,8 @@ import { ArchiveDiskCache, DiskCacheStats } from '../archive/archive-disk-cache'
 import { BackingStore } from '../archive/backing-store';
 import { ArchiveSettings, localArchiveDir, openStore, parseArchiveUrl } from '../archive/open-store';
 import { ChronoError, isChronoError } from '../errors';
-import { EventKindName, FILE_NAMES, RecordType, ResyncReasonName } from '../format/constants';
-import { HEADER_BYTES, encodeResyncPayload } from '../format/record';
+import { EventKindName, FILE_NAMES, LOST_PAYLOAD, RecordType, ResyncReasonName } from '../format/constants';
+import { HEADER_BYTES, LostPayload, encodeLostPayload, encodeResyncPayload } from '../format/record';
 import { encodeSuperblock, newVolumeId } from '../format/superblock';
 import { BlockVersion, blockHistory } from '../history/block-history';
 import { Changes, changesBetween } from '../history/changes';
@@ -575,6 +575,18 @@ export class Volume {
       if (!open) throw new ChronoError('BAD_ARGUMENT', 'no resync window is open');
       await this.appendResync(RecordType.RESYNC_END, encodeResyncPayload({ windowId: open.id, lostMs: 0, bytesCopied: opts.bytesCopied }));
       return open;
+    });
+  }
+
+  /**
+   * recover's first record (LOST, DESIGN rule 27), durable when this returns: times from the
+   * recovered history's last record up to now name no known state and are refused.
+   */
+  recordLost(p: LostPayload): Promise<void> {
+    return this.mutate(async () => {
+      await ensureSpace(this.core, HEADER_BYTES + LOST_PAYLOAD.lengthBytes);
+      this.core.volumeLog.appendLost(encodeLostPayload(p));
+      await this.core.segments.syncAll();
     });
   }
 

@@ -33,6 +33,7 @@ export function register(program: Command): void {
       for (const b of bars.values()) b.done();
       if (o.json) return printJson(report);
       process.stdout.write(`recovered ${report.segments} archived segments: ${report.events} events, ${report.versions} block versions, up to seq ${report.lastSeq}; ${report.materializedBlocks} live blocks copied into the working set\n`);
+      process.stdout.write(`what the volume wrote after the archive's last record (${report.lostFrom}) was not archived: times from then up to now answer POINT_LOST\n`);
       if (report.missing) process.stdout.write(`PARTIAL: ${report.missing.description}; the recovered volume ends at seq ${report.lastSeq}. Unusable objects were moved to ${report.missing.movedTo}\n`);
       if (report.missing?.droppedPins) process.stdout.write(`note: ${report.missing.droppedPins} pins held points past seq ${report.lastSeq}, which were not recovered; they were dropped\n`);
       if (!report.missing && report.unrecoveredObjects > 0) process.stdout.write(`note: ${report.unrecoveredObjects} archived segments lie in unrecovered/ from an earlier partial recovery: the history they held is not in this volume\n`);
