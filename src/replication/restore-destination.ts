@@ -22,7 +22,15 @@ function fileDestination(p: string): Destination {
   const fd = fs.openSync(p, 'r+');
   return {
     sizeBytes: sizeOf(fd),
-    read: async (into, length, offset) => void fs.readSync(fd, into, 0, length, offset),
+    // Every byte or an error: restore compares what it read with the point, and bytes left over
+    // from the chunk before would make a differing block look equal (never written).
+    read: async (into, length, offset) => {
+      for (let done = 0; done < length; ) {
+        const n = fs.readSync(fd, into, done, length - done, offset + done);
+        if (n === 0) throw new ChronoError('IO', `${p} ended at ${offset + done} bytes while restore read it (was it truncated?)`, { offset: offset + done });
+        done += n;
+      }
+    },
     write: async (data, offset) => {
       for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, offset + done);
     },
