@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { segmentFileName } from '../src/format/constants';
@@ -77,6 +78,46 @@ test('an export through a daemon that fails mid-stream exits non-zero with the r
     const clean = cli(['export', dir, '--at', 'e0', '--length', String(MIB)]);
     assert.equal(clean.status, 0, clean.stderr);
     assert.ok(clean.stdoutBytes.equals(first));
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+/** One request as a client from before frames sends it (no `frames`): every byte until the daemon closes. */
+function rawExport(socket: string, params: Record<string, unknown>): Promise<{ reply: Record<string, unknown>; bytes: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const sock = net.createConnection({ path: socket }, () => sock.write(JSON.stringify({ method: 'export', params }) + '\n'));
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('error', () => undefined); // a cut connection is the answer under test
+    sock.on('close', () => {
+      const all = Buffer.concat(chunks);
+      const nl = all.indexOf(10);
+      if (nl < 0) return reject(new Error(`no reply line: ${all.toString()}`));
+      resolve({ reply: JSON.parse(all.subarray(0, nl).toString()), bytes: all.subarray(nl + 1) });
+    });
+  });
+}
+
+/**
+ * Review 5: a client from before frames (an older chronovol against this daemon, over
+ * --control-listen say) does not ask for them, so it gets the raw bytes it expects; and on an
+ * error mid-stream, a cut connection (it reports "closed early"), never an error line or a frame
+ * header it would count as image bytes.
+ */
+test('an export asked without frames (an older client) gets raw image bytes, and on a mid-stream error a cut connection, never other bytes', { timeout: 120_000 }, async () => {
+  const { dir, first } = await damagedSecondChunk();
+  const d = await ServeDaemon.start(dir, ['--cache', '0']);
+  try {
+    const socket = path.join(dir, 'control.sock');
+    const clean = await rawExport(socket, { at: 'e0', length: MIB });
+    assert.equal(clean.reply.length, MIB);
+    assert.equal(clean.reply.framed, undefined, 'not framed unless asked');
+    assert.ok(clean.bytes.equals(first), 'raw: exactly the image');
+    const failed = await rawExport(socket, { at: 'e0', length: MIB + 50 });
+    assert.equal(failed.reply.length, MIB + 50);
+    assert.ok(failed.bytes.length < MIB + 50, `${failed.bytes.length} bytes: the connection was cut before the announced length`);
+    assert.ok(failed.bytes.equals(first.subarray(0, failed.bytes.length)), 'every byte sent is the image\'s');
   } finally {
     assert.equal(await d.stop(), 0);
   }

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { controlCall } from '../src/control/control-client';
 import { ControlServer } from '../src/control/control-server';
 import { silentLogger } from '../src/log';
+import { forget } from '../src/retention/forget';
 import { freshVolume } from './helpers/volumes';
 
 const BS = 4096;
@@ -40,6 +41,49 @@ test('export --at live through the control socket is one state of the volume, wh
       const pair = [image[0], image[3 * MIB]];
       assert.ok(pair[0] >= pair[1], `round ${round}: the export read block 0 as ${pair[0]} and block 768 as ${pair[1]}, a state the volume never held`);
       assert.deepEqual(pair, [round, round], `round ${round}: the state when the export began`);
+    }
+  } finally {
+    await server.close();
+    await vol.close();
+  }
+});
+
+/**
+ * Review 5: the pinned seq of a live export is no event, so a forget meanwhile (a daemon's
+ * --retention-every runs one on its schedule) thinned it, and the next chunk failed
+ * POINT_FORGOTTEN. The export holds a pin on its point until its last byte, and releases it.
+ */
+test('a forget during an export through the control socket does not fail it; the export\'s pin is gone afterwards', { timeout: 60_000 }, async () => {
+  const { dir, vol } = await freshVolume({ sizeBytes: 4 * MIB, blockSizeBytes: BS, segmentSizeBytes: 256 * 1024 });
+  const socket = path.join(dir, 'control.sock');
+  const server = new ControlServer(vol, socket, silentLogger());
+  await server.listen();
+  try {
+    await vol.write(0, Buffer.alloc(BS, 1));
+    await vol.sync({ label: 'e0' });
+    await vol.write(3 * MIB, Buffer.alloc(BS, 1));
+    for (const at of ['live', 'e0']) {
+      const parts: Buffer[] = [];
+      let forgetting: Promise<number> | undefined;
+      await controlCall(socket, { method: 'export', params: { at } }, (chunk) => {
+        parts.push(Buffer.from(chunk));
+        if (parts.length === 1) assert.equal(vol.retention.pins.filter((p) => p.holder.startsWith('export:')).length, 1, 'the export holds a pin');
+        // A write, then a forget that keeps only the newest event: the export's seq is thinned.
+        forgetting ??= (async () => {
+          await vol.write(2 * MIB, Buffer.alloc(BS, 9));
+          forget(vol, { keepLast: 1 });
+          return parts.length;
+        })();
+      });
+      const chunksBeforeForget = await forgetting!;
+      assert.ok(chunksBeforeForget < 4, `the forget ran while the export had chunks to go (${chunksBeforeForget} of 4 sent)`);
+      const image = Buffer.concat(parts);
+      assert.equal(image.length, 4 * MIB, `export ${at}: whole`);
+      assert.equal(image[0], 1);
+      assert.equal(image[3 * MIB], at === 'live' ? 1 : 0, `export ${at}: its own state`);
+      assert.equal(image[2 * MIB], 0, 'the write during the export is not in it');
+      assert.deepEqual(vol.retention.pins.filter((p) => p.holder.startsWith('export:')), [], 'the pin is released');
+      await vol.write(3 * MIB + BS, Buffer.alloc(BS, 2)); // the next round's live has moved on
     }
   } finally {
     await server.close();

@@ -12,6 +12,8 @@ export interface ControlReply {
   ok: boolean;
   result?: unknown;
   error?: { code: string; message: string };
-  /** For export: the image bytes that follow the reply line, in frames. */
+  /** For export: the image bytes that follow the reply line. */
   length?: number;
+  /** For export: they come in frames (control-frames.ts), as the request asked (`frames: true`). */
+  framed?: boolean;
 }

@@ -7,10 +7,10 @@ import { bisectPoints, diffOf, historyOf } from '../investigate/queries';
 import { timelineOf, timelineRequest } from '../investigate/timeline-bins';
 import { listenUnix } from '../nbd/unix-listener';
 import { retentionRequest } from '../retention/retention-requests';
-import { LIVE_POINT, changesBetween, imageRange, pinPoint, resolveFixedImage, resolveImage, streamImage } from '../service/images';
+import { LIVE_POINT, changesBetween, resolveFixedImage } from '../service/images';
 import type { Volume } from '../volume/volume';
 import { ControlTcpListener, ControlTcpOptions } from './control-listener';
-import { dataFrameHeader, errorFrame } from './control-frames';
+import { serveExport } from './control-export';
 import { ControlReply, ControlRequest } from './control-protocol';
 import { checkControlRight, controlRights } from './control-rights';
 
@@ -126,25 +126,8 @@ export class ControlServer {
         return reply(timelineOf(v, timelineRequest(p)));
       case 'bisect-points':
         return reply(bisectPoints(v, String(p.good), String(p.bad), p.writes === true));
-      case 'export': {
-        // Streamed a chunk at a time: `live` is pinned so writes meanwhile cannot make a mix.
-        const point = pinPoint(v, resolveImage(v, String(p.at ?? 'live')));
-        const { offset, length } = imageRange(v, Number(p.offset ?? 0), p.length === undefined ? undefined : Number(p.length));
-        sock.write(JSON.stringify({ ok: true, result: { point: point.name }, length } satisfies ControlReply) + '\n');
-        try {
-          for await (const data of streamImage(v, point, offset, length)) {
-            sock.write(dataFrameHeader(data.length));
-            if (!sock.write(data)) await new Promise((r) => sock.once('drain', r));
-          }
-        } catch (err) {
-          // After the reply line only frames may follow: the error goes in an error frame.
-          this.log.warn({ err, at: point.name }, 'export failed mid-stream');
-          sock.end(errorFrame(err));
-          return;
-        }
-        sock.end();
-        return;
-      }
+      case 'export':
+        return serveExport(v, sock, p, this.log);
       // Resync windows: `chronovol protect` opens one before a copy and closes it once the copy is done.
       case 'windows':
         return reply(v.resyncWindows);

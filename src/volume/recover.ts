@@ -160,7 +160,7 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
     // Whatever the lost volume wrote after the archive's last record is gone, and when it wrote
     // it is unknown: a time from that record on names no known state (rule 27).
     const lostFromMs = log.lastTimeMs > 0 ? log.lastTimeMs : sb.createdMs;
-    await vol.recordLost({ fromMs: lostFromMs, lastSeq: Math.max(log.nextSeq, chain.nextSeq) - 1 });
+    await vol.recordLost({ fromMs: lostFromMs, lastSeq: log.nextSeq - 1 }); // the last record there is (the report's lastSeq)
     const materialized = await materializeLive(whiteBox(vol), (d, t) => o.progress?.('working set', d, t));
     return { segments: ids.length, events: log.events.all.length, versions: log.counters.versions, lastSeq: log.nextSeq - 1, materializedBlocks: materialized, missing, lostFrom: new Date(lostFromMs).toISOString(), headPresent: chain.headPresent, unrecoveredObjects };
   } finally {

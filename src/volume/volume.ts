@@ -197,10 +197,11 @@ export class Volume {
       // A pin is recorded before the flush that makes its point durable (retention/pins.ts): a
       // crash between the two leaves a pin past the log's end, on seqs later writes will take.
       // The same for a rollback's target, pinned before its before-event's sync: only the
-      // rollback an intent says was cut short still holds its target.
+      // rollback an intent says was cut short still holds its target. An export's pin lasts as
+      // long as the daemon's request: one left now belongs to a process that died.
       const intent = readRollbackIntent(core);
       for (const p of [...retention.pins]) {
-        if (p.seq > core.volumeLog.nextSeq - 1 || (p.holder.startsWith('rollback-target:') && p.holder !== `rollback-target:${intent?.label}`)) retention.removePins(p.seq, p.holder);
+        if (p.seq > core.volumeLog.nextSeq - 1 || (p.holder.startsWith('rollback-target:') && p.holder !== `rollback-target:${intent?.label}`) || p.holder.startsWith('export:')) retention.removePins(p.seq, p.holder);
       }
       const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;
       if (space && openSpaceCheckEnabled() && !space.fits()) {
