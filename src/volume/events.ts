@@ -66,6 +66,25 @@ export class EventList {
    * were recorded in retention.json is still caught while its EVENT records are in the log.
    */
   private readonly replayedForgottenLabels = new Map<string, number>();
+  /**
+   * The event of a sync whose records are not durable yet: in `all` (the checkpoint carries it),
+   * but nothing resolves it until its sync returns. A crash before then cuts it and its id goes
+   * to the next event: had it been served, one name would have meant two states.
+   */
+  private notDurable?: number;
+
+  holdUntilDurable(eventId: number): void {
+    this.notDurable = eventId;
+  }
+
+  /** Its sync made it durable: it resolves from now on. */
+  durable(eventId: number): void {
+    if (this.notDurable === eventId) this.notDurable = undefined;
+  }
+
+  isDurable(eventId: number): boolean {
+    return this.notDurable !== eventId;
+  }
 
   add(e: SyncEvent): void {
     if (!this.retention.isForgotten(e.id)) this.all.push(e);
@@ -100,7 +119,7 @@ export class EventList {
     if (/^\d+$/.test(idText)) {
       const id = Number(idText);
       const e = this.all.find((x) => x.id === id);
-      if (e) return e;
+      if (e) return this.isDurable(e.id) ? e : undefined;
       if (this.retention.isForgotten(id)) throw this.retention.forgottenEvent(id, this.all, t);
       if (prefixed || id < nextEventId) return undefined;
     } else if (prefixed) {
@@ -111,7 +130,7 @@ export class EventList {
 
   private byLabel(label: string): SyncEvent | undefined {
     let kept: SyncEvent | undefined;
-    for (let i = this.all.length - 1; i >= 0 && !kept; i--) if (this.all[i].label === label) kept = this.all[i];
+    for (let i = this.all.length - 1; i >= 0 && !kept; i--) if (this.all[i].label === label && this.isDurable(this.all[i].id)) kept = this.all[i];
     const gone = Math.max(this.retention.newestForgottenWithLabel(label) ?? 0, this.replayedForgottenLabels.get(label) ?? 0);
     if (gone > (kept?.id ?? 0)) throw this.retention.forgottenEvent(gone, this.all, label);
     return kept;

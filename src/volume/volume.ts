@@ -401,7 +401,7 @@ export class Volume {
     const c = this.core;
     try {
       c.events.checkWindows({ name: `event:${e.id}`, seqLimit: e.seq, event: e }, c.index.times);
-      return !c.retention.isForgotten(e.id);
+      return !c.retention.isForgotten(e.id) && c.events.isDurable(e.id);
     } catch {
       return false;
     }
@@ -543,7 +543,9 @@ export class Volume {
       const payload = core.volumeLog.eventPayload(opts.kind ?? 'app', opts.label ?? '');
       await ensureSpace(core, HEADER_BYTES + payload.length);
       const e = core.volumeLog.appendEvent(payload);
+      core.events.holdUntilDurable(e.id); // same tick: never resolvable before it is durable
       await core.segments.syncAll();
+      core.events.durable(e.id); // a failed sync leaves it unresolvable: it may not be on disk
       return e;
     });
   }
