@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isChronoError } from '../src/errors';
+import { forget } from '../src/retention/forget';
 import { servedEvents } from '../src/service/images';
 import { FaultyFileSystem } from '../src/storage/faulty-file-system';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
@@ -48,6 +49,43 @@ test('a sync\'s event resolves only once the sync has made it durable', async ()
     assert.equal(vol.resolvePoint('2').name, 'event:2', 'after the sync returned');
     assert.equal(vol.resolvePoint('same').name, 'event:2');
     assert.deepEqual(servedEvents(vol).map((x) => x.id), [1, 2]);
+  } finally {
+    await vol.close();
+  }
+});
+
+/**
+ * Review 6: a forget run while a sync's fdatasync is under way (a daemon's --retention-every can)
+ * counted the not-yet-durable event: keep-last 1 kept it and durably forgot the durable event
+ * before it, so a power cut there left no event at all. It must see only durable events.
+ */
+test('a forget during a sync\'s fdatasync keeps by the durable events only', async () => {
+  const mem = new MemoryFileSystem();
+  const fs = new FaultyFileSystem(mem);
+  mem.mkdirp('/v');
+  await Volume.create('/v', SMALL, { fs });
+  const vol = await Volume.open('/v', { fs });
+  try {
+    await vol.write(0, Buffer.alloc(BS, 1));
+    const first = await vol.sync({ label: 'first' });
+    await vol.write(0, Buffer.alloc(BS, 2));
+    let report: ReturnType<typeof forget> | undefined;
+    let ran = false;
+    fs.failWhen = (op, p) => {
+      // The segment's fdatasync (the forget's own file writes come back through here too).
+      if (op === 'sync' && p.includes('segments') && !ran && vol.events.some((e) => e.label === 'second')) {
+        ran = true;
+        report = forget(vol, { keepLast: 1 });
+      }
+      return false;
+    };
+    const second = await vol.sync({ label: 'second' });
+    fs.failWhen = () => false;
+    assert.ok(report, 'the forget ran inside the fdatasync');
+    assert.deepEqual(report.kept.map((e) => e.id), [first.id], 'kept: the newest durable event');
+    assert.deepEqual(report.forgotten.map((e) => e.id), [], 'nothing durable forgotten');
+    assert.equal(vol.resolvePoint(String(first.id)).name, `event:${first.id}`);
+    assert.equal(vol.resolvePoint(String(second.id)).name, `event:${second.id}`);
   } finally {
     await vol.close();
   }

@@ -32,7 +32,9 @@ export interface ForgetReport {
 export function forget(volume: Volume, policy: RetentionPolicy, o: { dryRun?: boolean; nowMs?: number; countPrunable?: boolean } = {}): ForgetReport {
   const r = volume.retention;
   const nowMs = o.nowMs ?? Date.now();
-  const events = volume.events.slice();
+  // A sync's event is not a point until the sync made it durable (rule 28): a forget meanwhile
+  // must not keep it in place of the durable event before it.
+  const events = volume.events.filter((e) => volume.isDurableEvent(e));
   const pinReasons = new Map<number, string[]>();
   for (const p of r.pins) {
     for (const e of events) if (e.seq === p.seq) pinReasons.set(e.id, [...(pinReasons.get(e.id) ?? []), `${p.reason || p.holder}`]);
@@ -53,7 +55,7 @@ export function forget(volume: Volume, policy: RetentionPolicy, o: { dryRun?: bo
     const v = { id: e.id, seq: e.seq, time: new Date(e.timeMs).toISOString(), label: e.label, reasons: d.reasons };
     (d.reasons.length ? kept : gone).push(v);
   });
-  const keptSeqs = [...kept.map((e) => e.seq), ...r.pins.map((p) => p.seq)];
+  const keptSeqs = [...kept.map((e) => e.seq), ...r.keptPointSeqs()];
   // Counting walks and sorts the whole index (seconds at 10^7 versions, on the event loop): a
   // daemon's scheduled forget skips it.
   const prunable = o.countPrunable === false ? { versions: null, bytes: null } : volume.prunable(keptSeqs, continuousFromSeq);

@@ -72,7 +72,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   let versionsDropped = 0;
   if (!o.dryRun) versionsDropped += await pacer.step(() => dropCataloguedVersions(core)); // a prune cut before its index step
   const retention = core.retention.snapshot();
-  const keptSeqs = [...new Set([...core.events.all.map((e) => e.seq), ...retention.pins.map((p) => p.seq)])].sort((a, b) => a - b);
+  const keptSeqs = [...new Set([...core.events.all.map((e) => e.seq), ...core.retention.keptPointSeqs()])].sort((a, b) => a - b);
   const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
   const through = core.archiver.archivedThrough;
   const candidate = (id: number) => id >= 1 && id <= through && !inPrimary.has(id) && !catalog.isDeleted(id);

@@ -100,6 +100,31 @@ export class RetentionState implements ForgottenEvents {
     return new Set(this.data.pins.map((p) => p.seq));
   }
 
+  /**
+   * Holds in memory (an export in progress): a held seq is kept like a pinned one by forget,
+   * prune and the held-point check, but is never written (it dies with the process, as the
+   * reader does) and is not listed among the pins.
+   */
+  private readonly holds = new Map<number, number>();
+
+  /** Holds `seq` until the returned release is called (once). */
+  hold(seq: number): () => void {
+    this.holds.set(seq, (this.holds.get(seq) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.holds.get(seq) ?? 1) - 1;
+      if (n > 0) this.holds.set(seq, n);
+      else this.holds.delete(seq);
+    };
+  }
+
+  /** The seqs kept for good or for now: pins, then holds. */
+  keptPointSeqs(): number[] {
+    return [...this.data.pins.map((p) => p.seq), ...this.holds.keys()];
+  }
+
   addPin(p: Pin): void {
     this.commit({ ...this.data, pins: [...this.data.pins, p] });
   }
@@ -143,7 +168,7 @@ export class RetentionState implements ForgottenEvents {
     const s = point.seqLimit;
     if (s === LIVE_SEQ || s === 0 || s >= this.data.continuousFromSeq) return;
     if (point.event && point.event.seq === s && !this.isForgotten(point.event.id)) return;
-    if (this.data.pins.some((p) => p.seq === s)) return;
+    if (this.holds.has(s) || this.data.pins.some((p) => p.seq === s)) return;
     this.checkPoint(point, kept);
   }
 
@@ -151,7 +176,7 @@ export class RetentionState implements ForgottenEvents {
   reachability(kept: readonly SyncEvent[]): (seqLimit: number) => boolean {
     const from = this.data.continuousFromSeq;
     let whole: Set<number> | undefined; // built only once a seq before the span asks (resolvePoint rarely does)
-    return (s) => s === LIVE_SEQ || s === 0 || s >= from || (whole ??= new Set([...kept.map((e) => e.seq), ...this.data.pins.map((p) => p.seq)])).has(s);
+    return (s) => s === LIVE_SEQ || s === 0 || s >= from || (whole ??= new Set([...kept.map((e) => e.seq), ...this.keptPointSeqs()])).has(s);
   }
 
   /** The error for an event that was forgotten, asked for as `name` (its id, or a label it carried last). */

@@ -197,11 +197,10 @@ export class Volume {
       // A pin is recorded before the flush that makes its point durable (retention/pins.ts): a
       // crash between the two leaves a pin past the log's end, on seqs later writes will take.
       // The same for a rollback's target, pinned before its before-event's sync: only the
-      // rollback an intent says was cut short still holds its target. An export's pin lasts as
-      // long as the daemon's request: one left now belongs to a process that died.
+      // rollback an intent says was cut short still holds its target.
       const intent = readRollbackIntent(core);
       for (const p of [...retention.pins]) {
-        if (p.seq > core.volumeLog.nextSeq - 1 || (p.holder.startsWith('rollback-target:') && p.holder !== `rollback-target:${intent?.label}`) || p.holder.startsWith('export:')) retention.removePins(p.seq, p.holder);
+        if (p.seq > core.volumeLog.nextSeq - 1 || (p.holder.startsWith('rollback-target:') && p.holder !== `rollback-target:${intent?.label}`)) retention.removePins(p.seq, p.holder);
       }
       const space = fs instanceof NodeFileSystem ? new SpaceGuard(core, o.store ? undefined : localArchiveDir(vd.readConfig().archive), core.log) : undefined;
       if (space && openSpaceCheckEnabled() && !space.fits()) {
@@ -394,6 +393,20 @@ export class Volume {
    */
   checkRecordedPoint(name: string, seqLimit: number): void {
     this.core.events.checkWindows({ name, seqLimit }, this.core.index.times);
+  }
+
+  /**
+   * Keeps a resolved point whole for a reader that must not fail half way (an export streamed
+   * through the control socket), in memory only: forget and prune treat it as pinned until the
+   * returned release runs. Call it in the tick that resolved the point.
+   */
+  holdPoint(p: Point): () => void {
+    return this.core.retention.hold(p.seqLimit);
+  }
+
+  /** False while the sync that appended it has not made it durable (DESIGN rule 28). */
+  isDurableEvent(e: SyncEvent): boolean {
+    return this.core.events.isDurable(e.id);
   }
 
   /** Whether an event is a point resolvePoint serves (kept, outside every resync window). */
