@@ -10,6 +10,15 @@ import { SMALL } from './helpers/volumes';
 
 const BS = SMALL.blockSizeBytes!;
 
+/** A volume on a memory file system behind a fault injector, whose hook sees inside each fdatasync. */
+async function faultyVolume(): Promise<{ fs: FaultyFileSystem; vol: Volume }> {
+  const mem = new MemoryFileSystem();
+  const fs = new FaultyFileSystem(mem);
+  mem.mkdirp('/v');
+  await Volume.create('/v', SMALL, { fs });
+  return { fs, vol: await Volume.open('/v', { fs }) };
+}
+
 /**
  * Review 4 (a hazard it named), issue 10: a sync appends its EVENT record and then waits for the
  * fdatasync. In between, the event was already listed (events/) and resolvable by id and label;
@@ -18,11 +27,7 @@ const BS = SMALL.blockSizeBytes!;
  * inside it), the event must resolve to nothing; once the sync returns, it resolves.
  */
 test('a sync\'s event resolves only once the sync has made it durable', async () => {
-  const mem = new MemoryFileSystem();
-  const fs = new FaultyFileSystem(mem);
-  mem.mkdirp('/v');
-  await Volume.create('/v', SMALL, { fs });
-  const vol = await Volume.open('/v', { fs });
+  const { fs, vol } = await faultyVolume();
   try {
     await vol.write(0, Buffer.alloc(BS, 1));
     await vol.sync({ label: 'same' });
@@ -60,11 +65,7 @@ test('a sync\'s event resolves only once the sync has made it durable', async ()
  * before it, so a power cut there left no event at all. It must see only durable events.
  */
 test('a forget during a sync\'s fdatasync keeps by the durable events only', async () => {
-  const mem = new MemoryFileSystem();
-  const fs = new FaultyFileSystem(mem);
-  mem.mkdirp('/v');
-  await Volume.create('/v', SMALL, { fs });
-  const vol = await Volume.open('/v', { fs });
+  const { fs, vol } = await faultyVolume();
   try {
     await vol.write(0, Buffer.alloc(BS, 1));
     const first = await vol.sync({ label: 'first' });
