@@ -1,7 +1,7 @@
 /**
  * `scripts/soak [--cycles N] [--seed S] [--size BYTES]`: the SIGKILL soak of issue 10 (see
  * test/tools/soak.ts). Prints cycles, writes checked, events checked and problems; exit 1 on any
- * problem, 2 for bad usage.
+ * problem, 3 when it stopped early with under 4 GiB free (it keeps all history), 2 for bad usage.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -30,10 +30,14 @@ async function main(): Promise<void> {
     cliJson(['init', dir, '--size', size, '--segment-size', '1M']);
     console.log(`soak: ${cycles} cycles, seed ${seed}, volume ${size} (replay: --seed ${seed}); SIGKILL only, no simulated power cut`);
     const t = Date.now();
-    const r = await runSoak({ dir, mountpoint: mnt, cycles, seed, log: (l) => console.log(l) });
+    const r = await runSoak({ dir, mountpoint: mnt, cycles, seed, log: (l) => console.log(l), minFreeBytes: 4 * 2 ** 30 });
     console.log(`soak: cycles ${r.cycles}, writes checked ${r.writesChecked}, blocks checked ${r.blocksChecked}, events recorded ${r.eventsRecorded}, events checked ${r.eventsChecked}, problems ${r.problems.length} (${((Date.now() - t) / 1000).toFixed(0)} s, seed ${seed})`);
     for (const p of r.problems.slice(0, 20)) console.log(`  ${p}`);
     if (r.problems.length) process.exitCode = 1;
+    else if (r.stoppedForSpace) {
+      console.log(`soak: stopped after ${r.cycles} of ${cycles} cycles: under 4 GiB free (the soak keeps all history); not a pass`);
+      process.exitCode = 3;
+    }
   } catch (err) {
     console.log(`soak: FAILED (seed ${seed}): ${(err as Error).stack}`);
     process.exitCode = 1;
