@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChronoError, ioError } from '../errors';
 import { DEFAULTS } from '../options';
+import { countedHold } from '../util/counted-hold';
 import { FILE_NAMES } from '../format/constants';
 import { pinAt, unpinAt } from '../retention/pins';
 import { Point } from '../volume/events';
@@ -157,15 +158,7 @@ export class CloneService {
    */
   hold(name: string): () => void {
     this.refuseDeleting(name);
-    this.held.set(name, (this.held.get(name) ?? 0) + 1);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const n = (this.held.get(name) ?? 1) - 1;
-      if (n > 0) this.held.set(name, n);
-      else this.held.delete(name);
-    };
+    return countedHold(this.held, name);
   }
 
   /** Creates clone `name` of `at` (any point the CLI takes). */

@@ -1,7 +1,7 @@
-import { ChronoError, ErrorCode } from '../errors';
+import { ChronoError } from '../errors';
 import { FrameReader } from './control-frames';
 import { ControlEndpoint, connectControl, describeEndpoint } from './control-endpoint';
-import { ControlReply, ControlRequest } from './control-protocol';
+import { ControlReply, ControlRequest, replyError } from './control-protocol';
 
 /**
  * Sends one request to a daemon (a Unix socket path, or TCP with TLS); `sink` receives the image
@@ -45,7 +45,7 @@ export function controlCall(endpoint: ControlEndpoint, req: ControlRequest, sink
         if (nl < 0) return;
         reply = JSON.parse(buf.subarray(0, nl).toString('utf8')) as ControlReply;
         chunk = buf.subarray(nl + 1);
-        if (!reply.ok) return finish(new ChronoError((reply.error?.code ?? 'DAEMON') as ErrorCode, reply.error?.message ?? 'daemon error'));
+        if (!reply.ok) return finish(replyError(reply));
         remaining = reply.length ?? 0;
         if (remaining === 0) return finish(undefined, reply.result);
       }

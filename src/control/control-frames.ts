@@ -1,5 +1,5 @@
-import { ChronoError, ErrorCode } from '../errors';
-import type { ControlReply } from './control-protocol';
+import { ChronoError } from '../errors';
+import { ControlReply, errorReply, replyError } from './control-protocol';
 
 /**
  * An export's bytes after its reply line travel in frames: a 4-byte big-endian length, then that
@@ -16,9 +16,7 @@ export function dataFrameHeader(length: number): Buffer {
 }
 
 export function errorFrame(err: unknown): Buffer {
-  const e = err instanceof ChronoError ? err : new ChronoError('DAEMON', (err as Error).message);
-  const reply: ControlReply = { ok: false, error: { code: e.code, message: e.message } };
-  return Buffer.concat([dataFrameHeader(ERROR_FRAME), Buffer.from(JSON.stringify(reply) + '\n')]);
+  return Buffer.concat([dataFrameHeader(ERROR_FRAME), Buffer.from(JSON.stringify(errorReply(err)) + '\n')]);
 }
 
 /**
@@ -42,8 +40,7 @@ export class FrameReader {
       if (this.failed) {
         const nl = this.buf.indexOf(10);
         if (nl < 0) return;
-        const r = JSON.parse(this.buf.subarray(0, nl).toString('utf8')) as ControlReply;
-        this.error = new ChronoError((r.error?.code ?? 'DAEMON') as ErrorCode, r.error?.message ?? 'daemon error');
+        this.error = replyError(JSON.parse(this.buf.subarray(0, nl).toString('utf8')) as ControlReply);
         return;
       }
       if (this.inFrame === 0) {

@@ -1,3 +1,5 @@
+import { ChronoError, ErrorCode } from '../errors';
+
 /**
  * The control socket: a Unix socket in the volume directory, one JSON request per line, one
  * JSON reply per line. An `export` reply is followed by frames carrying exactly `length`
@@ -6,6 +8,17 @@
 export interface ControlRequest {
   method: 'sync' | 'events' | 'status' | 'export' | 'ping' | 'shutdown' | 'clone' | 'windows' | 'begin-resync' | 'end-resync' | 'changed-extents' | 'rollback' | 'diff' | 'history' | 'timeline' | 'bisect-points' | 'retention';
   params?: Record<string, unknown>;
+}
+
+/** A failure as the reply line that carries it: its stable code, or DAEMON for anything else. */
+export function errorReply(err: unknown): ControlReply {
+  const e = err instanceof ChronoError ? err : new ChronoError('DAEMON', (err as Error).message);
+  return { ok: false, error: { code: e.code, message: e.message } };
+}
+
+/** The error a failure reply carries, with its code. */
+export function replyError(r: ControlReply): ChronoError {
+  return new ChronoError((r.error?.code ?? 'DAEMON') as ErrorCode, r.error?.message ?? 'daemon error');
 }
 
 export interface ControlReply {

@@ -11,7 +11,7 @@ import { LIVE_POINT, changesBetween, resolveFixedImage } from '../service/images
 import type { Volume } from '../volume/volume';
 import { ControlTcpListener, ControlTcpOptions } from './control-listener';
 import { serveExport } from './control-export';
-import { ControlReply, ControlRequest } from './control-protocol';
+import { ControlReply, ControlRequest, errorReply } from './control-protocol';
 import { checkControlRight, controlRights } from './control-rights';
 
 const MAX_REQUEST_LINE_BYTES = 1 << 20;
@@ -29,11 +29,7 @@ export function onControlRequest(sock: net.Socket, handle: (req: ControlRequest)
     }
     const line = buf.slice(0, nl);
     buf = buf.slice(nl + 1);
-    Promise.resolve().then(() => handle(JSON.parse(line) as ControlRequest)).catch((err: Error) => {
-      const e = err instanceof ChronoError ? err : new ChronoError('DAEMON', err.message);
-      const reply: ControlReply = { ok: false, error: { code: e.code, message: e.message } };
-      sock.end(JSON.stringify(reply) + '\n');
-    });
+    Promise.resolve().then(() => handle(JSON.parse(line) as ControlRequest)).catch((err: Error) => sock.end(JSON.stringify(errorReply(err)) + '\n'));
   });
 }
 

@@ -185,20 +185,31 @@ export interface ResyncPayload {
 
 const RO = RESYNC_PAYLOAD.off;
 
+/** A small payload's own CRC (types after SYNC: the header CRC does not cover them), over the bytes before it. */
+function sealOwnCrc(b: Buffer, crcOffset: number): Buffer {
+  b.writeUInt32LE(crc32c(b.subarray(0, crcOffset)), crcOffset);
+  return b;
+}
+
+/** Length, then the payload's own CRC, each refused with its own code. */
+function checkOwnCrc(b: Buffer | undefined, spec: { lengthBytes: number; off: { crc: number } }, what: string, context: Record<string, unknown>): Buffer {
+  if (!b || b.length !== spec.lengthBytes) throw new ChronoError('BAD_LENGTH', `${what} payload: wrong length`, context);
+  if (crc32c(b.subarray(0, spec.off.crc)) !== b.readUInt32LE(spec.off.crc)) throw new ChronoError('BAD_CHECKSUM', `${what} payload: checksum mismatch`, context);
+  return b;
+}
+
 export function encodeResyncPayload(p: ResyncPayload): Buffer {
   const b = Buffer.alloc(RESYNC_PAYLOAD.lengthBytes);
   b.writeUInt32LE(p.windowId, RO.windowId);
   b.writeUInt8(p.reason ? ResyncReason[p.reason] : 0, RO.reason);
   b.writeBigUInt64LE(BigInt(p.lostMs), RO.lostMs);
   b.writeBigUInt64LE(BigInt(p.bytesCopied), RO.bytesCopied);
-  b.writeUInt32LE(crc32c(b.subarray(0, RO.crc)), RO.crc);
-  return b;
+  return sealOwnCrc(b, RO.crc);
 }
 
 /** Validates length, then the payload's own CRC (the header CRC does not cover it), then the fields. */
-export function decodeResyncPayload(b: Buffer | undefined, context: Record<string, unknown>): ResyncPayload {
-  if (!b || b.length !== RESYNC_PAYLOAD.lengthBytes) throw new ChronoError('BAD_LENGTH', 'resync payload: wrong length', context);
-  if (crc32c(b.subarray(0, RO.crc)) !== b.readUInt32LE(RO.crc)) throw new ChronoError('BAD_CHECKSUM', 'resync payload: checksum mismatch', context);
+export function decodeResyncPayload(payload: Buffer | undefined, context: Record<string, unknown>): ResyncPayload {
+  const b = checkOwnCrc(payload, RESYNC_PAYLOAD, 'resync', context);
   const value = b.readUInt8(RO.reason);
   const reason = (Object.keys(ResyncReason) as ResyncReasonName[]).find((k) => ResyncReason[k] === value);
   if (value !== 0 && !reason) throw new ChronoError('CORRUPT_LOG', `resync payload: unknown reason ${value}`, context);
@@ -219,13 +230,11 @@ export function encodeLostPayload(p: LostPayload): Buffer {
   const b = Buffer.alloc(LOST_PAYLOAD.lengthBytes);
   b.writeBigUInt64LE(BigInt(p.fromMs), LO.fromMs);
   b.writeBigUInt64LE(BigInt(p.lastSeq), LO.lastSeq);
-  b.writeUInt32LE(crc32c(b.subarray(0, LO.crc)), LO.crc);
-  return b;
+  return sealOwnCrc(b, LO.crc);
 }
 
 /** Validates length, then the payload's own CRC. */
-export function decodeLostPayload(b: Buffer | undefined, context: Record<string, unknown>): LostPayload {
-  if (!b || b.length !== LOST_PAYLOAD.lengthBytes) throw new ChronoError('BAD_LENGTH', 'lost payload: wrong length', context);
-  if (crc32c(b.subarray(0, LO.crc)) !== b.readUInt32LE(LO.crc)) throw new ChronoError('BAD_CHECKSUM', 'lost payload: checksum mismatch', context);
+export function decodeLostPayload(payload: Buffer | undefined, context: Record<string, unknown>): LostPayload {
+  const b = checkOwnCrc(payload, LOST_PAYLOAD, 'lost', context);
   return { fromMs: Number(b.readBigUInt64LE(LO.fromMs)), lastSeq: Number(b.readBigUInt64LE(LO.lastSeq)) };
 }

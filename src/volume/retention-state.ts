@@ -3,6 +3,7 @@ import { ChronoError } from '../errors';
 import { FILE_NAMES } from '../format/constants';
 import { writeFileDurable } from '../storage/durable-file';
 import { FileSystem } from '../storage/file-system';
+import { countedHold } from '../util/counted-hold';
 import type { ForgottenEvents, Point, SyncEvent } from './events';
 import { LIVE_SEQ } from './events';
 
@@ -109,15 +110,7 @@ export class RetentionState implements ForgottenEvents {
 
   /** Holds `seq` until the returned release is called (once). */
   hold(seq: number): () => void {
-    this.holds.set(seq, (this.holds.get(seq) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const n = (this.holds.get(seq) ?? 1) - 1;
-      if (n > 0) this.holds.set(seq, n);
-      else this.holds.delete(seq);
-    };
+    return countedHold(this.holds, seq);
   }
 
   /** The seqs kept for good or for now: pins, then holds. */
