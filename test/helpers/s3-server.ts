@@ -28,7 +28,12 @@ export async function startS3Server(bucket = 'chronovol-test', o: { directory?: 
   const directory = o.directory ?? tmpDir('chronovol-s3rver-');
   // s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy
   // provider: without it, every listing longer than a page fails with a 500.
-  const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', path.join(__dirname, 's3rver-child.js'), directory, bucket, ...(o.port ? [String(o.port)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // No stdio is inherited: a server left running by a failed test must not hold the test
+  // runner's pipes (the runner waits for them to close, so CI would hang). Its stdin is its
+  // lifeline: it exits when this process goes, however this process goes.
+  const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', path.join(__dirname, 's3rver-child.js'), directory, bucket, ...(o.port ? [String(o.port)] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const kill = () => child.kill('SIGKILL');
   process.on('exit', kill);
   const port = await new Promise<number>((resolve, reject) => {
@@ -38,26 +43,30 @@ export async function startS3Server(bucket = 'chronovol-test', o: { directory?: 
       const nl = out.indexOf('\n');
       if (nl >= 0) resolve((JSON.parse(out.slice(0, nl)) as { port: number }).port);
     });
-    child.once('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening`)));
+    child.once('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening: ${stderr}`)));
   });
+  // Once listening, the idle server does not keep this process alive: a test that fails before
+  // stopping it ends its file at once (and 'exit' kills the server) instead of at the timeout.
+  const hold = (on: boolean) => {
+    for (const h of [child, child.stdin, child.stdout, child.stderr] as Array<{ ref(): void; unref(): void } | null>) {
+      if (h) on ? h.ref() : h.unref();
+    }
+  };
+  hold(false);
+  const end = async (signal: NodeJS.Signals) => {
+    process.off('exit', kill);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    hold(true);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  };
   return {
     endpoint: `http://127.0.0.1:${port}`,
     port,
     bucket,
     directory,
-    stop: async () => {
-      process.off('exit', kill);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-    kill: async () => {
-      process.off('exit', kill);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
-      await exited;
-    },
+    stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
   };
 }

@@ -10,6 +10,10 @@ const server = new S3rver({ address: '127.0.0.1', port: Number(port ?? 0), silen
 server.run().then((addr: { port: number }) => {
   process.stdout.write(`${JSON.stringify({ port: addr.port })}\n`);
 });
+// The parent holds our stdin open: when it ends, the parent is gone (even SIGKILLed), and a server
+// nobody can stop must not outlive it.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
 process.on('SIGTERM', () => {
   server.close().finally(() => process.exit(0));
 });
