@@ -22,6 +22,13 @@ export interface SoakOptions {
    * full disk only turns every later cycle into write errors.
    */
   minFreeBytes?: number;
+  /**
+   * Bounded history: every `pruneEveryCycles` cycles, forget all but the newest `keepEvents`
+   * events, then prune while the load runs (so a SIGKILL can land inside the prune). Without it
+   * the soak keeps all history.
+   */
+  keepEvents?: number;
+  pruneEveryCycles?: number;
 }
 
 export interface SoakResult {
@@ -37,6 +44,10 @@ export interface SoakResult {
   problems: string[];
   /** Set when the soak stopped before `cycles` for lack of disk space (minFreeBytes). */
   stoppedForSpace?: boolean;
+  /** Events forgotten by the bounded history, and prunes started (some cut by the SIGKILL). */
+  eventsForgotten: number;
+  prunesStarted: number;
+  prunesCompleted: number;
 }
 
 interface EventSnapshot {
@@ -61,7 +72,7 @@ const BS = 4096;
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const rng = new Rng(o.seed);
   const log = o.log ?? (() => undefined);
-  const r: SoakResult = { seed: o.seed, cycles: 0, writesChecked: 0, blocksChecked: 0, eventsChecked: 0, eventsRecorded: 0, problems: [] };
+  const r: SoakResult = { seed: o.seed, cycles: 0, writesChecked: 0, blocksChecked: 0, eventsChecked: 0, eventsRecorded: 0, problems: [], eventsForgotten: 0, prunesStarted: 0, prunesCompleted: 0 };
   const socket = path.join(o.dir, 'control.sock');
   const events: EventSnapshot[] = [];
   let model: AckModel | undefined;
@@ -118,10 +129,26 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       c.close();
       if (last) break;
 
+      // Bounded history: forget, then a prune the load (and maybe the kill) runs into.
+      let killed = false;
+      if (o.keepEvents !== undefined && cycle > 0 && cycle % (o.pruneEveryCycles ?? 20) === 0) {
+        const f = (await controlCall(socket, { method: 'retention', params: { op: 'forget', policy: { keepLast: o.keepEvents } } }, undefined, 60_000)) as { forgotten: Array<{ label: string }> };
+        const gone = new Set(f.forgotten.map((e) => e.label));
+        for (let i = events.length - 1; i >= 0; i--) if (gone.has(events[i].label)) events.splice(i, 1);
+        r.eventsForgotten += gone.size;
+        r.prunesStarted++;
+        // Half the prunes run to their end before the load, half race the load and the kill.
+        const t = Date.now();
+        const pruned = controlCall(socket, { method: 'retention', params: { op: 'prune' } }, undefined, 600_000).then(
+          () => (r.prunesCompleted++, log(`soak: cycle ${cycle}: prune done in ${Date.now() - t} ms`)),
+          (err: Error) => killed || problem(`prune failed: ${err.message}`),
+        );
+        if (rng.bool(0.5)) await pruned;
+      }
+
       // Load, killed at a random moment.
       const c2 = await openExport(d);
       const killAtMs = Date.now() + 200 + rng.int(4000);
-      let killed = false;
       const kill = () => {
         if (!killed) {
           killed = true;
