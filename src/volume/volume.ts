@@ -16,6 +16,7 @@ import { VersionIndex } from '../index/version-index';
 import { silentLogger } from '../log';
 import { DEFAULTS } from '../options';
 import { prunableVersions } from './prunable';
+import { CatalogRefreshOptions, refreshCatalogUntilRead } from './catalog-refresh';
 import { PruneOptions, PruneReport, noteIndexFiltered, pruneVolume } from './prune';
 import { ForegroundActivity } from './prune-pacer';
 
@@ -62,6 +63,8 @@ export interface OpenOptions {
   fs?: FileSystem;
   /** Overrides the configured archive (tests, fault injection). */
   store?: BackingStore;
+  /** Retry delays for a catalog the archive could not give at open (tests). */
+  catalogRefresh?: CatalogRefreshOptions;
   cacheBytes?: number;
   /** --archive-cache: the on-disk read cache of archived data (0: off); default DEFAULTS.archiveCacheBytes. */
   archiveCacheBytes?: number;
@@ -156,7 +159,7 @@ export class Volume {
       // would) and needs a real volume directory (not a test's in-memory file system).
       const remote = parseArchiveUrl(vd.readConfig().archive).kind !== 'dir';
       const disk = remote && fs instanceof NodeFileSystem ? ArchiveDiskCache.open(dir, sb.volumeId, o.archiveCacheBytes ?? DEFAULTS.archiveCacheBytes, fs.modes) : undefined;
-      const catalog = await loadCatalog(store, sb.volumeId, o.log);
+      const { catalog, read: catalogRead } = await loadCatalog(store, sb.volumeId, o.log);
       // Local offset tables: a cold read of a built archived object is one ranged read.
       const tables = new ArchiveTableFiles(fs, dir, sb.volumeId, !o.readOnly);
       const archive = new ArchiveReader(store, DEFAULTS.archiveFooterCacheSegments, disk, catalog, tables);
@@ -193,7 +196,11 @@ export class Volume {
       if (catalog.present) core.index.dropVersions(catalog.prunedTest());
       noteIndexFiltered(core.index, catalog.generation);
       await core.archiver.load();
-      if (o.readOnly) return new Volume(core, report, true);
+      const retryCatalog = (v: Volume) => {
+        if (!catalogRead) v.whenClosing(refreshCatalogUntilRead(core, !!o.readOnly, o.catalogRefresh));
+        return v;
+      };
+      if (o.readOnly) return retryCatalog(new Volume(core, report, true));
       // A pin is recorded before the flush that makes its point durable (retention/pins.ts): a
       // crash between the two leaves a pin past the log's end, on seqs later writes will take.
       // The same for a rollback's target, pinned before its before-event's sync: only the
@@ -209,7 +216,7 @@ export class Volume {
       }
       void core.archiver.kick(); // sealed segments a crash or an outage left unarchived
       await drainEvictions(core, false); // finish a turnover a crash interrupted
-      const vol = new Volume(core, report, false, space);
+      const vol = retryCatalog(new Volume(core, report, false, space));
       if (o.sealAfterMs) vol.startSealAfter(o.sealAfterMs);
       return vol;
     } catch (err) {
@@ -717,14 +724,15 @@ export class Volume {
 /**
  * The archive catalog at open. Damaged or foreign: refused (its codes). Unreachable: an empty
  * one, which is safe for reads (an object prune replaced is then missing, never other bytes:
- * keys are never reused); prune reads it afresh before it acts.
+ * keys are never reused) and read again in the background (catalog-refresh.ts); prune reads it
+ * afresh before it acts.
  */
-async function loadCatalog(store: BackingStore, volumeId: Buffer, log: Logger | undefined): Promise<ArchiveCatalog> {
+async function loadCatalog(store: BackingStore, volumeId: Buffer, log: Logger | undefined): Promise<{ catalog: ArchiveCatalog; read: boolean }> {
   try {
-    return await ArchiveCatalog.load(store, volumeId);
+    return { catalog: await ArchiveCatalog.load(store, volumeId), read: true };
   } catch (err) {
     if (isChronoError(err) && err.code !== 'ARCHIVE_UNAVAILABLE' && err.code !== 'IO') throw err;
-    log?.warn({ err: (err as Error).message }, 'the archive catalog could not be read; reading as if no prune had run');
-    return new ArchiveCatalog();
+    log?.warn({ err: (err as Error).message }, 'the archive catalog could not be read; reading as if no prune had run until it can be');
+    return { catalog: new ArchiveCatalog(), read: false };
   }
 }
