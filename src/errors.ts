@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ARCHIVE_UNAVAILABLE' // the backing store cannot be reached
   | 'ARCHIVE_BACKLOG_FULL' // the archive is unreachable, the backlog of unarchived segments in primary is full, and a write waited --archive-stall-timeout for it in vain
   | 'ARCHIVE_MISMATCH' // read-back verification of an upload failed
+  | 'ARCHIVE_CONFLICT' // another process with this volume id writes the archive (a copied volume directory): this one archives nothing
   | 'ARCHIVE_WRONG_KEY' // an encrypted archive object was sealed with another key than the key file's
   | 'ARCHIVE_AUTH_FAILED' // an encrypted archive object fails authentication: altered, swapped or truncated
   | 'NO_ARCHIVE' // the volume has no backing store configured

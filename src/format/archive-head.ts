@@ -12,6 +12,10 @@ export interface ArchiveHead {
   lastSegment: number;
   /** The sequence number after lastSegment's last record: the next segment's firstSeq. */
   nextSeq: number;
+  /** Random, new at each open of the volume that wrote it (0: unknown, a head written before it). */
+  writer?: bigint;
+  /** lastSegment's SEAL bodyCrc (0: unknown): a copy of the volume that sealed it otherwise differs. */
+  sealCrc?: number;
 }
 
 const O = ARCHIVE_HEAD.off;
@@ -22,6 +26,8 @@ export function encodeArchiveHead(h: ArchiveHead): Buffer {
   h.volumeId.copy(b, O.volumeId, 0, 16);
   b.writeUInt32LE(h.lastSegment, O.lastSegment);
   b.writeBigUInt64LE(BigInt(h.nextSeq), O.nextSeq);
+  b.writeBigUInt64LE(h.writer ?? 0n, O.writer);
+  b.writeUInt32LE(h.sealCrc ?? 0, O.sealCrc);
   return sealPrelude(b, SPEC);
 }
 
@@ -31,6 +37,8 @@ export function decodeArchiveHead(b: Buffer, context: Record<string, unknown> = 
     volumeId: Buffer.from(b.subarray(O.volumeId, O.volumeId + 16)),
     lastSegment: b.readUInt32LE(O.lastSegment),
     nextSeq: Number(b.readBigUInt64LE(O.nextSeq)),
+    writer: b.readBigUInt64LE(O.writer),
+    sealCrc: b.readUInt32LE(O.sealCrc),
   };
 }
 

@@ -98,7 +98,7 @@ export const ARCHIVE_TRAILER = {
 export const ARCHIVE_HEAD = {
   magic: Buffer.from('CHRVOLAH', 'ascii'),
   lengthBytes: 64,
-  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, lastSegment: 32, nextSeq: 40, crc: 60 },
+  off: { magic: 0, version: 8, headerLength: 10, flags: 12, volumeId: 16, lastSegment: 32, nextSeq: 40, writer: 48, sealCrc: 56, crc: 60 },
 } as const;
 
 // Archive catalog: `catalog.cvct` in the archive, replaced (put, then read back) by each prune.

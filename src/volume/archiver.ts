@@ -5,6 +5,7 @@ import { ChronoError, isChronoError } from '../errors';
 import { ArchiveHead, archiveHeadAfter, decodeArchiveHead, encodeArchiveHead } from '../format/archive-head';
 import { FILE_NAMES, SEGMENT_HEADER } from '../format/constants';
 import { DEFAULTS } from '../options';
+import { ArchiveFence } from './archive-fence';
 import { Core } from './core';
 
 const TIMED_OUT = Symbol('timed out');
@@ -47,8 +48,12 @@ export class Archiver {
   private progress?: { promise: Promise<void>; resolve: () => void };
   /** Called after each segment the archive takes (turnover.ts recycles what waited for it). */
   onArchived?: (through: number) => void;
+  /** A second writer of this archive (a copied volume directory) stops this one archiving. */
+  readonly fence: ArchiveFence;
 
-  constructor(private readonly core: ArchiverParts) {}
+  constructor(private readonly core: ArchiverParts) {
+    this.fence = new ArchiveFence(core);
+  }
 
   /** The log's next seq: seqs from it on are written nowhere yet. */
   private get nextSeq(): number {
@@ -60,20 +65,28 @@ export class Archiver {
    * written before heads (or an unreadable head), the segment before the oldest in primary
    * (older ones were archived before they were recycled). Failure to read it is kept in `error`.
    */
-  async load(): Promise<void> {
+  async load(o: { readOnly?: boolean } = {}): Promise<void> {
     const core = this.core;
     const oldest = core.segments.sealed[0] ?? core.segments.current.id;
     const firstSeq = Number(core.segments.readExact(oldest, 0, SEGMENT_HEADER.lengthBytes).readBigUInt64LE(SEGMENT_HEADER.off.firstSeq));
     const fallback = { through: oldest - 1, nextSeq: firstSeq };
     this.point = fallback;
     try {
-      if ((await core.store.size(FILE_NAMES.archiveHead)) === undefined) return;
-      const head = decodeArchiveHead(await core.store.get(FILE_NAMES.archiveHead), { archive: core.store.description, file: FILE_NAMES.archiveHead });
+      if ((await core.store.size(FILE_NAMES.archiveHead)) === undefined) return this.fence.adopt(null);
+      const bytes = await core.store.get(FILE_NAMES.archiveHead);
+      const head = decodeArchiveHead(bytes, { archive: core.store.description, file: FILE_NAMES.archiveHead });
       if (!head.volumeId.equals(core.sb.volumeId)) throw new ChronoError('FOREIGN_SEGMENT', `${core.store.description}: the archive head belongs to another volume`);
+      this.fence.adopt(bytes, head);
       if (head.lastSegment >= fallback.through) this.point = { through: head.lastSegment, nextSeq: head.nextSeq };
     } catch (err) {
-      // Unreachable or damaged: archive from the oldest segment in primary on, rewriting the head.
       if (isChronoError(err, 'FOREIGN_SEGMENT')) throw err;
+      // Another history's head: refused for writing; a read-only open reads its own primary.
+      if (isChronoError(err, 'ARCHIVE_CONFLICT')) {
+        if (!o.readOnly) throw err;
+        this.error = err.message;
+        return;
+      }
+      // Unreachable or damaged: archive from the oldest segment in primary on, rewriting the head.
       this.error = (err as Error).message;
     }
   }
@@ -222,8 +235,12 @@ export class Archiver {
       if (next !== this.point.through + 1) {
         throw new ChronoError('ARCHIVE_MISSING', `segment ${this.point.through + 1} is neither archived nor in primary; segment ${next} cannot be archived after it`, { segment: next });
       }
+      await this.fence.check();
       const head = await archiveSegment(this.core, next);
-      await this.core.store.put(FILE_NAMES.archiveHead, encodeArchiveHead(head));
+      const bytes = encodeArchiveHead({ ...head, writer: this.fence.writer, sealCrc: this.fence.sealCrcOf(next) });
+      this.fence.noteTried(bytes);
+      await this.core.store.put(FILE_NAMES.archiveHead, bytes);
+      this.fence.notePut(bytes);
       this.point = { through: head.lastSegment, nextSeq: head.nextSeq };
       this.onArchived?.(this.point.through);
       this.progress?.resolve();

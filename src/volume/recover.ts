@@ -145,24 +145,30 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   // may have issued (ids never exceed seqs): a new event never takes an id that named another.
   const forgottenThrough = catalog.body.retention.forgotten.reduce((m, [, b]) => Math.max(m, b), 0);
   const nextEventId = Math.max(log.nextEventId, forgottenThrough + 1, (restart?.seqsIssuedThrough ?? 0) + 1);
+  // Whatever the lost volume wrote after the archive's last record is gone, and when it wrote
+  // it is unknown: a time from that record on names no known state (rule 27). The span is in
+  // the manifest before the directory becomes a volume (the superblock, below), so a recovery
+  // cut before its LOST record is durable still refuses it; the record restates it (same seq).
+  const lostFromMs = log.lastTimeMs > 0 ? log.lastTimeMs : sb.createdMs;
+  const lastRecoveredSeq = log.nextSeq - 1;
+  const nextSeq = Math.max(log.nextSeq, chain.nextSeq);
+  log.events.lost.push({ seq: nextSeq, fromMs: lostFromMs, toMs: Date.now(), lastSeq: lastRecoveredSeq });
   // The log goes on after the last segment's span, also when prune dropped its last records.
-  await index.checkpoint({ covered: { segment: next, offset: 0 }, ...log.position(), nextEventId, nextSeq: Math.max(log.nextSeq, chain.nextSeq) });
+  await index.checkpoint({ covered: { segment: next, offset: 0 }, ...log.position(), nextEventId, nextSeq });
   // What prune dropped was justified by the catalog's retention state: the recovered volume keeps
   // it (as a partial recovery trimmed it to the recovered history), or a point in a thinned span
   // would read an older version than it had (wrong data).
   if (catalog.present) writeRetentionFromCatalog(fs, dir, catalog);
+  // A partial recovery that failed after moving objects aside leaves a complete-looking archive:
+  // say so. (Asked before the superblock: a failure here leaves no volume, and recover may rerun.)
+  const unrecoveredObjects = (await store.list(FILE_NAMES.archiveUnrecoveredPrefix + FILE_NAMES.archiveSegmentsPrefix)).length;
   vd.writeConfig(settings);
   writeFileDurable(fs, vd.superblockPath, sbBytes);
-  // A partial recovery that failed after moving objects aside leaves a complete-looking archive: say so.
-  const unrecoveredObjects = (await store.list(FILE_NAMES.archiveUnrecoveredPrefix + FILE_NAMES.archiveSegmentsPrefix)).length;
   const vol = await Volume.open(dir, { fs, store });
   try {
-    // Whatever the lost volume wrote after the archive's last record is gone, and when it wrote
-    // it is unknown: a time from that record on names no known state (rule 27).
-    const lostFromMs = log.lastTimeMs > 0 ? log.lastTimeMs : sb.createdMs;
-    await vol.recordLost({ fromMs: lostFromMs, lastSeq: log.nextSeq - 1 }); // the last record there is (the report's lastSeq)
+    await vol.recordLost({ fromMs: lostFromMs, lastSeq: lastRecoveredSeq }); // the last record there is (the report's lastSeq)
     const materialized = await materializeLive(whiteBox(vol), (d, t) => o.progress?.('working set', d, t));
-    return { segments: ids.length, events: log.events.all.length, versions: log.counters.versions, lastSeq: log.nextSeq - 1, materializedBlocks: materialized, missing, lostFrom: new Date(lostFromMs).toISOString(), headPresent: chain.headPresent, unrecoveredObjects };
+    return { segments: ids.length, events: log.events.all.length, versions: log.counters.versions, lastSeq: lastRecoveredSeq, materializedBlocks: materialized, missing, lostFrom: new Date(lostFromMs).toISOString(), headPresent: chain.headPresent, unrecoveredObjects };
   } finally {
     await vol.close();
   }

@@ -172,8 +172,12 @@ export class VolumeLog {
       case RecordType.LOST: {
         const r = decodeLostPayload(payload, { segment, offset });
         this.index.noteTime(h.timeMs, h.seq);
-        // Replay below a checkpoint meets a span the manifest already holds.
-        if (!this.events.lost.some((s) => s.seq === h.seq)) this.events.lost.push({ seq: h.seq, fromMs: r.fromMs, toMs: h.timeMs, lastSeq: r.lastSeq });
+        // Replay below a checkpoint meets a span the manifest already holds, and recover's
+        // record meets the span it put in the manifest first: the record's values stand.
+        const span = { seq: h.seq, fromMs: r.fromMs, toMs: h.timeMs, lastSeq: r.lastSeq };
+        const at = this.events.lost.findIndex((s) => s.seq === h.seq);
+        if (at >= 0) this.events.lost[at] = span;
+        else this.events.lost.push(span);
         break;
       }
       default:

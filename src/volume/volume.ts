@@ -195,7 +195,7 @@ export class Volume {
       // archive dropped. Dropped here in memory (persisted by the next checkpoint).
       if (catalog.present) core.index.dropVersions(catalog.prunedTest());
       noteIndexFiltered(core.index, catalog.generation);
-      await core.archiver.load();
+      await core.archiver.load({ readOnly: o.readOnly });
       const retryCatalog = (v: Volume) => {
         if (!catalogRead) v.whenClosing(refreshCatalogUntilRead(core, !!o.readOnly, o.catalogRefresh));
         return v;
