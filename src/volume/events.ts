@@ -164,7 +164,7 @@ export class EventList {
   private checkLost(name: string, timeMs: number): void {
     const s = this.lost.find((x) => timeMs >= x.fromMs && timeMs < x.toMs);
     if (!s) return;
-    throw new ChronoError('POINT_LOST', `${name} falls between ${new Date(s.fromMs).toISOString()} (the last record the archive held, seq ${s.lastSeq}) and ${new Date(s.toMs).toISOString()} (the recovery): what the volume held then was never archived; choose seq:${s.lastSeq} or a time after the recovery`, { point: name, lastSeq: s.lastSeq, fromMs: s.fromMs, toMs: s.toMs });
+    throw new ChronoError('POINT_LOST', `${name} falls between ${new Date(s.fromMs).toISOString()} (the last record the archive held, seq ${s.lastSeq}) and ${new Date(s.toMs).toISOString()} (the recovery): what the volume held then was never archived; choose seq:${s.seq} (the recovered state) or a time after the recovery`, { point: name, lastSeq: s.lastSeq, fromMs: s.fromMs, toMs: s.toMs });
   }
 
   /** POINT_IN_RESYNC for a point inside a window: by seq for every point, by time for times too. */

@@ -76,9 +76,10 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   const inPrimary = new Set([...core.segments.sealed, core.segments.current.id, ...core.leaving]);
   const through = core.archiver.archivedThrough;
   const candidate = (id: number) => id >= 1 && id <= through && !inPrimary.has(id) && !catalog.isDeleted(id);
-  // The span's start, capped at the archive head: a version whose next version is not archived
-  // yet stays, so the state at the head (where a recovery from the archive alone ends) is whole.
-  const c = Math.min(retention.continuousFromSeq, core.archiver.archivedSeq + 1);
+  // The span's start, capped at the archive head's last seq: the state there (where a recovery
+  // from the archive alone ends) is in the span, so a version it reads stays even when its next
+  // version is the first seq not archived. (A cap one past it dropped that version.)
+  const c = Math.min(retention.continuousFromSeq, core.archiver.archivedSeq);
   // Every id up to here is a candidate now (or deleted): the next prune's walk starts past it.
   const eligibleThrough = Math.min(through, ...[...inPrimary].map((id) => id - 1));
   const base = catalog.body.walked;

@@ -158,7 +158,7 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   // What prune dropped was justified by the catalog's retention state: the recovered volume keeps
   // it (as a partial recovery trimmed it to the recovered history), or a point in a thinned span
   // would read an older version than it had (wrong data).
-  if (catalog.present) writeRetentionFromCatalog(fs, dir, catalog);
+  if (catalog.present) writeRetentionFromCatalog(fs, dir, catalog, nextSeq);
   // A partial recovery that failed after moving objects aside leaves a complete-looking archive:
   // say so. (Asked before the superblock: a failure here leaves no volume, and recover may rerun.)
   const unrecoveredObjects = (await store.list(FILE_NAMES.archiveUnrecoveredPrefix + FILE_NAMES.archiveSegmentsPrefix)).length;

@@ -230,8 +230,10 @@ function mergeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
 }
 
 /** retention.json for a recovered volume, from the archive catalog's retention state (durably). */
-export function writeRetentionFromCatalog(fs: FileSystem, root: string, catalog: { body: { retention: { pins: unknown[]; forgotten: Array<[number, number]>; forgottenLabels?: Array<[string, number]>; continuousFromSeq: number } } }): void {
+export function writeRetentionFromCatalog(fs: FileSystem, root: string, catalog: { body: { retention: { pins: unknown[]; forgotten: Array<[number, number]>; forgottenLabels?: Array<[string, number]>; continuousFromSeq: number } } }, historyEndSeq = Infinity): void {
   const r = catalog.body.retention;
-  const data: RetentionFile = { version: 1, pins: r.pins as Pin[], forgotten: r.forgotten, continuousFromSeq: r.continuousFromSeq, ...(r.forgottenLabels?.length ? { forgottenLabels: r.forgottenLabels } : {}) };
+  // A span start past the recovered history (a forget moved it into the lost tail) would thin
+  // the new history the recovered volume writes from `historyEndSeq` on: nobody forgot any of it.
+  const data: RetentionFile = { version: 1, pins: r.pins as Pin[], forgotten: r.forgotten, continuousFromSeq: Math.min(r.continuousFromSeq, historyEndSeq), ...(r.forgottenLabels?.length ? { forgottenLabels: r.forgottenLabels } : {}) };
   writeFileDurable(fs, path.join(root, FILE_NAMES.retention), Buffer.from(JSON.stringify(data, null, 2) + '\n'));
 }
