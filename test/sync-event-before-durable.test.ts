@@ -5,6 +5,7 @@ import { forget } from '../src/retention/forget';
 import { servedEvents } from '../src/service/images';
 import { FaultyFileSystem } from '../src/storage/faulty-file-system';
 import { MemoryFileSystem } from '../src/storage/memory-file-system';
+import { whiteBox } from '../src/volume/white-box';
 import { Volume } from '../src/volume/volume';
 import { SMALL } from './helpers/volumes';
 
@@ -34,7 +35,7 @@ test('a sync\'s event resolves only once the sync has made it durable', async ()
     await vol.write(0, Buffer.alloc(BS, 2));
     const seen: string[] = [];
     fs.failWhen = (op) => {
-      const pending = vol.events.find((e) => e.label === 'same' && e.id === 2);
+      const pending = whiteBox(vol).events.all.find((e) => e.label === 'same' && e.id === 2);
       if (op === 'sync' && pending && seen.length === 0) {
         const answer = (text: string) => {
           try {
@@ -74,7 +75,7 @@ test('a forget during a sync\'s fdatasync keeps by the durable events only', asy
     let ran = false;
     fs.failWhen = (op, p) => {
       // The segment's fdatasync (the forget's own file writes come back through here too).
-      if (op === 'sync' && p.includes('segments') && !ran && vol.events.some((e) => e.label === 'second')) {
+      if (op === 'sync' && p.includes('segments') && !ran && whiteBox(vol).events.all.some((e) => e.label === 'second')) {
         ran = true;
         report = forget(vol, { keepLast: 1 });
       }

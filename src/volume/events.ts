@@ -86,6 +86,12 @@ export class EventList {
     return this.notDurable !== eventId;
   }
 
+  /** `all` without the one event whose sync has not returned: what anything lists or names. */
+  get durableAll(): readonly SyncEvent[] {
+    if (this.notDurable === undefined) return this.all;
+    return this.all.filter((e) => e.id !== this.notDurable);
+  }
+
   add(e: SyncEvent): void {
     if (!this.retention.isForgotten(e.id)) this.all.push(e);
     else if (e.label && (this.replayedForgottenLabels.get(e.label) ?? 0) < e.id) this.replayedForgottenLabels.set(e.label, e.id);

@@ -240,8 +240,9 @@ export class Volume {
   get lastSeq(): number {
     return this.core.volumeLog.nextSeq - 1;
   }
+  /** The events a reader may see: durable ones only (DESIGN rule 28). */
   get events(): readonly SyncEvent[] {
-    return this.core.events.all;
+    return this.core.events.durableAll;
   }
   get directory(): VolumeDir {
     return this.core.dir;
@@ -310,7 +311,7 @@ export class Volume {
   /** Every version of blocks first … first+count-1, oldest first, from the index. */
   blockHistory(firstBlock: number, blockCount: number): BlockVersion[] {
     this.open();
-    return blockHistory(this.core.index, this.core.events.all, firstBlock, blockCount);
+    return blockHistory(this.core.index, this.core.events.durableAll, firstBlock, blockCount);
   }
 
   /** Reads everything once and reports every problem found (see verify.ts). */
