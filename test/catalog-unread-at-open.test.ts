@@ -6,19 +6,13 @@ import { FILE_NAMES } from '../src/format/constants';
 import { NodeFileSystem } from '../src/storage/node-file-system';
 import { Volume } from '../src/volume/volume';
 import { freshVolume } from './helpers/volumes';
+import { sleep, versionedBlock as blk } from './helpers/versioned-blocks';
 
 // An archive unreachable at open leaves the catalog unread: objects a prune compacted are then
 // missing (reads fail, never other bytes). Before the fix nothing read the catalog again until
 // the next prune, so every such read kept failing after the archive came back.
 
 const BS = 4096;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const blk = (b: number, v: number) => {
-  const x = Buffer.alloc(BS, v & 0xff);
-  x.writeUInt32BE(b, 0);
-  x.writeUInt32BE(v, 4);
-  return x;
-};
 
 for (const readOnly of [false, true]) {
   test(`catalog unread at open (${readOnly ? 'read-only' : 'read-write'}): once the archive answers, objects a prune compacted are read again without a prune`, async () => {

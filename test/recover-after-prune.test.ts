@@ -9,24 +9,15 @@ import { isChronoError } from '../src/errors';
 import { NodeFileSystem } from '../src/storage/node-file-system';
 import { pin } from '../src/retention/pins';
 import { recoverFromArchive } from '../src/volume/recover';
-import { Point } from '../src/volume/events';
 import { Volume } from '../src/volume/volume';
 import { tmpDir } from './helpers/tmp';
 import { freshVolume } from './helpers/volumes';
+import { sleep, versionedBlock as blk, versionOf } from './helpers/versioned-blocks';
 
 // Issue 10 (never serve wrong data), bugs 3-5 of the review: recovery from an archive a prune
 // thinned. Each test failed before its fix (see the commit messages for what it showed).
 
 const BS = 4096;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Block `b` at version `v`: the version is readable from the block's bytes 4-7. */
-const blk = (b: number, v: number) => {
-  const x = Buffer.alloc(BS, v & 0xff);
-  x.writeUInt32BE(b, 0);
-  x.writeUInt32BE(v, 4);
-  return x;
-};
-const versionOf = async (vol: Volume, block: number, p?: Point) => (await vol.read(block * BS, BS, p)).readUInt32BE(4);
 
 function refusedForgotten(vol: Volume, point: string): void {
   assert.throws(() => vol.resolvePoint(point), (e: unknown) => {

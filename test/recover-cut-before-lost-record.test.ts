@@ -8,21 +8,13 @@ import { FILE_NAMES } from '../src/format/constants';
 import { FaultyFileSystem } from '../src/storage/faulty-file-system';
 import { NodeFileSystem } from '../src/storage/node-file-system';
 import { recoverFromArchive } from '../src/volume/recover';
-import { sealNow } from '../src/volume/turnover';
 import { Volume } from '../src/volume/volume';
-import { whiteBox } from '../src/volume/white-box';
 import { tmpDir } from './helpers/tmp';
 import { SMALL, freshVolume } from './helpers/volumes';
+import { archiveAll, sleep } from './helpers/versioned-blocks';
 
 const BS = SMALL.blockSizeBytes!;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
-
-async function archiveAll(vol: Volume): Promise<void> {
-  await sealNow(whiteBox(vol));
-  for (let i = 0; i < 500 && (await vol.status()).segments.awaitingArchive.length > 0; i++) await sleep(10);
-  assert.deepEqual((await vol.status()).segments.awaitingArchive, [], 'every sealed segment is archived');
-}
 
 /** A volume whose block 0 was 1 at event `kept` (archived) and 0xee after it (never archived); the time of that lost write. */
 async function lostTail(): Promise<{ vol: Volume; archive: string; lostWriteMs: number }> {

@@ -6,15 +6,9 @@ import { recoverFromArchive } from '../src/volume/recover';
 import { Volume } from '../src/volume/volume';
 import { tmpDir } from './helpers/tmp';
 import { freshVolume } from './helpers/volumes';
+import { sleep, versionedBlock as blk } from './helpers/versioned-blocks';
 
 const BS = 4096;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const blk = (b: number, v: number) => {
-  const x = Buffer.alloc(BS, v & 0xff);
-  x.writeUInt32BE(b, 0);
-  x.writeUInt32BE(v, 4);
-  return x;
-};
 
 function answer(vol: Volume, text: string): string {
   try {

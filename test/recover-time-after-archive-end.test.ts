@@ -3,22 +3,13 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { isChronoError } from '../src/errors';
 import { recoverFromArchive } from '../src/volume/recover';
-import { sealNow } from '../src/volume/turnover';
 import { Volume } from '../src/volume/volume';
-import { whiteBox } from '../src/volume/white-box';
 import { tmpDir } from './helpers/tmp';
 import { SMALL, freshVolume } from './helpers/volumes';
+import { archiveAll, sleep } from './helpers/versioned-blocks';
 
 const BS = SMALL.blockSizeBytes!;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** Seals the current segment and waits until every sealed one is in the archive. */
-async function archiveAll(vol: Volume): Promise<void> {
-  await sealNow(whiteBox(vol));
-  for (let i = 0; i < 500 && (await vol.status()).segments.awaitingArchive.length > 0; i++) await sleep(10);
-  assert.deepEqual((await vol.status()).segments.awaitingArchive, [], 'every sealed segment is archived');
-}
 
 function assertLost(vol: Volume, timeMs: number, what: string): void {
   assert.throws(() => vol.resolvePoint(iso(timeMs)), (e) => isChronoError(e, 'POINT_LOST'), `${what}: a time the archive never saw is refused`);
