@@ -91,6 +91,8 @@ export const DEFAULTS = {
   archiveBacklogSegments: 4,
   /** --archive-stall-timeout: how long a write waits for a full backlog to drain before ENOSPC (ARCHIVE_BACKLOG_FULL). */
   archiveStallTimeoutMs: 60_000,
+  /** A control-socket export whose client takes in no bytes for this long is cut off (its point's hold released). */
+  exportStallMs: 120_000,
   /** The archiver's retries while the archive is unreachable: full-jitter backoff between these. */
   archiveRetryBaseDelayMs: 500,
   archiveRetryMaxDelayMs: 10_000,

@@ -1,12 +1,11 @@
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
+import { DEFAULTS } from '../options';
 import { imageRange, pinPoint, resolveImage, streamImage } from '../service/images';
 import type { Volume } from '../volume/volume';
 import { dataFrameHeader, errorFrame } from './control-frames';
 import type { ControlReply } from './control-protocol';
 
-/** A client that reads nothing for this long is cut off, so its export cannot hold a point for good. */
-const EXPORT_STALL_MS = 120_000;
 
 /**
  * Streams an image over the control socket (DESIGN rule 26). The point is fixed when the request
@@ -17,19 +16,18 @@ const EXPORT_STALL_MS = 120_000;
  * exist) gets the bytes in frames and a mid-stream error in an error frame; an older client gets
  * raw bytes, and on an error a cut connection, never bytes that are not the image's.
  */
-export async function serveExport(v: Volume, sock: net.Socket, p: Record<string, unknown>, log: Logger): Promise<void> {
+export async function serveExport(v: Volume, sock: net.Socket, p: Record<string, unknown>, log: Logger, stallMs: number = DEFAULTS.exportStallMs): Promise<void> {
   const framed = p.frames === true;
   const point = pinPoint(v, resolveImage(v, String(p.at ?? 'live')));
   const { offset, length } = imageRange(v, Number(p.offset ?? 0), p.length === undefined ? undefined : Number(p.length));
   const release = v.holdPoint(point); // in the tick that resolved it: no forget falls between
-  sock.setTimeout(EXPORT_STALL_MS, () => sock.destroy());
   try {
     sock.write(JSON.stringify({ ok: true, result: { point: point.name }, length, ...(framed ? { framed: true } : {}) } satisfies ControlReply) + '\n');
     try {
       for await (const data of streamImage(v, point, offset, length)) {
         if (sock.destroyed) return; // the client went away
         if (framed) sock.write(dataFrameHeader(data.length));
-        if (!sock.write(data)) await drainOrClose(sock);
+        if (!sock.write(data)) await drainOrClose(sock, stallMs);
       }
     } catch (err) {
       log.warn({ err, at: point.name }, 'export failed mid-stream');
@@ -43,14 +41,23 @@ export async function serveExport(v: Volume, sock: net.Socket, p: Record<string,
   }
 }
 
-/** Until the socket drains or closes (a client gone, or cut off for reading nothing), listeners removed. */
-function drainOrClose(sock: net.Socket): Promise<void> {
+/**
+ * Until the socket drains or closes, listeners removed; a client that takes in nothing for
+ * `stallMs` is cut off, so its export cannot hold a point for good. (Not the socket's idle
+ * timeout: bytes the client sends would reset that while it reads nothing.)
+ */
+function drainOrClose(sock: net.Socket, stallMs: number): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
+      clearTimeout(timer);
       sock.off('drain', done);
       sock.off('close', done);
       resolve();
     };
+    const timer = setTimeout(() => {
+      sock.destroy();
+      done();
+    }, stallMs);
     sock.on('drain', done);
     sock.on('close', done);
   });
