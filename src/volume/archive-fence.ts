@@ -42,12 +42,30 @@ export class ArchiveFence {
     const bytes = (await store.size(FILE_NAMES.archiveHead)) === undefined ? null : await store.get(FILE_NAMES.archiveHead);
     if (this.base === undefined) {
       // Open could not read it: this is the base, checked as open would have.
-      this.adopt(bytes, bytes ? decodeArchiveHead(bytes, { archive: store.description, file: FILE_NAMES.archiveHead }) : undefined);
+      this.adoptRead(bytes);
       return;
     }
     // None now: nobody else's to overwrite (what follows names this volume's own segments).
     if (bytes === null || (this.base !== null && bytes.equals(this.base)) || (this.tried && bytes.equals(this.tried))) return;
     this.fail(`the archive head changed under this volume: another process with volume id ${this.core.sb.volumeId.toString('hex')} archives to ${store.description} (a copy of this volume directory?)`);
+  }
+
+  /**
+   * A head read when open could not: checked as open checks it. A damaged one is the base as it
+   * is (this volume's next head replaces it, as before the fence): not knowing whose it was, it
+   * cannot be held against this volume.
+   */
+  adoptRead(bytes: Buffer | null): void {
+    if (!bytes) return this.adopt(null);
+    let head: ArchiveHead;
+    try {
+      head = decodeArchiveHead(bytes, { archive: this.core.store.description, file: FILE_NAMES.archiveHead });
+    } catch (err) {
+      this.core.log.warn({ err: (err as Error).message }, 'the archive head is damaged: the next archived segment rewrites it');
+      return this.adopt(bytes);
+    }
+    if (!head.volumeId.equals(this.core.sb.volumeId)) throw new ChronoError('FOREIGN_SEGMENT', `${this.core.store.description}: the archive head belongs to another volume`);
+    this.adopt(bytes, head);
   }
 
   noteTried(bytes: Buffer): void {
@@ -76,12 +94,14 @@ export class ArchiveFence {
 
   private checkHistory(head: ArchiveHead): void {
     // Heads written before these fields, or by `recover`, say nothing to check against.
-    if (!head.writer || !head.sealCrc) return;
+    if (!head.writer) return;
     const { segments } = this.core;
     if (head.lastSegment >= segments.current.id) {
       this.fail(`the archive holds segments up to ${head.lastSegment}, past this volume's log (its newest is ${segments.current.id}): another copy of this volume wrote them, or this directory is older than its archive; recover from the archive, or give this volume another archive`);
     }
-    if (segments.sealed.includes(head.lastSegment) && this.sealCrcOf(head.lastSegment) !== head.sealCrc) {
+    // (A seal CRC unknown on either side, 0, proves nothing.)
+    const own = head.sealCrc && segments.sealed.includes(head.lastSegment) ? this.sealCrcOf(head.lastSegment) : 0;
+    if (own && own !== head.sealCrc) {
       this.fail(`the archive's segment ${head.lastSegment} is not this volume's (its seal differs): another copy of this volume wrote it; recover from the archive, or give this volume another archive`);
     }
   }

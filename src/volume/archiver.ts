@@ -71,14 +71,17 @@ export class Archiver {
     const firstSeq = Number(core.segments.readExact(oldest, 0, SEGMENT_HEADER.lengthBytes).readBigUInt64LE(SEGMENT_HEADER.off.firstSeq));
     const fallback = { through: oldest - 1, nextSeq: firstSeq };
     this.point = fallback;
+    let bytes: Buffer | undefined;
     try {
       if ((await core.store.size(FILE_NAMES.archiveHead)) === undefined) return this.fence.adopt(null);
-      const bytes = await core.store.get(FILE_NAMES.archiveHead);
+      bytes = await core.store.get(FILE_NAMES.archiveHead);
       const head = decodeArchiveHead(bytes, { archive: core.store.description, file: FILE_NAMES.archiveHead });
       if (!head.volumeId.equals(core.sb.volumeId)) throw new ChronoError('FOREIGN_SEGMENT', `${core.store.description}: the archive head belongs to another volume`);
       this.fence.adopt(bytes, head);
       if (head.lastSegment >= fallback.through) this.point = { through: head.lastSegment, nextSeq: head.nextSeq };
     } catch (err) {
+      // Read but damaged: the base as it is, which the next head replaces (the fence too).
+      if (bytes && isChronoError(err) && !['FOREIGN_SEGMENT', 'ARCHIVE_CONFLICT', 'ARCHIVE_UNAVAILABLE', 'IO'].includes(err.code)) this.fence.adopt(bytes);
       if (isChronoError(err, 'FOREIGN_SEGMENT')) throw err;
       // Another history's head: refused for writing; a read-only open reads its own primary.
       if (isChronoError(err, 'ARCHIVE_CONFLICT')) {

@@ -166,7 +166,7 @@ export async function recoverFromArchive(archive: string | ArchiveSettings, dir:
   writeFileDurable(fs, vd.superblockPath, sbBytes);
   const vol = await Volume.open(dir, { fs, store });
   try {
-    await vol.recordLost({ fromMs: lostFromMs, lastSeq: lastRecoveredSeq }); // the last record there is (the report's lastSeq)
+    // (Its open appended the LOST record: the span is in the manifest with the next seq.)
     const materialized = await materializeLive(whiteBox(vol), (d, t) => o.progress?.('working set', d, t));
     return { segments: ids.length, events: log.events.all.length, versions: log.counters.versions, lastSeq: lastRecoveredSeq, materializedBlocks: materialized, missing, lostFrom: new Date(lostFromMs).toISOString(), headPresent: chain.headPresent, unrecoveredObjects };
   } finally {

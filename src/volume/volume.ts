@@ -217,6 +217,16 @@ export class Volume {
       void core.archiver.kick(); // sealed segments a crash or an outage left unarchived
       await drainEvictions(core, false); // finish a turnover a crash interrupted
       const vol = retryCatalog(new Volume(core, report, false, space));
+      // A recovery's lost span is in the manifest before its LOST record exists (rule 27): the
+      // record, which carries the span into the archive, is appended here, before any write, by
+      // recover's own open or, were that cut, by the next.
+      const unrecorded = core.events.lost.find((s) => s.seq === core.volumeLog.nextSeq);
+      if (unrecorded) {
+        await vol.recordLost({ fromMs: unrecorded.fromMs, lastSeq: unrecorded.lastSeq }).catch(async (err) => {
+          await vol.close().catch(() => undefined);
+          throw err;
+        });
+      }
       if (o.sealAfterMs) vol.startSealAfter(o.sealAfterMs);
       return vol;
     } catch (err) {
