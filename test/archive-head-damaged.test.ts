@@ -2,21 +2,36 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { archiveKeyFromSecret } from '../src/archive/archive-key';
+import type { BackingStore } from '../src/archive/backing-store';
+import { EncryptedStore } from '../src/archive/encrypted-store';
+import { LocalDirStore } from '../src/archive/local-dir-store';
 import { FILE_NAMES } from '../src/format/constants';
 import { sealNow } from '../src/volume/turnover';
-import { Volume } from '../src/volume/volume';
+import { OpenOptions, Volume } from '../src/volume/volume';
 import { whiteBox } from '../src/volume/white-box';
-import { freshVolume } from './helpers/volumes';
+import { tmpDir } from './helpers/tmp';
 import { archiveAll } from './helpers/versioned-blocks';
+import { SMALL } from './helpers/volumes';
 
 const BS = 4096;
 
 // Archiver.load: "Unreachable or damaged: archive from the oldest segment in primary on,
-// rewriting the head." The fence's first version broke that (found by review): load left its
-// base unread, and check() decoded the damaged head again before every segment and threw, so
-// nothing was archived ever again. A damaged head is now the base as it is, replaced by the next.
-test('a damaged archive head is rewritten by the next segment archived (archiving does not stop for good)', { timeout: 30_000 }, async () => {
-  const { dir, vol, archive } = await freshVolume();
+// rewriting the head." The archive fence's first version broke that (found by review): load left
+// its base unread, and check() read the damaged head again before every segment and threw, so
+// nothing was archived ever again. A damaged head is now taken as it is, replaced by the next one.
+// On an encrypted archive the damage shows as a head that fails authentication
+// (ARCHIVE_AUTH_FAILED), with no bytes at all: the same rule.
+
+/** A volume archived once, its head then damaged at `flipAt` (from the end when negative); archiving must go on. */
+async function archivesPastDamagedHead(storeFor: ((archive: string) => BackingStore) | undefined, flipAt: number): Promise<void> {
+  const root = tmpDir();
+  const dir = path.join(root, 'vol');
+  const archive = path.join(root, 'archive');
+  fs.mkdirSync(archive, { recursive: true });
+  const o = (): OpenOptions => (storeFor ? { store: storeFor(archive) } : {});
+  await Volume.create(dir, { archive, ...SMALL }, o());
+  const vol = await Volume.open(dir, o());
   await vol.write(0, Buffer.alloc(BS, 1));
   await vol.sync({ label: 'a' });
   await archiveAll(vol);
@@ -24,10 +39,10 @@ test('a damaged archive head is rewritten by the next segment archived (archivin
   // Bit rot (or a torn upload) in the head.
   const headPath = path.join(archive, FILE_NAMES.archiveHead);
   const b = fs.readFileSync(headPath);
-  b[20] ^= 0xff;
+  b[flipAt < 0 ? b.length + flipAt : flipAt] ^= 0xff;
   fs.writeFileSync(headPath, b);
 
-  const v = await Volume.open(dir);
+  const v = await Volume.open(dir, o());
   try {
     assert.ok((await v.status()).archive.error, 'open notes the damaged head');
     await v.write(0, Buffer.alloc(BS, 2));
@@ -37,7 +52,18 @@ test('a damaged archive head is rewritten by the next segment archived (archivin
     await sealNow(core);
     const err = await core.archiver.settled(segment);
     assert.equal(err, undefined, `the segment is archived and the head rewritten: ${String(err)}`);
+    // And prune, which checks the fence too, is not refused for it.
+    await v.prune({ dryRun: false });
   } finally {
     await v.close();
   }
+}
+
+test('a damaged archive head is rewritten by the next segment archived (archiving does not stop for good)', { timeout: 30_000 }, async () => {
+  await archivesPastDamagedHead(undefined, 20);
+});
+
+test('encrypted archive: a head that fails authentication is rewritten by the next segment archived', { timeout: 30_000 }, async () => {
+  const key = archiveKeyFromSecret(Buffer.alloc(32, 7));
+  await archivesPastDamagedHead((archive) => new EncryptedStore(new LocalDirStore(archive), key), -5);
 });

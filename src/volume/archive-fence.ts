@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ChronoError } from '../errors';
+import { ChronoError, isChronoError } from '../errors';
 import { ArchiveHead, decodeArchiveHead } from '../format/archive-head';
 import { FILE_NAMES, RECORD_HEADER, RecordType, SEAL_PAYLOAD } from '../format/constants';
 import { decodeSealPayload, readRecordHeader } from '../format/record';
@@ -26,6 +26,8 @@ export class ArchiveFence {
   private base: Buffer | null | undefined;
   /** A head put that failed may still have landed: it is this process's too. */
   private tried?: Buffer;
+  /** The base as found at open (a late read of it is no conflict). */
+  private opened?: Buffer;
 
   constructor(private readonly core: ArchiverParts) {}
 
@@ -33,21 +35,44 @@ export class ArchiveFence {
   adopt(bytes: Buffer | null, head?: ArchiveHead): void {
     if (head) this.checkHistory(head);
     this.base = bytes;
+    this.opened = bytes ?? undefined;
   }
 
-  /** Before a segment is archived: the head is still the base, or the last this process put. */
+  /**
+   * Before a segment is archived or a prune acts: the head is still one this process knows, the
+   * base or one it put (or tried to). Prune checks while the archiver may put a head, so a read
+   * that started before a put may return after it: any head this process wrote (its `writer`) or
+   * the base found at open is its own, whenever it is read.
+   */
   async check(): Promise<void> {
     if (this.conflict) throw this.conflict;
     const { store } = this.core;
-    const bytes = (await store.size(FILE_NAMES.archiveHead)) === undefined ? null : await store.get(FILE_NAMES.archiveHead);
+    let bytes: Buffer | null;
+    try {
+      bytes = (await store.size(FILE_NAMES.archiveHead)) === undefined ? null : await store.get(FILE_NAMES.archiveHead);
+    } catch (err) {
+      // An encrypted head that fails authentication is damaged, like one failing its checksum:
+      // whose it was is unknown, and this volume's next head replaces it.
+      if (isChronoError(err, 'ARCHIVE_AUTH_FAILED')) return;
+      throw err;
+    }
     if (this.base === undefined) {
       // Open could not read it: this is the base, checked as open would have.
       this.adoptRead(bytes);
       return;
     }
     // None now: nobody else's to overwrite (what follows names this volume's own segments).
-    if (bytes === null || (this.base !== null && bytes.equals(this.base)) || (this.tried && bytes.equals(this.tried))) return;
+    if (bytes === null || this.isOwn(bytes)) return;
     this.fail(`the archive head changed under this volume: another process with volume id ${this.core.sb.volumeId.toString('hex')} archives to ${store.description} (a copy of this volume directory?)`);
+  }
+
+  private isOwn(bytes: Buffer): boolean {
+    if ((this.base && bytes.equals(this.base)) || (this.opened && bytes.equals(this.opened)) || (this.tried && bytes.equals(this.tried))) return true;
+    try {
+      return decodeArchiveHead(bytes).writer === this.writer;
+    } catch {
+      return false;
+    }
   }
 
   /**

@@ -82,6 +82,8 @@ export class Archiver {
     } catch (err) {
       // Read but damaged: the base as it is, which the next head replaces (the fence too).
       if (bytes && isChronoError(err) && !['FOREIGN_SEGMENT', 'ARCHIVE_CONFLICT', 'ARCHIVE_UNAVAILABLE', 'IO'].includes(err.code)) this.fence.adopt(bytes);
+      // Encrypted and failing authentication: damaged too (the fence lets the next head replace it).
+      else if (isChronoError(err, 'ARCHIVE_AUTH_FAILED')) this.fence.adopt(null);
       if (isChronoError(err, 'FOREIGN_SEGMENT')) throw err;
       // Another history's head: refused for writing; a read-only open reads its own primary.
       if (isChronoError(err, 'ARCHIVE_CONFLICT')) {

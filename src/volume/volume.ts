@@ -151,6 +151,7 @@ export class Volume {
     const vd = new VolumeDir(fs, dir);
     const sb = vd.readSuperblock();
     vd.lock({ pid: process.pid, role: o.role, socket: o.socket }, o.log, o.readOnly);
+    let closedOnFailure = false;
     try {
       const store = o.store ?? openStore(vd.readConfig(), { fs });
       const index = new VersionIndex(fs, vd.indexDir);
@@ -223,6 +224,7 @@ export class Volume {
       const unrecorded = core.events.lost.find((s) => s.seq === core.volumeLog.nextSeq);
       if (unrecorded) {
         await vol.recordLost({ fromMs: unrecorded.fromMs, lastSeq: unrecorded.lastSeq }).catch(async (err) => {
+          closedOnFailure = true; // close unlocks: the catch below must not (the lock may be another's by then)
           await vol.close().catch(() => undefined);
           throw err;
         });
@@ -230,7 +232,7 @@ export class Volume {
       if (o.sealAfterMs) vol.startSealAfter(o.sealAfterMs);
       return vol;
     } catch (err) {
-      vd.unlock();
+      if (!closedOnFailure) vd.unlock();
       throw err;
     }
   }
