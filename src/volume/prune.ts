@@ -68,7 +68,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
   // A copy of this volume fenced off (rule 29) must not rewrite or delete what it shares with
   // the archive's writer either: checked first, and again before anything is put or deleted.
   const checkFence = () => core.archiver.fence.check();
-  if (!o.dryRun) await checkFence();
+  if (!o.dryRun) await pacer.step(checkFence);
   // What the archive holds now (another process's prune may have run since open).
   const fresh = await ArchiveCatalog.load(store, sb.volumeId);
   if (fresh.generation > core.catalog.generation) core.catalog.replace(fresh.body);
@@ -159,7 +159,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
     freedBytes: freedBytes(plan), versionsDropped, garbageRemoved: [], candidates: live.size, objectsRead: [...read].sort((a, b) => a - b), incremental, yieldedMs: 0,
   };
   if (o.dryRun) return { ...report, yieldedMs: pacer.waitedMs };
-  await checkFence();
+  await pacer.step(checkFence);
   if (!act.length) {
     report.garbageRemoved = await removeGarbage(core, pacer);
     return { ...report, yieldedMs: pacer.waitedMs };
@@ -203,7 +203,7 @@ export async function pruneVolume(core: Core, o: PruneOptions = {}): Promise<Pru
     ...(walked ? { walked } : {}),
   };
   const oldKeys = act.map((e) => catalog.keyOf(e.id));
-  await checkFence();
+  await pacer.step(checkFence);
   await pacer.step(() => catalog.save(store, sb.volumeId, body));
   // (d) The index drops what the catalog no longer holds, persisted with the manifest: only
   // runs holding these segments' seqs are scanned when the index was filtered for the last catalog.
