@@ -109,6 +109,8 @@ test('archive outage (s3rver SIGKILLed mid-stream): NBD writes go on into the ba
       else await p; // slow, not waiting (a failure throws here)
     }
     assert.equal(settled, false, 'the write is still waiting');
+    // The outage shows once an attempt has failed (the store retries a request before it gives up).
+    await until('status to name when the outage began', () => status().archive.failingSince !== null, 90_000);
     const full = status();
     assert.equal(full.archive.state, 'backlog-full');
     assert.ok(full.archive.failingSince, 'status names when the outage began');

@@ -63,6 +63,9 @@ export class ArchiveFence {
     }
     // None now: nobody else's to overwrite (what follows names this volume's own segments).
     if (bytes === null || this.isOwn(bytes)) return;
+    // Damaged (a put of ours that landed short, bit rot): whose it was is unknown, and this
+    // volume's next head replaces it. Another writer's head is whole.
+    if (!decodes(bytes)) return;
     this.fail(`the archive head changed under this volume: another process with volume id ${this.core.sb.volumeId.toString('hex')} archives to ${store.description} (a copy of this volume directory?)`);
   }
 
@@ -142,5 +145,14 @@ function randomWriter(): bigint {
   for (;;) {
     const w = randomBytes(8).readBigUInt64LE(0);
     if (w !== 0n) return w;
+  }
+}
+
+function decodes(bytes: Buffer): boolean {
+  try {
+    decodeArchiveHead(bytes);
+    return true;
+  } catch {
+    return false;
   }
 }
