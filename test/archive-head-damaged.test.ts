@@ -23,6 +23,17 @@ const BS = 4096;
 // On an encrypted archive the damage shows as a head that fails authentication
 // (ARCHIVE_AUTH_FAILED), with no bytes at all: the same rule.
 
+/** A write and an event, sealed: the segment must reach the archive, and the head be rewritten. */
+async function archivesNext(v: Volume): Promise<void> {
+  await v.write(0, Buffer.alloc(BS, 2));
+  await v.sync({ label: 'b' });
+  const core = whiteBox(v);
+  const segment = core.segments.current.id;
+  await sealNow(core);
+  const err = await core.archiver.settled(segment);
+  assert.equal(err, undefined, `the segment is archived and the head rewritten: ${String(err)}`);
+}
+
 /** A volume archived once, its head then damaged at `flipAt` (from the end when negative); archiving must go on. */
 async function archivesPastDamagedHead(storeFor: ((archive: string) => BackingStore) | undefined, flipAt: number): Promise<void> {
   const root = tmpDir();
@@ -45,13 +56,7 @@ async function archivesPastDamagedHead(storeFor: ((archive: string) => BackingSt
   const v = await Volume.open(dir, o());
   try {
     assert.ok((await v.status()).archive.error, 'open notes the damaged head');
-    await v.write(0, Buffer.alloc(BS, 2));
-    await v.sync({ label: 'b' });
-    const core = whiteBox(v);
-    const segment = core.segments.current.id;
-    await sealNow(core);
-    const err = await core.archiver.settled(segment);
-    assert.equal(err, undefined, `the segment is archived and the head rewritten: ${String(err)}`);
+    await archivesNext(v);
     // And prune, which checks the fence too, is not refused for it.
     await v.prune({ dryRun: false });
   } finally {
@@ -83,13 +88,7 @@ test('a head damaged while the volume runs (landed short) is replaced by the nex
     await v.sync({ label: 'a' });
     await archiveAll(v);
     fs.writeFileSync(path.join(archive, FILE_NAMES.archiveHead), Buffer.alloc(0));
-    await v.write(0, Buffer.alloc(BS, 2));
-    await v.sync({ label: 'b' });
-    const core = whiteBox(v);
-    const segment = core.segments.current.id;
-    await sealNow(core);
-    const err = await core.archiver.settled(segment);
-    assert.equal(err, undefined, `the segment is archived and the head rewritten: ${String(err)}`);
+    await archivesNext(v);
     assert.equal(fs.statSync(path.join(archive, FILE_NAMES.archiveHead)).size, 64);
   } finally {
     await v.close();

@@ -46,54 +46,51 @@ export class ArchiveFence {
    */
   async check(): Promise<void> {
     if (this.conflict) throw this.conflict;
-    const { store } = this.core;
     let bytes: Buffer | null;
     try {
-      bytes = (await store.size(FILE_NAMES.archiveHead)) === undefined ? null : await store.get(FILE_NAMES.archiveHead);
+      bytes = await readHeadBytes(this.core.store);
     } catch (err) {
       // An encrypted head that fails authentication is damaged, like one failing its checksum:
       // whose it was is unknown, and this volume's next head replaces it.
       if (isChronoError(err, 'ARCHIVE_AUTH_FAILED')) return;
       throw err;
     }
-    if (this.base === undefined) {
-      // Open could not read it: this is the base, checked as open would have.
-      this.adoptRead(bytes);
-      return;
-    }
+    // Open could not read it: this is the base, checked as open would have.
+    if (this.base === undefined) return void this.adoptRead(bytes);
     // None now: nobody else's to overwrite (what follows names this volume's own segments).
-    if (bytes === null || this.isOwn(bytes)) return;
-    // Damaged (a put of ours that landed short, bit rot): whose it was is unknown, and this
-    // volume's next head replaces it. Another writer's head is whole.
-    if (!decodes(bytes)) return;
-    this.fail(`the archive head changed under this volume: another process with volume id ${this.core.sb.volumeId.toString('hex')} archives to ${store.description} (a copy of this volume directory?)`);
-  }
-
-  private isOwn(bytes: Buffer): boolean {
-    if ((this.base && bytes.equals(this.base)) || (this.opened && bytes.equals(this.opened)) || (this.tried && bytes.equals(this.tried))) return true;
+    if (bytes === null || [this.base, this.opened, this.tried].some((b) => b && bytes.equals(b))) return;
+    let head: ArchiveHead;
     try {
-      return decodeArchiveHead(bytes).writer === this.writer;
+      head = decodeArchiveHead(bytes);
     } catch {
-      return false;
+      return; // damaged (a put of ours that landed short, bit rot): proves no other writer; the next head replaces it
     }
+    if (head.writer === this.writer) return;
+    this.fail(`the archive head changed under this volume: another process with volume id ${this.core.sb.volumeId.toString('hex')} archives to ${this.core.store.description} (a copy of this volume directory?)`);
   }
 
   /**
-   * A head read when open could not: checked as open checks it. A damaged one is the base as it
+   * The head as read (null: none) becomes the base, checked: another volume's is refused
+   * (FOREIGN_SEGMENT), another history's too (ARCHIVE_CONFLICT). A damaged one is the base as it
    * is (this volume's next head replaces it, as before the fence): not knowing whose it was, it
-   * cannot be held against this volume.
+   * cannot be held against this volume. Returns the decoded head, or why it is unusable.
    */
-  adoptRead(bytes: Buffer | null): void {
-    if (!bytes) return this.adopt(null);
+  adoptRead(bytes: Buffer | null): { head?: ArchiveHead; damage?: string } {
+    if (!bytes) {
+      this.adopt(null);
+      return {};
+    }
     let head: ArchiveHead;
     try {
       head = decodeArchiveHead(bytes, { archive: this.core.store.description, file: FILE_NAMES.archiveHead });
     } catch (err) {
       this.core.log.warn({ err: (err as Error).message }, 'the archive head is damaged: the next archived segment rewrites it');
-      return this.adopt(bytes);
+      this.adopt(bytes);
+      return { damage: (err as Error).message };
     }
     if (!head.volumeId.equals(this.core.sb.volumeId)) throw new ChronoError('FOREIGN_SEGMENT', `${this.core.store.description}: the archive head belongs to another volume`);
     this.adopt(bytes, head);
+    return { head };
   }
 
   noteTried(bytes: Buffer): void {
@@ -141,18 +138,14 @@ export class ArchiveFence {
   }
 }
 
+/** The archive head's bytes, or null when there is none. */
+export async function readHeadBytes(store: ArchiverParts['store']): Promise<Buffer | null> {
+  return (await store.size(FILE_NAMES.archiveHead)) === undefined ? null : store.get(FILE_NAMES.archiveHead);
+}
+
 function randomWriter(): bigint {
   for (;;) {
     const w = randomBytes(8).readBigUInt64LE(0);
     if (w !== 0n) return w;
-  }
-}
-
-function decodes(bytes: Buffer): boolean {
-  try {
-    decodeArchiveHead(bytes);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -2,10 +2,10 @@ import { archiveKey, buildArchiveObject, builtTableOf, partsEqual } from '../arc
 import { OBJECT_TAIL_BYTES, decodeObjectEnd, keptRecords, readObjectEnd } from '../archive/object-end';
 import { decodeSegmentHeader } from '../format/segment-header';
 import { ChronoError, isChronoError } from '../errors';
-import { ArchiveHead, archiveHeadAfter, decodeArchiveHead, encodeArchiveHead } from '../format/archive-head';
+import { ArchiveHead, archiveHeadAfter, encodeArchiveHead } from '../format/archive-head';
 import { FILE_NAMES, SEGMENT_HEADER } from '../format/constants';
 import { DEFAULTS } from '../options';
-import { ArchiveFence } from './archive-fence';
+import { ArchiveFence, readHeadBytes } from './archive-fence';
 import { Core } from './core';
 
 const TIMED_OUT = Symbol('timed out');
@@ -71,19 +71,14 @@ export class Archiver {
     const firstSeq = Number(core.segments.readExact(oldest, 0, SEGMENT_HEADER.lengthBytes).readBigUInt64LE(SEGMENT_HEADER.off.firstSeq));
     const fallback = { through: oldest - 1, nextSeq: firstSeq };
     this.point = fallback;
-    let bytes: Buffer | undefined;
     try {
-      if ((await core.store.size(FILE_NAMES.archiveHead)) === undefined) return this.fence.adopt(null);
-      bytes = await core.store.get(FILE_NAMES.archiveHead);
-      const head = decodeArchiveHead(bytes, { archive: core.store.description, file: FILE_NAMES.archiveHead });
-      if (!head.volumeId.equals(core.sb.volumeId)) throw new ChronoError('FOREIGN_SEGMENT', `${core.store.description}: the archive head belongs to another volume`);
-      this.fence.adopt(bytes, head);
-      if (head.lastSegment >= fallback.through) this.point = { through: head.lastSegment, nextSeq: head.nextSeq };
+      const { head, damage } = this.fence.adoptRead(await readHeadBytes(core.store));
+      // Damaged: archive from the oldest segment in primary on, rewriting the head.
+      if (damage) this.error = damage;
+      if (head && head.lastSegment >= fallback.through) this.point = { through: head.lastSegment, nextSeq: head.nextSeq };
     } catch (err) {
-      // Read but damaged: the base as it is, which the next head replaces (the fence too).
-      if (bytes && isChronoError(err) && !['FOREIGN_SEGMENT', 'ARCHIVE_CONFLICT', 'ARCHIVE_UNAVAILABLE', 'IO'].includes(err.code)) this.fence.adopt(bytes);
       // Encrypted and failing authentication: damaged too (the fence lets the next head replace it).
-      else if (isChronoError(err, 'ARCHIVE_AUTH_FAILED')) this.fence.adopt(null);
+      if (isChronoError(err, 'ARCHIVE_AUTH_FAILED')) this.fence.adopt(null);
       if (isChronoError(err, 'FOREIGN_SEGMENT')) throw err;
       // Another history's head: refused for writing; a read-only open reads its own primary.
       if (isChronoError(err, 'ARCHIVE_CONFLICT')) {
@@ -91,7 +86,7 @@ export class Archiver {
         this.error = err.message;
         return;
       }
-      // Unreachable or damaged: archive from the oldest segment in primary on, rewriting the head.
+      // Unreachable: archive from the oldest segment in primary on, rewriting the head.
       this.error = (err as Error).message;
     }
   }
