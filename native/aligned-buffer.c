@@ -5,6 +5,10 @@
  */
 #include "addon.h"
 #include <stdlib.h>
+#include <sys/mman.h>
+
+/* Buffers aligned to a huge page are asked to be backed by huge pages (see below). */
+#define HUGE_PAGE_BYTES (2u << 20)
 
 /* The size rides in the hint, so V8's count of external memory can be given back. */
 static void release(napi_env env, void *data, void *hint) {
@@ -25,6 +29,15 @@ static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "alignedBuffer: bad size or alignment, or out of memory");
     return NULL;
   }
+  /*
+   * A direct read lands in the buffer's pages, one DMA segment per physically contiguous run, and
+   * the device takes a bounded number of segments per request (virtio-blk here: 254). Over 4 KiB
+   * pages a 4 MiB read went out as ~560 KiB requests; over huge pages it can go out whole. Only a
+   * hint: without transparent huge pages the buffer works the same, in small pages.
+   */
+#ifdef MADV_HUGEPAGE
+  if ((size_t)align >= HUGE_PAGE_BYTES) madvise(p, (size_t)size, MADV_HUGEPAGE);
+#endif
   if (napi_create_external_buffer(env, (size_t)size, p, release, (void *)(uintptr_t)size, &out) != napi_ok) {
     free(p);
     napi_throw_error(env, NULL, "alignedBuffer: napi_create_external_buffer failed");

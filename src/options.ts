@@ -27,6 +27,10 @@ export const DEFAULTS = {
   /** Memtable versions before a checkpoint is forced between seals. */
   memtableMaxVersions: 1 << 20,
   blockCacheBytes: 64 * 1024 * 1024,
+  /** A scan's read-ahead is read straight from the disk in pieces this large (one request each)... */
+  scanChunkBytes: 4 * 1024 * 1024,
+  /** ...into at most this much memory, handed back after a quiet spell (segment/scan-chunks.ts). */
+  scanReadAheadBufferBytes: 64 * 1024 * 1024,
   archiveFooterCacheSegments: 256,
   importChunkBytes: 1024 * 1024,
   fuseAutoSyncMs: 0,

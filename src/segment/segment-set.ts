@@ -2,9 +2,11 @@ import { ChronoError } from '../errors';
 import { encodeSegmentHeader } from '../format/segment-header';
 import { SEGMENT_HEADER, SegmentFlags, parseSegmentFileName, segmentFileName } from '../format/constants';
 import { unpackUnits } from '../format/crc';
+import { DEFAULTS } from '../options';
 import { FileHandle, FileSystem } from '../storage/file-system';
 import { ByteSource } from './segment-scanner';
 import { BufferPool } from './buffer-pool';
+import { ScanChunks } from './scan-chunks';
 import { SegmentWriter, SegmentWriterState } from './segment-writer';
 
 /** tryReadUnitsInto: the bytes are not in the OS cache yet. */
@@ -35,6 +37,8 @@ export class SegmentSet {
 
   /** Shared by every segment this set writes, so a new segment starts with warm buffers. */
   private readonly buffers: BufferPool;
+  /** Scans' read-ahead, held in memory of our own (see ScanChunks). */
+  private readonly scanChunks = new ScanChunks(DEFAULTS.scanChunkBytes, Math.floor(DEFAULTS.scanReadAheadBufferBytes / DEFAULTS.scanChunkBytes));
 
   constructor(private readonly fs: FileSystem, private readonly dir: string, private readonly opts: SegmentSetOptions) {
     this.buffers = new BufferPool(opts.writeBufferBytes);
@@ -172,6 +176,9 @@ export class SegmentSet {
     const h = id === this.current?.id || this.sealing.has(id) ? undefined : this.reader(id);
     if (!h?.readNoWait) return this.readUnitsInto(id, position, blockSizeBytes, count, out, outOffset, scratch);
     const length = count * (blockSizeBytes + 4);
+    const held = this.scanChunks.view(id, position, length, scratch);
+    if (held) return unpackUnits(held.buf, held.offset, blockSizeBytes, count, out, outOffset);
+    if (this.scanChunks.loading(id, position, length)) return NOT_CACHED;
     if (h.readNoWait(scratch, 0, length, position) < length) return NOT_CACHED;
     return unpackUnits(scratch, 0, blockSizeBytes, count, out, outOffset);
   }
@@ -184,15 +191,23 @@ export class SegmentSet {
   async readUnitsLater(id: number, position: number, blockSizeBytes: number, count: number, out: Buffer, outOffset: number): Promise<number> {
     const length = count * (blockSizeBytes + 4);
     const buf = Buffer.allocUnsafe(length);
+    // A scan's chunk on its way: wait for it rather than queue a second read of the same bytes.
+    const landing = this.scanChunks.loading(id, position, length);
+    if (landing) {
+      await landing;
+      const held = this.scanChunks.view(id, position, length, buf);
+      if (held) return unpackUnits(held.buf, held.offset, blockSizeBytes, count, out, outOffset);
+    }
     const n = await this.reader(id).readAsync(buf, 0, length, position);
     if (n !== length) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected at ${position}`, { segment: id, offset: position });
     return unpackUnits(buf, 0, blockSizeBytes, count, out, outOffset);
   }
 
-  /** Starts reading a range of a sealed segment into the page cache (advisory; never waits). */
+  /** Starts reading a range of a sealed segment ahead of a scan (advisory; never waits). */
   prefetch(id: number, position: number, length: number): void {
     if (id === this.current?.id || this.sealing.has(id) || !this.sealedSet.has(id)) return;
-    this.reader(id).prefetch?.(position, length);
+    const h = this.reader(id);
+    if (!this.scanChunks.load(id, h.directReads, position, length)) h.prefetch?.(position, length);
   }
 
   readExact(id: number, position: number, length: number): Buffer {
@@ -218,6 +233,7 @@ export class SegmentSet {
     if (i < 0 || this.sealing.has(id)) throw new ChronoError('BAD_ARGUMENT', `segment ${id} is not a durable sealed segment in primary`);
     this.readers.get(id)?.close();
     this.readers.delete(id);
+    this.scanChunks.drop(id);
     this.fs.remove(this.pathOf(id));
     this.fs.syncDir(this.dir);
     this.sealed.splice(i, 1);

@@ -1,7 +1,7 @@
 import { ChronoError } from '../errors';
 import { FileHandle, FileSystem, OpenMode } from './file-system';
 
-export type FsOp = 'read' | 'write' | 'sync' | 'open' | 'rename' | 'remove' | 'syncDir';
+export type FsOp = 'read' | 'readDirect' | 'write' | 'sync' | 'open' | 'rename' | 'remove' | 'syncDir';
 
 /**
  * Wraps a file system and fails chosen operations with EIO: `failWhen` decides per call, so a
@@ -11,7 +11,7 @@ export class FaultyFileSystem implements FileSystem {
   failWhen: (op: FsOp, path: string) => boolean = () => false;
   /** readNoWait finds nothing cached: every such read must be finished another way. */
   coldCache = false;
-  readonly counts: Record<FsOp, number> = { read: 0, write: 0, sync: 0, open: 0, rename: 0, remove: 0, syncDir: 0 };
+  readonly counts: Record<FsOp, number> = { read: 0, readDirect: 0, write: 0, sync: 0, open: 0, rename: 0, remove: 0, syncDir: 0 };
 
   constructor(private readonly inner: FileSystem) {}
 
@@ -45,6 +45,19 @@ export class FaultyFileSystem implements FileSystem {
       startWriteback: h.startWriteback && ((p, l) => h.startWriteback!(p, l)),
       // Writes go to the inner handle, so its alignment rules hold here too.
       directWrites: h.directWrites,
+      directReads: h.directReads && {
+        alignBytes: h.directReads.alignBytes,
+        alloc: (n) => h.directReads!.alloc(n),
+        // An injected failure rejects the read's promise, as an EIO from the disk would.
+        read: (b, l, p) => {
+          try {
+            this.check('readDirect', path);
+          } catch (err) {
+            return Promise.reject(err);
+          }
+          return h.directReads!.read(b, l, p);
+        },
+      },
     };
   }
   exists(path: string): boolean {

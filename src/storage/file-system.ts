@@ -44,6 +44,25 @@ export interface FileHandle {
    * be multiples of alignBytes. Reads are unaffected.
    */
   directWrites?: { alignBytes: number; alloc(sizeBytes: number): Buffer };
+  /** Optional: reads that bypass the OS cache (see DirectReads). */
+  directReads?: DirectReads;
+}
+
+/**
+ * Reads that bypass the OS cache (O_DIRECT), for bytes read once in bulk (a scan of a sealed
+ * segment): the disk's DMA lands in the caller's buffer, with no page-cache fill and no copy out
+ * of it.
+ */
+export interface DirectReads {
+  alignBytes: number;
+  /** A buffer for `read`, aligned to alignBytes. */
+  alloc(sizeBytes: number): Buffer;
+  /**
+   * Reads `length` bytes at `position` (both multiples of alignBytes) into buf from its start, on
+   * the threadpool; resolves with the count read, short only at the end of the file. undefined,
+   * at once, when the file system refuses direct reads.
+   */
+  read(buf: Buffer, length: number, position: number): Promise<number> | undefined;
 }
 
 /** createNewDirect: createNew, with direct (O_DIRECT) writes where the OS supports them. */

@@ -3,16 +3,22 @@ import * as nodePath from 'node:path';
 import { ioError } from '../errors';
 import { DEFAULTS } from '../options';
 import { nativeAddon, nativeEnabled } from '../util/native-addon';
-import { FileHandle, FileSystem, OpenMode } from './file-system';
+import { DirectReads, FileHandle, FileSystem, OpenMode } from './file-system';
 
 class NodeFileHandle implements FileHandle {
   /** Reads go through the page cache: a direct-write handle reads through a second descriptor. */
   private readonly readFd: number;
   readonly directWrites?: { alignBytes: number; alloc(sizeBytes: number): Buffer };
 
+  readonly directReads?: DirectReads;
+  /** A third descriptor, opened with O_DIRECT on the first direct read; -1 if the OS refused it. */
+  private directReadFd?: number;
+
   constructor(private readonly fd: number, private readonly path: string, direct?: { readFd: number }) {
     this.readFd = direct?.readFd ?? fd;
-    if (direct) this.directWrites = { alignBytes: DIRECT_ALIGN_BYTES, alloc: (n) => alignedBuffer!(Math.ceil(n / DIRECT_ALIGN_BYTES) * DIRECT_ALIGN_BYTES, DIRECT_ALIGN_BYTES) };
+    const alloc = (n: number) => alignedBuffer!(Math.ceil(n / DIRECT_ALIGN_BYTES) * DIRECT_ALIGN_BYTES, n >= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES : DIRECT_ALIGN_BYTES);
+    if (direct) this.directWrites = { alignBytes: DIRECT_ALIGN_BYTES, alloc };
+    if (alignedBuffer && process.env.CHRONOVOL_DIRECT_IO !== '0') this.directReads = { alignBytes: DIRECT_ALIGN_BYTES, alloc, read: (b, l, p) => this.readDirect(b, l, p) };
   }
   read(buf: Buffer, bufOffset: number, length: number, position: number): number {
     let done = 0;
@@ -76,6 +82,27 @@ class NodeFileHandle implements FileHandle {
       step(0);
     });
   }
+  private readDirect(buf: Buffer, length: number, position: number): Promise<number> | undefined {
+    if (this.closed) return undefined;
+    if (this.directReadFd === undefined) {
+      try {
+        this.directReadFd = fs.openSync(this.path, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+      } catch {
+        this.directReadFd = -1; // tmpfs and the like: the caller prefetches through the cache
+      }
+    }
+    if (this.directReadFd < 0) return undefined;
+    const fd = this.directReadFd;
+    this.background++;
+    return new Promise<number>((resolve, reject) => {
+      // Direct reads end short only at the end of the file, so `done` stays aligned.
+      const step = (done: number) => {
+        if (done === length) return resolve(done);
+        fs.read(fd, buf, done, length - done, position + done, (err, n) => (err ? reject(ioError('read', this.path, err)) : n === 0 ? resolve(done) : step(done + n)));
+      };
+      step(0);
+    }).finally(this.backgroundDone);
+  }
   syncAsync(): Promise<void> {
     return new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(ioError('fdatasync', this.path, err)) : resolve())));
   }
@@ -111,6 +138,7 @@ class NodeFileHandle implements FileHandle {
   private closeFds(): void {
     fs.closeSync(this.fd);
     if (this.readFd !== this.fd) fs.closeSync(this.readFd);
+    if (this.directReadFd !== undefined && this.directReadFd >= 0) fs.closeSync(this.directReadFd);
   }
   private static sink = Buffer.allocUnsafe(4 * 1024 * 1024);
   prefetch(position: number, length: number): void {
@@ -138,6 +166,13 @@ const writeBack = nativeEnabled ? nativeAddon.writeBack : undefined;
 const alignedBuffer = nativeEnabled ? nativeAddon.alignedBuffer : undefined;
 /** Alignment of direct writes: a page, which every device's logical block size divides. */
 const DIRECT_ALIGN_BYTES = 4096;
+/**
+ * Direct-I/O buffers this large or larger are aligned to a huge page, which the addon asks the
+ * kernel to back with huge pages: a device takes a bounded number of memory segments per request,
+ * so over 4 KiB pages a 4 MiB direct read went out as ~560 KiB requests (1.2-1.6 GB/s here) and
+ * over huge pages as ~3 MiB ones (2.8-3.2 GB/s, same disk, same minute).
+ */
+const HUGE_PAGE_BYTES = 2 * 1024 * 1024;
 
 const FLAGS: Record<OpenMode, string> = { read: 'r', readWrite: 'r+', createNew: 'wx+', createNewDirect: 'wx+' };
 
