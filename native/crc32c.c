@@ -9,6 +9,7 @@
  */
 #include "addon.h"
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define POLY 0x82f63b78u /* reflected Castagnoli polynomial */
@@ -180,14 +181,39 @@ static napi_value js_pack_units(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* The first unit whose data fails its CRC, or -1; the good units' data is copied to dst if set. */
+/*
+ * Units are checked and copied from a staged copy of up to STAGE_UNITS of them. The source is
+ * usually cold (read from the disk by DMA): one memcpy of the packed units streams it into the
+ * cache, and the CRC then runs on cached bytes. Checking the cold bytes in place ran the CRC's
+ * three short streams at memory latency: 14.5 us per 128 KiB of 4 KiB units here, against 8.7
+ * staged 16 units at a time (4 units: 10.5). The bytes served are the bytes checked, both from
+ * the one staged copy. The stage is per thread (the addon is called from the main thread and
+ * from the threadpool), allocated on first use and kept.
+ */
+#define STAGE_UNITS 16
+#define STAGE_BYTES (132u << 10)
+static __thread uint8_t *stage;
+
 static napi_value first_bad_unit(napi_env env, const units_args *a) {
   napi_value out;
   int32_t bad = -1;
-  for (size_t i = 0; i < a->count; i++) {
-    const uint8_t *s = a->src + i * (a->block + 4);
-    if (crc32c_hw(0, s + 4, a->block) != get_le32(s)) { bad = (int32_t)i; break; }
-    if (a->dst) memcpy(a->dst + i * a->block, s + 4, a->block);
+  const size_t unit = a->block + 4;
+  size_t piece = STAGE_BYTES / unit;
+  if (piece > STAGE_UNITS) piece = STAGE_UNITS;
+  if (!stage && piece > 1) stage = malloc(STAGE_BYTES);
+  if (!stage) piece = 0; /* too large a block, or no memory: in place, as before */
+  for (size_t i = 0; i < a->count && bad < 0;) {
+    size_t n = piece ? (a->count - i < piece ? a->count - i : piece) : 1;
+    const uint8_t *s = a->src + i * unit;
+    if (piece) {
+      memcpy(stage, s, n * unit);
+      s = stage;
+    }
+    for (size_t k = 0; k < n; k++, s += unit) {
+      if (crc32c_hw(0, s + 4, a->block) != get_le32(s)) { bad = (int32_t)(i + k); break; }
+      if (a->dst) memcpy(a->dst + (i + k) * a->block, s + 4, a->block);
+    }
+    i += n;
   }
   CHECK(napi_create_int32(env, bad, &out));
   return out;

@@ -70,4 +70,27 @@ for (const c of codecs) {
     assert.throws(() => c.packUnits(blocks, 1, bs, count, units, 0), RangeError);
     assert.throws(() => c.packUnits(blocks, 0, bs, count, Buffer.alloc(count * (bs + 4) - 1), 0), RangeError);
   });
+
+  // The native codec checks units from a staged copy, 16 at a time (fewer for big blocks).
+  test(`units (${c.name}): runs longer than a stage, every block size: every unit checked, the first bad one named, the ones before it copied`, () => {
+    const rng = new Rng(0x57a6e);
+    for (const bs of [512, 4096, 65536]) {
+      const count = 37;
+      const blocks = rng.bytes(bs * count);
+      const units = Buffer.alloc(3 + count * (bs + 4));
+      c.packUnits(blocks, 0, bs, count, units, 3);
+      const back = Buffer.alloc(bs * count);
+      assert.equal(c.unpackUnits(units, 3, bs, count, back, 0), -1, `bs ${bs}`);
+      assert.ok(back.equals(blocks), `bs ${bs}: every block`);
+      for (const bad of [0, 15, 16, 33, 36]) {
+        const at = 3 + bad * (bs + 4) + 4 + (bad % bs);
+        units[at] ^= 0x01;
+        const out = Buffer.alloc(bs * count);
+        assert.equal(c.unpackUnits(units, 3, bs, count, out, 0), bad, `bs ${bs}, bad unit ${bad}`);
+        assert.equal(c.checkUnits(units, 3, bs, count), bad, `bs ${bs}, bad unit ${bad} (check)`);
+        assert.ok(out.subarray(0, bad * bs).equals(blocks.subarray(0, bad * bs)), `bs ${bs}: the units before ${bad} copied`);
+        units[at] ^= 0x01;
+      }
+    }
+  });
 }
