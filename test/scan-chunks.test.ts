@@ -179,3 +179,17 @@ test('scan chunks: a flipped byte in a sealed segment read through a scan chunk 
   assert.ok(fsys.counts.readDirect > 0, 'the damaged range was read ahead directly');
   await vol.close();
 });
+
+test('scan chunks: a file that refuses direct reads keeps no buffer; close forgets every chunk', async () => {
+  const chunks = new ScanChunks(CHUNK, 4);
+  const refusing: DirectReads = { alignBytes: 512, alloc: (n) => Buffer.alloc(n), read: () => undefined };
+  assert.equal(chunks.load(1, refusing, 0, 2 * CHUNK), false, 'declined: the caller prefetches through the cache');
+  assert.equal(chunks.bufferCount, 0);
+  const { reads, settle } = heldReads(Buffer.alloc(2 * CHUNK, 9));
+  chunks.load(2, reads, 0, 2 * CHUNK);
+  await settle();
+  assert.ok(chunks.view(2, 0, 10, Buffer.alloc(CHUNK)));
+  chunks.close();
+  assert.equal(chunks.view(2, 0, 10, Buffer.alloc(CHUNK)), undefined);
+  assert.equal(chunks.bufferCount, 0);
+});

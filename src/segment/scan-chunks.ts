@@ -57,7 +57,7 @@ export class ScanChunks {
       if (!buf) return false;
       const pending = reads.read(buf, this.chunkBytes, i * this.chunkBytes);
       if (!pending) {
-        this.spare.push(buf);
+        this.buffers--; // this file takes no direct reads: its buffer goes back to the allocator
         return false;
       }
       const chunk: Chunk = { buf, length: -1, usedTick: ++this.tick, reached: false };
@@ -137,6 +137,15 @@ export class ScanChunks {
       this.chunks.delete(key);
       this.giveBack(c);
     }
+  }
+
+  /** Forgets every chunk and buffer (the segment set is closing); reads still landing finish unheeded. */
+  close(): void {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = undefined;
+    this.chunks.clear();
+    this.spare.length = 0;
+    this.buffers = 0;
   }
 
   /** Buffers in use or kept (each chunkBytes long). */

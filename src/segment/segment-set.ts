@@ -192,13 +192,21 @@ export class SegmentSet {
     const length = count * (blockSizeBytes + 4);
     const buf = Buffer.allocUnsafe(length);
     // A scan's chunk on its way: wait for it rather than queue a second read of the same bytes.
+    const h = this.reader(id); // in the lookup's tick: the segment is in primary
     const landing = this.scanChunks.loading(id, position, length);
+    let read: Promise<number>;
     if (landing) {
-      await landing;
-      const held = this.scanChunks.view(id, position, length, buf);
-      if (held) return unpackUnits(held.buf, held.offset, blockSizeBytes, count, out, outOffset);
-    }
-    const n = await this.reader(id).readAsync(buf, 0, length, position);
+      const release = h.hold?.() ?? (() => undefined); // a recycle meanwhile must not close it
+      try {
+        await landing;
+        const held = this.scanChunks.view(id, position, length, buf);
+        if (held) return unpackUnits(held.buf, held.offset, blockSizeBytes, count, out, outOffset);
+        read = h.readAsync(buf, 0, length, position);
+      } finally {
+        release();
+      }
+    } else read = h.readAsync(buf, 0, length, position);
+    const n = await read;
     if (n !== length) throw new ChronoError('CORRUPT_LOG', `segment ${id} is shorter than expected at ${position}`, { segment: id, offset: position });
     return unpackUnits(buf, 0, blockSizeBytes, count, out, outOffset);
   }
@@ -241,6 +249,7 @@ export class SegmentSet {
   }
 
   async close(): Promise<void> {
+    this.scanChunks.close();
     await Promise.allSettled([...this.sealing.values()].map((s) => s.durable));
     for (const h of this.readers.values()) h.close();
     this.readers.clear();

@@ -42,6 +42,7 @@ export class FaultyFileSystem implements FileSystem {
       readAsync: async (b, o, l, p) => (this.check('read', path), h.readAsync(b, o, l, p)),
       readNoWait: (b, o, l, p) => (this.check('read', path), this.coldCache ? 0 : h.readNoWait ? h.readNoWait(b, o, l, p) : h.read(b, o, l, p)),
       prefetch: h.prefetch && ((p, l) => h.prefetch!(p, l)),
+      hold: h.hold && (() => h.hold!()),
       startWriteback: h.startWriteback && ((p, l) => h.startWriteback!(p, l)),
       // Writes go to the inner handle, so its alignment rules hold here too.
       directWrites: h.directWrites,
@@ -55,7 +56,9 @@ export class FaultyFileSystem implements FileSystem {
           } catch (err) {
             return Promise.reject(err);
           }
-          return h.directReads!.read(b, l, p);
+          const started = h.directReads!.read(b, l, p);
+          if (!started) this.counts.readDirect--; // refused (no O_DIRECT here): not a read
+          return started;
         },
       },
     };

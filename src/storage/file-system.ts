@@ -33,6 +33,8 @@ export interface FileHandle {
    * for, never touches anything but this file (so it cannot block on a FUSE mount).
    */
   prefetch?(position: number, length: number): void;
+  /** Keeps the descriptor open (a close meanwhile is deferred) until the returned function is called. */
+  hold?(): () => void;
   /**
    * Optional hint: start writing this just-written range to the disk now, so the next sync
    * finds little left to do. Promises nothing: durability still comes from sync.

@@ -82,6 +82,13 @@ class NodeFileHandle implements FileHandle {
       step(0);
     });
   }
+  hold(): () => void {
+    this.background++;
+    let done = false;
+    return () => {
+      if (!done) (done = true), this.backgroundDone();
+    };
+  }
   private readDirect(buf: Buffer, length: number, position: number): Promise<number> | undefined {
     if (this.closed) return undefined;
     if (this.directReadFd === undefined) {
