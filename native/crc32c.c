@@ -187,8 +187,8 @@ static napi_value js_pack_units(napi_env env, napi_callback_info info) {
  * cache, and the CRC then runs on cached bytes. Checking the cold bytes in place ran the CRC's
  * three short streams at memory latency: 14.5 us per 128 KiB of 4 KiB units here, against 8.7
  * staged 16 units at a time (4 units: 10.5). The bytes served are the bytes checked, both from
- * the one staged copy. The stage is per thread (the addon is called from the main thread and
- * from the threadpool), allocated on first use and kept.
+ * the one staged copy. The stage is per thread (only the main thread calls this today; a worker
+ * thread that did would get its own), allocated on first use and kept.
  */
 #define STAGE_UNITS 16
 #define STAGE_BYTES (132u << 10)

@@ -52,3 +52,19 @@ test('scan chunks: a request waiting for a chunk is still answered when its segm
   for (let k = 0; k < count; k++) assert.ok(out.subarray(k * BS, (k + 1) * BS).equals(data.subarray(k * BS, (k + 1) * BS)), `block ${k} bit-exact`);
   await set.close();
 });
+
+test('node file handle: once its descriptors are closed, a read or a hold is refused, never run on a number another file may hold', async () => {
+  const dir = tmpDir();
+  const fsys = new NodeFileSystem();
+  const file = path.join(dir, 'f');
+  const w = fsys.open(file, 'createNew');
+  w.write(Buffer.alloc(4096, 1), 0, 4096, 0);
+  w.close();
+  const h = fsys.open(file, 'read');
+  const release = h.hold!();
+  h.close(); // deferred: the hold keeps the descriptors
+  assert.equal(await h.readAsync(Buffer.alloc(16), 0, 16, 0), 16, 'a held handle still reads after close');
+  release();
+  await assert.rejects(h.readAsync(Buffer.alloc(16), 0, 16, 0), /closed/);
+  assert.throws(() => h.hold!(), /closed/);
+});

@@ -68,6 +68,8 @@ class NodeFileHandle implements FileHandle {
     throw ioError('read', this.path, Object.assign(new Error(`read failed (errno ${-n})`), { code: `errno ${-n}` }));
   }
   readAsync(buf: Buffer, bufOffset: number, length: number, position: number): Promise<number> {
+    // Its descriptors already closed: the numbers may belong to other files by now.
+    if (this.fdsClosed) return Promise.reject(ioError('read', this.path, Object.assign(new Error('the file handle is closed'), { code: 'EBADF' })));
     // Counted as background work: a close meanwhile keeps the descriptor open until it ends, so
     // a recycled segment's number cannot be reused under this read.
     this.background++;
@@ -83,6 +85,7 @@ class NodeFileHandle implements FileHandle {
     });
   }
   hold(): () => void {
+    if (this.fdsClosed) throw ioError('read', this.path, Object.assign(new Error('the file handle is closed'), { code: 'EBADF' }));
     this.background++;
     let done = false;
     return () => {
@@ -142,7 +145,10 @@ class NodeFileHandle implements FileHandle {
   private readonly backgroundDone = () => {
     if (--this.background === 0 && this.closed) this.closeFds();
   };
+  /** Set once the descriptors are closed: nothing may use their numbers after that. */
+  private fdsClosed = false;
   private closeFds(): void {
+    this.fdsClosed = true;
     fs.closeSync(this.fd);
     if (this.readFd !== this.fd) fs.closeSync(this.readFd);
     if (this.directReadFd !== undefined && this.directReadFd >= 0) fs.closeSync(this.directReadFd);
