@@ -34,6 +34,8 @@ export class BlockReader {
   private readonly scans: ScanTracker;
   /** Locations of the blocks being read ahead (separate from the request's). */
   private aheadRange?: RangeResult;
+  /** Set by readPrimary: whether its request is part of a scan (read in the same tick by readNow). */
+  private scanning = false;
   /** Set by locate(): where a block's bytes are in primary storage. */
   private locSeg = 0;
   private locOff = 0;
@@ -81,7 +83,7 @@ export class BlockReader {
       if (!later.length) throw err;
       return settled(later).then(() => Promise.reject(err));
     }
-    if (archived.length) later.push(this.readArchived(archived, firstBlock, out, outOffset));
+    if (archived.length) later.push(this.readArchived(archived, firstBlock, out, outOffset, this.scanning));
     return later.length ? settled(later) : undefined;
   }
 
@@ -103,6 +105,7 @@ export class BlockReader {
     // A scan bypasses the cache: it would only evict what random readers need, and the kernel
     // and our read-ahead serve it anyway.
     const scan = this.scans.note(firstBlock, count, seqLimit);
+    this.scanning = scan;
     const cache = scan ? undefined : this.cache;
     const archived: number[] = [];
     let runStart = -1;
@@ -202,7 +205,7 @@ export class BlockReader {
     }
   }
 
-  private async readArchived(indexes: number[], firstBlock: number, out: Buffer, outOffset: number): Promise<void> {
+  private async readArchived(indexes: number[], firstBlock: number, out: Buffer, outOffset: number, scan: boolean): Promise<void> {
     if (!this.archive) throw new ChronoError('NO_ARCHIVE', `block ${firstBlock + indexes[0]} lives only in the archive, which is not configured`);
     // Snapshot locations now: the shared arrays belong to whichever request runs next.
     const locs: Location[] = indexes.map((i) => ({ seq: this.range.seqs[i], segment: this.range.segs[i], offset: this.range.offs[i] }));
@@ -210,7 +213,7 @@ export class BlockReader {
       let n = 1;
       while (g + n < indexes.length && indexes[g + n] === indexes[g] + n && locs[g + n].segment === locs[g].segment && locs[g + n].offset === locs[g].offset + n * this.unit && locs[g + n].seq === locs[g].seq) n++;
       // The index's version goes along: the archive checks the record it lands in holds it.
-      const units = await this.archive.read(locs[g].segment, locs[g].offset, n * this.unit, { block: firstBlock + indexes[g], seq: locs[g].seq, unitBytes: this.unit });
+      const units = await this.archive.read(locs[g].segment, locs[g].offset, n * this.unit, { block: firstBlock + indexes[g], seq: locs[g].seq, unitBytes: this.unit }, scan);
       // The group is consecutive in the image too, so it unpacks in one call.
       const bad = unpackUnits(units, 0, this.blockSizeBytes, n, out, outOffset + indexes[g] * this.blockSizeBytes);
       if (bad >= 0) throw corruptBlock(firstBlock + indexes[g + bad], locs[g + bad].seq, locs[g + bad].segment, locs[g + bad].offset);

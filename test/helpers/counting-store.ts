@@ -8,6 +8,8 @@ import { FILE_NAMES } from '../../src/format/constants';
 export class CountingStore implements BackingStore {
   gets = 0;
   readonly keys: string[] = [];
+  /** Every ranged read of an archived segment, in order. */
+  readonly ranges: Array<{ key: string; offset: number; length: number }> = [];
   /** Only where the inner store has one (an encrypted store has none: the reader then reads the end itself). */
   readonly getTail?: (key: string, length: number) => Promise<{ data: Buffer; sizeBytes: number }>;
   constructor(private readonly inner: BackingStore) {
@@ -20,7 +22,11 @@ export class CountingStore implements BackingStore {
   }
   get description(): string { return this.inner.description; }
   put(key: string, data: PutData): Promise<void> { return this.inner.put(key, data); }
-  getRange(key: string, offset: number, length: number): Promise<Buffer> { this.count(`getRange`, key); return this.inner.getRange(key, offset, length); }
+  getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    this.count(`getRange`, key);
+    if (key.startsWith(FILE_NAMES.archiveSegmentsPrefix)) this.ranges.push({ key, offset, length });
+    return this.inner.getRange(key, offset, length);
+  }
   get(key: string): Promise<Buffer> { this.count(`get`, key); return this.inner.get(key); }
   size(key: string): Promise<number | undefined> { this.count(`size`, key); return this.inner.size(key); }
   list(prefix: string): Promise<string[]> { return this.inner.list(prefix); }
