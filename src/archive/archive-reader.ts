@@ -127,23 +127,20 @@ export class ArchiveReader {
   /**
    * Reads `length` bytes at a primary offset of an archived segment. With `expect` (which
    * version the index says is there), a built object's record is checked before its bytes are
-   * served (record-check.ts); a failed check drops what the caches hold of the segment. `scan`:
-   * the caller knows the read is part of a scan of an image (its scan tracker), so it goes by
-   * chunks with the next ones fetched ahead even as the first read of this segment, where the
-   * segment's own history cannot tell yet (a scan crossing into the next segment's object).
+   * served (record-check.ts); a failed check drops what the caches hold of the segment.
    */
-  async read(segmentId: number, primaryOffset: number, length: number, expect?: ExpectedRecord, scan = false): Promise<Buffer> {
+  async read(segmentId: number, primaryOffset: number, length: number, expect?: ExpectedRecord): Promise<Buffer> {
     const generation = this.catalog.entry(segmentId)?.generation ?? 0;
     try {
-      return await this.readOnce(segmentId, primaryOffset, length, expect, scan);
+      return await this.readOnce(segmentId, primaryOffset, length, expect);
     } catch (err) {
       // A prune replaced the object meanwhile (and deleted the one this read began on): once more, with the new one.
-      if ((this.catalog.entry(segmentId)?.generation ?? 0) !== generation) return this.readOnce(segmentId, primaryOffset, length, expect, scan);
+      if ((this.catalog.entry(segmentId)?.generation ?? 0) !== generation) return this.readOnce(segmentId, primaryOffset, length, expect);
       throw err;
     }
   }
 
-  private async readOnce(segmentId: number, primaryOffset: number, length: number, expect?: ExpectedRecord, scan = false): Promise<Buffer> {
+  private async readOnce(segmentId: number, primaryOffset: number, length: number, expect?: ExpectedRecord): Promise<Buffer> {
     const ref = this.refOf(segmentId);
     const table = await this.tableOf(ref, expect !== undefined);
     const at = toArchiveOffset(table, primaryOffset);
@@ -152,16 +149,16 @@ export class ArchiveReader {
     const i = lastAtOrBelow(table.primary, primaryOffset);
     const recordEnd = i >= 0 && i + 1 < table.archive.length ? table.archive[i + 1] : table.tableOffset;
     if (at === undefined || at + length > recordEnd) {
-      if (this.distrust(ref, table, `it maps primary offset ${primaryOffset} to no record`)) return this.readOnce(segmentId, primaryOffset, length, expect, scan);
+      if (this.distrust(ref, table, `it maps primary offset ${primaryOffset} to no record`)) return this.readOnce(segmentId, primaryOffset, length, expect);
       if (this.catalog.isCompacted(segmentId)) throw prunedSegment(segmentId, primaryOffset);
       throw new ChronoError('CORRUPT_LOG', `archived segment ${segmentId} has no record at primary offset ${primaryOffset}`, { segment: segmentId, offset: primaryOffset });
     }
-    if (!expect || table.linked) return this.readAt(ref, table, at, length, scan);
-    return readChecked(table, segmentId, primaryOffset, length, expect, (from, n) => this.readAt(ref, table, from, n, scan))
+    if (!expect || table.linked) return this.readAt(ref, table, at, length);
+    return readChecked(table, segmentId, primaryOffset, length, expect, (from, n) => this.readAt(ref, table, from, n))
       .catch((err) => {
         // A local table that led a read astray (the wrong record, or past the object's end) is
         // stale or damaged: once more, with the object's own table. An outage is not its fault.
-        if (!isChronoError(err, 'ARCHIVE_UNAVAILABLE') && this.distrust(ref, table, (err as Error).message)) return this.readOnce(segmentId, primaryOffset, length, expect, scan);
+        if (!isChronoError(err, 'ARCHIVE_UNAVAILABLE') && this.distrust(ref, table, (err as Error).message)) return this.readOnce(segmentId, primaryOffset, length, expect);
         return this.discardAfter(ref, table, err);
       });
   }
@@ -192,13 +189,36 @@ export class ArchiveReader {
     throw err;
   }
 
+  /**
+   * Starts fetching `chunks` chunks of a segment's object from a primary offset on: a scan of an
+   * image is about to read there. The read-ahead of a scan runs within one object, so without
+   * this it drained over the last chunks of each object, and the scan's first read in the next
+   * was an isolated ranged read that started it over. (That first read finds its chunk here.)
+   * Advisory: no read waits for it (the promise, which never rejects, is for tests), and a
+   * failure is left for the read itself to meet.
+   */
+  prefetch(segmentId: number, primaryOffset: number, chunks: number): Promise<void> {
+    const ahead = async () => {
+      if (this.catalog.isDeleted(segmentId)) return;
+      const ref = this.refOf(segmentId);
+      // A local table will do: chunks are keyed by where the table says they end (see chunk()).
+      const table = await this.tableOf(ref, true);
+      const at = toArchiveOffset(table, primaryOffset);
+      if (at === undefined) return;
+      for (let k = 0, start = at - (at % CHUNK_BYTES); k < chunks && start < table.tableOffset; k++, start += CHUNK_BYTES) {
+        void this.chunk(ref, start, Math.min(CHUNK_BYTES, table.tableOffset - start)).catch(() => undefined);
+      }
+    };
+    return ahead().catch(() => undefined);
+  }
+
   /** `length` bytes at an archive offset: one ranged read, or by cached chunks for a scan. */
-  private async readAt(ref: ObjectRef, table: OffsetTable, at: number, length: number, scan: boolean): Promise<Buffer> {
+  private async readAt(ref: ObjectRef, table: OffsetTable, at: number, length: number): Promise<Buffer> {
     const segmentId = ref.segmentId;
     // A scan skips the record headers between the blocks it reads: a read starting a little past
     // where the last one ended is still a scan (with `=== at`, 1 MiB reads never were).
     const lastEnd = this.lastEnd.get(segmentId);
-    const sequential = scan || (lastEnd !== undefined && at >= lastEnd && at - lastEnd <= SCAN_GAP_BYTES);
+    const sequential = lastEnd !== undefined && at >= lastEnd && at - lastEnd <= SCAN_GAP_BYTES;
     this.lastEnd.set(segmentId, at + length);
     // An isolated read fetches just its bytes (unless its chunk is cached, in memory or on disk);
     // a scan goes by chunks with the next ones fetched ahead.

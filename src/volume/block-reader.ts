@@ -1,5 +1,6 @@
 import { ArchiveReader } from '../archive/archive-reader';
 import { ChronoError } from '../errors';
+import { DEFAULTS } from '../options';
 import { unpackUnits } from '../format/crc';
 import { unitBytes } from '../format/record';
 import { Location, RangeResult, VersionIndex, rangeResult } from '../index/version-index';
@@ -14,6 +15,15 @@ const SCAN = { minBytes: 32 * 1024, windowBytes: 4 * 1024 * 1024, aheadBytes: 32
 /** A fragmented image's read-ahead: ranges merge across gaps this small, and calls are capped. */
 const PREFETCH_GAP_BYTES = 256 * 1024;
 const PREFETCH_CALLS_PER_STEP = 32;
+/**
+ * A scan through the archive looks this far ahead in the image (as far as the archive keeps 1 MiB
+ * chunks in flight within an object) for the objects it will read, and has the next
+ * ARCHIVE_AHEAD_CHUNKS chunks of each fetched.
+ */
+const ARCHIVE_AHEAD_BLOCKS = (blockSizeBytes: number) => Math.floor((DEFAULTS.archiveReadsInFlight * 1024 * 1024) / blockSizeBytes);
+const ARCHIVE_AHEAD_CHUNKS = DEFAULTS.archiveReadsInFlight / 2;
+const ARCHIVE_AHEAD_OBJECTS_PER_READ = 2;
+const ARCHIVE_AHEAD_REMEMBERED = 16;
 
 /**
  * Reconstructs blocks at a point in time. Every block is checked against its CRC before it is
@@ -34,6 +44,9 @@ export class BlockReader {
   private readonly scans: ScanTracker;
   /** Locations of the blocks being read ahead (separate from the request's). */
   private aheadRange?: RangeResult;
+  /** The archived segments scans were last sent ahead into, oldest first (archiveAhead). */
+  private readonly archiveAheadSegs = new Set<number>();
+  private archiveAheadLast: Promise<void> = Promise.resolve();
   /** Set by readPrimary: whether its request is part of a scan (read in the same tick by readNow). */
   private scanning = false;
   /** Set by locate(): where a block's bytes are in primary storage. */
@@ -83,7 +96,10 @@ export class BlockReader {
       if (!later.length) throw err;
       return settled(later).then(() => Promise.reject(err));
     }
-    if (archived.length) later.push(this.readArchived(archived, firstBlock, out, outOffset, this.scanning));
+    if (archived.length) {
+      later.push(this.readArchived(archived, firstBlock, out, outOffset));
+      if (this.scanning) this.archiveAhead(firstBlock + count, seqLimit);
+    }
     return later.length ? settled(later) : undefined;
   }
 
@@ -138,6 +154,34 @@ export class BlockReader {
     }
     flush(count);
     return archived;
+  }
+
+  /**
+   * A scan reading the archive: the archived objects it will read next, within the archive's
+   * read-ahead distance of the image, get their next chunks fetched now (ArchiveReader.prefetch),
+   * each object once while it is among the last few sent ahead, and a few objects per call at
+   * most (a fragmented image touches many, and the archive's chunk cache is small).
+   */
+  private archiveAhead(fromBlock: number, seqLimit: number): void {
+    if (!this.archive) return;
+    // Past the image's end nothing is found: the look-ahead just ends there.
+    const count = ARCHIVE_AHEAD_BLOCKS(this.blockSizeBytes);
+    if (!this.aheadRange || this.aheadRange.found.length < count) this.aheadRange = rangeResult(count);
+    const r = this.aheadRange;
+    this.index.floorRange(fromBlock, count, seqLimit, r);
+    let sent = 0;
+    for (let i = 0; i < count && sent < ARCHIVE_AHEAD_OBJECTS_PER_READ; i++) {
+      if (r.found[i] !== 1 || r.offs[i] === 0 || this.archiveAheadSegs.has(r.segs[i]) || this.locate(fromBlock + i, r, i)) continue;
+      this.archiveAheadSegs.add(r.segs[i]);
+      if (this.archiveAheadSegs.size > ARCHIVE_AHEAD_REMEMBERED) this.archiveAheadSegs.delete(this.archiveAheadSegs.values().next().value!);
+      this.archiveAheadLast = this.archive.prefetch(r.segs[i], r.offs[i], ARCHIVE_AHEAD_CHUNKS);
+      sent++;
+    }
+  }
+
+  /** Settles once the last archive look-ahead has asked for its chunks (for tests: white-box). */
+  archiveAheadStarted(): Promise<void> {
+    return this.archiveAheadLast;
   }
 
   /** Where block i of range r is in primary storage (locSeg/locOff); false if only in the archive. */
@@ -205,7 +249,7 @@ export class BlockReader {
     }
   }
 
-  private async readArchived(indexes: number[], firstBlock: number, out: Buffer, outOffset: number, scan: boolean): Promise<void> {
+  private async readArchived(indexes: number[], firstBlock: number, out: Buffer, outOffset: number): Promise<void> {
     if (!this.archive) throw new ChronoError('NO_ARCHIVE', `block ${firstBlock + indexes[0]} lives only in the archive, which is not configured`);
     // Snapshot locations now: the shared arrays belong to whichever request runs next.
     const locs: Location[] = indexes.map((i) => ({ seq: this.range.seqs[i], segment: this.range.segs[i], offset: this.range.offs[i] }));
@@ -213,7 +257,7 @@ export class BlockReader {
       let n = 1;
       while (g + n < indexes.length && indexes[g + n] === indexes[g] + n && locs[g + n].segment === locs[g].segment && locs[g + n].offset === locs[g].offset + n * this.unit && locs[g + n].seq === locs[g].seq) n++;
       // The index's version goes along: the archive checks the record it lands in holds it.
-      const units = await this.archive.read(locs[g].segment, locs[g].offset, n * this.unit, { block: firstBlock + indexes[g], seq: locs[g].seq, unitBytes: this.unit }, scan);
+      const units = await this.archive.read(locs[g].segment, locs[g].offset, n * this.unit, { block: firstBlock + indexes[g], seq: locs[g].seq, unitBytes: this.unit });
       // The group is consecutive in the image too, so it unpacks in one call.
       const bad = unpackUnits(units, 0, this.blockSizeBytes, n, out, outOffset + indexes[g] * this.blockSizeBytes);
       if (bad >= 0) throw corruptBlock(firstBlock + indexes[g + bad], locs[g + bad].seq, locs[g + bad].segment, locs[g + bad].offset);
