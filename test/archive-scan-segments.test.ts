@@ -59,8 +59,11 @@ test('archive: a scan of an archived image goes by chunks from the first read in
   const data = store.ranges.filter((x) => x.length >= 4096);
   const objects = new Set(data.map((x) => x.key));
   assert.ok(objects.size >= 3, `precondition: the image lies in several archived objects (${objects.size})`);
-  const isolated = data.filter((x) => x.offset % ARCHIVE_CHUNK_BYTES !== 0);
-  assert.ok(isolated.length <= 1, `only the scan's first read is an isolated ranged read: ${JSON.stringify(isolated)}`);
+  // An isolated (unaligned) ranged read only where the scan had not begun: in the objects the
+  // first two reads need (the second is the first the scan tracker counts as a scan).
+  const atStart = new Set([...needs[0], ...needs[1]].map((seg) => archiveKey(seg)));
+  const isolated = data.filter((x) => x.offset % ARCHIVE_CHUNK_BYTES !== 0 && !atStart.has(x.key));
+  assert.deepEqual(isolated, [], 'no isolated ranged read once the scan is under way');
   // The read-ahead crosses objects: an object the scan enters after its first two reads (the
   // second is the first the scan tracker counts as a scan) was asked for during an earlier read.
   const readDuring = (j: number) => before.findIndex((b, i) => j >= b && j < before[i + 1]);

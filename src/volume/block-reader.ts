@@ -47,6 +47,9 @@ export class BlockReader {
   /** The archived segments scans were last sent ahead into, oldest first (archiveAhead). */
   private readonly archiveAheadSegs = new Set<number>();
   private archiveAheadLast: Promise<void> = Promise.resolve();
+  /** The image (seqLimit) a scan was last sent ahead in, and from which block it is due again. */
+  private archiveAheadImage = -1;
+  private archiveAheadFrom = -1;
   /** Set by readPrimary: whether its request is part of a scan (read in the same tick by readNow). */
   private scanning = false;
   /** Set by locate(): where a block's bytes are in primary storage. */
@@ -166,6 +169,12 @@ export class BlockReader {
     if (!this.archive) return;
     // Past the image's end nothing is found: the look-ahead just ends there.
     const count = ARCHIVE_AHEAD_BLOCKS(this.blockSizeBytes);
+    // Once per MiB of the scan's progress, not per request: a FUSE scan asks 128 KiB at a time,
+    // and each look-ahead is an index lookup of `count` blocks.
+    const step = Math.max(1, Math.floor((1024 * 1024) / this.blockSizeBytes));
+    if (seqLimit === this.archiveAheadImage && fromBlock >= this.archiveAheadFrom - count && fromBlock < this.archiveAheadFrom) return;
+    this.archiveAheadImage = seqLimit;
+    this.archiveAheadFrom = fromBlock + step;
     if (!this.aheadRange || this.aheadRange.found.length < count) this.aheadRange = rangeResult(count);
     const r = this.aheadRange;
     this.index.floorRange(fromBlock, count, seqLimit, r);
