@@ -16,11 +16,12 @@ const SCAN = { minBytes: 32 * 1024, windowBytes: 4 * 1024 * 1024, aheadBytes: 32
 const PREFETCH_GAP_BYTES = 256 * 1024;
 const PREFETCH_CALLS_PER_STEP = 32;
 /**
- * A scan through the archive looks this far ahead in the image (as far as the archive keeps 1 MiB
- * chunks in flight within an object) for the objects it will read, and has the next
- * ARCHIVE_AHEAD_CHUNKS chunks of each fetched.
+ * A scan through the archive looks this far ahead in the image (half as far as the archive keeps
+ * 1 MiB chunks in flight within an object) for the objects it will read, and has the next
+ * ARCHIVE_AHEAD_CHUNKS chunks of each fetched. Looking 8 MiB ahead, chunks fetched for the farther
+ * of several small objects left the archive's 16-chunk cache before the scan came to them.
  */
-const ARCHIVE_AHEAD_BLOCKS = (blockSizeBytes: number) => Math.floor((DEFAULTS.archiveReadsInFlight * 1024 * 1024) / blockSizeBytes);
+const ARCHIVE_AHEAD_BLOCKS = (blockSizeBytes: number) => Math.floor(((DEFAULTS.archiveReadsInFlight / 2) * 1024 * 1024) / blockSizeBytes);
 const ARCHIVE_AHEAD_CHUNKS = DEFAULTS.archiveReadsInFlight / 2;
 const ARCHIVE_AHEAD_OBJECTS_PER_READ = 2;
 const ARCHIVE_AHEAD_REMEMBERED = 16;
@@ -172,23 +173,26 @@ export class BlockReader {
     // Once per MiB of the scan's progress, not per request: a FUSE scan asks 128 KiB at a time,
     // and each look-ahead is an index lookup of `count` blocks.
     const step = Math.max(1, Math.floor((1024 * 1024) / this.blockSizeBytes));
-    if (seqLimit === this.archiveAheadImage && fromBlock >= this.archiveAheadFrom - count && fromBlock < this.archiveAheadFrom) return;
+    const continuing = seqLimit === this.archiveAheadImage && fromBlock >= this.archiveAheadFrom - step && fromBlock <= this.archiveAheadFrom + count;
+    if (continuing && fromBlock < this.archiveAheadFrom) return;
+    // Another image, or a jump: a new scan, which must be sent into objects an earlier one was too.
+    if (!continuing) this.archiveAheadSegs.clear();
     this.archiveAheadImage = seqLimit;
     this.archiveAheadFrom = fromBlock + step;
     if (!this.aheadRange || this.aheadRange.found.length < count) this.aheadRange = rangeResult(count);
     const r = this.aheadRange;
     this.index.floorRange(fromBlock, count, seqLimit, r);
-    let sent = 0;
-    for (let i = 0; i < count && sent < ARCHIVE_AHEAD_OBJECTS_PER_READ; i++) {
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < count && sent.length < ARCHIVE_AHEAD_OBJECTS_PER_READ; i++) {
       if (r.found[i] !== 1 || r.offs[i] === 0 || this.archiveAheadSegs.has(r.segs[i]) || this.locate(fromBlock + i, r, i)) continue;
       this.archiveAheadSegs.add(r.segs[i]);
       if (this.archiveAheadSegs.size > ARCHIVE_AHEAD_REMEMBERED) this.archiveAheadSegs.delete(this.archiveAheadSegs.values().next().value!);
-      this.archiveAheadLast = this.archive.prefetch(r.segs[i], r.offs[i], ARCHIVE_AHEAD_CHUNKS);
-      sent++;
+      sent.push(this.archive.prefetch(r.segs[i], r.offs[i], ARCHIVE_AHEAD_CHUNKS));
     }
+    if (sent.length) this.archiveAheadLast = Promise.all(sent).then(() => undefined);
   }
 
-  /** Settles once the last archive look-ahead has asked for its chunks (for tests: white-box). */
+  /** Settles once every object the last archive look-ahead sent ahead has asked for its chunks (for tests: white-box). */
   archiveAheadStarted(): Promise<void> {
     return this.archiveAheadLast;
   }
