@@ -19,7 +19,7 @@ const MiB = 1024 * 1024;
  * chunks of the nearer ones and the scan's own read-ahead evicted the farther ones before the
  * scan got there, each such object's chunks were fetched twice, and the scan's first read in it
  * was an isolated ranged read after all (24 MiB image, 1 MiB reads: 41 requests and 41 MiB
- * fetched, against 32 and 32 MiB with the look-ahead off). The look is now 4 MiB long.
+ * fetched, against 32 and 32 MiB with the look-ahead off). The archive now keeps 32 chunks.
  */
 test('a scan through objects smaller than the look-ahead uses the chunks sent ahead before they are evicted (review finding)', async () => {
   const root = tmpDir();

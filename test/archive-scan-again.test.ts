@@ -24,9 +24,9 @@ test('a second scan of an archived image is sent ahead into the next objects as 
   const root = tmpDir();
   const dir = path.join(root, 'vol');
   const archive = path.join(root, 'archive');
-  // Larger than the archive's 16 chunks in memory, in a few objects (fewer than 16), each as
+  // Larger than the archive's 32 chunks in memory, in a few objects (fewer than 16), each as
   // long as the look-ahead (smaller ones: archive-ahead-evicted).
-  const size = 24 * MiB;
+  const size = 48 * MiB;
   await Volume.create(dir, { sizeBytes: size, blockSizeBytes: 4096, segmentSizeBytes: 8 * MiB, archive });
   const image = new Rng(20261204).bytes(size);
   const vol = await Volume.open(dir);

@@ -13,7 +13,13 @@ import { ArchiveTableFiles } from './archive-table-file';
 
 /** Archived objects are fetched in aligned chunks of this size: a scan costs one ranged read per chunk. */
 const CHUNK_BYTES = 1024 * 1024;
-const CHUNKS_CACHED = 2 * DEFAULTS.archiveReadsInFlight;
+/**
+ * A scan's own read-ahead within an object, and the block reader's look-ahead into the next
+ * objects (two objects a look, ARCHIVE_AHEAD_CHUNKS each, 8 MiB ahead): at twice the chunks in
+ * flight, chunks sent ahead into the farther of several small objects were evicted before the
+ * scan reached them, and fetched again.
+ */
+const CHUNKS_CACHED = 4 * DEFAULTS.archiveReadsInFlight;
 /** The most a scan may skip between reads (record headers) and still count as one. */
 const SCAN_GAP_BYTES = 64 * 1024;
 /** A tail read this long holds the trailer and the offset table of a segment of up to ~8,000 records. */

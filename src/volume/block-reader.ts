@@ -16,12 +16,11 @@ const SCAN = { minBytes: 32 * 1024, windowBytes: 4 * 1024 * 1024, aheadBytes: 32
 const PREFETCH_GAP_BYTES = 256 * 1024;
 const PREFETCH_CALLS_PER_STEP = 32;
 /**
- * A scan through the archive looks this far ahead in the image (half as far as the archive keeps
- * 1 MiB chunks in flight within an object) for the objects it will read, and has the next
- * ARCHIVE_AHEAD_CHUNKS chunks of each fetched. Looking 8 MiB ahead, chunks fetched for the farther
- * of several small objects left the archive's 16-chunk cache before the scan came to them.
+ * A scan through the archive looks this far ahead in the image (as far as the archive keeps 1 MiB
+ * chunks in flight within an object) for the objects it will read, and has the next
+ * ARCHIVE_AHEAD_CHUNKS chunks of each fetched (the archive's chunk cache is sized for it).
  */
-const ARCHIVE_AHEAD_BLOCKS = (blockSizeBytes: number) => Math.floor(((DEFAULTS.archiveReadsInFlight / 2) * 1024 * 1024) / blockSizeBytes);
+const ARCHIVE_AHEAD_BLOCKS = (blockSizeBytes: number) => Math.floor((DEFAULTS.archiveReadsInFlight * 1024 * 1024) / blockSizeBytes);
 const ARCHIVE_AHEAD_CHUNKS = DEFAULTS.archiveReadsInFlight / 2;
 const ARCHIVE_AHEAD_OBJECTS_PER_READ = 2;
 const ARCHIVE_AHEAD_REMEMBERED = 16;
