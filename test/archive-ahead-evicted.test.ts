@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { archiveKey } from '../src/archive/archive-object';
 import { openStore } from '../src/archive/open-store';
 import { rangeResult } from '../src/index/version-index';
 import { Volume } from '../src/volume/volume';
 import { whiteBox } from '../src/volume/white-box';
+import { archivedImage } from './helpers/archived-image';
 import { CountingStore } from './helpers/counting-store';
-import { Rng } from './helpers/rng';
-import { tmpDir } from './helpers/tmp';
 
 const MiB = 1024 * 1024;
 
@@ -22,17 +20,8 @@ const MiB = 1024 * 1024;
  * fetched, against 32 and 32 MiB with the look-ahead off). The archive now keeps 32 chunks.
  */
 test('a scan through objects smaller than the look-ahead uses the chunks sent ahead before they are evicted (review finding)', async () => {
-  const root = tmpDir();
-  const dir = path.join(root, 'vol');
-  const archive = path.join(root, 'archive');
-  const size = 24 * MiB;
-  await Volume.create(dir, { sizeBytes: size, blockSizeBytes: 4096, segmentSizeBytes: 4 * MiB, archive });
-  const image = new Rng(20261204).bytes(size);
-  const vol = await Volume.open(dir);
-  for (let at = 0; at < size; at += MiB) await vol.write(at, image.subarray(at, at + MiB));
-  await vol.sync({ label: 'image' });
-  for (let pass = 0; pass < 4; pass++) for (let at = 0; at < size; at += MiB) await vol.write(at, Buffer.alloc(MiB, pass + 1));
-  await vol.close();
+  const { dir, archive, image } = await archivedImage(24 * MiB, 4 * MiB, 20261204);
+  const size = image.length;
 
   const store = new CountingStore(openStore({ archive }));
   const past = await Volume.open(dir, { store, readOnly: true, archiveCacheBytes: 0, cacheBytes: 0 });

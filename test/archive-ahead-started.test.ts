@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { archiveKey } from '../src/archive/archive-object';
 import { openStore } from '../src/archive/open-store';
 import { Volume } from '../src/volume/volume';
 import { whiteBox } from '../src/volume/white-box';
+import { archivedImage } from './helpers/archived-image';
 import { CountingStore } from './helpers/counting-store';
-import { Rng } from './helpers/rng';
-import { tmpDir } from './helpers/tmp';
 
 const MiB = 1024 * 1024;
 
@@ -30,17 +28,8 @@ class SlowTableStore extends CountingStore {
  * look that sends two has a slow table, so the race goes the same way every time.
  */
 test('archiveAheadStarted() settles only once every object the last look sent ahead has asked for its chunks (review finding)', async () => {
-  const root = tmpDir();
-  const dir = path.join(root, 'vol');
-  const archive = path.join(root, 'archive');
   // The geometry of archive-scan-segments: an 8 MiB image in 2 MiB segments, archived only.
-  await Volume.create(dir, { sizeBytes: 8 * MiB, blockSizeBytes: 4096, segmentSizeBytes: 2 * MiB, archive });
-  const image = new Rng(20261203).bytes(8 * MiB);
-  const vol = await Volume.open(dir);
-  for (let at = 0; at < image.length; at += MiB) await vol.write(at, image.subarray(at, at + MiB));
-  await vol.sync({ label: 'image' });
-  for (let pass = 0; pass < 4; pass++) for (let at = 0; at < image.length; at += MiB) await vol.write(at, Buffer.alloc(MiB, pass + 1));
-  await vol.close();
+  const { dir, archive, image } = await archivedImage(8 * MiB, 2 * MiB, 20261203);
 
   const store = new SlowTableStore(openStore({ archive }));
   const past = await Volume.open(dir, { store, readOnly: true, archiveCacheBytes: 0, cacheBytes: 0 });

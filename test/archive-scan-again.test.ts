@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { archiveKey } from '../src/archive/archive-object';
 import { openStore } from '../src/archive/open-store';
 import { rangeResult } from '../src/index/version-index';
 import { Volume } from '../src/volume/volume';
 import { whiteBox } from '../src/volume/white-box';
+import { archivedImage } from './helpers/archived-image';
 import { CountingStore } from './helpers/counting-store';
-import { Rng } from './helpers/rng';
-import { tmpDir } from './helpers/tmp';
 
 const MiB = 1024 * 1024;
 
@@ -21,19 +19,10 @@ const MiB = 1024 * 1024;
  * object is an isolated ranged read again, the per-object restart 4aa816f removed.
  */
 test('a second scan of an archived image is sent ahead into the next objects as the first was (review finding)', async () => {
-  const root = tmpDir();
-  const dir = path.join(root, 'vol');
-  const archive = path.join(root, 'archive');
   // Larger than the archive's 32 chunks in memory, in a few objects (fewer than 16), each as
   // long as the look-ahead (smaller ones: archive-ahead-evicted).
-  const size = 48 * MiB;
-  await Volume.create(dir, { sizeBytes: size, blockSizeBytes: 4096, segmentSizeBytes: 8 * MiB, archive });
-  const image = new Rng(20261204).bytes(size);
-  const vol = await Volume.open(dir);
-  for (let at = 0; at < size; at += MiB) await vol.write(at, image.subarray(at, at + MiB));
-  await vol.sync({ label: 'image' });
-  for (let pass = 0; pass < 4; pass++) for (let at = 0; at < size; at += MiB) await vol.write(at, Buffer.alloc(MiB, pass + 1));
-  await vol.close();
+  const { dir, archive, image } = await archivedImage(48 * MiB, 8 * MiB, 20261204);
+  const size = image.length;
 
   const store = new CountingStore(openStore({ archive }));
   const past = await Volume.open(dir, { store, readOnly: true, archiveCacheBytes: 0, cacheBytes: 0 });

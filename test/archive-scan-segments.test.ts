@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { archiveKey } from '../src/archive/archive-object';
 import { openStore } from '../src/archive/open-store';
 import { rangeResult } from '../src/index/version-index';
 import { Volume } from '../src/volume/volume';
 import { whiteBox } from '../src/volume/white-box';
+import { archivedImage } from './helpers/archived-image';
 import { CountingStore } from './helpers/counting-store';
-import { Rng } from './helpers/rng';
-import { tmpDir } from './helpers/tmp';
 
 const MiB = 1024 * 1024;
 /** archive-reader.ts: archived objects are fetched by scans in aligned chunks of this size. */
@@ -22,17 +20,8 @@ const ARCHIVE_CHUNK_BYTES = MiB;
  * part of a scan of the image and says so: only the scan's very first read is isolated.
  */
 test('archive: a scan of an archived image goes by chunks from the first read in every segment\'s object, and its read-ahead crosses into the next object', async () => {
-  const root = tmpDir();
-  const dir = path.join(root, 'vol');
-  const archive = path.join(root, 'archive');
-  await Volume.create(dir, { sizeBytes: 8 * MiB, blockSizeBytes: 4096, segmentSizeBytes: 2 * MiB, archive });
-  const image = new Rng(20261203).bytes(8 * MiB);
-  const vol = await Volume.open(dir);
-  for (let at = 0; at < image.length; at += MiB) await vol.write(at, image.subarray(at, at + MiB));
-  await vol.sync({ label: 'image' });
   // Written over four times: the image's segments leave the working set and live in the archive only.
-  for (let pass = 0; pass < 4; pass++) for (let at = 0; at < image.length; at += MiB) await vol.write(at, Buffer.alloc(MiB, pass + 1));
-  await vol.close();
+  const { dir, archive, image } = await archivedImage(8 * MiB, 2 * MiB, 20261203);
 
   const store = new CountingStore(openStore({ archive }));
   const past = await Volume.open(dir, { store, readOnly: true, archiveCacheBytes: 0, cacheBytes: 0 });
