@@ -90,12 +90,8 @@ export class ScanChunks {
   view(id: number, position: number, length: number, scratch: Buffer): { buf: Buffer; offset: number } | undefined {
     if (!this.chunks.size) return undefined;
     const [first, last] = this.span(position, length);
-    const within = (i: number, from: number, to: number): Chunk | undefined => {
-      const c = this.chunks.get(id * CHUNKS_PER_SEGMENT + i);
-      return c && c.length >= to - i * this.chunkBytes && from >= i * this.chunkBytes ? c : undefined;
-    };
     if (first === last) {
-      const c = within(first, position, position + length);
+      const c = this.within(id, first, position, position + length);
       if (!c) return undefined;
       c.usedTick = ++this.tick;
       c.reached = true;
@@ -105,7 +101,7 @@ export class ScanChunks {
     for (let i = first; i <= last; i++) {
       const from = Math.max(position, i * this.chunkBytes);
       const to = Math.min(position + length, (i + 1) * this.chunkBytes);
-      if (!within(i, from, to)) return undefined;
+      if (!this.within(id, i, from, to)) return undefined;
     }
     for (let i = first; i <= last; i++) {
       const c = this.chunks.get(id * CHUNKS_PER_SEGMENT + i)!;
@@ -151,6 +147,12 @@ export class ScanChunks {
   /** Buffers in use or kept (each chunkBytes long). */
   get bufferCount(): number {
     return this.buffers;
+  }
+
+  /** Chunk i of segment id, if it holds [from, to) (loaded, and not short of `to`). */
+  private within(id: number, i: number, from: number, to: number): Chunk | undefined {
+    const c = this.chunks.get(id * CHUNKS_PER_SEGMENT + i);
+    return c && c.length >= to - i * this.chunkBytes && from >= i * this.chunkBytes ? c : undefined;
   }
 
   private span(position: number, length: number): [number, number] {

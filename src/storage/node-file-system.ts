@@ -73,13 +73,14 @@ class NodeFileHandle implements FileHandle {
     // Counted as background work: a close meanwhile keeps the descriptor open until it ends, so
     // a recycled segment's number cannot be reused under this read.
     this.background++;
-    return this.readAsyncSteps(buf, bufOffset, length, position).finally(this.backgroundDone);
+    return this.readAsyncSteps(this.readFd, buf, bufOffset, length, position).finally(this.backgroundDone);
   }
-  private readAsyncSteps(buf: Buffer, bufOffset: number, length: number, position: number): Promise<number> {
+  /** Reads on the threadpool until `length` bytes or the end of the file (direct reads end short only there). */
+  private readAsyncSteps(fd: number, buf: Buffer, bufOffset: number, length: number, position: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const step = (done: number) => {
         if (done === length) return resolve(done);
-        fs.read(this.readFd, buf, bufOffset + done, length - done, position + done, (err, n) => (err ? reject(ioError('read', this.path, err)) : n === 0 ? resolve(done) : step(done + n)));
+        fs.read(fd, buf, bufOffset + done, length - done, position + done, (err, n) => (err ? reject(ioError('read', this.path, err)) : n === 0 ? resolve(done) : step(done + n)));
       };
       step(0);
     });
@@ -102,16 +103,8 @@ class NodeFileHandle implements FileHandle {
       }
     }
     if (this.directReadFd < 0) return undefined;
-    const fd = this.directReadFd;
     this.background++;
-    return new Promise<number>((resolve, reject) => {
-      // Direct reads end short only at the end of the file, so `done` stays aligned.
-      const step = (done: number) => {
-        if (done === length) return resolve(done);
-        fs.read(fd, buf, done, length - done, position + done, (err, n) => (err ? reject(ioError('read', this.path, err)) : n === 0 ? resolve(done) : step(done + n)));
-      };
-      step(0);
-    }).finally(this.backgroundDone);
+    return this.readAsyncSteps(this.directReadFd, buf, 0, length, position).finally(this.backgroundDone);
   }
   syncAsync(): Promise<void> {
     return new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(ioError('fdatasync', this.path, err)) : resolve())));

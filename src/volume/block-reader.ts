@@ -50,8 +50,6 @@ export class BlockReader {
   /** The image (seqLimit) a scan was last sent ahead in, and from which block it is due again. */
   private archiveAheadImage = -1;
   private archiveAheadFrom = -1;
-  /** Set by readPrimary: whether its request is part of a scan (read in the same tick by readNow). */
-  private scanning = false;
   /** Set by locate(): where a block's bytes are in primary storage. */
   private locSeg = 0;
   private locOff = 0;
@@ -99,10 +97,7 @@ export class BlockReader {
       if (!later.length) throw err;
       return settled(later).then(() => Promise.reject(err));
     }
-    if (archived.length) {
-      later.push(this.readArchived(archived, firstBlock, out, outOffset));
-      if (this.scanning) this.archiveAhead(firstBlock + count, seqLimit);
-    }
+    if (archived.length) later.push(this.readArchived(archived, firstBlock, out, outOffset));
     return later.length ? settled(later) : undefined;
   }
 
@@ -124,7 +119,6 @@ export class BlockReader {
     // A scan bypasses the cache: it would only evict what random readers need, and the kernel
     // and our read-ahead serve it anyway.
     const scan = this.scans.note(firstBlock, count, seqLimit);
-    this.scanning = scan;
     const cache = scan ? undefined : this.cache;
     const archived: number[] = [];
     let runStart = -1;
@@ -156,6 +150,7 @@ export class BlockReader {
       if (runStart < 0) runStart = i;
     }
     flush(count);
+    if (scan && archived.length) this.archiveAhead(firstBlock + count, seqLimit);
     return archived;
   }
 
