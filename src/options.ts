@@ -72,6 +72,8 @@ export const DEFAULTS = {
    */
   s3MultipartThresholdBytes: 128 * 1024 * 1024,
   s3PartSizeBytes: 16 * 1024 * 1024,
+  /** An encrypted object is sealed into a buffer the S3 store keeps between puts, handed back after this long without one. */
+  gatherBufferIdleReleaseMs: 30_000,
   /** Parts of one object in flight at once. */
   s3PartConcurrency: 4,
   /** Tries per S3 request (retryable failures only), with full-jitter backoff between them. */

@@ -5,7 +5,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { archiveKeyFromSecret, createKeyFile, readKeyFile } from '../src/archive/archive-key';
 import { BackingStore } from '../src/archive/backing-store';
-import { encodeHeader, objectKey } from '../src/archive/encrypted-object';
+import { encodeHeader, objectKey, sealStream } from '../src/archive/encrypted-object';
 import { EncryptedStore } from '../src/archive/encrypted-store';
 import { MemoryStore } from '../src/archive/memory-store';
 import { archiveSettings, openStore } from '../src/archive/open-store';
@@ -304,6 +304,11 @@ test(`encryption: objects sealed here and by Node's Cipher per the spec open eac
     const cut = rng.int(length + 1);
     await reopen(inner).put(name, [plain.subarray(0, cut), plain.subarray(cut)]);
     assert.ok(referenceOpen(name, inner.objects.get(name)!).equals(plain), `sealed here, ${length} bytes cut at ${cut}`);
+    // Sealed whole into a buffer of the store's own (as the S3 store gathers an object).
+    const whole = sealStream(name, key.secret, key.keyId, [plain.subarray(0, cut), plain.subarray(cut)]);
+    const out = Buffer.alloc(whole.totalBytes, 0xee);
+    whole.into(out);
+    assert.ok(referenceOpen(name, out).equals(plain), `sealed into one buffer, ${length} bytes cut at ${cut}`);
   }
 });
 

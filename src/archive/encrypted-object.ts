@@ -66,13 +66,27 @@ const CHUNKS_PER_PART = 16;
 
 /**
  * Seals an object lazily: the header, then its chunks (ciphertext and tag each), a few at a time
- * as they are taken, so a store writing as it takes them overlaps sealing with its I/O.
+ * as they are taken, so a store writing as it takes them overlaps sealing with its I/O. A store
+ * that needs the whole object at once has it sealed straight into its own buffer (`into`).
+ * Either is used once.
  */
-export function sealStream(objectName: string, secret: Buffer, keyId: string, parts: Buffer[]): { header: Buffer; totalBytes: number; parts: Iterable<Buffer> } {
+export function sealStream(objectName: string, secret: Buffer, keyId: string, parts: Buffer[]): { header: Buffer; totalBytes: number; parts: Iterable<Buffer>; into(out: Buffer): void } {
   const plainLength = parts.reduce((n, p) => n + p.length, 0);
   const salt = randomBytes(E.saltBytes);
   const header = encodeHeader(plainLength, keyId, salt);
-  return { header, totalBytes: storedLength(plainLength), parts: sealedParts(objectName, objectKey(secret, salt), header, plainLength, parts) };
+  const key = objectKey(secret, salt);
+  const totalBytes = storedLength(plainLength);
+  return {
+    header,
+    totalBytes,
+    parts: sealedParts(objectName, key, header, plainLength, parts),
+    into: (out: Buffer) => {
+      if (out.length !== totalBytes) throw new Error(`internal: sealing ${totalBytes} bytes into ${out.length}`);
+      header.copy(out, 0);
+      const count = chunkCount(plainLength);
+      sealChunks(key, new ChunkParams(objectName, header, count), new PartReader(parts), 0, count, plainLength, out.subarray(header.length));
+    },
+  };
 }
 
 function* sealedParts(objectName: string, key: Buffer, header: Buffer, plainLength: number, parts: Buffer[]): Generator<Buffer> {
@@ -84,17 +98,20 @@ function* sealedParts(objectName: string, key: Buffer, header: Buffer, plainLeng
   const scratch = Buffer.allocUnsafe(Math.min(CHUNKS_PER_PART * STORED_CHUNK_BYTES, storedLength(plainLength) - header.length));
   for (let first = 0; first < count; first += CHUNKS_PER_PART) {
     const n = Math.min(CHUNKS_PER_PART, count - first);
-    const plainBytes = Math.min(n * E.chunkPlainBytes, plainLength - first * E.chunkPlainBytes);
-    const out = scratch.subarray(0, plainBytes + n * E.tagBytes);
-    let at = 0;
-    for (let i = first; i < first + n; i++) {
-      const src = plain.take(Math.min(E.chunkPlainBytes, plainLength - i * E.chunkPlainBytes));
-      const p = params.at(i);
-      sealChunk(key, p.nonce, p.aad, src, out.subarray(at, at + src.length + E.tagBytes));
-      at += src.length + E.tagBytes;
-    }
-    yield out;
+    yield scratch.subarray(0, sealChunks(key, params, plain, first, n, plainLength, scratch));
   }
+}
+
+/** Seals chunks first … first+n-1, taking their plaintext from `plain`, back to back into `out`; returns the bytes written. */
+function sealChunks(key: Buffer, params: ChunkParams, plain: PartReader, first: number, n: number, plainLength: number, out: Buffer): number {
+  let at = 0;
+  for (let i = first; i < first + n; i++) {
+    const src = plain.take(Math.min(E.chunkPlainBytes, plainLength - i * E.chunkPlainBytes));
+    const p = params.at(i);
+    sealChunk(key, p.nonce, p.aad, src, out.subarray(at, at + src.length + E.tagBytes));
+    at += src.length + E.tagBytes;
+  }
+  return at;
 }
 
 /** Takes consecutive ranges of a list of parts: a view where a range lies in one part, else a gathered copy. */

@@ -4,6 +4,7 @@ import { ChronoError } from '../errors';
 import { crc32c } from '../format/crc';
 import { DEFAULTS } from '../options';
 import { BackingStore, PutData, putParts } from './backing-store';
+import { GatherBuffer } from './gather-buffer';
 import { multipartPut } from './s3-multipart';
 import { RetryPolicy, describeError, unavailable, withRetries } from './s3-retry';
 
@@ -44,6 +45,7 @@ export class S3Store implements BackingStore {
   private readonly partSizeBytes: number;
   private readonly partConcurrency: number;
   private readonly listPageKeys?: number;
+  private readonly gather = new GatherBuffer(DEFAULTS.gatherBufferIdleReleaseMs);
 
   constructor(o: S3StoreOptions) {
     this.bucket = o.bucket;
@@ -98,7 +100,16 @@ export class S3Store implements BackingStore {
   }
 
   async put(key: string, data: PutData): Promise<void> {
-    const parts = putParts(data);
+    // A stream (sealing) is gathered whole: its CRC32C goes in the metadata, ahead of the body.
+    const gathered = Buffer.isBuffer(data) || Array.isArray(data) ? undefined : this.gather.fill(data);
+    try {
+      await this.putParts(key, gathered ? slices(gathered, BODY_PIECE_BYTES) : putParts(data));
+    } finally {
+      if (gathered) this.gather.give(gathered);
+    }
+  }
+
+  private async putParts(key: string, parts: Buffer[]): Promise<void> {
     const total = parts.reduce((n, p) => n + p.length, 0);
     let crc = 0;
     for (const p of parts) crc = crc32c(p, crc);
@@ -249,8 +260,21 @@ export class S3Store implements BackingStore {
   }
 
   destroy(): void {
+    this.gather.release();
     this.client.destroy();
   }
+}
+
+/**
+ * A body handed to the SDK as one large Buffer went up slower than the same bytes as a stream of
+ * 4 MiB pieces (an encrypted 64 MiB segment: 250-270 ms against 220 on the local Ceph).
+ */
+const BODY_PIECE_BYTES = 4 * 1024 * 1024;
+
+function slices(buf: Buffer, pieceBytes: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < buf.length; at += pieceBytes) out.push(buf.subarray(at, Math.min(buf.length, at + pieceBytes)));
+  return out.length ? out : [buf];
 }
 
 function missing(key: string): ChronoError {

@@ -24,6 +24,8 @@ export function writeFileDurable(fs: FileSystem, path: string, parts: Buffer | B
 export interface PartStream {
   readonly totalBytes: number;
   readonly parts: Iterable<Buffer>;
+  /** Optional, instead of taking `parts`: writes them all back to back into `out` (totalBytes long). */
+  into?(out: Buffer): void;
 }
 
 /**
