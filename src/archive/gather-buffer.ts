@@ -30,20 +30,31 @@ export class GatherBuffer {
     } else {
       buf = Buffer.allocUnsafeSlow(total);
     }
-    if (stream.into) {
-      stream.into(buf);
-      return buf;
+    try {
+      if (stream.into) stream.into(buf);
+      else {
+        let at = 0;
+        for (const p of stream.parts) at += p.copy(buf, at);
+        if (at !== total) throw new Error(`internal: a part stream of ${total} bytes gave ${at}`);
+      }
+    } catch (err) {
+      this.give(buf, false);
+      throw err;
     }
-    let at = 0;
-    for (const p of stream.parts) at += p.copy(buf, at);
-    if (at !== total) throw new Error(`internal: a part stream of ${total} bytes gave ${at}`);
     return buf;
   }
 
-  /** The buffer from fill() is no longer used (the put has settled, whatever its outcome). */
-  give(buf: Buffer): void {
-    if (this.kept && buf.buffer === this.kept.buffer) this.inUse = false;
-    else if (!this.inUse && buf.length <= KEPT_MAX_BYTES && (!this.kept || buf.length > this.kept.length)) this.kept = buf;
+  /**
+   * The buffer from fill() is no longer used. `ok`: its put succeeded. A failed one's request
+   * may still be sending from it (a body piped on after an early error answer, a part upload
+   * after another part failed), so it is never used again: the next put gets fresh memory.
+   */
+  give(buf: Buffer, ok: boolean): void {
+    const isKept = this.kept !== undefined && buf.buffer === this.kept.buffer;
+    if (isKept) {
+      this.inUse = false;
+      if (!ok) this.kept = undefined;
+    } else if (ok && !this.inUse && buf.length <= KEPT_MAX_BYTES && (!this.kept || buf.length > this.kept.length)) this.kept = buf;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.release(), this.idleReleaseMs);
     this.timer.unref();

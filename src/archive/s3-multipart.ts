@@ -42,8 +42,9 @@ export async function multipartPut(m: MultipartPut): Promise<string | undefined>
   const etags: string[] = new Array(count);
   try {
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < count) {
+      while (next < count && !failed) {
         const i = next++;
         const start = i * m.partSizeBytes;
         const Body = sliceParts(m.parts, start, Math.min(m.totalBytes, start + m.partSizeBytes));
@@ -53,7 +54,15 @@ export async function multipartPut(m: MultipartPut): Promise<string | undefined>
         etags[i] = res.ETag!;
       }
     };
-    await Promise.all(Array.from({ length: Math.min(m.concurrency, count) }, worker));
+    // On a failed part the others stop taking parts, and every upload still running ends before
+    // the abort: none goes on sending from the caller's buffers once this has returned.
+    const workers = Array.from({ length: Math.min(m.concurrency, count) }, () => worker().catch((err) => {
+      failed = true;
+      throw err;
+    }));
+    const results = await Promise.allSettled(workers);
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
     const MultipartUpload = { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) };
     let triedBefore = false;
     const res = await m.retry('CompleteMultipartUpload', async () => {

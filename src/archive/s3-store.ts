@@ -102,10 +102,12 @@ export class S3Store implements BackingStore {
   async put(key: string, data: PutData): Promise<void> {
     // A stream (sealing) is gathered whole: its CRC32C goes in the metadata, ahead of the body.
     const gathered = Buffer.isBuffer(data) || Array.isArray(data) ? undefined : this.gather.fill(data);
+    let ok = false;
     try {
       await this.putParts(key, gathered ? slices(gathered, BODY_PIECE_BYTES) : putParts(data));
+      ok = true;
     } finally {
-      if (gathered) this.gather.give(gathered);
+      if (gathered) this.gather.give(gathered, ok);
     }
   }
 
@@ -118,8 +120,9 @@ export class S3Store implements BackingStore {
     const Key = this.objectKey(key);
     let etag: string | undefined;
     if (total < this.thresholdBytes) {
-      // Parts are streamed as they lie, never gathered: a 64 MiB copy cost the upload 5-10% of
-      // its time (more on a busy machine). A new stream per try: the same bytes, idempotent.
+      // Parts are streamed as they lie (only a sealing stream was gathered, into the kept
+      // buffer): a fresh 64 MiB copy cost the upload 5-10% of its time. A new stream per try:
+      // the same bytes, idempotent.
       const body = () => (parts.length === 1 ? parts[0] : Readable.from(parts, { objectMode: false }));
       const res = await this.retry(`PutObject ${key}`, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body(), ContentLength: total, Metadata })));
       etag = res.ETag;
