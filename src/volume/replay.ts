@@ -27,12 +27,18 @@ export function replay(core: Core, manifest: ManifestBody | undefined): ReplayRe
   const ids = SegmentSet.listIds(fs, dir.segmentsDir); // may be cut short by a torn seal below
   const covered = manifest?.covered ?? { segment: ids[0] ?? 1, offset: 0 };
   const report: ReplayReport = { replayedRecords: 0, tornTailCutBytes: 0, segments: ids.length };
+  let scratch = Buffer.alloc(0);
   const sourceOf = (h: FileHandle): ByteSource => ({
     size: h.size(),
     read: (p, l) => {
       const b = Buffer.allocUnsafe(l);
       const n = h.read(b, 0, l, p);
       return n === l ? b : b.subarray(0, n);
+    },
+    readTransient: (p, l) => {
+      if (scratch.length < l) scratch = Buffer.allocUnsafe(l);
+      const n = h.read(scratch, 0, l, p);
+      return scratch.subarray(0, n);
     },
   });
   const scanOpts = (id: number) => ({ blockSizeBytes: sb.blockSizeBytes, volumeId: sb.volumeId, segmentId: id });
