@@ -31,6 +31,11 @@ export const DEFAULTS = {
   /** Memtable versions before a checkpoint is forced between seals. */
   memtableMaxVersions: 1 << 20,
   blockCacheBytes: 64 * 1024 * 1024,
+  /**
+   * Segment summaries (segment/segment-summary.ts) kept in memory at most, over all segments: 48
+   * bytes a record, so 64 MiB covers 1.4 million records (about 170 GiB of 128 KiB writes).
+   */
+  segmentSummaryBytes: 64 * 1024 * 1024,
   /** A scan's read-ahead is read straight from the disk in pieces this large (one request each)... */
   scanChunkBytes: 4 * 1024 * 1024,
   /** ...into at most this much memory, handed back after a quiet spell (segment/scan-chunks.ts). */

@@ -6,6 +6,7 @@ import { DEFAULTS } from '../options';
 import { FileHandle, FileSystem } from '../storage/file-system';
 import { ByteSource } from './segment-scanner';
 import { BufferPool } from './buffer-pool';
+import { SegmentSummaries } from './segment-summary';
 import { ScanChunks } from './scan-chunks';
 import { SegmentWriter, SegmentWriterState } from './segment-writer';
 
@@ -37,6 +38,8 @@ export class SegmentSet {
 
   /** Shared by every segment this set writes, so a new segment starts with warm buffers. */
   private readonly buffers: BufferPool;
+  /** What each segment written here holds, so turnover need not read its headers back (segment-summary.ts). */
+  readonly summaries = new SegmentSummaries(DEFAULTS.segmentSummaryBytes);
   /** Scans' read-ahead, held in memory of our own (see ScanChunks). */
   private readonly scanChunks = new ScanChunks(DEFAULTS.scanChunkBytes, Math.floor(DEFAULTS.scanReadAheadBufferBytes / DEFAULTS.scanChunkBytes));
 
@@ -73,6 +76,8 @@ export class SegmentSet {
     const header = encodeSegmentHeader({ flags: SegmentFlags.syncPoints, volumeId: this.opts.volumeId, segmentId: id, firstSeq, createdMs: Date.now() });
     this.current = SegmentWriter.start(h, header, id, firstSeq, this.opts.segmentSizeBytes, this.buffers, this.fs.syncDirAsync(this.dir));
     this.currentFirstSeq = firstSeq;
+    this.summaries.start(id);
+    this.current.onAppend = (offset, r) => this.summaries.note(id, offset, r);
   }
 
   resumeCurrent(state: SegmentWriterState): void {
@@ -93,6 +98,7 @@ export class SegmentSet {
     const writer = this.current;
     writer.seal();
     const id = writer.id;
+    this.summaries.seal(id);
     // Leave the map before the handle closes: from then on reads go to a plain read handle.
     const durable = writer.sync().then(() => {
       this.sealing.delete(id);
@@ -242,6 +248,7 @@ export class SegmentSet {
     this.readers.get(id)?.close();
     this.readers.delete(id);
     this.scanChunks.drop(id);
+    this.summaries.drop(id);
     this.fs.remove(this.pathOf(id));
     this.fs.syncDir(this.dir);
     this.sealed.splice(i, 1);

@@ -46,6 +46,8 @@ export class SegmentWriter {
    * written again with what follows. Writes are in order, so the later copy always wins.
    */
   private readonly align: number;
+  /** Hears of every record appended, at its offset (the set's segment summary). */
+  onAppend?: (offset: number, h: RecordHeader) => void;
   /** Bytes at the front of the buffer that are on their way to the file already (that page). */
   private written = 0;
 
@@ -124,6 +126,7 @@ export class SegmentWriter {
     const offset = this.state.end;
     this.state.end += len;
     this.state.recordCount++;
+    this.onAppend?.(offset, h);
     if (h.type !== RecordType.SEAL) this.state.lastSeq = Math.max(this.state.lastSeq, h.seq);
     return offset;
   }

@@ -1,7 +1,7 @@
 import { ChronoError } from '../errors';
 import { RecordType } from '../format/constants';
 import { HEADER_BYTES, RecordHeader, unitBytes } from '../format/record';
-import { scanSegment } from '../segment/segment-scanner';
+import { ScannedRecord, scanSegment } from '../segment/segment-scanner';
 import { Core } from './core';
 import { LIVE_SEQ } from './events';
 
@@ -148,12 +148,10 @@ async function detach(core: Core, segment: number): Promise<void> {
 
 /** Copies the blocks of `segment` that are still live into the current segment. */
 export function copyForward(core: Core, segment: number): void {
-  const scan = scanSegment(core.segments.source(segment), { blockSizeBytes: core.sb.blockSizeBytes, volumeId: core.sb.volumeId, verifyData: false, segmentId: segment });
-  if (!scan.sealed) {
-    throw new ChronoError('CORRUPT_LOG', `segment ${segment} is damaged (${scan.corruptReason ?? 'not sealed'}); its live blocks cannot be copied forward`, { segment });
-  }
   const unit = unitBytes(core.sb.blockSizeBytes);
-  for (const { offset, header: h } of scan.records) {
+  // The records as written here (no disk reads), else read back header by header.
+  const records = core.segments.summaries.records(segment, unit) ?? scannedRecords(core, segment);
+  for (const { offset, header: h } of records) {
     const data = h.type === RecordType.WRITE || h.type === RecordType.COPY;
     if (!data && h.type !== RecordType.ZERO && h.type !== RecordType.TRIM && h.type !== RecordType.COPY_ZERO) continue;
     let runStart = -1;
@@ -171,6 +169,14 @@ export function copyForward(core: Core, segment: number): void {
     }
     flush(h.blockCount);
   }
+}
+
+function scannedRecords(core: Core, segment: number): ScannedRecord[] {
+  const scan = scanSegment(core.segments.source(segment), { blockSizeBytes: core.sb.blockSizeBytes, volumeId: core.sb.volumeId, verifyData: false, segmentId: segment });
+  if (!scan.sealed) {
+    throw new ChronoError('CORRUPT_LOG', `segment ${segment} is damaged (${scan.corruptReason ?? 'not sealed'}); its live blocks cannot be copied forward`, { segment });
+  }
+  return scan.records;
 }
 
 function copyRun(core: Core, segment: number, recordOffset: number, h: RecordHeader, first: number, count: number, data: boolean, unit: number): void {
