@@ -98,13 +98,14 @@ export class SegmentSet {
     const writer = this.current;
     writer.seal();
     const id = writer.id;
-    this.summaries.seal(id);
+    this.summaries.seal(id, writer.snapshot.recordCount);
     // Leave the map before the handle closes: from then on reads go to a plain read handle.
     const durable = writer.sync().then(() => {
       this.sealing.delete(id);
       return writer.close();
     }, (err) => {
       this.sealing.delete(id);
+      this.summaries.drop(id); // not on disk as summarised: never copied forward from
       this.failure ??= err; // reported by every later syncAll: that segment may not be on disk
       throw err;
     });

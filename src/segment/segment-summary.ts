@@ -12,6 +12,8 @@ const SUMMARISED = new Set<number>([RecordType.WRITE, RecordType.ZERO, RecordTyp
 interface Summary {
   rows: Float64Array;
   count: number;
+  /** Every record noted, of any type: checked against the segment's own count at its seal. */
+  total: number;
   sealed: boolean;
 }
 
@@ -38,14 +40,16 @@ export class SegmentSummaries {
   start(id: number): void {
     this.drop(id);
     if (this.bytes + 64 * BYTES_PER_RECORD > this.maxBytes) return;
-    this.bySegment.set(id, { rows: new Float64Array(64 * FIELDS), count: 0, sealed: false });
+    this.bySegment.set(id, { rows: new Float64Array(64 * FIELDS), count: 0, total: 0, sealed: false });
     this.bytes += 64 * BYTES_PER_RECORD;
   }
 
   /** A record was appended to `id` at `offset`. */
   note(id: number, offset: number, h: RecordHeader): void {
     const s = this.bySegment.get(id);
-    if (!s || !SUMMARISED.has(h.type)) return;
+    if (!s) return;
+    s.total++;
+    if (!SUMMARISED.has(h.type)) return;
     if (s.count * FIELDS === s.rows.length) {
       const grownBytes = s.rows.length * 8;
       if (this.bytes + grownBytes > this.maxBytes) return this.drop(id); // incomplete from here: never handed out
@@ -63,10 +67,15 @@ export class SegmentSummaries {
     s.rows[at + 5] = h.firstBlock;
   }
 
-  /** Its SEAL is appended: the summary is whole. */
-  seal(id: number): void {
+  /**
+   * Its SEAL is appended: the summary is whole, if it heard of as many records as the segment
+   * counts (the SEAL's own recordCount, the SEAL included); otherwise it is dropped.
+   */
+  seal(id: number, recordCount: number): void {
     const s = this.bySegment.get(id);
-    if (s) s.sealed = true;
+    if (!s) return;
+    if (s.total === recordCount) s.sealed = true;
+    else this.drop(id);
   }
 
   /** The records of a sealed segment whose summary saw all of them; undefined: scan it. */

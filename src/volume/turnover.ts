@@ -150,7 +150,34 @@ async function detach(core: Core, segment: number): Promise<void> {
 export function copyForward(core: Core, segment: number): void {
   const unit = unitBytes(core.sb.blockSizeBytes);
   // The records as written here (no disk reads), else read back header by header.
-  const records = core.segments.summaries.records(segment, unit) ?? scannedRecords(core, segment);
+  const summary = core.segments.summaries.records(segment, unit);
+  if (summary) {
+    try {
+      return copyRecords(core, segment, summary, unit, true);
+    } catch (err) {
+      if (!(err instanceof SummaryMismatch)) throw err;
+      // Never seen: a summary is noted by the very append that writes the record. Should it
+      // ever disagree, the file decides (blocks copied already are no longer live here).
+      core.log.error({ segment, block: err.block }, 'segment summary disagrees with the index; reading the segment\'s record headers instead');
+      core.segments.summaries.drop(segment);
+    }
+  }
+  copyRecords(core, segment, scannedRecords(core, segment), unit, false);
+}
+
+/** A summary names a version the index places elsewhere in the same segment. */
+class SummaryMismatch extends Error {
+  constructor(readonly block: number) {
+    super(`segment summary disagrees with the index at block ${block}`);
+  }
+}
+
+/**
+ * Copies the live blocks of `records` (all of `segment`'s). `fromSummary`: each live version
+ * must sit exactly where its record says (its unit, or 0 for a zero version), or nothing is
+ * trusted (SummaryMismatch): a wrong row must never copy another block's bytes, CRCs and all.
+ */
+function copyRecords(core: Core, segment: number, records: ScannedRecord[], unit: number, fromSummary: boolean): void {
   for (const { offset, header: h } of records) {
     const data = h.type === RecordType.WRITE || h.type === RecordType.COPY;
     if (!data && h.type !== RecordType.ZERO && h.type !== RecordType.TRIM && h.type !== RecordType.COPY_ZERO) continue;
@@ -163,7 +190,9 @@ export function copyForward(core: Core, segment: number): void {
     for (let i = 0; i < h.blockCount; i++) {
       const block = h.firstBlock + i;
       const v = core.index.floor(block, LIVE_SEQ);
-      const live = v !== undefined && v.seq === h.seq && core.index.where(block, v).segment === segment;
+      const at = v !== undefined && v.seq === h.seq ? core.index.where(block, v) : undefined;
+      const live = at !== undefined && at.segment === segment;
+      if (live && fromSummary && at.offset !== (data ? offset + HEADER_BYTES + i * unit : 0)) throw new SummaryMismatch(block);
       if (live && runStart < 0) runStart = i;
       if (!live) flush(i);
     }

@@ -71,7 +71,13 @@ export async function verifyVolume(core: Core, progress?: Progress): Promise<Ver
     }
   };
 
+  /** Segments recycled out of primary (once archived) while the archive was being listed above. */
+  const recycledSince: number[] = [];
   for (const id of primary) {
+    if (!core.segments.has(id)) {
+      recycledSince.push(id);
+      continue;
+    }
     try {
       const scan = scanSegment(core.segments.source(id), { blockSizeBytes: sb.blockSizeBytes, volumeId: sb.volumeId, verifyData: true, segmentId: id });
       const isCurrent = id === core.segments.current.id;
@@ -94,6 +100,8 @@ export async function verifyVolume(core: Core, progress?: Progress): Promise<Ver
     progress?.(++done, total);
   }
 
+  // Recycling only follows archiving, so those are in the archive now: checked there instead.
+  for (const id of recycledSince) if (!archived.includes(id) && !catalog.isDeleted(id)) archived.push(id);
   const present = new Set([...archived, ...deleted]);
   for (const id of archived) {
     try {
